@@ -1,0 +1,65 @@
+// Building blocks for element-wise ops (internal to engine/): map a float function over one or two
+// broadcast operands into a new contiguous tensor.
+#pragma once
+#include "engine/strided.hpp"
+#include "engine/tensor.hpp"
+
+namespace quench::detail {
+
+// out[i] = f(a[i]) over float32 `a` (any strides); out is contiguous.
+template <class F>
+Tensor map_unary(const Tensor& a, const char* op, F f) {
+  check_dtype(a, kFloat32, op, "input");
+  Tensor out = Tensor::empty(a.sizes(), kFloat32);
+  const Shape& so = out.strides();
+  const Shape& sa = a.strides();
+  float* po = out.data_ptr<float>();
+  const float* pa = a.data_ptr<float>();
+  for_each_row<2>(a.sizes(), {&so, &sa},
+                  [&](const std::array<int64_t, 2>& off, int64_t n, const std::array<int64_t, 2>& st) {
+                    float* o = po + off[0];
+                    const float* x = pa + off[1];
+                    if (st[1] == 1) {
+                      for (int64_t i = 0; i < n; ++i) o[i] = f(x[i]);
+                    } else {
+                      for (int64_t i = 0; i < n; ++i) o[i] = f(x[i * st[1]]);
+                    }
+                  });
+  return out;
+}
+
+// out[i] = f(a[i], b[i]) with a and b broadcast to a common shape; both float32.
+template <class F>
+Tensor map_binary(const Tensor& a_in, const Tensor& b_in, const char* op, F f) {
+  check_dtype(a_in, kFloat32, op, "first input");
+  check_dtype(b_in, kFloat32, op, "second input");
+  Shape shape = broadcast_shapes(a_in.sizes(), b_in.sizes(), op);
+  Tensor a = a_in.expand(shape), b = b_in.expand(shape);
+  Tensor out = Tensor::empty(shape, kFloat32);
+  const Shape& so = out.strides();
+  const Shape& sa = a.strides();
+  const Shape& sb = b.strides();
+  float* po = out.data_ptr<float>();
+  const float* pa = a.data_ptr<float>();
+  const float* pb = b.data_ptr<float>();
+  for_each_row<3>(shape, {&so, &sa, &sb},
+                  [&](const std::array<int64_t, 3>& off, int64_t n, const std::array<int64_t, 3>& st) {
+                    float* o = po + off[0];
+                    const float* x = pa + off[1];
+                    const float* y = pb + off[2];
+                    if (st[1] == 1 && st[2] == 1) {
+                      for (int64_t i = 0; i < n; ++i) o[i] = f(x[i], y[i]);
+                    } else if (st[1] == 1 && st[2] == 0) {
+                      const float yv = *y;
+                      for (int64_t i = 0; i < n; ++i) o[i] = f(x[i], yv);
+                    } else if (st[1] == 0 && st[2] == 1) {
+                      const float xv = *x;
+                      for (int64_t i = 0; i < n; ++i) o[i] = f(xv, y[i]);
+                    } else {
+                      for (int64_t i = 0; i < n; ++i) o[i] = f(x[i * st[1]], y[i * st[2]]);
+                    }
+                  });
+  return out;
+}
+
+}  // namespace quench::detail

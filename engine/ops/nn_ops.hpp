@@ -1,0 +1,38 @@
+// Neural-network functions (torch.nn.functional): normalization, softmax, losses, dropout, lookup.
+#pragma once
+#include <string>
+
+#include "engine/generator.hpp"
+#include "engine/tensor.hpp"
+
+namespace quench {
+
+Tensor softmax(const Tensor& x, int64_t dim);
+Tensor log_softmax(const Tensor& x, int64_t dim);
+// Normalizes over the trailing dims given by normalized_shape; weight and bias (that shape) optional.
+Tensor layer_norm(const Tensor& x, const Shape& normalized_shape, const Tensor& weight = Tensor(),
+                  const Tensor& bias = Tensor(), double eps = 1e-5);
+// Rows of weight [num, dim] picked by int32 indices of any shape -> [..., dim].
+Tensor embedding(const Tensor& weight, const Tensor& indices);
+// Gathers along `dim` with int32 indices (1-D).
+Tensor index_select(const Tensor& x, int64_t dim, const Tensor& indices);
+
+enum class Reduction { none, mean, sum, batchmean };
+
+// logits [N, C] (or [N, C, d...]), target int32 [N] (or [N, d...]). Fused log-softmax; targets equal to
+// ignore_index contribute nothing and are excluded from the mean; label_smoothing as PyTorch.
+Tensor cross_entropy(const Tensor& logits, const Tensor& target, int64_t ignore_index = -100,
+                     double label_smoothing = 0.0, Reduction reduction = Reduction::mean);
+Tensor mse_loss(const Tensor& input, const Tensor& target, Reduction reduction = Reduction::mean);
+Tensor l1_loss(const Tensor& input, const Tensor& target, Reduction reduction = Reduction::mean);
+// PyTorch kl_div: input holds log-probabilities; target probabilities (or log-probabilities when
+// log_target). Pointwise target * (log target - input), then reduced. Default reduction is mean
+// (PyTorch's default), batchmean divides the sum by the batch size (the true KL).
+Tensor kl_div(const Tensor& input, const Tensor& target, Reduction reduction = Reduction::mean,
+              bool log_target = false);
+
+// Zeroes elements with probability p and scales the rest by 1/(1-p) when training; identity otherwise.
+Tensor dropout(const Tensor& x, double p, bool training, Generator& gen);
+Tensor dropout(const Tensor& x, double p, bool training);
+
+}  // namespace quench

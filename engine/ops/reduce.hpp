@@ -1,0 +1,26 @@
+// Reductions over dims (negative dims count from the end; an empty dim list means all dims).
+#pragma once
+#include <vector>
+
+#include "engine/tensor.hpp"
+
+namespace quench {
+
+Tensor sum(const Tensor& x, const std::vector<int64_t>& dims = {}, bool keepdim = false);
+Tensor mean(const Tensor& x, const std::vector<int64_t>& dims = {}, bool keepdim = false);
+// Variance with Bessel's correction by default (correction = 1), as torch.var.
+Tensor var(const Tensor& x, const std::vector<int64_t>& dims = {}, int64_t correction = 1,
+           bool keepdim = false);
+// Max / min over one dim. The gradient goes to the first maximal (minimal) element.
+Tensor max(const Tensor& x, int64_t dim, bool keepdim = false);
+Tensor min(const Tensor& x, int64_t dim, bool keepdim = false);
+Tensor max(const Tensor& x);  // over all elements, 0-dim result
+Tensor min(const Tensor& x);
+// Index (int32) of the first maximal element along dim. No gradient.
+Tensor argmax(const Tensor& x, int64_t dim, bool keepdim = false);
+Tensor argmin(const Tensor& x, int64_t dim, bool keepdim = false);
+
+// Sums `grad` down to `shape` over broadcast dims: the one helper every broadcasting backward uses.
+Tensor sum_to(const Tensor& grad, const Shape& shape);
+
+}  // namespace quench

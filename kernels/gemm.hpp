@@ -1,0 +1,21 @@
+// fp32 GEMM, row-major: C[M,N] = alpha * op(A)[M,K] * op(B)[K,N] + beta * C.
+//
+// op(X) is X or X^T. lda, ldb, ldc are row strides in elements of the matrices as stored (A is [M,K]
+// when !trans_a, [K,M] when trans_a; B likewise). Training uses three layouts per Linear:
+// forward Y = X W^T (NT), dX = dY W (NN), dW = dY^T X (TN). beta == 0 never reads C (it may hold NaN).
+// Multithreaded over blocks of C; each element of C is computed by one thread in a fixed order, so
+// results do not depend on the thread count.
+#pragma once
+#include <cstdint>
+
+namespace quench::kernels {
+
+void sgemm(bool trans_a, bool trans_b, int64_t M, int64_t N, int64_t K, float alpha, const float* A,
+           int64_t lda, const float* B, int64_t ldb, float beta, float* C, int64_t ldc);
+
+// Plain triple loop with float accumulation in k order; the twin every fast path is tested against.
+void sgemm_ref(bool trans_a, bool trans_b, int64_t M, int64_t N, int64_t K, float alpha,
+               const float* A, int64_t lda, const float* B, int64_t ldb, float beta, float* C,
+               int64_t ldc);
+
+}  // namespace quench::kernels

@@ -1,0 +1,29 @@
+#!/usr/bin/env bash
+# Installs the Debian packages quench needs, only those missing. Safe to run any number of times.
+set -euo pipefail
+
+packages=(
+  build-essential clang lld meson ninja-build pkg-config cmake
+  doctest-dev libbenchmark-dev libdnnl-dev libstb-dev zlib1g-dev nlohmann-json3-dev libcli11-dev
+  libclang-rt-14-dev
+  dataset-fashion-mnist
+  python3-torch python3-numpy libopenblas0-openmp
+)
+
+missing=()
+for p in "${packages[@]}"; do
+  if ! dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q "install ok installed"; then
+    missing+=("$p")
+  fi
+done
+
+if [ ${#missing[@]} -eq 0 ]; then
+  exit 0
+fi
+
+echo "setup: installing ${missing[*]}"
+sudo_cmd=()
+if [ "$(id -u)" -ne 0 ]; then sudo_cmd=(sudo); fi
+export DEBIAN_FRONTEND=noninteractive
+"${sudo_cmd[@]}" apt-get update -q
+"${sudo_cmd[@]}" apt-get install -y -q --no-install-recommends "${missing[@]}"
