@@ -89,3 +89,18 @@ TEST_CASE("tensor: printing shows values, shape and dtype") {
   CHECK(s.find("shape=[1, 2]") != std::string::npos);
   CHECK(s.find("dtype=float32") != std::string::npos);
 }
+
+#include "kernels/isa.hpp"
+
+TEST_CASE("isa: the active level never exceeds the CPU's and can be forced lower") {
+  using namespace quench::kernels;
+  Isa cpu = cpu_isa();
+  CHECK(static_cast<int>(active_isa()) <= static_cast<int>(cpu));
+  Isa before = active_isa();
+  CHECK(set_isa(Isa::ref) == Isa::ref);
+  CHECK(active_isa() == Isa::ref);
+  CHECK(set_isa(Isa::avx512_vnni) == cpu);
+  set_isa(before);
+  CHECK(parse_isa("avx2") == Isa::avx2);
+  CHECK_THROWS_AS(parse_isa("sse9"), std::invalid_argument);
+}
