@@ -1,0 +1,1 @@
+#include "nn/data/image_folder.hpp"
