@@ -329,4 +329,8 @@ TEST_CASE("safetensors: strict state-dict check names every missing, unexpected 
   std::map<std::string, Tensor> good = {{"a", zeros({2, 3})}, {"b", zeros({4})}, {"c", zeros({1})},
                                         {"e", zeros({2}, kInt8)}, {"g", zeros({5})}};
   CHECK_NOTHROW(check_state_dict(expected, good, "x"));
+  // Expected shapes can come from tensors, e.g. a model's own state dict.
+  CHECK_NOTHROW(check_state_dict(good, good, "x"));
+  std::map<std::string, Tensor> model = {{"a", zeros({2, 3})}, {"h", zeros({1})}};
+  CHECK_THROWS_WITH_AS(check_state_dict(model, good, "ckpt"), doctest::Contains("missing keys (1): h"), Error);
 }

@@ -449,4 +449,11 @@ void check_state_dict(const std::map<std::string, TensorSpec>& expected,
               list("unexpected keys", unexpected) + list("wrong shape or dtype", wrong));
 }
 
+void check_state_dict(const std::map<std::string, Tensor>& expected,
+                      const std::map<std::string, Tensor>& found, const std::string& source) {
+  std::map<std::string, TensorSpec> specs;
+  for (const auto& [name, t] : expected) specs.emplace(name, TensorSpec{t.sizes(), t.dtype()});
+  check_state_dict(specs, found, source);
+}
+
 }  // namespace quench::nn

@@ -63,5 +63,8 @@ struct TensorSpec {
 // (e.g. the file path) starts the message. Returns normally when everything matches.
 void check_state_dict(const std::map<std::string, TensorSpec>& expected,
                       const std::map<std::string, Tensor>& found, const std::string& source);
+// The same with the expected shapes and dtypes taken from tensors (e.g. a model's own state dict).
+void check_state_dict(const std::map<std::string, Tensor>& expected,
+                      const std::map<std::string, Tensor>& found, const std::string& source);
 
 }  // namespace quench::nn
