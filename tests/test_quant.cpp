@@ -129,3 +129,62 @@ TEST_CASE("quant: histogram observer clips an outlier when that lowers the L2 er
   small.observe(x.narrow(0, 0, 1000));
   CHECK(small.optimal_range().second > 99.f);
 }
+
+#include "nn/io/safetensors.hpp"
+
+namespace {
+quench::nn::SafeTensorsFile quant_golden() {
+  return quench::nn::load_safetensors(std::string(QUENCH_SOURCE_DIR) + "/tests/golden/quant_golden.safetensors");
+}
+}  // namespace
+
+TEST_CASE("quant: fake quantization matches PyTorch bit for bit (golden)") {
+  auto g = quant_golden();
+  using quench::testing::max_abs_diff;
+  for (const char* p : {"pt", "pc"}) {
+    std::string k = p;
+    QuantSpec spec = k == "pt" ? QuantSpec::uint8_affine_per_tensor() : QuantSpec::int8_symmetric_per_channel(0);
+    Tensor x = g.at(k + ".x").clone().requires_grad_();
+    Tensor y = fake_quantize(x, g.at(k + ".scale"), g.at(k + ".zero_point"), spec);
+    CHECK(max_abs_diff(y, g.at(k + ".y")) == 0.0);
+    y.backward(g.at(k + ".g"));
+    CHECK(max_abs_diff(x.grad(), g.at(k + ".dx")) == 0.0);
+  }
+}
+
+TEST_CASE("quant: LSQ forward and gradients match PyTorch's learnable fake quantize (golden)") {
+  auto g = quant_golden();
+  using quench::testing::max_abs_diff;
+  Tensor x = g.at("lsq.x").clone().requires_grad_();
+  Tensor s = g.at("lsq.scale").reshape({}).clone().requires_grad_();
+  Tensor y = fake_quantize_learnable(x, s, g.at("lsq.zero_point").reshape({}), QuantSpec::uint8_affine_per_tensor(),
+                                     g.at("lsq.grad_factor").item<double>());
+  CHECK(max_abs_diff(y, g.at("lsq.y")) == 0.0);
+  y.backward(g.at("lsq.g"));
+  CHECK(max_abs_diff(x.grad(), g.at("lsq.dx")) == 0.0);
+  CHECK(s.grad().item<double>() == doctest::Approx(g.at("lsq.dscale").item<double>()).epsilon(1e-5));
+}
+
+TEST_CASE("quant: observers match PyTorch's qparams (golden)") {
+  auto g = quant_golden();
+  MinMaxObserver mm(QuantSpec::uint8_affine_per_tensor());
+  MovingAverageMinMaxObserver ma(QuantSpec::uint8_affine_per_tensor());
+  MinMaxObserver pc(QuantSpec::int8_symmetric_per_channel(0));
+  for (int i = 0; i < 3; ++i) {
+    Tensor b = g.at("obs.batch" + std::to_string(i));
+    mm.observe(b);
+    ma.observe(b);
+    pc.observe(b);
+  }
+  std::pair<const char*, Observer*> obs[] = {{"minmax", &mm}, {"movavg", &ma}, {"perchannel", &pc}};
+  for (auto& entry : obs) {
+    Observer* o = entry.second;
+    std::string k = std::string("obs.") + entry.first;
+    INFO(k);
+    CHECK(quench::testing::max_abs_diff(o->min_val(), g.at(k + ".min_val").reshape(o->min_val().sizes())) == 0.0);
+    CHECK(quench::testing::max_abs_diff(o->max_val(), g.at(k + ".max_val").reshape(o->max_val().sizes())) == 0.0);
+    QParams p = o->calculate_qparams();
+    CHECK(quench::testing::max_abs_diff(p.scale, g.at(k + ".scale").reshape(p.scale.sizes())) == 0.0);
+    CHECK(p.zero_point.to_vector<int32_t>() == g.at(k + ".zero_point").to_vector<int32_t>());
+  }
+}
