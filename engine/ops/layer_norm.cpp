@@ -62,15 +62,16 @@ struct LayerNormFn : Function<LayerNormFn> {
         const double rs = 1.0 / std::sqrt(v / static_cast<double>(N) + eps);
         pm[r] = static_cast<float>(mu);
         pr[r] = static_cast<float>(rs);
-        const float scale = static_cast<float>(rs), shift = static_cast<float>(-rs * mu);
+        // (x - mean) * rstd rather than x * rstd - mean * rstd: no cancellation, constant rows give 0.
+        const float m = static_cast<float>(mu), a = static_cast<float>(rs);
         if (pw && pb) {
-          for (int64_t j = 0; j < N; ++j) yr[j] = (xr[j] * scale + shift) * pw[j] + pb[j];
+          for (int64_t j = 0; j < N; ++j) yr[j] = (xr[j] - m) * a * pw[j] + pb[j];
         } else if (pw) {
-          for (int64_t j = 0; j < N; ++j) yr[j] = (xr[j] * scale + shift) * pw[j];
+          for (int64_t j = 0; j < N; ++j) yr[j] = (xr[j] - m) * a * pw[j];
         } else if (pb) {
-          for (int64_t j = 0; j < N; ++j) yr[j] = (xr[j] * scale + shift) + pb[j];
+          for (int64_t j = 0; j < N; ++j) yr[j] = (xr[j] - m) * a + pb[j];
         } else {
-          for (int64_t j = 0; j < N; ++j) yr[j] = xr[j] * scale + shift;
+          for (int64_t j = 0; j < N; ++j) yr[j] = (xr[j] - m) * a;
         }
       }
     });

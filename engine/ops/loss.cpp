@@ -38,12 +38,19 @@ struct KlDiv {
   static float d_input(float, float t) { return -t; }
   static float d_target(float x, float t) { return t == 0.f ? 0.f : std::log(t) + 1.f - x; }
 };
-// x = log q, t = log p: l = exp(t) * (t - x)
+// x = log q, t = log p: l = exp(t) * (t - x), 0 where p = exp(t) == 0 (PyTorch gives 0 * -inf = NaN
+// for t = -inf; a zero probability contributes nothing, as in the non-log form)
 struct KlDivLogTarget {
   static constexpr const char* name = "kl_div";
-  static double loss(float x, float t) { return std::exp(static_cast<double>(t)) * (static_cast<double>(t) - x); }
+  static double loss(float x, float t) {
+    const double p = std::exp(static_cast<double>(t));
+    return p == 0.0 ? 0.0 : p * (static_cast<double>(t) - x);
+  }
   static float d_input(float, float t) { return -std::exp(t); }
-  static float d_target(float x, float t) { return std::exp(t) * (t - x + 1.f); }
+  static float d_target(float x, float t) {
+    const float p = std::exp(t);
+    return p == 0.f ? 0.f : p * (t - x + 1.f);
+  }
 };
 
 // The divisor a reduction applies to the summed loss (none and sum: 1).

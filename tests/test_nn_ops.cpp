@@ -1,0 +1,464 @@
+// softmax, log_softmax, layer_norm, embedding, index_select, cross_entropy, mse/l1/kl_div, dropout.
+#include <doctest/doctest.h>
+
+#include <cmath>
+#include <functional>
+#include <limits>
+
+#include "engine/ops.hpp"
+#include "kernels/parallel.hpp"
+#include "tests/gradcheck.hpp"
+
+using namespace quench;
+using quench::testing::gradcheck;
+using quench::testing::max_abs_diff;
+using TL = std::vector<Tensor>;
+
+namespace {
+
+// Runs f with 1 and then 2 threads and checks every returned tensor is bit-identical.
+template <class F>
+void check_thread_invariant(F f) {
+  const int prev = get_num_threads();
+  set_num_threads(1);
+  TL a = f();
+  set_num_threads(2);
+  TL b = f();
+  set_num_threads(prev);
+  REQUIRE(a.size() == b.size());
+  for (size_t i = 0; i < a.size(); ++i) {
+    CAPTURE(i);
+    CHECK(a[i].sizes() == b[i].sizes());
+    CHECK(a[i].to_vector<float>() == b[i].to_vector<float>());
+  }
+}
+
+// Output and input gradients of f(inputs) for the upstream gradient g.
+TL forward_backward(const std::function<Tensor(const TL&)>& f, TL inputs, const Tensor& g) {
+  for (Tensor& x : inputs) x = x.detach().clone().requires_grad_(true);
+  Tensor y = f(inputs);
+  y.backward(g);
+  TL out{y.detach()};
+  for (const Tensor& x : inputs) out.push_back(x.grad());
+  return out;
+}
+
+}  // namespace
+
+// ---------------------------------------------------------------------------------------------
+// softmax / log_softmax
+
+TEST_CASE("softmax: known values, rows sum to one, stable for large logits") {
+  Tensor y = softmax(tensor({1.f, 2.f, 3.f}), 0);
+  const double s = std::exp(1.0) + std::exp(2.0) + std::exp(3.0);
+  for (int i = 0; i < 3; ++i) CHECK(y.at({i}) == doctest::Approx(std::exp(i + 1.0) / s).epsilon(1e-6));
+  Tensor big = tensor({1000.f, 1001.f, 1002.f});
+  CHECK(max_abs_diff(softmax(big, 0), y) < 1e-6);
+  CHECK(max_abs_diff(log_softmax(big, 0), log_softmax(tensor({1.f, 2.f, 3.f}), 0)) < 1e-5);
+  Generator gen(1);
+  Tensor x = randn({3, 4, 5}, gen);
+  for (int64_t d : {0, 1, 2, -1}) {
+    CAPTURE(d);
+    Tensor p = softmax(x, d);
+    Tensor rows = sum(p, {d});
+    for (double v : rows.to_vector<double>()) CHECK(v == doctest::Approx(1.0).epsilon(1e-6));
+    // log_softmax == log(softmax), element by element.
+    std::vector<double> lp = log_softmax(x, d).to_vector<double>(), pv = p.to_vector<double>();
+    for (size_t i = 0; i < lp.size(); ++i) CHECK(lp[i] == doctest::Approx(std::log(pv[i])).epsilon(1e-5));
+  }
+  // The middle dim against an explicit loop.
+  Tensor p1 = softmax(x, 1);
+  double den = 0.0;
+  for (int j = 0; j < 4; ++j) den += std::exp(x.at({2, j, 3}));
+  CHECK(p1.at({2, 1, 3}) == doctest::Approx(std::exp(x.at({2, 1, 3})) / den).epsilon(1e-6));
+  // Tensor methods and non-contiguous input.
+  CHECK(max_abs_diff(x.softmax(-1), softmax(x, 2)) == 0.0);
+  CHECK(max_abs_diff(x.log_softmax(0), log_softmax(x, 0)) == 0.0);
+  Tensor xt = x.transpose(0, 2);
+  CHECK(max_abs_diff(softmax(xt, 1), softmax(xt.contiguous(), 1)) == 0.0);
+}
+
+TEST_CASE("softmax and log_softmax: gradcheck over every dim") {
+  Generator gen(2);
+  Tensor x = randn({2, 3, 4}, gen);
+  for (int64_t d : {0, 1, 2}) {
+    CAPTURE(d);
+    CHECK(gradcheck([d](const TL& in) { return softmax(in[0], d); }, {x}));
+    CHECK(gradcheck([d](const TL& in) { return log_softmax(in[0], d); }, {x}));
+  }
+  CHECK(gradcheck([](const TL& in) { return in[0].transpose(0, 1).softmax(-1); }, {x}));
+}
+
+TEST_CASE("softmax: errors name the op") {
+  CHECK_THROWS_WITH_AS(softmax(zeros({2, 3}), 2), doctest::Contains("softmax: dimension 2 is out of range"), Error);
+  CHECK_THROWS_WITH_AS(log_softmax(zeros({2}, kInt32), 0),
+                       doctest::Contains("log_softmax: expected float32 for input, got int32"), Error);
+}
+
+TEST_CASE("softmax: 1 and 2 threads give bit-identical results") {
+  Generator gen(3);
+  Tensor x = randn({400, 50}, gen), g = randn({400, 50}, gen);
+  Tensor x3 = randn({4, 50, 100}, gen), g3 = randn({4, 50, 100}, gen);
+  check_thread_invariant([&] {
+    TL a = forward_backward([](const TL& in) { return softmax(in[0], 1); }, {x}, g);
+    TL b = forward_backward([](const TL& in) { return log_softmax(in[0], -1); }, {x}, g);
+    TL c = forward_backward([](const TL& in) { return softmax(in[0], 1); }, {x3}, g3);
+    return TL{a[0], a[1], b[0], b[1], c[0], c[1]};
+  });
+}
+
+// ---------------------------------------------------------------------------------------------
+// layer_norm
+
+TEST_CASE("layer_norm: normalizes rows, applies weight and bias") {
+  Generator gen(4);
+  Tensor x = randn({5, 8}, gen) * 3.0 + 2.0;
+  Tensor y = layer_norm(x, {8});
+  for (int r = 0; r < 5; ++r) {
+    double m = 0, v = 0;
+    for (int j = 0; j < 8; ++j) m += y.at({r, j});
+    m /= 8;
+    for (int j = 0; j < 8; ++j) v += (y.at({r, j}) - m) * (y.at({r, j}) - m);
+    CHECK(std::abs(m) < 1e-6);
+    CHECK(v / 8 == doctest::Approx(1.0).epsilon(1e-4));  // eps = 1e-5 against variance ~9
+  }
+  // Explicit formula for one element with weight and bias.
+  Tensor w = randn({8}, gen), b = randn({8}, gen);
+  Tensor z = layer_norm(x, {8}, w, b, 1e-3);
+  double m = 0, v = 0;
+  for (int j = 0; j < 8; ++j) m += x.at({2, j});
+  m /= 8;
+  for (int j = 0; j < 8; ++j) v += (x.at({2, j}) - m) * (x.at({2, j}) - m);
+  const double want = (x.at({2, 5}) - m) / std::sqrt(v / 8 + 1e-3) * w.at({5}) + b.at({5});
+  CHECK(z.at({2, 5}) == doctest::Approx(want).epsilon(1e-5));
+  // Two trailing dims normalize together: same as flattening them.
+  Tensor x3 = randn({2, 3, 4}, gen);
+  CHECK(max_abs_diff(layer_norm(x3, {3, 4}), layer_norm(x3.reshape({2, 12}), {12}).reshape({2, 3, 4})) < 1e-6);
+  // A constant row gives zeros (variance 0, eps keeps it finite).
+  CHECK(max_abs_diff(layer_norm(full({2, 4}, 7.0), {4}), zeros({2, 4})) == 0.0);
+}
+
+TEST_CASE("layer_norm: gradcheck with and without weight and bias") {
+  Generator gen(5);
+  Tensor x = randn({3, 6}, gen), w = randn({6}, gen), b = randn({6}, gen);
+  CHECK(gradcheck([](const TL& in) { return layer_norm(in[0], {6}, in[1], in[2]); }, {x, w, b}));
+  CHECK(gradcheck([](const TL& in) { return layer_norm(in[0], {6}); }, {x}));
+  CHECK(gradcheck([](const TL& in) { return layer_norm(in[0], {6}, in[1]); }, {x, w}));
+  CHECK(gradcheck([](const TL& in) { return layer_norm(in[0], {6}, Tensor(), in[1]); }, {x, b}));
+  CHECK(gradcheck([](const TL& in) { return layer_norm(in[0], {2, 3}, in[1], in[2], 1e-2); },
+                  {randn({2, 2, 2, 3}, gen), randn({2, 3}, gen), randn({2, 3}, gen)}));
+}
+
+TEST_CASE("layer_norm: shape errors") {
+  CHECK_THROWS_WITH_AS(layer_norm(zeros({2, 5}), {4}),
+                       "layer_norm: normalized_shape [4] must be non-empty and equal the trailing dims of "
+                       "the input of shape [2, 5]",
+                       Error);
+  CHECK_THROWS_WITH_AS(layer_norm(zeros({2, 4}), {4}, zeros({5})),
+                       "layer_norm: weight of shape [5] does not match normalized_shape [4]", Error);
+  CHECK_THROWS_WITH_AS(layer_norm(zeros({2, 4}), {4}, zeros({4}), zeros({2, 2})),
+                       "layer_norm: bias of shape [2, 2] does not match normalized_shape [4]", Error);
+}
+
+TEST_CASE("layer_norm: 1 and 2 threads give bit-identical results") {
+  Generator gen(6);
+  Tensor x = randn({300, 128}, gen), w = randn({128}, gen), b = randn({128}, gen), g = randn({300, 128}, gen);
+  check_thread_invariant([&] {
+    return forward_backward([](const TL& in) { return layer_norm(in[0], {128}, in[1], in[2]); }, {x, w, b}, g);
+  });
+}
+
+// ---------------------------------------------------------------------------------------------
+// embedding / index_select
+
+TEST_CASE("embedding: picks rows, gradients of repeated indices add up") {
+  Tensor w = arange(12).reshape({4, 3});
+  Tensor idx = tensor({2, 0, 2, 3}, {2, 2});
+  Tensor y = embedding(w, idx);
+  CHECK(y.sizes() == Shape{2, 2, 3});
+  CHECK(y.to_vector<float>() == std::vector<float>{6, 7, 8, 0, 1, 2, 6, 7, 8, 9, 10, 11});
+  Tensor wl = w.clone().requires_grad_();
+  embedding(wl, idx).sum().backward();
+  CHECK(wl.grad().to_vector<float>() == std::vector<float>{1, 1, 1, 0, 0, 0, 2, 2, 2, 1, 1, 1});
+  Generator gen(7);
+  CHECK(gradcheck([idx](const TL& in) { return embedding(in[0], idx); }, {randn({4, 3}, gen)}));
+  CHECK(gradcheck([](const TL& in) { return embedding(in[0], tensor({1, 1, 0}, {3})); }, {randn({2, 5}, gen)}));
+}
+
+TEST_CASE("embedding: errors") {
+  CHECK_THROWS_WITH_AS(embedding(zeros({4, 3}), tensor({0, 4})),
+                       "embedding: index 4 at position 1 is out of range for a weight of shape [4, 3] "
+                       "(expected 0 <= index < 4)",
+                       Error);
+  CHECK_THROWS_WITH_AS(embedding(zeros({4, 3}), tensor({-1})), doctest::Contains("index -1 at position 0"), Error);
+  CHECK_THROWS_WITH_AS(embedding(zeros({4, 3}), zeros({2})),
+                       doctest::Contains("embedding: expected int32 for indices, got float32"), Error);
+  CHECK_THROWS_WITH_AS(embedding(zeros({12}), tensor({0})),
+                       doctest::Contains("expected a 2-D weight [num_embeddings, dim], got shape [12]"), Error);
+}
+
+TEST_CASE("index_select: along every dim, gradcheck with repeats") {
+  Tensor x = arange(24).reshape({2, 3, 4});
+  Tensor y = index_select(x, 1, tensor({2, 0, 2}));
+  CHECK(y.sizes() == Shape{2, 3, 4});
+  CHECK(y.at({1, 0, 3}) == x.at({1, 2, 3}));
+  CHECK(y.at({0, 1, 2}) == x.at({0, 0, 2}));
+  Tensor z = index_select(x, -1, tensor({3}));
+  CHECK(z.sizes() == Shape{2, 3, 1});
+  CHECK(z.at({1, 2, 0}) == 23.0);
+  // Integer tensors gather too.
+  CHECK(index_select(tensor({5, 6, 7}), 0, tensor({2, 2, 0})).to_vector<int32_t>() == std::vector<int32_t>{7, 7, 5});
+  Generator gen(8);
+  Tensor idx = tensor({1, 1, 0, 2});
+  for (int64_t d : {0, 1, 2}) {
+    CAPTURE(d);
+    CHECK(gradcheck([d, idx](const TL& in) { return index_select(in[0], d, idx); }, {randn({3, 3, 3}, gen)}));
+  }
+  CHECK_THROWS_WITH_AS(index_select(x, 0, tensor({2})),
+                       "index_select: index 2 at position 0 is out of range for dim 0 of an input of shape "
+                       "[2, 3, 4] (expected 0 <= index < 2)",
+                       Error);
+  CHECK_THROWS_WITH_AS(index_select(x, 0, tensor({0, 1}, {1, 2})),
+                       "index_select: expected 1-D indices, got shape [1, 2]", Error);
+}
+
+TEST_CASE("embedding and index_select: 1 and 2 threads give bit-identical gradients") {
+  Generator gen(9);
+  Tensor w = randn({50, 256}, gen);
+  Tensor idx = randint(0, 50, {1000}, gen), g = randn({1000, 256}, gen);
+  Tensor x = randn({8, 40, 30}, gen), idx2 = randint(0, 40, {100}, gen), g2 = randn({8, 100, 30}, gen);
+  check_thread_invariant([&] {
+    TL a = forward_backward([&](const TL& in) { return embedding(in[0], idx); }, {w}, g);
+    TL b = forward_backward([&](const TL& in) { return index_select(in[0], 1, idx2); }, {x}, g2);
+    return TL{a[0], a[1], b[0], b[1]};
+  });
+}
+
+// ---------------------------------------------------------------------------------------------
+// cross_entropy
+
+namespace {
+// Reference: per-sample smoothed NLL in double for logits [N, C], 0 for ignored samples.
+std::vector<double> ce_reference(const Tensor& x, const std::vector<int>& t, int ignore, double ls) {
+  const int64_t N = x.size(0), C = x.size(1);
+  std::vector<double> out(N, 0.0);
+  for (int64_t n = 0; n < N; ++n) {
+    if (t[n] == ignore) continue;
+    double m = -1e300, s = 0.0, sum_lp = 0.0;
+    for (int64_t c = 0; c < C; ++c) m = std::max(m, x.at({n, c}));
+    for (int64_t c = 0; c < C; ++c) s += std::exp(x.at({n, c}) - m);
+    const double lse = m + std::log(s);
+    for (int64_t c = 0; c < C; ++c) sum_lp += x.at({n, c}) - lse;
+    out[n] = (1 - ls) * (lse - x.at({n, t[n]})) - ls / C * sum_lp;
+  }
+  return out;
+}
+}  // namespace
+
+TEST_CASE("cross_entropy: reductions, ignore_index and label smoothing against a reference") {
+  Generator gen(10);
+  Tensor x = randn({6, 5}, gen) * 2.0;
+  std::vector<int> t = {1, 4, -100, 0, 2, -100};
+  Tensor tt = tensor(std::vector<int32_t>(t.begin(), t.end()));
+  for (double ls : {0.0, 0.25}) {
+    CAPTURE(ls);
+    std::vector<double> ref = ce_reference(x, t, -100, ls);
+    double total = 0;
+    for (double v : ref) total += v;
+    Tensor none = cross_entropy(x, tt, -100, ls, Reduction::none);
+    for (int n = 0; n < 6; ++n) CHECK(none.at({n}) == doctest::Approx(ref[n]).epsilon(1e-5));
+    CHECK(none.at({2}) == 0.0);
+    CHECK(cross_entropy(x, tt, -100, ls, Reduction::sum).item<double>() == doctest::Approx(total).epsilon(1e-5));
+    // The mean divides by the 4 samples not ignored (both terms, as PyTorch 1.13).
+    CHECK(cross_entropy(x, tt, -100, ls).item<double>() == doctest::Approx(total / 4).epsilon(1e-5));
+  }
+  // A different ignore_index: -100 is then an invalid class.
+  Tensor t2 = tensor({1, 4, 3, 0, 2, 3});
+  std::vector<double> ref = ce_reference(x, {1, 4, 3, 0, 2, 3}, 3, 0.0);
+  CHECK(cross_entropy(x, t2, 3).item<double>() == doctest::Approx((ref[0] + ref[1] + ref[3] + ref[4]) / 4).epsilon(1e-5));
+  // Everything ignored: the mean is 0/0 = NaN (as PyTorch), sum is 0, gradient is 0.
+  Tensor all_ignored = tensor({-100, -100});
+  CHECK(std::isnan(cross_entropy(randn({2, 3}, gen), all_ignored).item<float>()));
+  Tensor xl = randn({2, 3}, gen).requires_grad_();
+  Tensor s = cross_entropy(xl, all_ignored, -100, 0.1, Reduction::sum);
+  CHECK(s.item<float>() == 0.f);
+  s.backward();
+  CHECK(max_abs_diff(xl.grad(), zeros({2, 3})) == 0.0);
+}
+
+TEST_CASE("cross_entropy: [N, C, d...] logits equal the [N*d, C] layout") {
+  Generator gen(11);
+  Tensor x = randn({2, 4, 3}, gen);
+  Tensor t = tensor({0, 3, 1, 2, 2, -100}, {2, 3});
+  Tensor flat_x = x.permute({0, 2, 1}).reshape({6, 4});
+  Tensor flat_t = t.reshape({6});
+  Tensor a = cross_entropy(x, t, -100, 0.1, Reduction::none);
+  CHECK(a.sizes() == Shape{2, 3});
+  CHECK(max_abs_diff(a.reshape({6}), cross_entropy(flat_x, flat_t, -100, 0.1, Reduction::none)) < 1e-6);
+  CHECK(std::abs(cross_entropy(x, t).item<double>() - cross_entropy(flat_x, flat_t).item<double>()) < 1e-6);
+  // Unbatched: logits [C], target 0-dim.
+  Tensor one = cross_entropy(tensor({1.f, 2.f, 3.f}), scalar_tensor(2, kInt32));
+  CHECK(one.item<double>() == doctest::Approx(std::log(std::exp(1.0) + std::exp(2.0) + std::exp(3.0)) - 3.0));
+}
+
+TEST_CASE("cross_entropy: gradcheck for every reduction, ignore_index and smoothing") {
+  Generator gen(12);
+  Tensor t = tensor({1, -100, 3, 0, 2});
+  for (Reduction r : {Reduction::none, Reduction::mean, Reduction::sum}) {
+    for (double ls : {0.0, 0.3}) {
+      CAPTURE(static_cast<int>(r));
+      CAPTURE(ls);
+      CHECK(gradcheck([&](const TL& in) { return cross_entropy(in[0], t, -100, ls, r); }, {randn({5, 4}, gen)}));
+    }
+  }
+  Tensor t3 = tensor({0, 2, 5, 1, 5, 0}, {2, 3});
+  CHECK(gradcheck([&](const TL& in) { return cross_entropy(in[0], t3, 5, 0.2, Reduction::none); },
+                  {randn({2, 3, 3}, gen)}));
+  CHECK(gradcheck([&](const TL& in) { return cross_entropy(in[0], t3, 5, 0.2); }, {randn({2, 3, 3}, gen)}));
+}
+
+TEST_CASE("cross_entropy: errors name the op and the shapes") {
+  CHECK_THROWS_WITH_AS(cross_entropy(zeros({4, 3}), tensor({0, 1, 2})),
+                       "cross_entropy: target of shape [3] does not match logits of shape [4, 3]; expected "
+                       "target shape [4]",
+                       Error);
+  CHECK_THROWS_WITH_AS(cross_entropy(zeros({2, 3}), tensor({0, 3})),
+                       "cross_entropy: target 3 at position 1 is out of range for 3 classes (logits of shape "
+                       "[2, 3]); expected 0 <= target < 3 or ignore_index -100",
+                       Error);
+  CHECK_THROWS_WITH_AS(cross_entropy(zeros({2, 3}), tensor({-1, 0})), doctest::Contains("target -1 at position 0"), Error);
+  CHECK_THROWS_WITH_AS(cross_entropy(zeros({2, 3}), zeros({2})),
+                       doctest::Contains("cross_entropy: expected int32 for target, got float32"), Error);
+  CHECK_THROWS_WITH_AS(cross_entropy(zeros({2, 3}), tensor({0, 1}), -100, 1.5),
+                       doctest::Contains("label_smoothing must be in [0, 1], got 1.5"), Error);
+  CHECK_THROWS_WITH_AS(cross_entropy(zeros({2, 3}), tensor({0, 1}), -100, 0.0, Reduction::batchmean),
+                       doctest::Contains("batchmean is not supported"), Error);
+}
+
+TEST_CASE("cross_entropy: 1 and 2 threads give bit-identical results") {
+  Generator gen(13);
+  Tensor x = randn({600, 30}, gen), t = randint(0, 30, {600}, gen), g = randn({600}, gen);
+  Tensor one = ones({});
+  check_thread_invariant([&] {
+    TL a = forward_backward([&](const TL& in) { return cross_entropy(in[0], t, 3, 0.1); }, {x}, one);
+    TL b = forward_backward([&](const TL& in) { return cross_entropy(in[0], t, -100, 0.0, Reduction::none); }, {x}, g);
+    return TL{a[0], a[1], b[0], b[1]};
+  });
+}
+
+// ---------------------------------------------------------------------------------------------
+// mse_loss, l1_loss, kl_div
+
+TEST_CASE("mse_loss and l1_loss: known values and reductions") {
+  Tensor a = tensor({1.f, 2.f, 3.f, 4.f}, {2, 2}), b = tensor({1.5f, 0.f, 3.f, 7.f}, {2, 2});
+  CHECK(mse_loss(a, b, Reduction::none).to_vector<float>() == std::vector<float>{0.25f, 4.f, 0.f, 9.f});
+  CHECK(mse_loss(a, b, Reduction::sum).item<float>() == 13.25f);
+  CHECK(mse_loss(a, b).item<float>() == doctest::Approx(13.25 / 4));
+  CHECK(l1_loss(a, b, Reduction::none).to_vector<float>() == std::vector<float>{0.5f, 2.f, 0.f, 3.f});
+  CHECK(l1_loss(a, b).item<float>() == doctest::Approx(5.5 / 4));
+  // l1 gradient: sign(a - b), 0 where equal.
+  Tensor al = a.clone().requires_grad_();
+  l1_loss(al, b, Reduction::sum).backward();
+  CHECK(al.grad().to_vector<float>() == std::vector<float>{-1.f, 1.f, 0.f, -1.f});
+  CHECK_THROWS_WITH_AS(mse_loss(zeros({2, 2}), zeros({4})),
+                       "mse_loss: input of shape [2, 2] and target of shape [4] must have the same shape", Error);
+  CHECK_THROWS_WITH_AS(l1_loss(zeros({2}), zeros({2}), Reduction::batchmean),
+                       doctest::Contains("l1_loss: reduction batchmean is only defined for kl_div"), Error);
+}
+
+TEST_CASE("mse_loss, l1_loss, kl_div: gradcheck in both inputs") {
+  Generator gen(14);
+  Tensor a = randn({3, 4}, gen), b = randn({3, 4}, gen);
+  for (Reduction r : {Reduction::none, Reduction::mean, Reduction::sum}) {
+    CAPTURE(static_cast<int>(r));
+    CHECK(gradcheck([r](const TL& in) { return mse_loss(in[0], in[1], r); }, {a, b}));
+    CHECK(gradcheck([r](const TL& in) { return l1_loss(in[0], in[1], r); }, {a, b}));
+  }
+  Tensor lq = log_softmax(randn({3, 4}, gen), 1), p = softmax(randn({3, 4}, gen), 1), lp = log_softmax(randn({3, 4}, gen), 1);
+  for (Reduction r : {Reduction::none, Reduction::mean, Reduction::sum, Reduction::batchmean}) {
+    CAPTURE(static_cast<int>(r));
+    CHECK(gradcheck([r](const TL& in) { return kl_div(in[0], in[1], r); }, {lq, p}));
+    CHECK(gradcheck([r](const TL& in) { return kl_div(in[0], in[1], r, true); }, {lq, lp}));
+  }
+}
+
+TEST_CASE("kl_div: the KL divergence, zeros in the target, log_target") {
+  Tensor p = tensor({0.5f, 0.5f, 0.f, 0.25f, 0.25f, 0.5f}, {2, 3});
+  Tensor q = tensor({0.25f, 0.25f, 0.5f, 0.5f, 0.25f, 0.25f}, {2, 3});
+  Tensor lq = q.to(kFloat32);
+  std::vector<float> qv = q.to_vector<float>(), pv = p.to_vector<float>();
+  std::vector<float> logq(6);
+  for (int i = 0; i < 6; ++i) logq[i] = std::log(qv[i]);
+  Tensor lqt = tensor(logq, {2, 3});
+  double kl = 0;
+  for (int i = 0; i < 6; ++i)
+    if (pv[i] > 0) kl += pv[i] * std::log(pv[i] / qv[i]);
+  CHECK(kl_div(lqt, p, Reduction::batchmean).item<double>() == doctest::Approx(kl / 2).epsilon(1e-6));
+  CHECK(kl_div(lqt, p, Reduction::sum).item<double>() == doctest::Approx(kl).epsilon(1e-6));
+  CHECK(kl_div(lqt, p).item<double>() == doctest::Approx(kl / 6).epsilon(1e-6));
+  Tensor none = kl_div(lqt, p, Reduction::none);
+  CHECK(none.at({0, 2}) == 0.0);  // target 0 contributes 0, not NaN
+  // log_target: the same with target log p (the zero becomes -inf, exp(-inf) = 0).
+  std::vector<float> logp(6);
+  for (int i = 0; i < 6; ++i) logp[i] = pv[i] > 0 ? std::log(pv[i]) : -std::numeric_limits<float>::infinity();
+  CHECK(kl_div(lqt, tensor(logp, {2, 3}), Reduction::sum, true).item<double>() == doctest::Approx(kl).epsilon(1e-6));
+  CHECK_THROWS_WITH_AS(kl_div(zeros({2, 3}), zeros({3, 2})), doctest::Contains("kl_div: input of shape [2, 3]"), Error);
+}
+
+TEST_CASE("pointwise losses: 1 and 2 threads give bit-identical sums") {
+  Generator gen(15);
+  Tensor a = randn({200, 100}, gen), b = randn({200, 100}, gen), one = ones({});
+  Tensor lq = log_softmax(a, 1), p = softmax(b, 1);
+  check_thread_invariant([&] {
+    TL m = forward_backward([](const TL& in) { return mse_loss(in[0], in[1]); }, {a, b}, one);
+    TL l = forward_backward([](const TL& in) { return l1_loss(in[0], in[1], Reduction::sum); }, {a, b}, one);
+    TL k = forward_backward([](const TL& in) { return kl_div(in[0], in[1], Reduction::batchmean); }, {lq, p}, one);
+    return TL{m[0], m[1], m[2], l[0], l[1], k[0], k[1], k[2]};
+  });
+}
+
+// ---------------------------------------------------------------------------------------------
+// dropout
+
+TEST_CASE("dropout: identity in eval or with p = 0, zeros with p = 1") {
+  Generator gen(16);
+  Tensor x = randn({4, 5}, gen);
+  CHECK(dropout(x, 0.5, false, gen).is_same(x));
+  CHECK(dropout(x, 0.0, true, gen).is_same(x));
+  Tensor xl = x.clone().requires_grad_();
+  Tensor y = dropout(xl, 1.0, true, gen);
+  CHECK(max_abs_diff(y, zeros({4, 5})) == 0.0);
+  y.sum().backward();
+  CHECK(max_abs_diff(xl.grad(), zeros({4, 5})) == 0.0);
+  CHECK_THROWS_WITH_AS(dropout(x, 1.5, true, gen),
+                       "dropout: probability p must be in [0, 1], got 1.5 (input of shape [4, 5])", Error);
+}
+
+TEST_CASE("dropout: seeded mask, scale 1/(1-p), drop rate close to p, gradcheck") {
+  const double p = 0.3;
+  Tensor x = ones({40000});
+  Generator g1(17), g2(17);
+  Tensor a = dropout(x, p, true, g1), b = dropout(x, p, true, g2);
+  CHECK(a.to_vector<float>() == b.to_vector<float>());  // same seed, same mask
+  CHECK(a.to_vector<float>() != dropout(x, p, true, g1).to_vector<float>());  // the generator advanced
+  int64_t zeros_n = 0;
+  const float scale = static_cast<float>(1.0 / (1.0 - p));
+  for (float v : a.to_vector<float>()) {
+    if (v == 0.f) ++zeros_n;
+    else CHECK(v == scale);
+  }
+  // 40000 Bernoulli(0.3): standard deviation of the rate 0.0023; 0.015 is > 6 sigma.
+  CHECK(std::abs(static_cast<double>(zeros_n) / 40000 - p) < 0.015);
+  // The gradient is the same mask and scale; a fresh generator per call keeps the mask fixed.
+  Generator gen(18);
+  CHECK(gradcheck([](const TL& in) { Generator g(19); return dropout(in[0], 0.4, true, g); }, {randn({3, 7}, gen)}));
+  // Threads: the mask comes from the generator alone.
+  Tensor big = randn({50000}, gen), gbig = randn({50000}, gen);
+  check_thread_invariant([&] {
+    Generator g(20);
+    Tensor xl = big.clone().requires_grad_();
+    Tensor y = dropout(xl, 0.2, true, g);
+    y.backward(gbig);
+    return TL{y.detach(), xl.grad()};
+  });
+}
