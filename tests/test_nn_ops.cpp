@@ -6,6 +6,7 @@
 #include <limits>
 
 #include "engine/ops.hpp"
+#include "engine/ops/row_math.hpp"
 #include "kernels/parallel.hpp"
 #include "tests/gradcheck.hpp"
 
@@ -461,4 +462,48 @@ TEST_CASE("dropout: seeded mask, scale 1/(1-p), drop rate close to p, gradcheck"
     y.backward(gbig);
     return TL{y.detach(), xl.grad()};
   });
+}
+
+// ---------------------------------------------------------------------------------------------
+// row primitives (engine/ops/row_math.hpp) against their plain counterparts
+
+TEST_CASE("row_math: exp_approx against std::exp, row_max and lane sums against plain loops") {
+  double worst = 0.0;
+  for (int i = 0; i <= 200000; ++i) {
+    const float x = -87.0f + 175.0f * static_cast<float>(i) / 200000.0f;  // [-87, 88]
+    const double ref = std::exp(static_cast<double>(x));
+    worst = std::max(worst, std::abs(detail::exp_approx(x) - ref) / ref);
+  }
+  CHECK(worst < 3e-7);
+  CHECK(detail::exp_approx(0.f) == 1.f);
+  CHECK(detail::exp_approx(-std::numeric_limits<float>::infinity()) == 0.f);
+  CHECK(detail::exp_approx(-200.f) == 0.f);
+  CHECK(std::isnan(detail::exp_approx(std::numeric_limits<float>::quiet_NaN())));
+  Generator gen(30);
+  for (int64_t n : {1, 3, 4, 7, 8, 9, 50, 129}) {
+    CAPTURE(n);
+    std::vector<float> a = randn({n}, gen).to_vector<float>(), b = randn({n}, gen).to_vector<float>();
+    float m = a[0];
+    double s = 0, d = 0;
+    for (int64_t j = 0; j < n; ++j) {
+      m = std::max(m, a[j]);
+      s += a[j];
+      d += static_cast<double>(a[j]) * b[j];
+    }
+    CHECK(detail::row_max(a.data(), n) == m);
+    CHECK(detail::row_sum(a.data(), n) == doctest::Approx(s).epsilon(1e-12));
+    CHECK(detail::row_dot(a.data(), b.data(), n) == doctest::Approx(d).epsilon(1e-12));
+  }
+}
+
+TEST_CASE("softmax: a strided dim gives the same bits as the last dim of a contiguous copy") {
+  Generator gen(31);
+  Tensor x = randn({3, 7, 5}, gen);
+  Tensor a = softmax(x, 1);
+  Tensor b = softmax(x.transpose(1, 2).contiguous(), 2).transpose(1, 2);
+  CHECK(a.to_vector<float>() == b.to_vector<float>());
+  Tensor t = tensor({0, 3, 6, 1, 2, 5, 4, 4, 0, 1, 2, 3, 6, 5, 0}, {3, 5});
+  Tensor c = cross_entropy(x, t, -100, 0.1, Reduction::none);
+  Tensor d = cross_entropy(x.transpose(1, 2).reshape({15, 7}), t.reshape({15}), -100, 0.1, Reduction::none);
+  CHECK(c.reshape({15}).to_vector<float>() == d.to_vector<float>());
 }

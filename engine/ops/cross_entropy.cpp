@@ -1,12 +1,13 @@
 // cross_entropy with class-index targets: fused log-softmax, ignore_index, label smoothing
 // (as PyTorch 1.13), reductions none/mean/sum; fused backward softmax - (smoothed) one-hot.
 #include <cmath>
-#include <limits>
+#include <vector>
 
 #include "engine/autograd.hpp"
 #include "engine/ops/creation.hpp"
 #include "engine/ops/nn_common.hpp"
 #include "engine/ops/nn_ops.hpp"
+#include "engine/ops/row_math.hpp"
 
 namespace quench {
 namespace {
@@ -72,22 +73,22 @@ struct CrossEntropyFn : Function<CrossEntropyFn> {
     const int32_t* pt = t.data_ptr<int32_t>();
     float* pl = lse.data_ptr<float>();
     kernels::parallel_for(S, detail::row_grain(C), [&](int64_t b, int64_t e) {
+      std::vector<float> buf(2 * C);  // exponentials, and the gathered row when classes are strided
       for (int64_t j = b; j < e; ++j) {
         const float* xr = px + l.base(j);
-        float m = -std::numeric_limits<float>::infinity();
-        for (int64_t c = 0; c < C; ++c) m = std::max(m, xr[c * s]);
-        double se = 0.0, sx = 0.0;
-        for (int64_t c = 0; c < C; ++c) {
-          se += std::exp(xr[c * s] - m);
-          sx += xr[c * s];
+        if (s != 1) {
+          for (int64_t c = 0; c < C; ++c) buf[C + c] = xr[c * s];
+          xr = buf.data() + C;
         }
-        const double log_se = std::log(se);
+        const float m = detail::row_max(xr, C);
+        for (int64_t c = 0; c < C; ++c) buf[c] = detail::exp_approx(xr[c] - m);
+        const double log_se = std::log(detail::row_sum(buf.data(), C));
         pl[j] = static_cast<float>(m + log_se);
         if (pt[j] == ignore_index) continue;
-        const double nll = (m - static_cast<double>(xr[pt[j] * s])) + log_se;
+        const double nll = (m - static_cast<double>(xr[pt[j]])) + log_se;
         double lj = nll;
         if (ls > 0.0) {
-          const double smooth = static_cast<double>(C) * (m + log_se) - sx;  // sum_c -log p_c
+          const double smooth = static_cast<double>(C) * (m + log_se) - detail::row_sum(xr, C);  // sum_c -log p_c
           lj = (1.0 - ls) * nll + ls / static_cast<double>(C) * smooth;
         }
         loss[j] = lj;
@@ -143,16 +144,26 @@ struct CrossEntropyFn : Function<CrossEntropyFn> {
     const float off_target = static_cast<float>(ls / static_cast<double>(C));
     const float on_target = static_cast<float>(1.0 - ls);
     kernels::parallel_for(l.samples(), detail::row_grain(C), [&](int64_t b, int64_t e) {
+      std::vector<float> buf(s == 1 ? 0 : 2 * C);
       for (int64_t j = b; j < e; ++j) {
         const float* xr = px + l.base(j);
         float* dr = pd + l.base(j);
-        if (pt[j] == ignore_index) {
-          for (int64_t c = 0; c < C; ++c) dr[c * s] = 0.f;
-          continue;
+        if (s != 1) {
+          for (int64_t c = 0; c < C; ++c) buf[c] = xr[c * s];
+          xr = buf.data();
+          dr = buf.data() + C;
         }
-        const float gj = static_cast<float>(pg[j * gstride] * gscale), m = pl[j];
-        for (int64_t c = 0; c < C; ++c) dr[c * s] = gj * (std::exp(xr[c * s] - m) - off_target);
-        dr[pt[j] * s] -= gj * on_target;
+        if (pt[j] == ignore_index) {
+          for (int64_t c = 0; c < C; ++c) dr[c] = 0.f;
+        } else {
+          const float gj = static_cast<float>(pg[j * gstride] * gscale), m = pl[j];
+          for (int64_t c = 0; c < C; ++c) dr[c] = gj * (detail::exp_approx(xr[c] - m) - off_target);
+          dr[pt[j]] -= gj * on_target;
+        }
+        if (s != 1) {
+          float* out = pd + l.base(j);
+          for (int64_t c = 0; c < C; ++c) out[c * s] = dr[c];
+        }
       }
     });
     return {dx, Tensor()};

@@ -5,6 +5,7 @@
 #include "engine/autograd.hpp"
 #include "engine/ops/nn_common.hpp"
 #include "engine/ops/nn_ops.hpp"
+#include "engine/ops/row_math.hpp"
 
 namespace quench {
 namespace {
@@ -51,14 +52,11 @@ struct LayerNormFn : Function<LayerNormFn> {
         const float* xr = px + r * N;
         float* yr = py + r * N;
         // Two passes in double: the variance never goes negative and rows of 512 keep full precision.
-        double s = 0.0;
-        for (int64_t j = 0; j < N; ++j) s += xr[j];
-        const double mu = s / static_cast<double>(N);
-        double v = 0.0;
-        for (int64_t j = 0; j < N; ++j) {
+        const double mu = detail::row_sum(xr, N) / static_cast<double>(N);
+        const double v = detail::lane_sum(N, [&](int64_t j) {
           const double d = xr[j] - mu;
-          v += d * d;
-        }
+          return d * d;
+        });
         const double rs = 1.0 / std::sqrt(v / static_cast<double>(N) + eps);
         pm[r] = static_cast<float>(mu);
         pr[r] = static_cast<float>(rs);
@@ -102,18 +100,13 @@ struct LayerNormFn : Function<LayerNormFn> {
           const float* gr = pg + r * N;
           float* dr = pd + r * N;
           // ds = sum(g * w * x), dbs = sum(g * w); dx = rstd * g * w + b * x + c
-          double ds = 0.0, dbs = 0.0;
+          double ds, dbs;
           if (pw) {
-            for (int64_t j = 0; j < N; ++j) {
-              const double gw = static_cast<double>(gr[j]) * pw[j];
-              ds += gw * xr[j];
-              dbs += gw;
-            }
+            ds = detail::lane_sum(N, [&](int64_t j) { return static_cast<double>(gr[j]) * pw[j] * xr[j]; });
+            dbs = detail::row_dot(gr, pw, N);
           } else {
-            for (int64_t j = 0; j < N; ++j) {
-              ds += static_cast<double>(gr[j]) * xr[j];
-              dbs += gr[j];
-            }
+            ds = detail::row_dot(gr, xr, N);
+            dbs = detail::row_sum(gr, N);
           }
           const double mu = pm[r], rs = pr[r];
           const double bb = (dbs * mu - ds) * rs * rs * rs * inv_n;

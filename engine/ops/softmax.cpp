@@ -1,10 +1,12 @@
 // softmax and log_softmax over one dim: numerically stable forward, fused backward.
+#include <array>
 #include <cmath>
-#include <limits>
+#include <vector>
 
 #include "engine/autograd.hpp"
 #include "engine/ops/nn_common.hpp"
 #include "engine/ops/nn_ops.hpp"
+#include "engine/ops/row_math.hpp"
 
 namespace quench {
 namespace {
@@ -12,52 +14,56 @@ namespace {
 using autograd::AutogradContext;
 using autograd::Function;
 
-// One row of n elements `s` apart. Exponentials in float, their sum in double.
-inline void softmax_row(const float* x, float* y, int64_t n, int64_t s, bool log) {
-  float m = -std::numeric_limits<float>::infinity();
-  for (int64_t j = 0; j < n; ++j) m = std::max(m, x[j * s]);
-  double sum = 0.0;
+// One contiguous row. y may not alias x.
+inline void softmax_row(const float* x, float* y, int64_t n, bool log) {
+  const float m = detail::row_max(x, n);
+  for (int64_t j = 0; j < n; ++j) y[j] = detail::exp_approx(x[j] - m);
+  const double sum = detail::row_sum(y, n);
   if (log) {
-    for (int64_t j = 0; j < n; ++j) sum += std::exp(x[j * s] - m);
     const float ls = static_cast<float>(std::log(sum));
-    for (int64_t j = 0; j < n; ++j) y[j * s] = (x[j * s] - m) - ls;
+    for (int64_t j = 0; j < n; ++j) y[j] = (x[j] - m) - ls;
   } else {
-    for (int64_t j = 0; j < n; ++j) {
-      const float e = std::exp(x[j * s] - m);
-      y[j * s] = e;
-      sum += e;
-    }
     const float r = static_cast<float>(1.0 / sum);
-    for (int64_t j = 0; j < n; ++j) y[j * s] *= r;
+    for (int64_t j = 0; j < n; ++j) y[j] *= r;
   }
 }
 
 // softmax: dx = y * (g - sum(g * y));  log_softmax: dx = g - exp(y) * sum(g)
-inline void softmax_row_backward(const float* y, const float* g, float* dx, int64_t n, int64_t s,
-                                 bool log) {
-  double acc = 0.0;
+inline void softmax_row_backward(const float* y, const float* g, float* dx, int64_t n, bool log) {
   if (log) {
-    for (int64_t j = 0; j < n; ++j) acc += g[j * s];
-    const float sg = static_cast<float>(acc);
-    for (int64_t j = 0; j < n; ++j) dx[j * s] = g[j * s] - std::exp(y[j * s]) * sg;
+    const float sg = static_cast<float>(detail::row_sum(g, n));
+    for (int64_t j = 0; j < n; ++j) dx[j] = g[j] - detail::exp_approx(y[j]) * sg;
   } else {
-    for (int64_t j = 0; j < n; ++j) acc += static_cast<double>(g[j * s]) * y[j * s];
-    const float dot = static_cast<float>(acc);
-    for (int64_t j = 0; j < n; ++j) dx[j * s] = y[j * s] * (g[j * s] - dot);
+    const float dot = static_cast<float>(detail::row_dot(g, y, n));
+    for (int64_t j = 0; j < n; ++j) dx[j] = y[j] * (g[j] - dot);
   }
 }
 
-// Calls row(offset, stride) for every row along the layout's middle dim, rows split over threads.
-template <class Row>
-void for_each_dim_row(const detail::DimLayout& l, Row row) {
-  const int64_t rows = l.outer * l.inner;
-  kernels::parallel_for(rows, detail::row_grain(l.n), [&](int64_t b, int64_t e) {
+// Runs row(in, out) over every row along the layout's middle dim: in[k] points at the k-th input
+// row, out at the output row. Rows strided by `inner` are copied into contiguous buffers first, so
+// every dim goes through the same contiguous kernel and gives the same bits.
+template <size_t NIn, class Row>
+void for_each_dim_row(const detail::DimLayout& l, const std::array<const float*, NIn>& in, float* out,
+                      Row row) {
+  const int64_t rows = l.outer * l.inner, n = l.n, s = l.inner;
+  kernels::parallel_for(rows, detail::row_grain(n), [&](int64_t b, int64_t e) {
+    std::vector<float> buf(s == 1 ? 0 : (NIn + 1) * n);
     for (int64_t r = b; r < e; ++r) {
-      if (l.inner == 1) {
-        row(r * l.n, int64_t{1});
-      } else {
-        row((r / l.inner) * l.n * l.inner + r % l.inner, l.inner);
+      const int64_t off = s == 1 ? r * n : (r / s) * n * s + r % s;
+      std::array<const float*, NIn> src;
+      if (s == 1) {
+        for (size_t k = 0; k < NIn; ++k) src[k] = in[k] + off;
+        row(src, out + off);
+        continue;
       }
+      for (size_t k = 0; k < NIn; ++k) {
+        float* d = buf.data() + k * n;
+        for (int64_t j = 0; j < n; ++j) d[j] = in[k][off + j * s];
+        src[k] = d;
+      }
+      float* o = buf.data() + NIn * n;
+      row(src, o);
+      for (int64_t j = 0; j < n; ++j) out[off + j * s] = o[j];
     }
   });
 }
@@ -73,9 +79,8 @@ struct SoftmaxFn : Function<SoftmaxFn> {
     const float* px = x.data_ptr<float>();
     float* py = y.data_ptr<float>();
     const detail::DimLayout l = detail::dim_layout(x.sizes(), dim);
-    for_each_dim_row(l, [&](int64_t off, int64_t s) {
-      if (s == 1) softmax_row(px + off, py + off, l.n, 1, log);
-      else softmax_row(px + off, py + off, l.n, s, log);
+    for_each_dim_row<1>(l, {px}, py, [&](const std::array<const float*, 1>& src, float* dst) {
+      softmax_row(src[0], dst, l.n, log);
     });
     ctx->save_for_backward({y});
     ctx->saved_data["dim"] = dim;
@@ -91,9 +96,8 @@ struct SoftmaxFn : Function<SoftmaxFn> {
     const float* py = y.data_ptr<float>();
     const float* pg = gc.data_ptr<float>();
     float* pd = dx.data_ptr<float>();
-    for_each_dim_row(l, [&](int64_t off, int64_t s) {
-      if (s == 1) softmax_row_backward(py + off, pg + off, pd + off, l.n, 1, log);
-      else softmax_row_backward(py + off, pg + off, pd + off, l.n, s, log);
+    for_each_dim_row<2>(l, {py, pg}, pd, [&](const std::array<const float*, 2>& src, float* dst) {
+      softmax_row_backward(src[0], src[1], dst, l.n, log);
     });
     return {dx};
   }
