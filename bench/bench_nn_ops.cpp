@@ -1,0 +1,107 @@
+// softmax and layer_norm forward against oneDNN in the same process, on ViT training shapes
+// (batch 128: attention rows of 50, token rows of 128 or 512 features); plus quench's fused
+// backward and cross_entropy, which have no anchor here.
+#include <benchmark/benchmark.h>
+
+#include <oneapi/dnnl/dnnl.hpp>
+
+#include "engine/autograd.hpp"
+#include "engine/ops.hpp"
+
+using namespace quench;
+
+namespace {
+
+dnnl::engine& eng() {
+  static dnnl::engine e(dnnl::engine::kind::cpu, 0);
+  return e;
+}
+
+void BM_softmax_quench(benchmark::State& st) {
+  const int64_t rows = st.range(0), n = st.range(1);
+  Generator gen(1);
+  Tensor x = randn({rows, n}, gen);
+  NoGradGuard ng;
+  for (auto _ : st) benchmark::DoNotOptimize(softmax(x, -1).raw_data());
+  st.SetBytesProcessed(st.iterations() * rows * n * 8);
+}
+
+void BM_softmax_onednn(benchmark::State& st) {
+  const int64_t rows = st.range(0), n = st.range(1);
+  Generator gen(1);
+  Tensor x = randn({rows, n}, gen), y = empty({rows, n});
+  dnnl::memory::desc md({rows, n}, dnnl::memory::data_type::f32, dnnl::memory::format_tag::ab);
+  dnnl::softmax_forward::primitive_desc pd({dnnl::prop_kind::forward_inference, md, 1}, eng());
+  dnnl::softmax_forward prim(pd);
+  dnnl::memory src(md, eng(), x.raw_data()), dst(md, eng(), y.raw_data());
+  dnnl::stream s(eng());
+  for (auto _ : st) {
+    prim.execute(s, {{DNNL_ARG_SRC, src}, {DNNL_ARG_DST, dst}});
+    s.wait();
+  }
+  st.SetBytesProcessed(st.iterations() * rows * n * 8);
+}
+
+void BM_softmax_fwd_bwd_quench(benchmark::State& st) {
+  const int64_t rows = st.range(0), n = st.range(1);
+  Generator gen(1);
+  Tensor x = randn({rows, n}, gen).requires_grad_(), g = randn({rows, n}, gen);
+  for (auto _ : st) softmax(x, -1).backward(g);
+}
+
+void BM_layer_norm_quench(benchmark::State& st) {
+  const int64_t rows = st.range(0), n = st.range(1);
+  Generator gen(1);
+  Tensor x = randn({rows, n}, gen), w = randn({n}, gen), b = randn({n}, gen);
+  NoGradGuard ng;
+  for (auto _ : st) benchmark::DoNotOptimize(layer_norm(x, {n}, w, b).raw_data());
+  st.SetBytesProcessed(st.iterations() * rows * n * 8);
+}
+
+void BM_layer_norm_onednn(benchmark::State& st) {
+  const int64_t rows = st.range(0), n = st.range(1);
+  Generator gen(1);
+  Tensor x = randn({rows, n}, gen), y = empty({rows, n}), w = randn({n}, gen), b = randn({n}, gen);
+  using dt = dnnl::memory::data_type;
+  dnnl::memory::desc md({rows, n}, dt::f32, dnnl::memory::format_tag::ab);
+  dnnl::memory::desc pmd({n}, dt::f32, dnnl::memory::format_tag::a);
+  dnnl::layer_normalization_forward::primitive_desc pd(
+      {dnnl::prop_kind::forward_inference, md, 1e-5f,
+       dnnl::normalization_flags::use_scale | dnnl::normalization_flags::use_shift},
+      eng());
+  dnnl::layer_normalization_forward prim(pd);
+  dnnl::memory src(md, eng(), x.raw_data()), dst(md, eng(), y.raw_data());
+  dnnl::memory scale(pmd, eng(), w.raw_data()), shift(pmd, eng(), b.raw_data());
+  dnnl::stream s(eng());
+  for (auto _ : st) {
+    prim.execute(s, {{DNNL_ARG_SRC, src}, {DNNL_ARG_DST, dst}, {DNNL_ARG_SCALE, scale}, {DNNL_ARG_SHIFT, shift}});
+    s.wait();
+  }
+  st.SetBytesProcessed(st.iterations() * rows * n * 8);
+}
+
+void BM_layer_norm_fwd_bwd_quench(benchmark::State& st) {
+  const int64_t rows = st.range(0), n = st.range(1);
+  Generator gen(1);
+  Tensor x = randn({rows, n}, gen).requires_grad_(), w = randn({n}, gen).requires_grad_();
+  Tensor b = randn({n}, gen).requires_grad_(), g = randn({rows, n}, gen);
+  for (auto _ : st) layer_norm(x, {n}, w, b).backward(g);
+}
+
+void BM_cross_entropy_fwd_bwd_quench(benchmark::State& st) {
+  const int64_t rows = st.range(0), n = st.range(1);
+  Generator gen(1);
+  Tensor x = randn({rows, n}, gen).requires_grad_(), t = randint(0, n, {rows}, gen);
+  for (auto _ : st) cross_entropy(x, t, -100, 0.1).backward();
+}
+
+}  // namespace
+
+// 128 images x 4 heads x 50 tokens rows of 50; 128 x 50 token rows of 128 and 512.
+BENCHMARK(BM_softmax_quench)->Args({25600, 50})->Unit(benchmark::kMicrosecond);
+BENCHMARK(BM_softmax_onednn)->Args({25600, 50})->Unit(benchmark::kMicrosecond);
+BENCHMARK(BM_softmax_fwd_bwd_quench)->Args({25600, 50})->Unit(benchmark::kMicrosecond);
+BENCHMARK(BM_layer_norm_quench)->Args({6400, 128})->Args({6400, 512})->Unit(benchmark::kMicrosecond);
+BENCHMARK(BM_layer_norm_onednn)->Args({6400, 128})->Args({6400, 512})->Unit(benchmark::kMicrosecond);
+BENCHMARK(BM_layer_norm_fwd_bwd_quench)->Args({6400, 128})->Args({6400, 512})->Unit(benchmark::kMicrosecond);
+BENCHMARK(BM_cross_entropy_fwd_bwd_quench)->Args({128, 100})->Args({128, 1000})->Unit(benchmark::kMicrosecond);

@@ -1,0 +1,160 @@
+// layer_norm over the trailing normalized_shape: fused forward (mean and rstd saved per row) and
+// fused backward for x, weight and bias (the formulas of PyTorch's native_layer_norm_backward).
+#include <cmath>
+
+#include "engine/autograd.hpp"
+#include "engine/ops/nn_common.hpp"
+#include "engine/ops/nn_ops.hpp"
+#include "engine/ops/row_math.hpp"
+
+namespace quench {
+namespace {
+
+using autograd::AutogradContext;
+using autograd::Function;
+
+// y = (x - mean) * rstd * w + b   x: [M, N] (N = numel(normalized_shape)), w, b: [N], y: like x
+struct LayerNormFn : Function<LayerNormFn> {
+  static Tensor forward(AutogradContext* ctx, const Tensor& x_in, const Tensor& weight_in,
+                        const Tensor& bias_in, const Shape& normalized_shape, double eps) {
+    check_dtype(x_in, kFloat32, "layer_norm", "input");
+    const int64_t k = static_cast<int64_t>(normalized_shape.size());
+    bool trailing = k >= 1 && x_in.dim() >= k;
+    for (int64_t i = 0; trailing && i < k; ++i)
+      trailing = x_in.sizes()[x_in.dim() - k + i] == normalized_shape[i];
+    QUENCH_CHECK(trailing, "layer_norm: normalized_shape ", shape_str(normalized_shape),
+                 " must be non-empty and equal the trailing dims of the input of shape ",
+                 shape_str(x_in.sizes()));
+    const Tensor* params[2] = {&weight_in, &bias_in};
+    const char* names[2] = {"weight", "bias"};
+    for (int i = 0; i < 2; ++i) {
+      if (!params[i]->defined()) continue;
+      check_dtype(*params[i], kFloat32, "layer_norm", names[i]);
+      QUENCH_CHECK(params[i]->sizes() == normalized_shape, "layer_norm: ", names[i], " of shape ",
+                   shape_str(params[i]->sizes()), " does not match normalized_shape ",
+                   shape_str(normalized_shape));
+    }
+    QUENCH_CHECK(eps >= 0.0, "layer_norm: eps must be >= 0, got ", eps);
+    Tensor x = x_in.contiguous();
+    Tensor w = weight_in.defined() ? weight_in.contiguous() : Tensor();
+    Tensor b = bias_in.defined() ? bias_in.contiguous() : Tensor();
+    const int64_t N = shape_numel(normalized_shape), M = N ? x.numel() / N : 0;
+    Tensor y = Tensor::empty(x.sizes(), kFloat32);
+    Tensor mean = Tensor::empty({M}, kFloat32), rstd = Tensor::empty({M}, kFloat32);
+    const float* px = x.data_ptr<float>();
+    const float* pw = w.defined() ? w.data_ptr<float>() : nullptr;
+    const float* pb = b.defined() ? b.data_ptr<float>() : nullptr;
+    float* py = y.data_ptr<float>();
+    float* pm = mean.data_ptr<float>();
+    float* pr = rstd.data_ptr<float>();
+    kernels::parallel_for(M, detail::row_grain(N), [&](int64_t r0, int64_t r1) {
+      for (int64_t r = r0; r < r1; ++r) {
+        const float* xr = px + r * N;
+        float* yr = py + r * N;
+        // Two passes in double: the variance never goes negative and rows of 512 keep full precision.
+        const double mu = detail::row_sum(xr, N) / static_cast<double>(N);
+        const double v = detail::lane_sum(N, [&](int64_t j) {
+          const double d = xr[j] - mu;
+          return d * d;
+        });
+        const double rs = 1.0 / std::sqrt(v / static_cast<double>(N) + eps);
+        pm[r] = static_cast<float>(mu);
+        pr[r] = static_cast<float>(rs);
+        // (x - mean) * rstd rather than x * rstd - mean * rstd: no cancellation, constant rows give 0.
+        const float m = static_cast<float>(mu), a = static_cast<float>(rs);
+        if (pw && pb) {
+          for (int64_t j = 0; j < N; ++j) yr[j] = (xr[j] - m) * a * pw[j] + pb[j];
+        } else if (pw) {
+          for (int64_t j = 0; j < N; ++j) yr[j] = (xr[j] - m) * a * pw[j];
+        } else if (pb) {
+          for (int64_t j = 0; j < N; ++j) yr[j] = (xr[j] - m) * a + pb[j];
+        } else {
+          for (int64_t j = 0; j < N; ++j) yr[j] = (xr[j] - m) * a;
+        }
+      }
+    });
+    ctx->save_for_backward({x, w, mean, rstd});
+    ctx->saved_data["N"] = N;
+    ctx->saved_data["normalized_shape"] = normalized_shape;
+    return y;
+  }
+
+  static tensor_list backward(AutogradContext* ctx, tensor_list g) {
+    auto v = ctx->get_saved_variables();
+    const Tensor &x = v[0], &w = v[1], &mean = v[2], &rstd = v[3];
+    const int64_t N = std::get<int64_t>(ctx->saved_data["N"]), M = mean.numel();
+    Tensor gc = g[0].contiguous();
+    const float* px = x.data_ptr<float>();
+    const float* pg = gc.data_ptr<float>();
+    const float* pw = w.defined() ? w.data_ptr<float>() : nullptr;
+    const float* pm = mean.data_ptr<float>();
+    const float* pr = rstd.data_ptr<float>();
+    Tensor dx, dw, db;
+    if (ctx->needs_input_grad(0)) {
+      dx = Tensor::empty(x.sizes(), kFloat32);
+      float* pd = dx.data_ptr<float>();
+      const double inv_n = 1.0 / static_cast<double>(N);
+      kernels::parallel_for(M, detail::row_grain(N), [&](int64_t r0, int64_t r1) {
+        for (int64_t r = r0; r < r1; ++r) {
+          const float* xr = px + r * N;
+          const float* gr = pg + r * N;
+          float* dr = pd + r * N;
+          // ds = sum(g * w * x), dbs = sum(g * w); dx = rstd * g * w + b * x + c
+          double ds, dbs;
+          if (pw) {
+            ds = detail::lane_sum(N, [&](int64_t j) { return static_cast<double>(gr[j]) * pw[j] * xr[j]; });
+            dbs = detail::row_dot(gr, pw, N);
+          } else {
+            ds = detail::row_dot(gr, xr, N);
+            dbs = detail::row_sum(gr, N);
+          }
+          const double mu = pm[r], rs = pr[r];
+          const double bb = (dbs * mu - ds) * rs * rs * rs * inv_n;
+          const double cc = -bb * mu - dbs * rs * inv_n;
+          const float a = static_cast<float>(rs), b = static_cast<float>(bb), c = static_cast<float>(cc);
+          if (pw) {
+            for (int64_t j = 0; j < N; ++j) dr[j] = a * gr[j] * pw[j] + b * xr[j] + c;
+          } else {
+            for (int64_t j = 0; j < N; ++j) dr[j] = a * gr[j] + b * xr[j] + c;
+          }
+        }
+      });
+    }
+    const bool need_w = ctx->needs_input_grad(1), need_b = ctx->needs_input_grad(2);
+    if (need_w || need_b) {
+      // Column sums over rows, split over columns so each sum has one owner and a fixed order.
+      const Shape& wshape = std::get<Shape>(ctx->saved_data["normalized_shape"]);
+      if (need_w) dw = Tensor::empty(wshape, kFloat32);
+      if (need_b) db = Tensor::empty(wshape, kFloat32);
+      float* pdw = need_w ? dw.data_ptr<float>() : nullptr;
+      float* pdb = need_b ? db.data_ptr<float>() : nullptr;
+      kernels::parallel_for(N, 32, [&](int64_t c0, int64_t c1) {
+        const int64_t nc = c1 - c0;
+        std::vector<double> aw(nc, 0.0), ab(nc, 0.0);
+        for (int64_t r = 0; r < M; ++r) {
+          const float* xr = px + r * N + c0;
+          const float* gr = pg + r * N + c0;
+          const float mu = pm[r], rs = pr[r];
+          if (need_w)
+            for (int64_t j = 0; j < nc; ++j) aw[j] += static_cast<double>(gr[j]) * ((xr[j] - mu) * rs);
+          if (need_b)
+            for (int64_t j = 0; j < nc; ++j) ab[j] += gr[j];
+        }
+        for (int64_t j = 0; j < nc; ++j) {
+          if (need_w) pdw[c0 + j] = static_cast<float>(aw[j]);
+          if (need_b) pdb[c0 + j] = static_cast<float>(ab[j]);
+        }
+      });
+    }
+    return {dx, dw, db};
+  }
+};
+
+}  // namespace
+
+Tensor layer_norm(const Tensor& x, const Shape& normalized_shape, const Tensor& weight,
+                  const Tensor& bias, double eps) {
+  return LayerNormFn::apply(x, weight, bias, normalized_shape, eps);
+}
+
+}  // namespace quench

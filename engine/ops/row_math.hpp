@@ -1,0 +1,60 @@
+// Row primitives for softmax, cross_entropy and layer_norm (internal to engine/): written so the
+// compiler vectorizes them, with a fixed evaluation order so results never depend on threads.
+//
+// Sums use four double lanes (element j goes to lane j % 4, lanes added pairwise at the end): the
+// order is a function of n alone, and the lanes vectorize where one running sum could not.
+#pragma once
+#include <bit>
+#include <cmath>
+#include <cstdint>
+#include <limits>
+
+namespace quench::detail {
+
+// exp(x) for x <= 88 (softmax uses it on shifted logits <= 0). Cephes expf: x = n ln2 + r with
+// |r| <= ln2/2, a degree-7 polynomial for e^r, 2^n built in the exponent bits. Relative error
+// below 2e-7 against std::exp; 0 below -87.3 (where std::exp goes denormal) and for -inf; NaN stays
+// NaN. Branch-free so a loop over it vectorizes.
+inline float exp_approx(float x) {
+  const float xc = std::max(x, -87.3f);
+  const float t = xc * 1.44269504088896341f + 12582912.f;  // 1.5 * 2^23: round(x / ln2) in the low bits
+  const float n = t - 12582912.f;
+  float r = xc - n * 0.693359375f;  // ln2 split in two for an exact reduction
+  r = r - n * -2.12194440e-4f;
+  const float z = r * r;
+  const float p = (((((1.9875691500e-4f * r + 1.3981999507e-3f) * r + 8.3334519073e-3f) * r +
+                     4.1665795894e-2f) * r + 1.6666665459e-1f) * r + 5.0000001201e-1f) * z + r + 1.0f;
+  const uint32_t bits = (std::bit_cast<uint32_t>(t) - 0x4B400000u + 127u) << 23;
+  return x < -87.3f ? 0.f : p * std::bit_cast<float>(bits);
+}
+
+inline float row_max(const float* x, int64_t n) {
+  float m[8];
+  for (float& v : m) v = -std::numeric_limits<float>::infinity();
+  int64_t j = 0;
+  for (; j + 8 <= n; j += 8)
+    for (int k = 0; k < 8; ++k) m[k] = m[k] < x[j + k] ? x[j + k] : m[k];
+  for (; j < n; ++j) m[0] = m[0] < x[j] ? x[j] : m[0];
+  for (int k = 1; k < 8; ++k) m[0] = m[0] < m[k] ? m[k] : m[0];
+  return m[0];
+}
+
+// sum_j f(j) in double, lane j % 4.
+template <class F>
+inline double lane_sum(int64_t n, F f) {
+  double a[4] = {0.0, 0.0, 0.0, 0.0};
+  int64_t j = 0;
+  for (; j + 4 <= n; j += 4)
+    for (int k = 0; k < 4; ++k) a[k] += f(j + k);
+  for (int k = 0; j < n; ++j, ++k) a[k] += f(j);
+  return (a[0] + a[1]) + (a[2] + a[3]);
+}
+
+inline double row_sum(const float* x, int64_t n) {
+  return lane_sum(n, [x](int64_t j) { return static_cast<double>(x[j]); });
+}
+inline double row_dot(const float* x, const float* y, int64_t n) {
+  return lane_sum(n, [x, y](int64_t j) { return static_cast<double>(x[j]) * y[j]; });
+}
+
+}  // namespace quench::detail
