@@ -62,4 +62,17 @@ inline double max_rel_err(const Tensor& a, const Tensor& b, double floor = 1e-3)
   return m;
 }
 
+// max_i |a_i - b_i| / max_i |b_i|: error relative to the tensor's scale (for float32 results whose
+// summation order differs from PyTorch's, where tiny elements carry only absolute accuracy).
+inline double scaled_err(const Tensor& a, const Tensor& b) {
+  REQUIRE(a.sizes() == b.sizes());
+  std::vector<double> x = a.to_vector<double>(), y = b.to_vector<double>();
+  double m = 0.0, s = 0.0;
+  for (size_t i = 0; i < x.size(); ++i) {
+    m = std::max(m, std::abs(x[i] - y[i]));
+    s = std::max(s, std::abs(y[i]));
+  }
+  return s > 0 ? m / s : m;
+}
+
 }  // namespace quench::testing

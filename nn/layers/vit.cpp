@@ -32,13 +32,14 @@ ViT::ViT(const ViTConfig& c, Generator& gen) : Module("ViT"), cfg(c) {
 void ViT::init_weights(Generator& gen) {
   init::trunc_normal_(pos_embed, 0.0, 0.02, -2.0, 2.0, gen);
   init::zeros_(cls_token);
-  // Pre-order over modules, as timm's named_apply, so the draws are in a fixed order.
-  for (auto& [name, m] : named_modules()) {
-    auto* lin = dynamic_cast<Linear*>(m.get());
-    if (!lin) continue;
+  // Every Linear in module order, as timm's named_apply (apply works during construction, when
+  // the module is not yet owned by its shared_ptr).
+  apply([&](Module& m) {
+    auto* lin = dynamic_cast<Linear*>(&m);
+    if (!lin) return;
     init::trunc_normal_(lin->weight, 0.0, 0.02, -2.0, 2.0, gen);
     if (lin->bias.defined()) init::zeros_(lin->bias);
-  }
+  });
 }
 
 Tensor ViT::forward(const Tensor& images) {
