@@ -61,7 +61,7 @@ TEST_CASE("optim: SGD matches PyTorch (plain, momentum + dampening + weight deca
   }
   {
     auto ps = fresh_params();
-    SGD opt(ps, SGDOptions(0.1).momentum_(0.9).dampening_(0.1).weight_decay_(0.01));
+    SGD opt(ps, SGDOptions(0.1).momentum(0.9).dampening(0.1).weight_decay(0.01));
     run_and_check("sgd_momentum", opt, ps);
     StateDict sd = opt.state_dict();
     for (int i = 0; i < 2; ++i) {
@@ -72,10 +72,10 @@ TEST_CASE("optim: SGD matches PyTorch (plain, momentum + dampening + weight deca
   }
   {
     auto ps = fresh_params();
-    SGD opt(ps, SGDOptions(0.05).momentum_(0.9).nesterov_(true).weight_decay_(0.05));
+    SGD opt(ps, SGDOptions(0.05).momentum(0.9).nesterov(true).weight_decay(0.05));
     run_and_check("sgd_nesterov", opt, ps);
   }
-  CHECK_THROWS_WITH_AS(SGD(fresh_params(), SGDOptions(0.1).nesterov_(true)), doctest::Contains("nesterov"),
+  CHECK_THROWS_WITH_AS(SGD(fresh_params(), SGDOptions(0.1).nesterov(true)), doctest::Contains("nesterov"),
                        Error);
 }
 
@@ -87,7 +87,7 @@ TEST_CASE("optim: AdamW matches PyTorch (defaults, custom hyperparameters, two g
   }
   {
     auto ps = fresh_params();
-    AdamW opt(ps, AdamWOptions(0.01).betas_(0.8, 0.95).eps_(1e-6).weight_decay_(0.1));
+    AdamW opt(ps, AdamWOptions(0.01).betas({0.8, 0.95}).eps(1e-6).weight_decay(0.1));
     run_and_check("adamw_custom", opt, ps);
     StateDict sd = opt.state_dict();
     for (int i = 0; i < 2; ++i)
@@ -124,7 +124,7 @@ TEST_CASE("optim: parameters without a gradient are skipped") {
 
 TEST_CASE("optim: state_dict round trip resumes exactly, and bad state is rejected") {
   auto ps = fresh_params();
-  AdamW opt(ps, AdamWOptions(0.01).betas_(0.8, 0.95).eps_(1e-6).weight_decay_(0.1));
+  AdamW opt(ps, AdamWOptions(0.01).betas({0.8, 0.95}).eps(1e-6).weight_decay(0.1));
   for (int s = 0; s < 2; ++s) {
     set_grads(ps, s);
     opt.step();
@@ -132,12 +132,12 @@ TEST_CASE("optim: state_dict round trip resumes exactly, and bad state is reject
   StateDict sd = opt.state_dict();
   // A new optimizer on copies of the parameters, loaded from the state, continues like the original.
   std::vector<Tensor> ps2 = {ps[0].detach().clone().requires_grad_(), ps[1].detach().clone().requires_grad_()};
-  AdamW opt2(ps2, AdamWOptions(0.01).betas_(0.8, 0.95).eps_(1e-6).weight_decay_(0.1));
+  AdamW opt2(ps2, AdamWOptions(0.01).betas({0.8, 0.95}).eps(1e-6).weight_decay(0.1));
   opt2.load_state_dict(sd);
   run_and_check("adamw_custom", opt2, ps2, 2, 2);
   // Without the state the continuation differs (bias correction restarts).
   std::vector<Tensor> ps3 = {ps[0].detach().clone().requires_grad_(), ps[1].detach().clone().requires_grad_()};
-  AdamW opt3(ps3, AdamWOptions(0.01).betas_(0.8, 0.95).eps_(1e-6).weight_decay_(0.1));
+  AdamW opt3(ps3, AdamWOptions(0.01).betas({0.8, 0.95}).eps(1e-6).weight_decay(0.1));
   set_grads(ps3, 2);
   opt3.step();
   CHECK(max_rel_err(ps3[0], golden().at("adamw_custom.step2.0")) > 1e-4);
@@ -211,7 +211,7 @@ TEST_CASE("optim: updates are bit-identical for 1 and 2 threads") {
     if (adam)
       opt = std::make_unique<AdamW>(std::vector<Tensor>{p});
     else
-      opt = std::make_unique<SGD>(std::vector<Tensor>{p}, SGDOptions(0.1).momentum_(0.9).weight_decay_(0.1));
+      opt = std::make_unique<SGD>(std::vector<Tensor>{p}, SGDOptions(0.1).momentum(0.9).weight_decay(0.1));
     for (int s = 0; s < 3; ++s) {
       p.set_grad(randn({70000}, gen));
       if (s == 1) clip_grad_norm_({p}, 10.0);

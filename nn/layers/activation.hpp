@@ -19,7 +19,7 @@ class GELU : public Module {
 
 class Dropout : public Module {
  public:
-  // gen = nullptr draws from the default generator.
+  // gen = nullptr draws from the default generator; a given generator must outlive the module.
   explicit Dropout(double p = 0.5, Generator* gen = nullptr);
   std::string extra_repr() const override;
   double p;

@@ -9,15 +9,16 @@
 namespace quench::optim {
 
 AdamW::AdamW(std::vector<ParamGroup> groups, AdamWOptions opt)
-    : Optimizer(std::move(groups), opt.lr, opt.weight_decay, "AdamW"), opt_(opt) {
-  QUENCH_CHECK(opt.eps >= 0.0, "AdamW: invalid eps ", opt.eps);
-  QUENCH_CHECK(opt.beta1 >= 0.0 && opt.beta1 < 1.0 && opt.beta2 >= 0.0 && opt.beta2 < 1.0,
-               "AdamW: betas must be in [0, 1), got (", opt.beta1, ", ", opt.beta2, ")");
+    : Optimizer(std::move(groups), opt.lr(), opt.weight_decay(), "AdamW"), opt_(opt) {
+  const auto [b1, b2] = opt.betas();
+  QUENCH_CHECK(opt.eps() >= 0.0, "AdamW: invalid eps ", opt.eps());
+  QUENCH_CHECK(b1 >= 0.0 && b1 < 1.0 && b2 >= 0.0 && b2 < 1.0, "AdamW: betas must be in [0, 1), got (", b1,
+               ", ", b2, ")");
 }
 
 void AdamW::step() {
   NoGradGuard ng;
-  const double beta1 = opt_.beta1, beta2 = opt_.beta2;
+  const double beta1 = opt_.betas().first, beta2 = opt_.betas().second;
   for_each_param([&](Tensor& p, const Tensor& grad, ParamState& s, double lr, double wd) {
     if (!s.buffers.count("exp_avg")) {
       s.buffers["exp_avg"] = zeros(p.sizes());
@@ -33,7 +34,7 @@ void AdamW::step() {
     const float b1 = static_cast<float>(beta1), b2 = static_cast<float>(beta2);
     const float one_m_b1 = static_cast<float>(1.0 - beta1), one_m_b2 = static_cast<float>(1.0 - beta2);
     const float bc2_sqrt = static_cast<float>(std::sqrt(bc2));
-    const float eps = static_cast<float>(opt_.eps);
+    const float eps = static_cast<float>(opt_.eps());
     const float neg_step_size = static_cast<float>(-(lr / bc1));
     float* w = p.data_ptr<float>();
     const float* g = grad.data_ptr<float>();

@@ -4,16 +4,20 @@
 // Defaults as PyTorch: lr 1e-3, betas (0.9, 0.999), eps 1e-8, weight_decay 1e-2. No amsgrad.
 // State: "exp_avg", "exp_avg_sq" and the step count.
 #pragma once
+#include <utility>
+
 #include "nn/optim/optimizer.hpp"
 
 namespace quench::optim {
 
+// AdamWOptions(lr).betas({0.9, 0.95}).weight_decay(0.05), as libtorch.
 struct AdamWOptions {
-  explicit AdamWOptions(double lr_ = 1e-3) : lr(lr_) {}
-  AdamWOptions& betas_(double b1, double b2) { beta1 = b1; beta2 = b2; return *this; }
-  AdamWOptions& eps_(double v) { eps = v; return *this; }
-  AdamWOptions& weight_decay_(double v) { weight_decay = v; return *this; }
-  double lr, beta1 = 0.9, beta2 = 0.999, eps = 1e-8, weight_decay = 1e-2;
+  using Betas = std::pair<double, double>;
+  explicit AdamWOptions(double lr = 1e-3) : lr_(lr) {}
+  QUENCH_ARG(double, lr);
+  QUENCH_ARG(Betas, betas) = {0.9, 0.999};
+  QUENCH_ARG(double, eps) = 1e-8;
+  QUENCH_ARG(double, weight_decay) = 1e-2;
 };
 
 class AdamW : public Optimizer {

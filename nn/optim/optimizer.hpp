@@ -15,6 +15,18 @@
 #include "engine/tensor.hpp"
 #include "nn/module.hpp"
 
+// libtorch's TORCH_ARG: a private field `name_` with a chainable setter name(v) and a getter name().
+#define QUENCH_ARG(T, name)                         \
+ public:                                            \
+  auto& name(const T& new_##name) {                 \
+    this->name##_ = new_##name;                     \
+    return *this;                                   \
+  }                                                 \
+  const T& name() const noexcept { return name##_; } \
+                                                    \
+ private:                                           \
+  T name##_
+
 namespace quench::optim {
 
 using nn::StateDict;
@@ -29,7 +41,8 @@ struct ParamGroup {
 
 // timm's param_groups_weight_decay: parameters with fewer than 2 dims (biases, norm weights) or
 // whose name ends in ".bias" or is listed in no_decay get weight_decay 0; the rest `weight_decay`.
-// Returns {decay group, no-decay group} (a group may be empty; optimizers skip empty groups).
+// Parameters that do not require grad are left out. Returns {decay group, no-decay group} (either
+// may be empty).
 std::vector<ParamGroup> param_groups_weight_decay(const std::vector<std::pair<std::string, Tensor>>& named,
                                                  double weight_decay,
                                                  const std::vector<std::string>& no_decay = {});

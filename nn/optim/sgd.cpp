@@ -9,20 +9,20 @@
 namespace quench::optim {
 
 SGD::SGD(std::vector<ParamGroup> groups, SGDOptions opt)
-    : Optimizer(std::move(groups), opt.lr, opt.weight_decay, "SGD"), opt_(opt) {
-  QUENCH_CHECK(opt.momentum >= 0.0, "SGD: invalid momentum ", opt.momentum);
-  QUENCH_CHECK(!opt.nesterov || (opt.momentum > 0.0 && opt.dampening == 0.0),
-               "SGD: nesterov needs momentum > 0 and dampening 0, got momentum ", opt.momentum,
-               " dampening ", opt.dampening);
+    : Optimizer(std::move(groups), opt.lr(), opt.weight_decay(), "SGD"), opt_(opt) {
+  QUENCH_CHECK(opt.momentum() >= 0.0, "SGD: invalid momentum ", opt.momentum());
+  QUENCH_CHECK(!opt.nesterov() || (opt.momentum() > 0.0 && opt.dampening() == 0.0),
+               "SGD: nesterov needs momentum > 0 and dampening 0, got momentum ", opt.momentum(),
+               " dampening ", opt.dampening());
 }
 
 void SGD::step() {
   NoGradGuard ng;
   // Scalars rounded to float once, as PyTorch's CPU kernels do with Python float arguments; fma()
   // where PyTorch's vectorized add-with-alpha fuses (bit-identical to PyTorch 1.13 on the golden test).
-  const float mom = static_cast<float>(opt_.momentum);
-  const float keep = static_cast<float>(1.0 - opt_.dampening);
-  const bool use_mom = opt_.momentum != 0.0, nesterov = opt_.nesterov;
+  const float mom = static_cast<float>(opt_.momentum());
+  const float keep = static_cast<float>(1.0 - opt_.dampening());
+  const bool use_mom = opt_.momentum() != 0.0, nesterov = opt_.nesterov();
   for_each_param([&](Tensor& p, const Tensor& grad, ParamState& s, double lr, double wd) {
     const int64_t n = p.numel();
     float* w = p.data_ptr<float>();

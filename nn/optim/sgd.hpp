@@ -7,14 +7,14 @@
 
 namespace quench::optim {
 
+// SGDOptions(lr).momentum(0.9).nesterov(true), as libtorch.
 struct SGDOptions {
-  explicit SGDOptions(double lr_ = 1e-3) : lr(lr_) {}
-  SGDOptions& momentum_(double v) { momentum = v; return *this; }
-  SGDOptions& dampening_(double v) { dampening = v; return *this; }
-  SGDOptions& nesterov_(bool v) { nesterov = v; return *this; }
-  SGDOptions& weight_decay_(double v) { weight_decay = v; return *this; }
-  double lr, momentum = 0.0, dampening = 0.0, weight_decay = 0.0;
-  bool nesterov = false;
+  explicit SGDOptions(double lr) : lr_(lr) {}
+  QUENCH_ARG(double, lr);
+  QUENCH_ARG(double, momentum) = 0.0;
+  QUENCH_ARG(double, dampening) = 0.0;
+  QUENCH_ARG(double, weight_decay) = 0.0;
+  QUENCH_ARG(bool, nesterov) = false;
 };
 
 class SGD : public Optimizer {
