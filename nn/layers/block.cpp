@@ -1,0 +1,30 @@
+#include "nn/layers/block.hpp"
+
+#include "nn/layers/attention.hpp"
+#include "nn/layers/layer_norm.hpp"
+#include "nn/layers/mlp.hpp"
+
+namespace quench::nn {
+
+Block::Block(int64_t dim, int64_t heads, int64_t hidden, double eps)
+    : Block(dim, heads, hidden, eps, default_generator()) {}
+
+Block::Block(int64_t dim, int64_t heads, int64_t hidden, double eps, Generator& gen) : Module("Block") {
+  register_module("norm1", std::make_shared<LayerNorm>(dim, eps));
+  register_module("attn", std::make_shared<Attention>(dim, heads, true, gen));
+  register_module("norm2", std::make_shared<LayerNorm>(dim, eps));
+  register_module("mlp", std::make_shared<Mlp>(dim, hidden, 0, gen));
+}
+
+Tensor Block::forward(const Tensor& x) { return forward_multi({x}); }
+
+Tensor Block::forward_multi(const tensor_list& inputs) {
+  QUENCH_CHECK(inputs.size() == 1 || inputs.size() == 2, "Block: expected inputs {x} or {x, mask}, got ",
+               inputs.size());
+  Tensor x = inputs[0];
+  Tensor h = (*child("norm1"))(x);
+  x = x + (*child("attn"))(inputs.size() == 2 ? tensor_list{h, inputs[1]} : tensor_list{h});
+  return x + (*child("mlp"))((*child("norm2"))(x));
+}
+
+}  // namespace quench::nn

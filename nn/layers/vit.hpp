@@ -1,0 +1,39 @@
+// Vision Transformer, parameter for parameter the model of vit_reference.py (timm layout), so a
+// PyTorch state_dict loads unchanged.
+//   images [B, chans, img, img] float (normalized) -> logits [B, classes]
+//   patch_embed.proj.{weight [D, C, P, P], bias [D]}; cls_token [1, 1, D]; pos_embed [1, N + 1, D];
+//   blocks.{i} (Block: norm1, attn.qkv, attn.proj, norm2, mlp.fc1, mlp.fc2); norm [D]; head [classes, D].
+//   N = (img / patch)^2; classification reads the CLS token after the final norm.
+//
+// Init (timm VisionTransformer.init_weights with weight_init = '', checked against timm 0.9):
+//   pos_embed trunc_normal(std .02, bounds +-2), every Linear weight trunc_normal(std .02) with zero
+//   bias, LayerNorm ones / zeros, patch_embed.proj PyTorch's Conv2d default (timm leaves it alone).
+//   cls_token: zeros, as vit_reference.py (timm draws N(0, 1e-6), a negligible difference).
+//   vit_reference.py itself keeps PyTorch's Linear default; we follow timm, which trains ViTs better.
+#pragma once
+#include "engine/generator.hpp"
+#include "nn/module.hpp"
+
+namespace quench::nn {
+
+struct ViTConfig {
+  int64_t img = 28, patch = 4, chans = 1, dim = 128, depth = 6, heads = 4, hidden = 512, classes = 10;
+  double eps = 1e-6;  // LayerNorm eps, as the reference
+  int64_t num_patches() const { return (img / patch) * (img / patch); }
+};
+
+class ViT : public Module {
+ public:
+  explicit ViT(const ViTConfig& cfg = {});
+  ViT(const ViTConfig& cfg, Generator& gen);
+  // timm init (see above); the constructor already calls it.
+  void init_weights(Generator& gen);
+
+  ViTConfig cfg;
+  Tensor cls_token, pos_embed;
+
+ protected:
+  Tensor forward(const Tensor& images) override;
+};
+
+}  // namespace quench::nn
