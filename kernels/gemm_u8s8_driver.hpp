@@ -1,0 +1,80 @@
+// Internal: the blocking and threading shared by the SIMD u8s8 paths, instantiated once per ISA TU
+// with that TU's micro-kernel (anonymous namespace: every TU keeps its own copy).
+//
+// C is cut into tasks of MC rows x a run of weight panels; parallel_for hands whole tasks to threads,
+// so every output is computed by one thread in one fixed order (integer, exact: the blocking may vary
+// with the thread count without changing a bit). A task packs its MC activation rows once (all of
+// K, at most ~256 KiB so they stay in L2), then for each panel runs the micro-kernel down the rows:
+// the panel (K x NR) is reused MC/MR times from L1/L2. The micro-kernels need only ~11 bytes/cycle
+// for the 6x64 VNNI tile, well inside what L2 delivers, so K is not split (no KC loop): the whole
+// dot product stays in registers and the epilogue runs on it directly, with no partial sums in memory.
+#pragma once
+#include <algorithm>
+#include <memory>
+
+#include "kernels/gemm_u8s8_internal.hpp"
+#include "kernels/parallel.hpp"
+
+namespace quench::kernels::u8s8 {
+namespace {
+
+inline int64_t ceil_div(int64_t a, int64_t b) { return (a + b - 1) / b; }
+
+// Kern provides: MR, NR, AElem (bytes per packed activation), pack_a(job, m0, mc, dst, stride),
+// offset(job) (comp[n] = -offset * colsum[n]) and kernels[mr-1](kp, a, astride, w, comp, out, ldo, ncols).
+template <class Kern>
+void run_gemm(const Job& job) {
+  constexpr int MR = Kern::MR, NR = Kern::NR;
+  const PackedWeightsU8S8& W = *job.W;
+  const int64_t M = job.M, Kp = W.Kp, npan = W.num_panels();
+  const int64_t astride = (Kp * Kern::AElem + 63) / 64 * 64;  // bytes between packed rows
+  const int64_t want = 4 * int64_t(get_num_threads());
+
+  int64_t mc_max = std::clamp<int64_t>((256 * 1024 / astride) / MR * MR, MR, 384 / MR * MR);
+  int64_t mb = ceil_div(M, mc_max);
+  if (mb > 1) mb = std::min(ceil_div(mb, want) * want, ceil_div(M, MR));
+  int64_t nb = std::min(npan, std::max<int64_t>(1, ceil_div(want, mb)));
+  if (mb * nb < want) mb = std::min(ceil_div(M, MR), ceil_div(want, nb));
+  const int64_t mc = ceil_div(ceil_div(M, mb), MR) * MR;
+  mb = ceil_div(M, mc);
+  const int64_t pb = ceil_div(npan, nb);
+  nb = ceil_div(npan, pb);
+
+  const int32_t offset = Kern::offset(job);
+  parallel_for(mb * nb, 1, [&](int64_t t0, int64_t t1) {
+    std::unique_ptr<uint8_t[], AlignedFree> abuf(
+        static_cast<uint8_t*>(std::aligned_alloc(64, mc * astride)));
+    if (!abuf) throw std::bad_alloc();
+    alignas(64) int32_t comp[NR];
+    alignas(64) int32_t tile[MR * NR];
+    int64_t packed_m0 = -1;
+    for (int64_t t = t0; t < t1; ++t) {
+      const int64_t m0 = (t / nb) * mc, rows = std::min(mc, M - m0);
+      if (m0 != packed_m0) {
+        Kern::pack_a(job, m0, rows, abuf.get(), astride);
+        packed_m0 = m0;
+      }
+      const int64_t p0 = (t % nb) * pb, p1 = std::min(npan, p0 + pb);
+      for (int64_t p = p0; p < p1; ++p) {
+        const int32_t* cs = W.panel_colsum(p);
+        for (int c = 0; c < NR; ++c) comp[c] = -offset * cs[c];
+        const int64_t n0 = p * NR;
+        const int ncols = static_cast<int>(std::min<int64_t>(NR, W.N - n0));
+        for (int64_t r = 0; r < rows; r += MR) {
+          const int mr = static_cast<int>(std::min<int64_t>(MR, rows - r));
+          const uint8_t* a = abuf.get() + r * astride;
+          if (job.out == U8S8Output::s32) {
+            int32_t* c = static_cast<int32_t*>(job.C) + (m0 + r) * job.ldc + n0;
+            Kern::kernels[mr - 1](Kp, a, astride, W.panel(p), comp, c, job.ldc, ncols);
+          } else {
+            Kern::kernels[mr - 1](Kp, a, astride, W.panel(p), comp, tile, NR, ncols);
+            for (int i = 0; i < mr; ++i) epilogue_row_avx2(job, m0 + r + i, n0, ncols, tile + i * NR);
+          }
+        }
+      }
+    }
+  });
+}
+
+}  // namespace
+}  // namespace quench::kernels::u8s8
