@@ -22,8 +22,8 @@ template <int MR>
 void kernel_6x16(int64_t Kp, const uint8_t* a, int64_t astride, const uint8_t* w, const int32_t* comp,
                  int32_t* out, int64_t ldo, int ncols) {
   __m256i acc[MR][2];
-  const __m256i c0 = _mm256_load_si256(reinterpret_cast<const __m256i*>(comp));
-  const __m256i c1 = _mm256_load_si256(reinterpret_cast<const __m256i*>(comp + 8));
+  const __m256i c0 = _mm256_loadu_si256(reinterpret_cast<const __m256i*>(comp));
+  const __m256i c1 = _mm256_loadu_si256(reinterpret_cast<const __m256i*>(comp + 8));
   for (int r = 0; r < MR; ++r) {
     acc[r][0] = c0;
     acc[r][1] = c1;

@@ -11,6 +11,7 @@
 #pragma once
 #include <algorithm>
 #include <memory>
+#include <vector>
 
 #include "kernels/gemm_u8s8_internal.hpp"
 #include "kernels/parallel.hpp"
@@ -41,12 +42,34 @@ void run_gemm(const Job& job) {
   nb = ceil_div(npan, pb);
 
   const int32_t offset = Kern::offset(job);
+  // Rows outer when the task's weight panels fit in L2: C is then written row by row (the order the
+  // hardware prefetcher follows for the read-for-ownership of C). Else panels outer, each panel
+  // reused down all the rows.
+  const bool rows_outer = pb * W.panel_bytes <= 512 * 1024;
+  // One MR x NR tile of C: rows m0+r.. of the packed block a, channels of panel p.
+  // The initial accumulator of every channel: -offset * colsum (padded channels have colsum 0).
+  std::vector<int32_t> comp_all(npan * NR);
+  for (int64_t p = 0; p < npan; ++p)
+    for (int c = 0; c < NR; ++c) comp_all[p * NR + c] = -offset * W.panel_colsum(p)[c];
+  auto tile_at = [&](int64_t p, int64_t m0, int64_t r, int64_t rows, const uint8_t* abase) {
+    alignas(64) int32_t tile[MR * NR];
+    const int32_t* comp = comp_all.data() + p * NR;
+    const int64_t n0 = p * NR;
+    const int ncols = static_cast<int>(std::min<int64_t>(NR, W.N - n0));
+    const int mr = static_cast<int>(std::min<int64_t>(MR, rows - r));
+    const uint8_t* a = abase + r * astride;
+    if (job.out == U8S8Output::s32) {
+      int32_t* c = static_cast<int32_t*>(job.C) + (m0 + r) * job.ldc + n0;
+      Kern::kernels[mr - 1](Kp, a, astride, W.panel(p), comp, c, job.ldc, ncols);
+    } else {
+      Kern::kernels[mr - 1](Kp, a, astride, W.panel(p), comp, tile, NR, ncols);
+      for (int i = 0; i < mr; ++i) epilogue_row_avx2(job, m0 + r + i, n0, ncols, tile + i * NR);
+    }
+  };
   parallel_for(mb * nb, 1, [&](int64_t t0, int64_t t1) {
     std::unique_ptr<uint8_t[], AlignedFree> abuf(
         static_cast<uint8_t*>(std::aligned_alloc(64, mc * astride)));
     if (!abuf) throw std::bad_alloc();
-    alignas(64) int32_t comp[NR];
-    alignas(64) int32_t tile[MR * NR];
     int64_t packed_m0 = -1;
     for (int64_t t = t0; t < t1; ++t) {
       const int64_t m0 = (t / nb) * mc, rows = std::min(mc, M - m0);
@@ -55,22 +78,12 @@ void run_gemm(const Job& job) {
         packed_m0 = m0;
       }
       const int64_t p0 = (t % nb) * pb, p1 = std::min(npan, p0 + pb);
-      for (int64_t p = p0; p < p1; ++p) {
-        const int32_t* cs = W.panel_colsum(p);
-        for (int c = 0; c < NR; ++c) comp[c] = -offset * cs[c];
-        const int64_t n0 = p * NR;
-        const int ncols = static_cast<int>(std::min<int64_t>(NR, W.N - n0));
-        for (int64_t r = 0; r < rows; r += MR) {
-          const int mr = static_cast<int>(std::min<int64_t>(MR, rows - r));
-          const uint8_t* a = abuf.get() + r * astride;
-          if (job.out == U8S8Output::s32) {
-            int32_t* c = static_cast<int32_t*>(job.C) + (m0 + r) * job.ldc + n0;
-            Kern::kernels[mr - 1](Kp, a, astride, W.panel(p), comp, c, job.ldc, ncols);
-          } else {
-            Kern::kernels[mr - 1](Kp, a, astride, W.panel(p), comp, tile, NR, ncols);
-            for (int i = 0; i < mr; ++i) epilogue_row_avx2(job, m0 + r + i, n0, ncols, tile + i * NR);
-          }
-        }
+      if (rows_outer) {
+        for (int64_t r = 0; r < rows; r += MR)
+          for (int64_t p = p0; p < p1; ++p) tile_at(p, m0, r, rows, abuf.get());
+      } else {
+        for (int64_t p = p0; p < p1; ++p)
+          for (int64_t r = 0; r < rows; r += MR) tile_at(p, m0, r, rows, abuf.get());
       }
     }
   });

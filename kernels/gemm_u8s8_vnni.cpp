@@ -19,9 +19,16 @@ inline int32_t load_i32(const uint8_t* p) {
 template <int MR>
 void kernel_6x64(int64_t Kp, const uint8_t* a, int64_t astride, const uint8_t* w, const int32_t* comp,
                  int32_t* out, int64_t ldo, int ncols) {
+  // Fetch the C lines this tile writes (for ownership) while the k loop runs: at small K the
+  // read-for-ownership of C is otherwise exposed at the stores.
+  for (int r = 0; r < MR; ++r)
+    for (int j = 0; j < 4; ++j) {
+      __builtin_prefetch(out + r * ldo + 16 * j, 1, 3);
+      __builtin_prefetch(out + (r + MR) * ldo + 16 * j, 1, 2);
+    }
   __m512i acc[MR][4];
   for (int j = 0; j < 4; ++j) {
-    const __m512i c = _mm512_load_si512(comp + 16 * j);
+    const __m512i c = _mm512_loadu_si512(comp + 16 * j);
     for (int r = 0; r < MR; ++r) acc[r][j] = c;
   }
   for (int64_t k = 0; k < Kp; k += 4) {
@@ -37,6 +44,11 @@ void kernel_6x64(int64_t Kp, const uint8_t* a, int64_t astride, const uint8_t* w
       acc[r][2] = _mm512_dpbusd_epi32(acc[r][2], av, b2);
       acc[r][3] = _mm512_dpbusd_epi32(acc[r][3], av, b3);
     }
+  }
+  if (ncols == 64) {  // full tiles: plain stores (masked stores are slower on Zen 4)
+    for (int r = 0; r < MR; ++r)
+      for (int j = 0; j < 4; ++j) _mm512_storeu_si512(out + r * ldo + 16 * j, acc[r][j]);
+    return;
   }
   __mmask16 mask[4];
   for (int j = 0; j < 4; ++j) {
