@@ -24,6 +24,7 @@ void kernel_6x16(int64_t Kp, const uint8_t* a, int64_t astride, const uint8_t* w
   __m256i acc[MR][2];
   const __m256i c0 = _mm256_loadu_si256(reinterpret_cast<const __m256i*>(comp));
   const __m256i c1 = _mm256_loadu_si256(reinterpret_cast<const __m256i*>(comp + 8));
+  _Pragma("GCC unroll 8")
   for (int r = 0; r < MR; ++r) {
     acc[r][0] = c0;
     acc[r][1] = c1;
@@ -31,6 +32,7 @@ void kernel_6x16(int64_t Kp, const uint8_t* a, int64_t astride, const uint8_t* w
   for (int64_t k = 0; k < Kp; k += 2) {
     const __m256i b0 = _mm256_load_si256(reinterpret_cast<const __m256i*>(w + k * 32));
     const __m256i b1 = _mm256_load_si256(reinterpret_cast<const __m256i*>(w + k * 32 + 32));
+    _Pragma("GCC unroll 8")
     for (int r = 0; r < MR; ++r) {
       const __m256i av = _mm256_set1_epi32(load_i32(a + r * astride + k * 2));
       acc[r][0] = _mm256_add_epi32(acc[r][0], _mm256_madd_epi16(av, b0));
@@ -38,6 +40,7 @@ void kernel_6x16(int64_t Kp, const uint8_t* a, int64_t astride, const uint8_t* w
     }
   }
   if (ncols == 16) {
+    _Pragma("GCC unroll 8")
     for (int r = 0; r < MR; ++r) {
       _mm256_storeu_si256(reinterpret_cast<__m256i*>(out + r * ldo), acc[r][0]);
       _mm256_storeu_si256(reinterpret_cast<__m256i*>(out + r * ldo + 8), acc[r][1]);
@@ -46,6 +49,7 @@ void kernel_6x16(int64_t Kp, const uint8_t* a, int64_t astride, const uint8_t* w
     const __m256i idx = _mm256_setr_epi32(0, 1, 2, 3, 4, 5, 6, 7);
     const __m256i m0 = _mm256_cmpgt_epi32(_mm256_set1_epi32(ncols), idx);
     const __m256i m1 = _mm256_cmpgt_epi32(_mm256_set1_epi32(ncols - 8), idx);
+    _Pragma("GCC unroll 8")
     for (int r = 0; r < MR; ++r) {
       _mm256_maskstore_epi32(out + r * ldo, m0, acc[r][0]);
       _mm256_maskstore_epi32(out + r * ldo + 8, m1, acc[r][1]);

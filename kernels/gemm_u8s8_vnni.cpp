@@ -21,14 +21,18 @@ void kernel_6x64(int64_t Kp, const uint8_t* a, int64_t astride, const uint8_t* w
                  int32_t* out, int64_t ldo, int ncols) {
   // Fetch the C lines this tile writes (for ownership) while the k loop runs: at small K the
   // read-for-ownership of C is otherwise exposed at the stores.
+  _Pragma("GCC unroll 8")
   for (int r = 0; r < MR; ++r)
+    _Pragma("GCC unroll 8")
     for (int j = 0; j < 4; ++j) {
       __builtin_prefetch(out + r * ldo + 16 * j, 1, 3);
       __builtin_prefetch(out + (r + MR) * ldo + 16 * j, 1, 2);
     }
   __m512i acc[MR][4];
+  _Pragma("GCC unroll 8")
   for (int j = 0; j < 4; ++j) {
     const __m512i c = _mm512_loadu_si512(comp + 16 * j);
+    _Pragma("GCC unroll 8")
     for (int r = 0; r < MR; ++r) acc[r][j] = c;
   }
   for (int64_t k = 0; k < Kp; k += 4) {
@@ -37,6 +41,7 @@ void kernel_6x64(int64_t Kp, const uint8_t* a, int64_t astride, const uint8_t* w
     const __m512i b1 = _mm512_load_si512(wk + 64);
     const __m512i b2 = _mm512_load_si512(wk + 128);
     const __m512i b3 = _mm512_load_si512(wk + 192);
+    _Pragma("GCC unroll 8")
     for (int r = 0; r < MR; ++r) {
       const __m512i av = _mm512_set1_epi32(load_i32(a + r * astride + k));
       acc[r][0] = _mm512_dpbusd_epi32(acc[r][0], av, b0);
@@ -46,16 +51,21 @@ void kernel_6x64(int64_t Kp, const uint8_t* a, int64_t astride, const uint8_t* w
     }
   }
   if (ncols == 64) {  // full tiles: plain stores (masked stores are slower on Zen 4)
+    _Pragma("GCC unroll 8")
     for (int r = 0; r < MR; ++r)
+      _Pragma("GCC unroll 8")
       for (int j = 0; j < 4; ++j) _mm512_storeu_si512(out + r * ldo + 16 * j, acc[r][j]);
     return;
   }
   __mmask16 mask[4];
+  _Pragma("GCC unroll 8")
   for (int j = 0; j < 4; ++j) {
     const int left = std::clamp(ncols - 16 * j, 0, 16);
     mask[j] = static_cast<__mmask16>((1u << left) - 1u);
   }
+  _Pragma("GCC unroll 8")
   for (int r = 0; r < MR; ++r)
+    _Pragma("GCC unroll 8")
     for (int j = 0; j < 4; ++j) _mm512_mask_storeu_epi32(out + r * ldo + 16 * j, mask[j], acc[r][j]);
 }
 
