@@ -84,11 +84,10 @@ u8s8::Job make_job(const GemmU8S8Args& a, std::vector<float>& mult) {
   const PackedWeightsU8S8* W = a.W;
   if (!W || !W->buf) fail("packed weights are null (pack them with pack_weights_u8s8)");
   const int64_t N = W->N, K = W->K;
-  std::string shapes = "A [" + std::to_string(a.M) + ", " + std::to_string(K) + "] lda=" +
-                       std::to_string(a.lda) + ", W [" + std::to_string(N) + ", " +
-                       std::to_string(K) + "], C ldc=" + std::to_string(a.ldc);
   if (a.M < 0 || (a.M > 0 && (!a.A || !a.C)) || a.lda < K || a.ldc < N)
-    fail(shapes + ": expected M >= 0, non-null A and C, lda >= K, ldc >= N");
+    fail("A [" + std::to_string(a.M) + ", " + std::to_string(K) + "] lda=" + std::to_string(a.lda) +
+         ", W [" + std::to_string(N) + ", " + std::to_string(K) + "], C ldc=" +
+         std::to_string(a.ldc) + ": expected M >= 0, non-null A and C, lda >= K, ldc >= N");
   if (a.a_signed ? (a.a_zero_point < -128 || a.a_zero_point > 127)
                  : (a.a_zero_point < 0 || a.a_zero_point > 255))
     fail("activation zero point " + std::to_string(a.a_zero_point) + " outside the " +

@@ -19,11 +19,12 @@ inline int32_t load_i32(const uint8_t* p) {
 // 6x16 tile: 12 accumulators + 2 weight vectors + 1 broadcast + 1 product = 16 ymm registers.
 // w: i16 panel, per k pair 16 channels x 2 int16 (64 bytes). a: packed int16 rows, astride bytes apart.
 template <int MR>
-void kernel_6x16(int64_t Kp, const uint8_t* a, int64_t astride, const uint8_t* w, const int32_t* comp,
-                 int32_t* out, int64_t ldo, int ncols) {
+void kernel_6x16(int64_t Kp, const uint8_t* a, int64_t astride, const uint8_t* w,
+                 const int32_t* colsum, int32_t offset, int32_t* out, int64_t ldo, int ncols) {
   __m256i acc[MR][2];
-  const __m256i c0 = _mm256_loadu_si256(reinterpret_cast<const __m256i*>(comp));
-  const __m256i c1 = _mm256_loadu_si256(reinterpret_cast<const __m256i*>(comp + 8));
+  const __m256i neg = _mm256_set1_epi32(-offset);  // start at -offset * colsum
+  const __m256i c0 = _mm256_mullo_epi32(_mm256_loadu_si256(reinterpret_cast<const __m256i*>(colsum)), neg);
+  const __m256i c1 = _mm256_mullo_epi32(_mm256_loadu_si256(reinterpret_cast<const __m256i*>(colsum + 8)), neg);
   _Pragma("GCC unroll 8")
   for (int r = 0; r < MR; ++r) {
     acc[r][0] = c0;
@@ -59,8 +60,8 @@ void kernel_6x16(int64_t Kp, const uint8_t* a, int64_t astride, const uint8_t* w
 
 struct KernAvx2 {
   static constexpr int MR = 6, NR = 16, AElem = 2;
-  using Fn = void (*)(int64_t, const uint8_t*, int64_t, const uint8_t*, const int32_t*, int32_t*,
-                      int64_t, int);
+  using Fn = void (*)(int64_t, const uint8_t*, int64_t, const uint8_t*, const int32_t*, int32_t,
+                      int32_t*, int64_t, int);
   static constexpr Fn kernels[MR] = {kernel_6x16<1>, kernel_6x16<2>, kernel_6x16<3>,
                                      kernel_6x16<4>, kernel_6x16<5>, kernel_6x16<6>};
   // int16 is signed, so s8 activations widen as they are: only the zero point is folded.

@@ -11,7 +11,6 @@
 #pragma once
 #include <algorithm>
 #include <memory>
-#include <vector>
 
 #include "kernels/gemm_u8s8_internal.hpp"
 #include "kernels/parallel.hpp"
@@ -22,7 +21,8 @@ namespace {
 inline int64_t ceil_div(int64_t a, int64_t b) { return (a + b - 1) / b; }
 
 // Kern provides: MR, NR, AElem (bytes per packed activation), pack_a(job, m0, mc, dst, stride),
-// offset(job) (comp[n] = -offset * colsum[n]) and kernels[mr-1](kp, a, astride, w, comp, out, ldo, ncols).
+// offset(job) and kernels[mr-1](kp, a, astride, w, colsum, offset, out, ldo, ncols), which start
+// every accumulator at -offset * colsum[n] (the zero-point compensation).
 template <class Kern>
 void run_gemm(const Job& job) {
   constexpr int MR = Kern::MR, NR = Kern::NR;
@@ -47,29 +47,33 @@ void run_gemm(const Job& job) {
   // reused down all the rows.
   const bool rows_outer = pb * W.panel_bytes <= 512 * 1024;
   // One MR x NR tile of C: rows m0+r.. of the packed block a, channels of panel p.
-  // The initial accumulator of every channel: -offset * colsum (padded channels have colsum 0).
-  std::vector<int32_t> comp_all(npan * NR);
-  for (int64_t p = 0; p < npan; ++p)
-    for (int c = 0; c < NR; ++c) comp_all[p * NR + c] = -offset * W.panel_colsum(p)[c];
   auto tile_at = [&](int64_t p, int64_t m0, int64_t r, int64_t rows, const uint8_t* abase) {
     alignas(64) int32_t tile[MR * NR];
-    const int32_t* comp = comp_all.data() + p * NR;
     const int64_t n0 = p * NR;
     const int ncols = static_cast<int>(std::min<int64_t>(NR, W.N - n0));
     const int mr = static_cast<int>(std::min<int64_t>(MR, rows - r));
     const uint8_t* a = abase + r * astride;
     if (job.out == U8S8Output::s32) {
       int32_t* c = static_cast<int32_t*>(job.C) + (m0 + r) * job.ldc + n0;
-      Kern::kernels[mr - 1](Kp, a, astride, W.panel(p), comp, c, job.ldc, ncols);
+      Kern::kernels[mr - 1](Kp, a, astride, W.panel(p), W.panel_colsum(p), offset, c, job.ldc, ncols);
     } else {
-      Kern::kernels[mr - 1](Kp, a, astride, W.panel(p), comp, tile, NR, ncols);
+      Kern::kernels[mr - 1](Kp, a, astride, W.panel(p), W.panel_colsum(p), offset, tile, NR, ncols);
       for (int i = 0; i < mr; ++i) epilogue_row_avx2(job, m0 + r + i, n0, ncols, tile + i * NR);
     }
   };
   parallel_for(mb * nb, 1, [&](int64_t t0, int64_t t1) {
-    std::unique_ptr<uint8_t[], AlignedFree> abuf(
-        static_cast<uint8_t*>(std::aligned_alloc(64, mc * astride)));
-    if (!abuf) throw std::bad_alloc();
+    // Grow-only per-thread buffer: a fresh allocation of this size would be mmapped and page
+    // faulted on every call.
+    thread_local std::unique_ptr<uint8_t[], AlignedFree> abuf;
+    thread_local int64_t abuf_bytes = 0;
+    if (abuf_bytes < mc * astride) {
+      abuf.reset(static_cast<uint8_t*>(std::aligned_alloc(64, mc * astride)));
+      if (!abuf) {
+        abuf_bytes = 0;
+        throw std::bad_alloc();
+      }
+      abuf_bytes = mc * astride;
+    }
     int64_t packed_m0 = -1;
     for (int64_t t = t0; t < t1; ++t) {
       const int64_t m0 = (t / nb) * mc, rows = std::min(mc, M - m0);

@@ -17,21 +17,19 @@ inline int32_t load_i32(const uint8_t* p) {
 
 // w: vnni panel, per group of 4 k: 64 channels x 4 bytes (256 bytes). a: packed rows, astride apart.
 template <int MR>
-void kernel_6x64(int64_t Kp, const uint8_t* a, int64_t astride, const uint8_t* w, const int32_t* comp,
-                 int32_t* out, int64_t ldo, int ncols) {
+void kernel_6x64(int64_t Kp, const uint8_t* a, int64_t astride, const uint8_t* w,
+                 const int32_t* colsum, int32_t offset, int32_t* out, int64_t ldo, int ncols) {
   // Fetch the C lines this tile writes (for ownership) while the k loop runs: at small K the
   // read-for-ownership of C is otherwise exposed at the stores.
   _Pragma("GCC unroll 8")
   for (int r = 0; r < MR; ++r)
     _Pragma("GCC unroll 8")
-    for (int j = 0; j < 4; ++j) {
-      __builtin_prefetch(out + r * ldo + 16 * j, 1, 3);
-      __builtin_prefetch(out + (r + MR) * ldo + 16 * j, 1, 2);
-    }
+    for (int j = 0; j < 4; ++j) __builtin_prefetch(out + r * ldo + 16 * j, 1, 3);
   __m512i acc[MR][4];
+  const __m512i neg = _mm512_set1_epi32(-offset);  // start at -offset * colsum
   _Pragma("GCC unroll 8")
   for (int j = 0; j < 4; ++j) {
-    const __m512i c = _mm512_loadu_si512(comp + 16 * j);
+    const __m512i c = _mm512_mullo_epi32(_mm512_loadu_si512(colsum + 16 * j), neg);
     _Pragma("GCC unroll 8")
     for (int r = 0; r < MR; ++r) acc[r][j] = c;
   }
@@ -50,7 +48,7 @@ void kernel_6x64(int64_t Kp, const uint8_t* a, int64_t astride, const uint8_t* w
       acc[r][3] = _mm512_dpbusd_epi32(acc[r][3], av, b3);
     }
   }
-  if (ncols == 64) {  // full tiles: plain stores (masked stores are slower on Zen 4)
+  if (ncols == 64) {  // full tiles: plain stores
     _Pragma("GCC unroll 8")
     for (int r = 0; r < MR; ++r)
       _Pragma("GCC unroll 8")
@@ -69,11 +67,67 @@ void kernel_6x64(int64_t Kp, const uint8_t* a, int64_t astride, const uint8_t* w
     for (int j = 0; j < 4; ++j) _mm512_mask_storeu_epi32(out + r * ldo + 16 * j, mask[j], acc[r][j]);
 }
 
+// One or two rows: a k step has too few independent vpdpbusd to cover its latency, so KU sets of
+// accumulators take turns over the k steps and are added at the end (int32 wraparound addition is
+// associative: the sum is the same bits).
+template <int MR>
+void kernel_small_x64(int64_t Kp, const uint8_t* a, int64_t astride, const uint8_t* w,
+                      const int32_t* colsum, int32_t offset, int32_t* out, int64_t ldo,
+                      int ncols) {
+  constexpr int KU = MR == 1 ? 4 : 2;
+  __m512i acc[KU][MR][4];
+  const __m512i neg = _mm512_set1_epi32(-offset);
+  _Pragma("GCC unroll 8")
+  for (int j = 0; j < 4; ++j) {
+    const __m512i c = _mm512_mullo_epi32(_mm512_loadu_si512(colsum + 16 * j), neg);
+    _Pragma("GCC unroll 8")
+    for (int r = 0; r < MR; ++r) {
+      acc[0][r][j] = c;
+      _Pragma("GCC unroll 8")
+      for (int u = 1; u < KU; ++u) acc[u][r][j] = _mm512_setzero_si512();
+    }
+  }
+  int64_t k = 0;
+  for (; k + 4 * KU <= Kp; k += 4 * KU) {
+    _Pragma("GCC unroll 8")
+    for (int u = 0; u < KU; ++u) {
+      const uint8_t* wk = w + (k + 4 * u) * 64;
+      _Pragma("GCC unroll 8")
+      for (int r = 0; r < MR; ++r) {
+        const __m512i av = _mm512_set1_epi32(load_i32(a + r * astride + k + 4 * u));
+        _Pragma("GCC unroll 8")
+        for (int j = 0; j < 4; ++j)
+          acc[u][r][j] = _mm512_dpbusd_epi32(acc[u][r][j], av, _mm512_load_si512(wk + 64 * j));
+      }
+    }
+  }
+  for (; k < Kp; k += 4) {
+    const uint8_t* wk = w + k * 64;
+    _Pragma("GCC unroll 8")
+    for (int r = 0; r < MR; ++r) {
+      const __m512i av = _mm512_set1_epi32(load_i32(a + r * astride + k));
+      _Pragma("GCC unroll 8")
+      for (int j = 0; j < 4; ++j)
+        acc[0][r][j] = _mm512_dpbusd_epi32(acc[0][r][j], av, _mm512_load_si512(wk + 64 * j));
+    }
+  }
+  _Pragma("GCC unroll 8")
+  for (int r = 0; r < MR; ++r)
+    _Pragma("GCC unroll 8")
+    for (int j = 0; j < 4; ++j) {
+      _Pragma("GCC unroll 8")
+      for (int u = 1; u < KU; ++u) acc[0][r][j] = _mm512_add_epi32(acc[0][r][j], acc[u][r][j]);
+      const int left = std::clamp(ncols - 16 * j, 0, 16);
+      _mm512_mask_storeu_epi32(out + r * ldo + 16 * j, static_cast<__mmask16>((1u << left) - 1u),
+                               acc[0][r][j]);
+    }
+}
+
 struct KernVnni {
   static constexpr int MR = 6, NR = 64, AElem = 1;
-  using Fn = void (*)(int64_t, const uint8_t*, int64_t, const uint8_t*, const int32_t*, int32_t*,
-                      int64_t, int);
-  static constexpr Fn kernels[MR] = {kernel_6x64<1>, kernel_6x64<2>, kernel_6x64<3>,
+  using Fn = void (*)(int64_t, const uint8_t*, int64_t, const uint8_t*, const int32_t*, int32_t,
+                      int32_t*, int64_t, int);
+  static constexpr Fn kernels[MR] = {kernel_small_x64<1>, kernel_small_x64<2>, kernel_6x64<3>,
                                      kernel_6x64<4>, kernel_6x64<5>, kernel_6x64<6>};
   // vpdpbusd wants u8 activations: s8 ones are stored as a + 128, so 128 more column sums come off.
   static int32_t offset(const Job& job) { return job.za + (job.a_signed ? 128 : 0); }
