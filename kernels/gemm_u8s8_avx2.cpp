@@ -66,6 +66,7 @@ struct KernAvx2 {
                                      kernel_6x16<4>, kernel_6x16<5>, kernel_6x16<6>};
   // int16 is signed, so s8 activations widen as they are: only the zero point is folded.
   static int32_t offset(const Job& job) { return job.za; }
+  static bool direct(const Job&) { return false; }  // always widened to int16
   static void pack_a(const Job& job, int64_t m0, int64_t rows, uint8_t* dst, int64_t stride) {
     const int64_t K = job.K, Kp = job.W->Kp;
     for (int64_t i = 0; i < rows; ++i) {

@@ -20,7 +20,7 @@ namespace {
 
 inline int64_t ceil_div(int64_t a, int64_t b) { return (a + b - 1) / b; }
 
-// Kern provides: MR, NR, AElem (bytes per packed activation), pack_a(job, m0, mc, dst, stride),
+// Kern provides: MR, NR, AElem (bytes per packed activation), direct(job), pack_a(job, m0, mc, dst, stride),
 // offset(job) and kernels[mr-1](kp, a, astride, w, colsum, offset, out, ldo, ncols), which start
 // every accumulator at -offset * colsum[n] (the zero-point compensation).
 template <class Kern>
@@ -28,10 +28,13 @@ void run_gemm(const Job& job) {
   constexpr int MR = Kern::MR, NR = Kern::NR;
   const PackedWeightsU8S8& W = *job.W;
   const int64_t M = job.M, Kp = W.Kp, npan = W.num_panels();
-  const int64_t astride = (Kp * Kern::AElem + 63) / 64 * 64;  // bytes between packed rows
+  // Activations the kernel can read in place (u8, K a multiple of 4 for VNNI) are not copied.
+  const bool direct = Kern::direct(job);
+  const int64_t astride = direct ? job.lda : (Kp * Kern::AElem + 63) / 64 * 64;  // bytes per row
   const int64_t want = 4 * int64_t(get_num_threads());
 
-  int64_t mc_max = std::clamp<int64_t>((256 * 1024 / astride) / MR * MR, MR, 384 / MR * MR);
+  const int64_t row_bytes = Kp * Kern::AElem;
+  int64_t mc_max = std::clamp<int64_t>((256 * 1024 / row_bytes) / MR * MR, MR, 384 / MR * MR);
   int64_t mb = ceil_div(M, mc_max);
   if (mb > 1) mb = std::min(ceil_div(mb, want) * want, ceil_div(M, MR));
   int64_t nb = std::min(npan, std::max<int64_t>(1, ceil_div(want, mb)));
@@ -66,7 +69,7 @@ void run_gemm(const Job& job) {
     // faulted on every call.
     thread_local std::unique_ptr<uint8_t[], AlignedFree> abuf;
     thread_local int64_t abuf_bytes = 0;
-    if (abuf_bytes < mc * astride) {
+    if (!direct && abuf_bytes < mc * astride) {
       abuf.reset(static_cast<uint8_t*>(std::aligned_alloc(64, mc * astride)));
       if (!abuf) {
         abuf_bytes = 0;
@@ -77,17 +80,18 @@ void run_gemm(const Job& job) {
     int64_t packed_m0 = -1;
     for (int64_t t = t0; t < t1; ++t) {
       const int64_t m0 = (t / nb) * mc, rows = std::min(mc, M - m0);
-      if (m0 != packed_m0) {
+      const uint8_t* ablock = direct ? job.A + m0 * job.lda : abuf.get();
+      if (!direct && m0 != packed_m0) {
         Kern::pack_a(job, m0, rows, abuf.get(), astride);
         packed_m0 = m0;
       }
       const int64_t p0 = (t % nb) * pb, p1 = std::min(npan, p0 + pb);
       if (rows_outer) {
         for (int64_t r = 0; r < rows; r += MR)
-          for (int64_t p = p0; p < p1; ++p) tile_at(p, m0, r, rows, abuf.get());
+          for (int64_t p = p0; p < p1; ++p) tile_at(p, m0, r, rows, ablock);
       } else {
         for (int64_t p = p0; p < p1; ++p)
-          for (int64_t r = 0; r < rows; r += MR) tile_at(p, m0, r, rows, abuf.get());
+          for (int64_t r = 0; r < rows; r += MR) tile_at(p, m0, r, rows, ablock);
       }
     }
   });

@@ -131,6 +131,7 @@ struct KernVnni {
                                      kernel_6x64<4>, kernel_6x64<5>, kernel_6x64<6>};
   // vpdpbusd wants u8 activations: s8 ones are stored as a + 128, so 128 more column sums come off.
   static int32_t offset(const Job& job) { return job.za + (job.a_signed ? 128 : 0); }
+  static bool direct(const Job& job) { return !job.a_signed && job.K % 4 == 0; }
   static void pack_a(const Job& job, int64_t m0, int64_t rows, uint8_t* dst, int64_t stride) {
     const int64_t K = job.K, Kp = job.W->Kp;
     const uint8_t flip = job.a_signed ? 0x80 : 0;
