@@ -6,9 +6,9 @@
 #include <dlfcn.h>
 #include <oneapi/dnnl/dnnl.h>
 
+#include <memory>
 #include <random>
 #include <string>
-#include <vector>
 
 #include "kernels/gemm_u8s8.hpp"
 #include "kernels/parallel.hpp"
@@ -25,16 +25,25 @@ void onednn_set_threads(int n) {
   if (fn) fn(n);
 }
 
+// 64-byte aligned, as the engine's tensor storage is (an unaligned C splits every zmm store).
+template <class T>
+struct AlignedVec {
+  std::unique_ptr<T[], AlignedFree> p;
+  explicit AlignedVec(int64_t n)
+      : p(static_cast<T*>(std::aligned_alloc(64, (n * sizeof(T) + 63) / 64 * 64))) {}
+  T* data() { return p.get(); }
+};
+
 struct Inputs {
   int64_t M, N, K;
-  std::vector<uint8_t> A;
-  std::vector<int8_t> W;  // [N,K], a Linear's weight
-  std::vector<int32_t> C;
+  AlignedVec<uint8_t> A;
+  AlignedVec<int8_t> W;  // [N,K], a Linear's weight
+  AlignedVec<int32_t> C;
   Inputs(int64_t m, int64_t n, int64_t k) : M(m), N(n), K(k), A(m * k), W(n * k), C(m * n) {
     std::mt19937 g(42);
     std::uniform_int_distribution<int> du(0, 255), ds(-128, 127);
-    for (auto& a : A) a = static_cast<uint8_t>(du(g));
-    for (auto& w : W) w = static_cast<int8_t>(ds(g));
+    for (int64_t i = 0; i < M * K; ++i) A.data()[i] = static_cast<uint8_t>(du(g));
+    for (int64_t i = 0; i < N * K; ++i) W.data()[i] = static_cast<int8_t>(ds(g));
   }
 };
 

@@ -4,10 +4,13 @@
 // C is cut into tasks of MC rows x a run of weight panels; parallel_for hands whole tasks to threads,
 // so every output is computed by one thread in one fixed order (integer, exact: the blocking may vary
 // with the thread count without changing a bit). A task packs its MC activation rows once (all of
-// K, at most ~256 KiB so they stay in L2), then for each panel runs the micro-kernel down the rows:
-// the panel (K x NR) is reused MC/MR times from L1/L2. The micro-kernels need only ~11 bytes/cycle
-// for the 6x64 VNNI tile, well inside what L2 delivers, so K is not split (no KC loop): the whole
-// dot product stays in registers and the epilogue runs on it directly, with no partial sums in memory.
+// K, MC*Kp at most ~256 KiB so they stay in L2; u8 rows the VNNI kernel can read in place are not
+// copied), then walks its panels in groups that fit in L1, running the micro-kernel row group by
+// row group over the group. K is not split (no KC loop, a deliberate departure from BLIS): the 6x64
+// VNNI tile needs only ~11 bytes/cycle of weights + activations, well inside what L2 delivers, so
+// the whole dot product stays in registers and the epilogue runs on it directly, with no partial
+// sums going through memory. Measured here against oneDNN that is at or above its speed for K from
+// 128 to 3072 (see bench/bench_gemm_u8s8.cpp).
 #pragma once
 #include <algorithm>
 #include <memory>
@@ -20,9 +23,10 @@ namespace {
 
 inline int64_t ceil_div(int64_t a, int64_t b) { return (a + b - 1) / b; }
 
-// Kern provides: MR, NR, AElem (bytes per packed activation), direct(job), pack_a(job, m0, mc, dst, stride),
-// offset(job) and kernels[mr-1](kp, a, astride, w, colsum, offset, out, ldo, ncols), which start
-// every accumulator at -offset * colsum[n] (the zero-point compensation).
+// Kern provides: MR, NR, AElem (bytes per packed activation), direct(job) (read A in place),
+// pack_a(job, m0, rows, dst, stride), offset(job) and kernels[mr-1](kp, a, astride, w, colsum,
+// offset, out, ldo, ncols), which start every accumulator at -offset * colsum[n] (the zero-point
+// compensation) and store an mr x NR tile (ncols valid) of int32 at out, row stride ldo.
 template <class Kern>
 void run_gemm(const Job& job) {
   constexpr int MR = Kern::MR, NR = Kern::NR;
@@ -45,10 +49,10 @@ void run_gemm(const Job& job) {
   nb = ceil_div(npan, pb);
 
   const int32_t offset = Kern::offset(job);
-  // Rows outer when the task's weight panels fit in L2: C is then written row by row (the order the
-  // hardware prefetcher follows for the read-for-ownership of C). Else panels outer, each panel
-  // reused down all the rows.
-  const bool rows_outer = pb * W.panel_bytes <= 512 * 1024;
+  // Panels go in groups that fit in 24 of L1's 32 KiB; down the rows of the block each row group
+  // runs over the group's panels, so a C row is written in runs of group * NR channels while the
+  // group's weights stay in L1. Large K: a group is one panel, reused down all the rows from L2.
+  const int64_t group = std::max<int64_t>(1, 24 * 1024 / W.panel_bytes);
   // One MR x NR tile of C: rows m0+r.. of the packed block a, channels of panel p.
   auto tile_at = [&](int64_t p, int64_t m0, int64_t r, int64_t rows, const uint8_t* abase) {
     alignas(64) int32_t tile[MR * NR];
@@ -56,11 +60,13 @@ void run_gemm(const Job& job) {
     const int ncols = static_cast<int>(std::min<int64_t>(NR, W.N - n0));
     const int mr = static_cast<int>(std::min<int64_t>(MR, rows - r));
     const uint8_t* a = abase + r * astride;
+    const uint8_t* w = W.panel(p);
+    const int32_t* cs = W.panel_colsum(p);
     if (job.out == U8S8Output::s32) {
       int32_t* c = static_cast<int32_t*>(job.C) + (m0 + r) * job.ldc + n0;
-      Kern::kernels[mr - 1](Kp, a, astride, W.panel(p), W.panel_colsum(p), offset, c, job.ldc, ncols);
+      Kern::kernels[mr - 1](Kp, a, astride, w, cs, offset, c, job.ldc, ncols);
     } else {
-      Kern::kernels[mr - 1](Kp, a, astride, W.panel(p), W.panel_colsum(p), offset, tile, NR, ncols);
+      Kern::kernels[mr - 1](Kp, a, astride, w, cs, offset, tile, NR, ncols);
       for (int i = 0; i < mr; ++i) epilogue_row_avx2(job, m0 + r + i, n0, ncols, tile + i * NR);
     }
   };
@@ -86,12 +92,10 @@ void run_gemm(const Job& job) {
         packed_m0 = m0;
       }
       const int64_t p0 = (t % nb) * pb, p1 = std::min(npan, p0 + pb);
-      if (rows_outer) {
+      for (int64_t g0 = p0; g0 < p1; g0 += group) {
+        const int64_t g1 = std::min(p1, g0 + group);
         for (int64_t r = 0; r < rows; r += MR)
-          for (int64_t p = p0; p < p1; ++p) tile_at(p, m0, r, rows, ablock);
-      } else {
-        for (int64_t p = p0; p < p1; ++p)
-          for (int64_t r = 0; r < rows; r += MR) tile_at(p, m0, r, rows, ablock);
+          for (int64_t p = g0; p < g1; ++p) tile_at(p, m0, r, rows, ablock);
       }
     }
   });
