@@ -1,7 +1,8 @@
-// u8 x s8 -> s32 GEMM: the engine (prepacked weights, active ISA) against oneDNN's dnnl_gemm_u8s8s32
-// on the same inputs, at 1 and 2 threads. Names: gemm_u8s8/<engine|onednn>/<M>x<N>x<K>/t<threads>.
-// QUENCH_ISA=avx2 ONEDNN_MAX_CPU_ISA=AVX2 compares the two AVX2 paths. GOPS at t1 is per CPU second
-// of the calling thread, at t2 per wall second.
+// u8 x s8 -> s32 GEMM: the engine (prepacked weights, active ISA) against oneDNN's
+// dnnl_gemm_u8s8s32 on the same inputs, at 1 and 2 threads. Names:
+// gemm_u8s8/<engine|onednn>/<M>x<N>x<K>/t<threads>. QUENCH_ISA=avx2 ONEDNN_MAX_CPU_ISA=AVX2
+// compares the two AVX2 paths. GOPS at t1 is per CPU second of the calling thread, at t2 per wall
+// second.
 #include <benchmark/benchmark.h>
 #include <dlfcn.h>
 #include <oneapi/dnnl/dnnl.h>
@@ -48,9 +49,9 @@ struct Inputs {
 };
 
 void set_rate(benchmark::State& st, const Inputs& in) {
-  st.counters["GOPS"] = benchmark::Counter(
-      2.0 * in.M * in.N * in.K * static_cast<double>(st.iterations()) * 1e-9,
-      benchmark::Counter::kIsRate);
+  st.counters["GOPS"] =
+      benchmark::Counter(2.0 * in.M * in.N * in.K * static_cast<double>(st.iterations()) * 1e-9,
+                         benchmark::Counter::kIsRate);
 }
 
 void bm_engine(benchmark::State& st, int64_t M, int64_t N, int64_t K, int threads) {
@@ -85,9 +86,9 @@ void bm_onednn(benchmark::State& st, int64_t M, int64_t N, int64_t K, int thread
 }
 
 const int registered = [] {
-  const int64_t shapes[][3] = {{6400, 384, 128}, {6400, 128, 128}, {6400, 512, 128},
-                               {6400, 128, 512}, {128, 768, 768},  {512, 3072, 768},
-                               {512, 768, 3072}, {32, 768, 768},   {8, 768, 768},    {1, 768, 768}};
+  const int64_t shapes[][3] = {
+      {6400, 384, 128}, {6400, 128, 128}, {6400, 512, 128}, {6400, 128, 512}, {128, 768, 768},
+      {512, 3072, 768}, {512, 768, 3072}, {32, 768, 768},   {8, 768, 768},    {1, 768, 768}};
   for (auto& s : shapes)
     for (int t : {1, 2}) {
       std::string tail = "/" + std::to_string(s[0]) + "x" + std::to_string(s[1]) + "x" +

@@ -1,5 +1,5 @@
-// u8s8 GEMM front end: weight packing, argument checks, the per-channel epilogue multipliers (computed
-// here once so every path sees the same floats) and the dispatch table.
+// u8s8 GEMM front end: weight packing, argument checks, the per-channel epilogue multipliers
+// (computed here once so every path sees the same floats) and the dispatch table.
 #include <algorithm>
 #include <stdexcept>
 #include <string>
@@ -10,7 +10,9 @@
 namespace quench::kernels {
 namespace {
 
-[[noreturn]] void fail(const std::string& what) { throw std::invalid_argument("gemm_u8s8: " + what); }
+[[noreturn]] void fail(const std::string& what) {
+  throw std::invalid_argument("gemm_u8s8: " + what);
+}
 
 struct LayoutInfo {
   int nr;     // channels per panel
@@ -106,8 +108,18 @@ u8s8::Job make_job(const GemmU8S8Args& a, std::vector<float>& mult) {
       mult[n] = a.out == U8S8Output::u8 ? s / a.y_scale : s;
     }
   }
-  return u8s8::Job{a.M, N, K, static_cast<const uint8_t*>(a.A), a.lda, a.a_signed, a.a_zero_point,
-                   W, a.out, a.C, a.ldc, mult.data(),
+  return u8s8::Job{a.M,
+                   N,
+                   K,
+                   static_cast<const uint8_t*>(a.A),
+                   a.lda,
+                   a.a_signed,
+                   a.a_zero_point,
+                   W,
+                   a.out,
+                   a.C,
+                   a.ldc,
+                   mult.data(),
                    a.out == U8S8Output::f32 || a.out == U8S8Output::f32_gelu ? a.bias : nullptr,
                    static_cast<float>(a.y_zero_point)};
 }
@@ -138,10 +150,12 @@ void gemm_u8s8_ref(const GemmU8S8Args& args) {
 
 namespace {
 void check_quant(const float* x, int64_t n, float scale, int32_t zp, uint8_t* y) {
-  if (n < 0 || (n > 0 && (!x || !y)) || !(scale > 0.f) || !std::isfinite(scale) || zp < 0 || zp > 255)
-    throw std::invalid_argument("quantize_row_u8: n=" + std::to_string(n) + " scale=" +
-                                std::to_string(scale) + " zero_point=" + std::to_string(zp) +
-                                ": expected n >= 0, non-null x and y, scale > 0 finite, zero_point in [0,255]");
+  if (n < 0 || (n > 0 && (!x || !y)) || !(scale > 0.f) || !std::isfinite(scale) || zp < 0 ||
+      zp > 255)
+    throw std::invalid_argument(
+        "quantize_row_u8: n=" + std::to_string(n) + " scale=" + std::to_string(scale) +
+        " zero_point=" + std::to_string(zp) +
+        ": expected n >= 0, non-null x and y, scale > 0 finite, zero_point in [0,255]");
 }
 }  // namespace
 

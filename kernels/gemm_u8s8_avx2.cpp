@@ -17,15 +17,18 @@ inline int32_t load_i32(const uint8_t* p) {
 }
 
 // 6x16 tile: 12 accumulators + 2 weight vectors + 1 broadcast + 1 product = 16 ymm registers.
-// w: i16 panel, per k pair 16 channels x 2 int16 (64 bytes). a: packed int16 rows, astride bytes apart.
+// w: i16 panel, per k pair 16 channels x 2 int16 (64 bytes). a: packed int16 rows, astride bytes
+// apart.
 template <int MR>
 void kernel_6x16(int64_t Kp, const uint8_t* a, int64_t astride, const uint8_t* w,
                  const int32_t* colsum, int32_t offset, int32_t* out, int64_t ldo, int ncols) {
   __m256i acc[MR][2];
   const __m256i neg = _mm256_set1_epi32(-offset);  // start at -offset * colsum
-  const __m256i c0 = _mm256_mullo_epi32(_mm256_loadu_si256(reinterpret_cast<const __m256i*>(colsum)), neg);
-  const __m256i c1 = _mm256_mullo_epi32(_mm256_loadu_si256(reinterpret_cast<const __m256i*>(colsum + 8)), neg);
-  _Pragma("GCC unroll 8")
+  const __m256i c0 =
+      _mm256_mullo_epi32(_mm256_loadu_si256(reinterpret_cast<const __m256i*>(colsum)), neg);
+  const __m256i c1 =
+      _mm256_mullo_epi32(_mm256_loadu_si256(reinterpret_cast<const __m256i*>(colsum + 8)), neg);
+#pragma GCC unroll 8
   for (int r = 0; r < MR; ++r) {
     acc[r][0] = c0;
     acc[r][1] = c1;
@@ -33,7 +36,7 @@ void kernel_6x16(int64_t Kp, const uint8_t* a, int64_t astride, const uint8_t* w
   for (int64_t k = 0; k < Kp; k += 2) {
     const __m256i b0 = _mm256_load_si256(reinterpret_cast<const __m256i*>(w + k * 32));
     const __m256i b1 = _mm256_load_si256(reinterpret_cast<const __m256i*>(w + k * 32 + 32));
-    _Pragma("GCC unroll 8")
+#pragma GCC unroll 8
     for (int r = 0; r < MR; ++r) {
       const __m256i av = _mm256_set1_epi32(load_i32(a + r * astride + k * 2));
       acc[r][0] = _mm256_add_epi32(acc[r][0], _mm256_madd_epi16(av, b0));
@@ -41,7 +44,7 @@ void kernel_6x16(int64_t Kp, const uint8_t* a, int64_t astride, const uint8_t* w
     }
   }
   if (ncols == 16) {
-    _Pragma("GCC unroll 8")
+#pragma GCC unroll 8
     for (int r = 0; r < MR; ++r) {
       _mm256_storeu_si256(reinterpret_cast<__m256i*>(out + r * ldo), acc[r][0]);
       _mm256_storeu_si256(reinterpret_cast<__m256i*>(out + r * ldo + 8), acc[r][1]);
@@ -50,7 +53,7 @@ void kernel_6x16(int64_t Kp, const uint8_t* a, int64_t astride, const uint8_t* w
     const __m256i idx = _mm256_setr_epi32(0, 1, 2, 3, 4, 5, 6, 7);
     const __m256i m0 = _mm256_cmpgt_epi32(_mm256_set1_epi32(ncols), idx);
     const __m256i m1 = _mm256_cmpgt_epi32(_mm256_set1_epi32(ncols - 8), idx);
-    _Pragma("GCC unroll 8")
+#pragma GCC unroll 8
     for (int r = 0; r < MR; ++r) {
       _mm256_maskstore_epi32(out + r * ldo, m0, acc[r][0]);
       _mm256_maskstore_epi32(out + r * ldo + 8, m1, acc[r][1]);
@@ -111,8 +114,8 @@ inline __m256 erf_approx_v(__m256 x) {
   const __m256 one = _mm256_set1_ps(1.f);
   const __m256 t =
       _mm256_div_ps(one, _mm256_add_ps(_mm256_mul_ps(_mm256_set1_ps(0.3275911f), ax), one));
-  __m256 r = _mm256_add_ps(_mm256_mul_ps(_mm256_set1_ps(1.061405429f), t),
-                           _mm256_set1_ps(-1.453152027f));
+  __m256 r =
+      _mm256_add_ps(_mm256_mul_ps(_mm256_set1_ps(1.061405429f), t), _mm256_set1_ps(-1.453152027f));
   r = _mm256_add_ps(_mm256_mul_ps(r, t), _mm256_set1_ps(1.421413741f));
   r = _mm256_add_ps(_mm256_mul_ps(r, t), _mm256_set1_ps(-0.284496736f));
   r = _mm256_add_ps(_mm256_mul_ps(r, t), _mm256_set1_ps(0.254829592f));
@@ -182,7 +185,8 @@ void quantize_row_avx2(const float* x, int64_t n, float scale, int32_t zero_poin
   }
   const float zs = static_cast<float>(zero_point);
   for (; i < n; ++i)
-    y[i] = static_cast<uint8_t>(static_cast<int32_t>(clamp_0_255(std::nearbyint(x[i] / scale) + zs)));
+    y[i] =
+        static_cast<uint8_t>(static_cast<int32_t>(clamp_0_255(std::nearbyint(x[i] / scale) + zs)));
 }
 
 }  // namespace quench::kernels::u8s8

@@ -1,16 +1,16 @@
 // Internal: the blocking and threading shared by the SIMD u8s8 paths, instantiated once per ISA TU
 // with that TU's micro-kernel (anonymous namespace: every TU keeps its own copy).
 //
-// C is cut into tasks of MC rows x a run of weight panels; parallel_for hands whole tasks to threads,
-// so every output is computed by one thread in one fixed order (integer, exact: the blocking may vary
-// with the thread count without changing a bit). A task packs its MC activation rows once (all of
-// K, MC*Kp at most ~256 KiB so they stay in L2; u8 rows the VNNI kernel can read in place are not
-// copied), then walks its panels in groups that fit in L1, running the micro-kernel row group by
-// row group over the group. K is not split (no KC loop, a deliberate departure from BLIS): the 6x64
-// VNNI tile needs only ~11 bytes/cycle of weights + activations, well inside what L2 delivers, so
-// the whole dot product stays in registers and the epilogue runs on it directly, with no partial
-// sums going through memory. Measured here against oneDNN that is at or above its speed for K from
-// 128 to 3072 (see bench/bench_gemm_u8s8.cpp).
+// C is cut into tasks of MC rows x a run of weight panels; parallel_for hands whole tasks to
+// threads, so every output is computed by one thread in one fixed order (integer, exact: the
+// blocking may vary with the thread count without changing a bit). A task packs its MC activation
+// rows once (all of K, MC*Kp at most ~256 KiB so they stay in L2; u8 rows the VNNI kernel can read
+// in place are not copied), then walks its panels in groups that fit in L1, running the
+// micro-kernel row group by row group over the group. K is not split (no KC loop, a deliberate
+// departure from BLIS): the 6x64 VNNI tile needs only ~11 bytes/cycle of weights + activations,
+// well inside what L2 delivers, so the whole dot product stays in registers and the epilogue runs
+// on it directly, with no partial sums going through memory. Measured here against oneDNN that is
+// at or above its speed for K from 128 to 3072 (see bench/bench_gemm_u8s8.cpp).
 #pragma once
 #include <algorithm>
 #include <memory>

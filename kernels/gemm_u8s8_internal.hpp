@@ -1,5 +1,5 @@
-// Internal to the u8s8 GEMM: the validated job every path receives, the per-ISA entry points, and the
-// scalar epilogue math each path mirrors. Every .cpp that includes this is compiled with
+// Internal to the u8s8 GEMM: the validated job every path receives, the per-ISA entry points, and
+// the scalar epilogue math each path mirrors. Every .cpp that includes this is compiled with
 // -ffp-contract=off so no a*b+c becomes an FMA on one path and not another. The helpers live in an
 // anonymous namespace: each ISA's TU gets its own copy, so the linker can never hand the baseline
 // code an AVX-512 instantiation.
@@ -68,7 +68,8 @@ inline float exp_neg16(float x) {
   return y * scale;
 }
 
-// Abramowitz-Stegun 7.1.26 as PyTorch's Vectorized<float>::erf, |x| clamped to 4 (erf(4) rounds to 1).
+// Abramowitz-Stegun 7.1.26 as PyTorch's Vectorized<float>::erf, |x| clamped to 4 (erf(4) rounds to
+// 1).
 inline float erf_approx(float x) {
   float ax = std::fabs(x);
   ax = ax < 4.f ? ax : 4.f;

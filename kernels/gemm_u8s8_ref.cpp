@@ -5,7 +5,8 @@
 
 namespace quench::kernels::u8s8 {
 
-// One output element: acc = sum_k (a - z_a) * w in int64 (fits int32 for K <= 65536), then the epilogue.
+// One output element: acc = sum_k (a - z_a) * w in int64 (fits int32 for K <= 65536), then the
+// epilogue.
 void gemm_ref(const Job& job) {
   std::vector<int8_t> w(job.N * job.K);  // W read back from the packed layout, [N,K]
   for (int64_t n = 0; n < job.N; ++n)

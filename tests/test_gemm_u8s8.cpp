@@ -1,13 +1,14 @@
-// The u8s8 GEMM: every ISA path bit-exact against the reference, the reference against a plain int64
-// loop on the raw weights and against oneDNN's dnnl_gemm_u8s8s32, epilogues, threads, the quantizer.
+// The u8s8 GEMM: every ISA path bit-exact against the reference, the reference against a plain
+// int64 loop on the raw weights and against oneDNN's dnnl_gemm_u8s8s32, epilogues, threads, the
+// quantizer.
 #include <doctest/doctest.h>
 #include <oneapi/dnnl/dnnl.h>
 
 #include <cmath>
 #include <cstring>
 #include <random>
-#include <tuple>
 #include <stdexcept>
+#include <tuple>
 #include <vector>
 
 #include "kernels/gemm_u8s8.hpp"
@@ -87,9 +88,10 @@ GemmU8S8Args args_for(const Problem& p, const PackedWeightsU8S8& pw, U8S8Output 
 
 size_t elem_size(U8S8Output out) { return out == U8S8Output::u8 ? 1 : 4; }
 
-// Runs the problem on the given level (packing for it) or the reference; C's bytes, padding included
-// (filled with 0xAB first, so writes past N show).
-std::vector<uint8_t> run(const Problem& p, U8S8Output out, Isa level, bool ref, bool with_bias = true) {
+// Runs the problem on the given level (packing for it) or the reference; C's bytes, padding
+// included (filled with 0xAB first, so writes past N show).
+std::vector<uint8_t> run(const Problem& p, U8S8Output out, Isa level, bool ref,
+                         bool with_bias = true) {
   set_isa(level);
   PackedWeightsU8S8 pw = pack_weights_u8s8(p.W.data(), p.N, p.K, p.K, level);
   std::vector<uint8_t> C(p.M * p.ldc * elem_size(out), 0xAB);
@@ -272,8 +274,8 @@ TEST_CASE("gemm_u8s8: epilogues (f32, f32 + bias, GELU, requantized u8) bit-exac
 
 TEST_CASE("gemm_u8s8: s32 result equals oneDNN dnnl_gemm_u8s8s32") {
   IsaGuard guard;
-  for (auto shape : {std::tuple{1, 768, 768, 0}, std::tuple{33, 67, 131, 128},
-                     std::tuple{6, 70, 4100, 255}}) {
+  for (auto shape :
+       {std::tuple{1, 768, 768, 0}, std::tuple{33, 67, 131, 128}, std::tuple{6, 70, 4100, 255}}) {
     const int64_t M = std::get<0>(shape), N = std::get<1>(shape), K = std::get<2>(shape);
     const int32_t za = std::get<3>(shape);
     CAPTURE(M);
@@ -338,14 +340,16 @@ TEST_CASE("gemm_u8s8: bad arguments throw and name the shapes") {
   CHECK(C[0] == W[0] + W[1] + W[2] + W[3]);  // A all ones
 }
 
-TEST_CASE("quantize_row_u8: vector equals reference; ties to even, zero point after rounding, saturation") {
+TEST_CASE(
+    "quantize_row_u8: vector equals reference; ties to even, zero point after rounding, "
+    "saturation") {
   IsaGuard guard;
   // Ties: x / s = k + 0.5 exactly (s a power of two).
-  std::vector<float> x = {0.25f, 0.75f, 1.25f, -0.25f, -0.75f, -1.25f, 100.f, -100.f, 1e30f, -1e30f,
-                          INFINITY, -INFINITY, NAN, 0.f, -0.f, 63.75f, 64.25f, -32.25f, 2.6f, -2.6f,
-                          123.f, 122.25f};
-  std::vector<uint8_t> want = {10, 12, 12, 10, 8, 8, 210, 0, 255, 0, 255, 0,
-                               0,  10, 10, 138, 138, 0, 15, 5, 255, 254};
+  std::vector<float> x = {0.25f,  0.75f,   1.25f,    -0.25f,    -0.75f, -1.25f, 100.f, -100.f,
+                          1e30f,  -1e30f,  INFINITY, -INFINITY, NAN,    0.f,    -0.f,  63.75f,
+                          64.25f, -32.25f, 2.6f,     -2.6f,     123.f,  122.25f};
+  std::vector<uint8_t> want = {10, 12, 12, 10, 8,   8,   210, 0,  255, 0,   255,
+                               0,  0,  10, 10, 138, 138, 0,   15, 5,   255, 254};
   for (Isa level : levels()) {
     set_isa(level);
     CAPTURE(isa_name(level));
@@ -387,7 +391,8 @@ TEST_CASE("gelu_erf_approx: within 1e-6 * max(1, |x|) of the exact erf GELU") {
   double worst = 0;
   for (float x = -12.f; x <= 12.f; x += 0.0007f) {
     double exact = 0.5 * double(x) * (1.0 + std::erf(double(x) / std::sqrt(2.0)));
-    double err = std::fabs(double(gelu_erf_approx(x)) - exact) / std::max(1.0, double(std::fabs(x)));
+    double err =
+        std::fabs(double(gelu_erf_approx(x)) - exact) / std::max(1.0, double(std::fabs(x)));
     worst = std::max(worst, err);
   }
   MESSAGE("gelu_erf_approx worst relative-to-max(1,|x|) error: " << worst);
