@@ -100,6 +100,15 @@ void gemm_u8s8_ref(const GemmU8S8Args& args);
 void quantize_row_u8(const float* x, int64_t n, float scale, int32_t zero_point, uint8_t* y);
 void quantize_row_u8_ref(const float* x, int64_t n, float scale, int32_t zero_point, uint8_t* y);
 
+// The same with PyTorch's own arithmetic: x * inv_scale, inv_scale = 1.0f / scale in float, as
+// ATen's quantize_val and fake_quantize CPU kernels compute it. Differs from x / scale in rare
+// near-tie cases (x = -11.15f, scale 0.1f: x * (1/s) = -111.5 exactly, x / s = -111.49999).
+// Measured with PyTorch 1.13 here: bit-exact with quantize_per_tensor and
+// fake_quantize_per_tensor_affine on 2M values, where x / scale differed once.
+void quantize_row_u8_torch(const float* x, int64_t n, float scale, int32_t zero_point, uint8_t* y);
+void quantize_row_u8_torch_ref(const float* x, int64_t n, float scale, int32_t zero_point,
+                               uint8_t* y);
+
 // The GELU of the f32_gelu epilogue, scalar (what every path computes bit for bit).
 float gelu_erf_approx(float x);
 

@@ -30,7 +30,9 @@ struct Job {
 void gemm_vnni(const Job& job);  // vnni layout, AVX-512 VNNI
 void gemm_avx2(const Job& job);  // i16 layout, AVX2 (also the avx512 level)
 void gemm_ref(const Job& job);
-void quantize_row_avx2(const float* x, int64_t n, float scale, int32_t zero_point, uint8_t* y);
+// q = clamp(nearbyint(multiply ? x * s : x / s) + zero_point, 0, 255).
+void quantize_row_avx2(const float* x, int64_t n, float s, bool multiply, int32_t zero_point,
+                       uint8_t* y);
 // The epilogue of one row segment: acc[0..cnt) are columns n0.. of row m. Used by both SIMD paths.
 void epilogue_row_avx2(const Job& job, int64_t m, int64_t n0, int64_t cnt, const int32_t* acc);
 
@@ -81,6 +83,11 @@ inline float erf_approx(float x) {
   float e = exp_neg16(-(ax * ax));
   float v = 1.f - (e * r) * t;
   return std::signbit(x) ? -v : v;
+}
+
+inline uint8_t quantize_u8(float x, float s, bool multiply, float zf) {
+  float v = multiply ? x * s : x / s;
+  return static_cast<uint8_t>(static_cast<int32_t>(clamp_0_255(std::nearbyint(v) + zf)));
 }
 
 inline float gelu_scalar(float x) { return (0.5f * x) * (1.f + erf_approx(x * 0.70710678f)); }

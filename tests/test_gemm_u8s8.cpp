@@ -387,6 +387,42 @@ TEST_CASE(
   CHECK_THROWS_AS(quantize_row_u8(x.data(), 1, 0.f, 0, want.data()), std::invalid_argument);
 }
 
+TEST_CASE("quantize_row_u8_torch: x * (1/s) as PyTorch, vector equals reference") {
+  IsaGuard guard;
+  // PyTorch 1.13 quantize_per_tensor(-11.15f, 0.1, 128, quint8) gives 16: x * (1/s) = -111.5 is a
+  // tie to even -112; x / s = -111.49999 rounds to -111 (17).
+  const float x = -11.149999618530273f;
+  uint8_t q = 0;
+  quantize_row_u8_torch_ref(&x, 1, 0.1f, 128, &q);
+  CHECK(q == 16);
+  quantize_row_u8_ref(&x, 1, 0.1f, 128, &q);
+  CHECK(q == 17);
+  std::mt19937 g(4);
+  std::uniform_real_distribution<float> d(-40.f, 40.f);
+  for (int64_t n : {1, 8, 13, 1000}) {
+    std::vector<float> v(n);
+    for (auto& e : v) e = d(g);
+    v[0] = x;
+    for (float s : {0.1f, 0.3f, 0.0173f}) {
+      std::vector<uint8_t> r(n);
+      quantize_row_u8_torch_ref(v.data(), n, s, 128, r.data());
+      for (Isa level : levels()) {
+        set_isa(level);
+        std::vector<uint8_t> y(n);
+        quantize_row_u8_torch(v.data(), n, s, 128, y.data());
+        CHECK(y == r);
+      }
+      bool ok = true;
+      const float inv = 1.0f / s;
+      for (int64_t i = 0; i < n; ++i) {
+        int64_t qi = int64_t(std::nearbyint(v[i] * inv)) + 128;
+        ok = ok && r[i] == uint8_t(std::min<int64_t>(255, std::max<int64_t>(0, qi)));
+      }
+      CHECK(ok);
+    }
+  }
+}
+
 TEST_CASE("gelu_erf_approx: within 1e-6 * max(1, |x|) of the exact erf GELU") {
   double worst = 0;
   for (float x = -12.f; x <= 12.f; x += 0.0007f) {
