@@ -1,0 +1,188 @@
+// u8s8 GEMM front end: weight packing, argument checks, the per-channel epilogue multipliers
+// (computed here once so every path sees the same floats) and the dispatch table.
+#include <algorithm>
+#include <stdexcept>
+#include <string>
+#include <vector>
+
+#include "kernels/gemm_u8s8_internal.hpp"
+
+namespace quench::kernels {
+namespace {
+
+[[noreturn]] void fail(const std::string& what) {
+  throw std::invalid_argument("gemm_u8s8: " + what);
+}
+
+struct LayoutInfo {
+  int nr;     // channels per panel
+  int group;  // consecutive k of one channel stored together
+  int elem;   // bytes per weight
+};
+constexpr LayoutInfo kLayouts[] = {{64, 4, 1}, {16, 2, 2}};  // vnni, i16
+
+}  // namespace
+
+const int32_t* PackedWeightsU8S8::panel_colsum(int64_t p) const {
+  return reinterpret_cast<const int32_t*>(panel(p) + Kp * nr * kLayouts[int(layout)].elem);
+}
+
+int32_t PackedWeightsU8S8::colsum(int64_t n) const { return panel_colsum(n / nr)[n % nr]; }
+
+int8_t PackedWeightsU8S8::weight(int64_t n, int64_t k) const {
+  const LayoutInfo& L = kLayouts[int(layout)];
+  int64_t c = n % nr, g = k / L.group, i = k % L.group;
+  int64_t idx = (g * nr + c) * L.group + i;
+  const uint8_t* p = panel(n / nr);
+  if (L.elem == 1) return static_cast<int8_t>(p[idx]);
+  int16_t v;
+  std::memcpy(&v, p + idx * 2, 2);
+  return static_cast<int8_t>(v);
+}
+
+PackedWeightsU8S8 pack_weights_u8s8(const int8_t* W, int64_t N, int64_t K, int64_t ldw, Isa isa) {
+  if (N < 1 || K < 1 || K > 65536 || ldw < K || !W)
+    fail("pack_weights: W [N=" + std::to_string(N) + ", K=" + std::to_string(K) + "] ldw=" +
+         std::to_string(ldw) + ": expected N >= 1, 1 <= K <= 65536, ldw >= K, W non-null");
+  PackedWeightsU8S8 pw;
+  pw.N = N;
+  pw.K = K;
+  pw.Kp = (K + 3) / 4 * 4;
+  pw.isa = isa;
+  pw.layout = isa == Isa::avx512_vnni ? U8S8Layout::vnni : U8S8Layout::i16;
+  const LayoutInfo& L = kLayouts[int(pw.layout)];
+  pw.nr = L.nr;
+  pw.panel_bytes = (pw.Kp * L.nr * L.elem + L.nr * 4 + 63) / 64 * 64;
+  const int64_t np = pw.num_panels();
+  pw.buf.reset(static_cast<uint8_t*>(std::aligned_alloc(64, np * pw.panel_bytes)));
+  if (!pw.buf) throw std::bad_alloc();
+  std::memset(pw.buf.get(), 0, np * pw.panel_bytes);
+  for (int64_t p = 0; p < np; ++p) {
+    uint8_t* dst = pw.buf.get() + p * pw.panel_bytes;
+    int32_t* cs = reinterpret_cast<int32_t*>(dst + pw.Kp * L.nr * L.elem);
+    for (int c = 0; c < L.nr && p * L.nr + c < N; ++c) {
+      const int8_t* row = W + (p * L.nr + c) * ldw;
+      int32_t sum = 0;
+      for (int64_t k = 0; k < K; ++k) {
+        int64_t idx = ((k / L.group) * L.nr + c) * L.group + k % L.group;
+        if (L.elem == 1) {
+          dst[idx] = static_cast<uint8_t>(row[k]);
+        } else {
+          int16_t v = row[k];
+          std::memcpy(dst + idx * 2, &v, 2);
+        }
+        sum += row[k];
+      }
+      cs[c] = sum;
+    }
+  }
+  return pw;
+}
+
+namespace {
+
+// Validates the arguments and fills the job (mult is the caller's storage for the multipliers).
+u8s8::Job make_job(const GemmU8S8Args& a, std::vector<float>& mult) {
+  const PackedWeightsU8S8* W = a.W;
+  if (!W || !W->buf) fail("packed weights are null (pack them with pack_weights_u8s8)");
+  const int64_t N = W->N, K = W->K;
+  if (a.M < 0 || (a.M > 0 && (!a.A || !a.C)) || a.lda < K || a.ldc < N)
+    fail("A [" + std::to_string(a.M) + ", " + std::to_string(K) + "] lda=" + std::to_string(a.lda) +
+         ", W [" + std::to_string(N) + ", " + std::to_string(K) + "], C ldc=" +
+         std::to_string(a.ldc) + ": expected M >= 0, non-null A and C, lda >= K, ldc >= N");
+  if (a.a_signed ? (a.a_zero_point < -128 || a.a_zero_point > 127)
+                 : (a.a_zero_point < 0 || a.a_zero_point > 255))
+    fail("activation zero point " + std::to_string(a.a_zero_point) + " outside the " +
+         (a.a_signed ? "s8" : "u8") + " range");
+  mult.clear();
+  if (a.out != U8S8Output::s32) {
+    if (!a.w_scale) fail("epilogue needs w_scale [N=" + std::to_string(N) + "]");
+    auto bad = [](float s) { return !(s > 0.f) || !std::isfinite(s); };
+    if (bad(a.a_scale)) fail("a_scale must be positive and finite");
+    if (a.out == U8S8Output::u8 && (bad(a.y_scale) || a.y_zero_point < 0 || a.y_zero_point > 255))
+      fail("u8 output needs y_scale > 0 finite and y_zero_point in [0,255]");
+    mult.resize(N);
+    for (int64_t n = 0; n < N; ++n) {
+      if (bad(a.w_scale[n])) fail("w_scale[" + std::to_string(n) + "] must be positive and finite");
+      float s = a.a_scale * a.w_scale[n];
+      mult[n] = a.out == U8S8Output::u8 ? s / a.y_scale : s;
+    }
+  }
+  return u8s8::Job{a.M,
+                   N,
+                   K,
+                   static_cast<const uint8_t*>(a.A),
+                   a.lda,
+                   a.a_signed,
+                   a.a_zero_point,
+                   W,
+                   a.out,
+                   a.C,
+                   a.ldc,
+                   mult.data(),
+                   a.out == U8S8Output::f32 || a.out == U8S8Output::f32_gelu ? a.bias : nullptr,
+                   static_cast<float>(a.y_zero_point)};
+}
+
+using PathFn = void (*)(const u8s8::Job&);
+// [layout][level]: the path that reads `layout` at `level`, else the reference.
+constexpr PathFn kPaths[2][kNumIsas] = {
+    {u8s8::gemm_ref, u8s8::gemm_ref, u8s8::gemm_ref, u8s8::gemm_vnni},
+    {u8s8::gemm_ref, u8s8::gemm_avx2, u8s8::gemm_avx2, u8s8::gemm_avx2},
+};
+
+}  // namespace
+
+void gemm_u8s8(const GemmU8S8Args& args) {
+  std::vector<float> mult;
+  u8s8::Job job = make_job(args, mult);
+  if (job.M == 0) return;
+  int level = std::min(static_cast<int>(active_isa()), static_cast<int>(args.W->isa));
+  kPaths[int(args.W->layout)][level](job);
+}
+
+void gemm_u8s8_ref(const GemmU8S8Args& args) {
+  std::vector<float> mult;
+  u8s8::Job job = make_job(args, mult);
+  if (job.M == 0) return;
+  u8s8::gemm_ref(job);
+}
+
+namespace {
+void check_quant(const float* x, int64_t n, float scale, int32_t zp, uint8_t* y) {
+  if (n < 0 || (n > 0 && (!x || !y)) || !(scale > 0.f) || !std::isfinite(scale) || zp < 0 ||
+      zp > 255)
+    throw std::invalid_argument(
+        "quantize_row_u8: n=" + std::to_string(n) + " scale=" + std::to_string(scale) +
+        " zero_point=" + std::to_string(zp) +
+        ": expected n >= 0, non-null x and y, scale > 0 finite, zero_point in [0,255]");
+}
+}  // namespace
+
+namespace {
+void quantize_row(const float* x, int64_t n, float scale, int32_t zp, uint8_t* y, bool torch,
+                  bool ref) {
+  check_quant(x, n, scale, zp, y);
+  const float s = torch ? 1.0f / scale : scale;  // PyTorch multiplies by the float reciprocal
+  if (!ref && active_isa() >= Isa::avx2) return u8s8::quantize_row_avx2(x, n, s, torch, zp, y);
+  const float zf = static_cast<float>(zp);
+  for (int64_t i = 0; i < n; ++i) y[i] = u8s8::quantize_u8(x[i], s, torch, zf);
+}
+}  // namespace
+
+void quantize_row_u8(const float* x, int64_t n, float scale, int32_t zp, uint8_t* y) {
+  quantize_row(x, n, scale, zp, y, false, false);
+}
+void quantize_row_u8_ref(const float* x, int64_t n, float scale, int32_t zp, uint8_t* y) {
+  quantize_row(x, n, scale, zp, y, false, true);
+}
+void quantize_row_u8_torch(const float* x, int64_t n, float scale, int32_t zp, uint8_t* y) {
+  quantize_row(x, n, scale, zp, y, true, false);
+}
+void quantize_row_u8_torch_ref(const float* x, int64_t n, float scale, int32_t zp, uint8_t* y) {
+  quantize_row(x, n, scale, zp, y, true, true);
+}
+
+float gelu_erf_approx(float x) { return u8s8::gelu_scalar(x); }
+
+}  // namespace quench::kernels
