@@ -1,6 +1,9 @@
 // Building blocks for element-wise ops (internal to engine/): map a float function over one or two
 // broadcast operands into a new contiguous tensor.
 #pragma once
+#include <tuple>
+#include <utility>
+
 #include "engine/strided.hpp"
 #include "engine/tensor.hpp"
 
@@ -59,6 +62,37 @@ Tensor map_binary(const Tensor& a_in, const Tensor& b_in, const char* op, F f) {
                       for (int64_t i = 0; i < n; ++i) o[i] = f(x[i * st[1]], y[i * st[2]]);
                     }
                   });
+  return out;
+}
+
+// out[i] = f(in[0][i], in[1][i], ...) over K broadcast operands of C++ element types Ins... (dtypes
+// are the caller's to check, with names the user knows: "condition", "mask"); out is contiguous Out.
+// For mixed dtypes (u8 masks, comparisons) and fused backward kernels with three operands.
+template <class Out, class... Ins, class F>
+Tensor map_nary(const char* op, F f, const std::array<Tensor, sizeof...(Ins)>& in_raw) {
+  constexpr size_t K = sizeof...(Ins);
+  Shape shape = in_raw[0].sizes();
+  for (size_t k = 1; k < K; ++k) shape = broadcast_shapes(shape, in_raw[k].sizes(), op);
+  std::array<Tensor, K> in;
+  for (size_t k = 0; k < K; ++k) in[k] = in_raw[k].expand(shape);
+  Tensor out = Tensor::empty(shape, dtype_v<Out>);
+  std::array<const Shape*, K + 1> st;
+  st[0] = &out.strides();
+  for (size_t k = 0; k < K; ++k) st[k + 1] = &in[k].strides();
+  Out* po = out.data_ptr<Out>();
+  [&]<size_t... I>(std::index_sequence<I...>) {
+    const std::tuple<const Ins*...> base{in[I].template data_ptr<Ins>()...};
+    for_each_row<K + 1>(shape, st, [&](const std::array<int64_t, K + 1>& off, int64_t n,
+                                       const std::array<int64_t, K + 1>& s) {
+      Out* o = po + off[0];
+      const std::tuple<const Ins*...> x{std::get<I>(base) + off[I + 1]...};
+      if (((s[I + 1] == 1) && ...)) {
+        for (int64_t i = 0; i < n; ++i) o[i] = static_cast<Out>(f(std::get<I>(x)[i]...));
+      } else {
+        for (int64_t i = 0; i < n; ++i) o[i] = static_cast<Out>(f(std::get<I>(x)[i * s[I + 1]]...));
+      }
+    });
+  }(std::make_index_sequence<K>{});
   return out;
 }
 
