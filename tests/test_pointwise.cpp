@@ -5,7 +5,9 @@
 #include <cstring>
 #include <limits>
 
+#include "engine/elementwise.hpp"
 #include "engine/ops.hpp"
+#include "engine/vmath.hpp"
 #include "kernels/parallel.hpp"
 #include "tests/gradcheck.hpp"
 
@@ -323,4 +325,60 @@ TEST_CASE("pointwise: results are bit-identical for 1 and 2 threads") {
     CAPTURE(k);
     CHECK(bit_equal(one[k], two[k]));
   }
+}
+
+TEST_CASE("vmath: vectorizable exp, erf, tanh against libm (their reference twins)") {
+  // A dense grid over every range the approximations switch on, plus edge values.
+  std::vector<float> xs;
+  for (int i = 0; i <= 400000; ++i) xs.push_back(-110.f + 205.f * static_cast<float>(i) / 400000.f);
+  for (int i = 0; i <= 20000; ++i) xs.push_back(-1.f + 2.f * static_cast<float>(i) / 20000.f);
+  for (float v : {0.f, -0.f, 1e-30f, -1e-30f, 3e-4f, 5e-4f, 88.7f, 88.72f, 88.73f, -87.3f, -103.f, -103.9f, -104.f,
+                  3.999f, 4.f, 4.001f, 7.9f, 7.91f})
+    xs.push_back(v);
+  Tensor x = tensor(xs);
+  Tensor e = detail::map_unary(x, "vexp", [](float v) { return detail::vexp(v); });
+  Tensor r = detail::map_unary(x, "verf", [](float v) { return detail::verf(v); });
+  Tensor t = detail::map_unary(x, "vtanh", [](float v) { return detail::vtanh(v); });
+  const float* pe = e.data_ptr<float>();
+  const float* pr = r.data_ptr<float>();
+  const float* pt = t.data_ptr<float>();
+  double worst_exp = 0, worst_denormal = 0, worst_erf = 0, worst_tanh = 0, worst_tanh_rel = 0;
+  int overflow_misses = 0;
+  for (size_t i = 0; i < xs.size(); ++i) {
+    const double xv = xs[i];
+    const double re = std::exp(xv);
+    if (re > 3.4028234663852886e38) {
+      overflow_misses += !std::isinf(pe[i]);
+    } else if (re < 1.1754943508222875e-38) {
+      worst_denormal = std::max(worst_denormal, std::abs(pe[i] - re));
+    } else {
+      worst_exp = std::max(worst_exp, std::abs(pe[i] - re) / re);
+    }
+    worst_erf = std::max(worst_erf, std::abs(pr[i] - std::erf(xv)));
+    const double rt = std::tanh(xv);
+    worst_tanh = std::max(worst_tanh, std::abs(pt[i] - rt));
+    if (rt != 0) worst_tanh_rel = std::max(worst_tanh_rel, std::abs(pt[i] - rt) / std::abs(rt));
+  }
+  CHECK(worst_exp <= 2e-7);
+  CHECK(overflow_misses == 0);
+  CHECK(worst_denormal <= 1.5e-45);  // within one denormal step
+  CHECK(worst_erf <= 5e-7);
+  CHECK(worst_tanh <= 5e-7);
+  CHECK(worst_tanh_rel <= 5e-7);
+  MESSAGE("vmath worst error: exp rel ", worst_exp, ", erf abs ", worst_erf, ", tanh abs ", worst_tanh, " rel ",
+          worst_tanh_rel);
+  const float inf = std::numeric_limits<float>::infinity();
+  for (float v : {kNaN, inf, -inf}) {
+    CAPTURE(v);
+    const float ve = detail::vexp(v), vr = detail::verf(v), vt = detail::vtanh(v);
+    if (std::isnan(v)) {
+      CHECK((std::isnan(ve) && std::isnan(vr) && std::isnan(vt)));
+    } else {
+      CHECK(ve == static_cast<float>(std::exp(v)));
+      CHECK(vr == std::erf(v));
+      CHECK(vt == std::tanh(v));
+    }
+  }
+  CHECK(std::signbit(detail::vtanh(-0.f)));
+  CHECK(detail::vexp(0.f) == 1.f);
 }

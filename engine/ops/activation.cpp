@@ -1,11 +1,13 @@
 // Activations: relu, gelu (exact and tanh), sigmoid, tanh. Forward and backward side by side;
-// formulas and evaluation order follow PyTorch's CPU kernels (GeluKernel, gelu_backward).
+// formulas and evaluation order follow PyTorch's CPU kernels (GeluKernel, gelu_backward), with the
+// vectorizable exp / erf / tanh of engine/vmath.hpp in place of libm's.
 #include <cmath>
 #include <string>
 
 #include "engine/autograd.hpp"
 #include "engine/elementwise.hpp"
 #include "engine/ops/pointwise.hpp"
+#include "engine/vmath.hpp"
 
 namespace quench {
 namespace {
@@ -43,9 +45,9 @@ struct GeluFn : Function<GeluFn> {
     if (tanh_approx)
       return map_unary(a, "gelu", [](float x) {
         const float inner = kTanhBeta * (x + kTanhKappa * x * x * x);
-        return 0.5f * x * (1.0f + std::tanh(inner));
+        return 0.5f * x * (1.0f + detail::vtanh(inner));
       });
-    return map_unary(a, "gelu", [](float x) { return x * 0.5f * (1.0f + std::erf(x * kSqrt1_2)); });
+    return map_unary(a, "gelu", [](float x) { return x * 0.5f * (1.0f + detail::verf(x * kSqrt1_2)); });
   }
   static tensor_list backward(AutogradContext* ctx, tensor_list g) {
     Tensor x = ctx->get_saved_variables()[0];
@@ -53,15 +55,15 @@ struct GeluFn : Function<GeluFn> {
       return {map_binary(g[0], x, "gelu_backward", [](float gv, float xv) {
         const float x_sq = xv * xv;
         const float inner = kTanhBeta * (xv + kTanhKappa * x_sq * xv);
-        const float t = std::tanh(inner);
+        const float t = detail::vtanh(inner);
         const float left = 0.5f * xv, right = 1.0f + t;
         const float left_derivative = 0.5f * right;
         const float right_derivative = left * (1.0f - t * t) * (kTanhBeta * (1.0f + 3.0f * kTanhKappa * x_sq));
         return gv * (left_derivative + right_derivative);
       })};
     return {map_binary(g[0], x, "gelu_backward", [](float gv, float xv) {
-      const float cdf = 0.5f * (1.0f + std::erf(xv * kSqrt1_2));
-      const float pdf = std::exp(-0.5f * xv * xv) * kGeluBeta;
+      const float cdf = 0.5f * (1.0f + detail::verf(xv * kSqrt1_2));
+      const float pdf = detail::vexp(-0.5f * xv * xv) * kGeluBeta;
       return gv * (cdf + xv * pdf);
     })};
   }
@@ -70,7 +72,7 @@ struct GeluFn : Function<GeluFn> {
 // y = 1 / (1 + exp(-x));  dx = g * y * (1 - y)
 struct SigmoidFn : Function<SigmoidFn> {
   static Tensor forward(AutogradContext* ctx, const Tensor& a) {
-    Tensor y = map_unary(a, "sigmoid", [](float x) { return 1.0f / (1.0f + std::exp(-x)); });
+    Tensor y = map_unary(a, "sigmoid", [](float x) { return 1.0f / (1.0f + detail::vexp(-x)); });
     ctx->save_for_backward({y});
     return y;
   }
@@ -83,7 +85,7 @@ struct SigmoidFn : Function<SigmoidFn> {
 // y = tanh(x);  dx = g * (1 - y^2)
 struct TanhFn : Function<TanhFn> {
   static Tensor forward(AutogradContext* ctx, const Tensor& a) {
-    Tensor y = map_unary(a, "tanh", [](float x) { return std::tanh(x); });
+    Tensor y = map_unary(a, "tanh", [](float x) { return detail::vtanh(x); });
     ctx->save_for_backward({y});
     return y;
   }
