@@ -95,6 +95,12 @@ TEST_CASE("max / min over a dim: values, first-occurrence gradient, NaN") {
   Tensor s = full({}, 2.5);
   CHECK(max(s, 0).item<float>() == 2.5f);
   CHECK(argmax(s, -1).item<int>() == 0);
+  CHECK(argmin(s, 0, true).dim() == 0);
+  Tensor sg = full({}, 2.5).requires_grad_();
+  max(sg, 0).backward();
+  CHECK(sg.grad().item<float>() == 1.f);
+  CHECK(var(s, {0}, 0).item<float>() == 0.f);
+  CHECK(sum(s, {-1}).item<float>() == 2.5f);
   CHECK_THROWS_WITH_AS(max(zeros({2, 0}), 1),
                        "max: cannot reduce over dim 1 of size 0 (input shape [2, 0]); expected a non-empty dim", Error);
   CHECK_THROWS_WITH_AS(argmin(zeros({2, 3}), 2), doctest::Contains("argmin: dimension 2 is out of range"), Error);

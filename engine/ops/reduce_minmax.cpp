@@ -42,12 +42,10 @@ struct IndexReducer : ExtremeReducer<Max> {
   }
 };
 
-// Checks and wraps `dim`; a 0-dim tensor reduces over "all" (its one element).
+// Checks `dim` (0 or -1 for a 0-dim tensor, which reduces its one element) and plans the reduction.
 detail::ReducePlan plan_dim(const Tensor& x, int64_t dim, bool keepdim, const char* op) {
   check_dtype(x, kFloat32, op, "input");
-  const int64_t w = wrap_dim(dim, x.dim(), op);
-  const std::vector<int64_t> dims = x.dim() == 0 ? std::vector<int64_t>{} : std::vector<int64_t>{w};
-  detail::ReducePlan p = detail::plan_reduction(x, dims, keepdim, op);
+  detail::ReducePlan p = detail::plan_reduction(x, {dim}, keepdim, op);
   QUENCH_CHECK(p.red_numel > 0, op, ": cannot reduce over dim ", dim, " of size 0 (input shape ",
                shape_str(x.sizes()), "); expected a non-empty dim");
   return p;
@@ -68,7 +66,7 @@ struct MaxMinDimFn : Function<MaxMinDimFn> {
       ctx->save_for_backward({is_max ? detail::reduce<int32_t>(x, p, IndexReducer<true>{}, kInt32)
                                      : detail::reduce<int32_t>(x, p, IndexReducer<false>{}, kInt32)});
       ctx->saved_data["shape"] = x.sizes();
-      ctx->saved_data["dim"] = x.dim() == 0 ? int64_t{0} : wrap_dim(dim, x.dim(), op);
+      ctx->saved_data["dim"] = wrap_dim(dim, x.dim(), op);
     }
     if (is_max) return detail::reduce<float>(x, p, ValueReducer<true>{}, kFloat32);
     return detail::reduce<float>(x, p, ValueReducer<false>{}, kFloat32);

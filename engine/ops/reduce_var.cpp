@@ -36,7 +36,7 @@ struct VarReducer {
 // The result's shape with every reduced dim kept as 1, to broadcast the gradient back.
 Shape keepdim_shape(const Tensor& x, const std::vector<int64_t>& dims) {
   Shape ks = x.sizes();
-  if (dims.empty()) return Shape(ks.size(), 1);
+  if (dims.empty() || x.dim() == 0) return Shape(ks.size(), 1);
   for (int64_t d : dims) ks[wrap_dim(d, x.dim(), "var")] = 1;
   return ks;
 }
