@@ -94,46 +94,37 @@ struct MaxMinDimFn : Function<MaxMinDimFn> {
   }
 };
 
-// Max (min) of a contiguous float array: fixed 16-lane accumulators so the loop vectorizes, fixed
-// 64K-element chunks combined in order so the result does not depend on the thread count.
+// Max (min) of a contiguous float array: 16 independent lanes so the loop vectorizes, fixed
+// 64K-element chunks combined in order so the result does not depend on the thread count. A NaN
+// is always taken and then never replaced, so it propagates.
+template <bool Max>
+inline float take_extreme(float acc, float v) {
+  const bool take = (Max ? v > acc : v < acc) | (v != v);
+  return take ? v : acc;
+}
+
 template <bool Max>
 float extreme_all_contiguous(const float* p, int64_t n) {
   constexpr int64_t kChunk = 65536, kLanes = 16;
   const int64_t chunks = (n + kChunk - 1) / kChunk;
   std::vector<float> part(chunks);
-  std::vector<uint8_t> nan(chunks, 0);
   kernels::parallel_for(chunks, 1, [&](int64_t b, int64_t e) {
     for (int64_t c = b; c < e; ++c) {
       const float* q = p + c * kChunk;
       const int64_t m = std::min(kChunk, n - c * kChunk);
       float acc[kLanes];
-      int32_t isnan[kLanes] = {};
       for (int64_t l = 0; l < kLanes; ++l) acc[l] = q[0];
       int64_t i = 0;
       for (; i + kLanes <= m; i += kLanes)
-        for (int64_t l = 0; l < kLanes; ++l) {
-          const float v = q[i + l];
-          acc[l] = (Max ? v > acc[l] : v < acc[l]) ? v : acc[l];
-          isnan[l] |= v != v;
-        }
+        for (int64_t l = 0; l < kLanes; ++l) acc[l] = take_extreme<Max>(acc[l], q[i + l]);
       float r = acc[0];
-      int32_t any_nan = 0;
-      for (; i < m; ++i) {
-        r = (Max ? q[i] > r : q[i] < r) ? q[i] : r;
-        any_nan |= q[i] != q[i];
-      }
-      for (int64_t l = 0; l < kLanes; ++l) {
-        r = (Max ? acc[l] > r : acc[l] < r) ? acc[l] : r;
-        any_nan |= isnan[l];
-      }
+      for (int64_t l = 1; l < kLanes; ++l) r = take_extreme<Max>(r, acc[l]);
+      for (; i < m; ++i) r = take_extreme<Max>(r, q[i]);
       part[c] = r;
-      nan[c] = static_cast<uint8_t>(any_nan);
     }
   });
-  for (int64_t c = 0; c < chunks; ++c)
-    if (nan[c]) return std::numeric_limits<float>::quiet_NaN();
   float r = part[0];
-  for (int64_t c = 1; c < chunks; ++c) r = (Max ? part[c] > r : part[c] < r) ? part[c] : r;
+  for (int64_t c = 1; c < chunks; ++c) r = take_extreme<Max>(r, part[c]);
   return r;
 }
 
