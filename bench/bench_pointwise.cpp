@@ -32,10 +32,13 @@ void run(benchmark::State& state, F f) {
   state.SetLabel(std::string(kernels::isa_name(state.range(0) ? kernels::cpu_isa() : kernels::Isa::ref)));
 }
 
-void BM_gelu(benchmark::State& s) { run(s, [](const Tensor& x) { return gelu(x); }); }
+void BM_gelu(benchmark::State& s) {
+  run(s, [](const Tensor& x) { return gelu(x); });
+}
 void BM_gelu_libm(benchmark::State& s) {
   run(s, [](const Tensor& x) {
-    return detail::map_unary(x, "gelu", [](float v) { return v * 0.5f * (1.0f + std::erf(v * 0.70710678f)); });
+    return detail::map_unary(x, "gelu",
+                             [](float v) { return v * 0.5f * (1.0f + std::erf(v * 0.70710678f)); });
   });
 }
 void BM_gelu_backward(benchmark::State& s) {
@@ -46,11 +49,21 @@ void BM_gelu_backward(benchmark::State& s) {
     return xr.grad();
   });
 }
-void BM_exp(benchmark::State& s) { run(s, [](const Tensor& x) { return exp(x); }); }
-void BM_sigmoid(benchmark::State& s) { run(s, [](const Tensor& x) { return sigmoid(x); }); }
-void BM_tanh(benchmark::State& s) { run(s, [](const Tensor& x) { return tanh(x); }); }
-void BM_add(benchmark::State& s) { run(s, [](const Tensor& x) { return x + x; }); }
-void BM_max_all(benchmark::State& s) { run(s, [](const Tensor& x) { return max(x); }); }
+void BM_exp(benchmark::State& s) {
+  run(s, [](const Tensor& x) { return exp(x); });
+}
+void BM_sigmoid(benchmark::State& s) {
+  run(s, [](const Tensor& x) { return sigmoid(x); });
+}
+void BM_tanh(benchmark::State& s) {
+  run(s, [](const Tensor& x) { return tanh(x); });
+}
+void BM_add(benchmark::State& s) {
+  run(s, [](const Tensor& x) { return x + x; });
+}
+void BM_max_all(benchmark::State& s) {
+  run(s, [](const Tensor& x) { return max(x); });
+}
 
 BENCHMARK(BM_gelu)->Arg(0)->Arg(1)->Unit(benchmark::kMillisecond);
 BENCHMARK(BM_gelu_libm)->Arg(0)->Unit(benchmark::kMillisecond);

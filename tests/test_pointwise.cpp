@@ -73,7 +73,8 @@ TEST_CASE("pointwise: pow, scalar and tensor exponents") {
   check_values(pow(x, 0.0), {1, 1, 1, 1});
   check_values(pow(x, 3.0), {0.027, -1.728, 8.0, 0.343}, 1e-6);
   // |x|^1.5, values from PyTorch 2.x.
-  check_values(pow(abs(x), 1.5), {0.16431677341461182, 1.3145341873168945, 2.8284270763397217, 0.5856620073318481});
+  check_values(pow(abs(x), 1.5),
+               {0.16431677341461182, 1.3145341873168945, 2.8284270763397217, 0.5856620073318481});
   check_values(pow(tensor({4.f, 0.25f}), -0.5), {0.5, 2.0});
   check_values(pow(tensor({4.f, 0.25f}), -1.0), {0.25, 4.0});
   CHECK(std::isnan(pow(tensor({-2.f}), 0.5).item<float>()));
@@ -107,12 +108,14 @@ TEST_CASE("pointwise: activations, known values (PyTorch formulas)") {
                          2.995950222015381, 0.0});
   check_values(gelu(x, "tanh"), {0.8411920070648193, -0.15880799293518066, 0.3457140028476715,
                                  -0.015084296464920044, 2.9963626861572266, 0.0});
-  check_values(tanh(x), {std::tanh(1.0), std::tanh(-1.0), std::tanh(0.5), std::tanh(-2.5), std::tanh(3.0), 0.0});
+  check_values(tanh(x),
+               {std::tanh(1.0), std::tanh(-1.0), std::tanh(0.5), std::tanh(-2.5), std::tanh(3.0), 0.0});
   auto sig = [](double v) { return 1.0 / (1.0 + std::exp(-v)); };
   check_values(sigmoid(x), {sig(1), sig(-1), sig(0.5), sig(-2.5), sig(3), 0.5});
   check_values(relu(x), {1, 0, 0.5, 0, 3, 0});
   CHECK(std::isnan(relu(tensor({kNaN})).item<float>()));
-  CHECK_THROWS_WITH_AS(gelu(x, "erf"), doctest::Contains("gelu: approximate must be \"none\" or \"tanh\", got \"erf\""),
+  CHECK_THROWS_WITH_AS(gelu(x, "erf"),
+                       doctest::Contains("gelu: approximate must be \"none\" or \"tanh\", got \"erf\""),
                        Error);
 }
 
@@ -143,7 +146,11 @@ TEST_CASE("pointwise: unary ops pass gradcheck, contiguous and strided") {
   Tensor away = where(gt(n, 0.0), n + 0.1, n - 0.1);
   Tensor big = n * 1.5;
   Tensor clampable = where(gt(abs(abs(big) - 1.0), 0.05), big, big * 1.2);
-  struct Case { const char* name; Fn f; Tensor in; };
+  struct Case {
+    const char* name;
+    Fn f;
+    Tensor in;
+  };
   const Case cases[] = {
       {"exp", [](const Tensor& t) { return exp(t); }, n},
       {"log", [](const Tensor& t) { return log(t); }, pos},
@@ -169,8 +176,11 @@ TEST_CASE("pointwise: unary ops pass gradcheck, contiguous and strided") {
     Tensor v = c.in.permute({2, 0, 1}).slice(0, 0, 5, 2);
     CHECK_FALSE(v.is_contiguous());
     CHECK(bit_equal(f(v), f(v.contiguous())));
-    CHECK(gradcheck([f](const std::vector<Tensor>& in) { return f(in[0].permute({2, 0, 1}).slice(0, 1, 5, 2)); },
-                    {c.in}));
+    CHECK(gradcheck(
+        [f](const std::vector<Tensor>& in) {
+          return f(in[0].permute({2, 0, 1}).slice(0, 1, 5, 2));
+        },
+        {c.in}));
   }
 }
 
@@ -203,13 +213,16 @@ TEST_CASE("pointwise: maximum and minimum") {
   CHECK(y.grad().to_vector<float>() == std::vector<float>{1.5f});
   // gradcheck on well separated values: a from {0, 1, ..}, b from {0.5, 1.5, ..}.
   Generator gen(13);
-  Tensor p = randperm(24, gen).to(kFloat32).reshape({2, 3, 4}), q = randperm(12, gen).to(kFloat32).reshape({3, 4}) * 2.0 + 0.5;
+  Tensor p = randperm(24, gen).to(kFloat32).reshape({2, 3, 4}),
+         q = randperm(12, gen).to(kFloat32).reshape({3, 4}) * 2.0 + 0.5;
   CHECK(gradcheck([](const std::vector<Tensor>& in) { return maximum(in[0], in[1]); }, {p, q}));
-  CHECK(gradcheck([](const std::vector<Tensor>& in) { return minimum(in[0].transpose(1, 2), in[1].t()); }, {p, q}));
+  CHECK(gradcheck([](const std::vector<Tensor>& in) { return minimum(in[0].transpose(1, 2), in[1].t()); },
+                  {p, q}));
   CHECK_THROWS_WITH_AS(maximum(zeros({2, 3}), zeros({4})),
                        doctest::Contains("maximum: shapes [2, 3] and [4] do not broadcast"), Error);
   CHECK_THROWS_WITH_AS(minimum(zeros({2, 3}), zeros({3}, kInt32)),
-                       doctest::Contains("minimum: expected float32 for second input, got int32 (shape [3])"), Error);
+                       doctest::Contains("minimum: expected float32 for second input, got int32 (shape [3])"),
+                       Error);
 }
 
 TEST_CASE("pointwise: comparisons give u8 masks") {
@@ -244,8 +257,8 @@ TEST_CASE("pointwise: comparisons give u8 masks") {
   CHECK(gt(x, b.unsqueeze(1).slice(0, 0, 3)).to_vector<int>() == std::vector<int>{0, 1, 0, 1, 0, 0});
   Tensor r = tensor({1.f}).requires_grad_();
   CHECK_FALSE(gt(r, 0.0).requires_grad());
-  CHECK_THROWS_WITH_AS(lt(zeros({2, 3}), zeros({2})), doctest::Contains("lt: shapes [2, 3] and [2] do not broadcast"),
-                       Error);
+  CHECK_THROWS_WITH_AS(lt(zeros({2, 3}), zeros({2})),
+                       doctest::Contains("lt: shapes [2, 3] and [2] do not broadcast"), Error);
 }
 
 TEST_CASE("pointwise: where and masked_fill") {
@@ -268,16 +281,26 @@ TEST_CASE("pointwise: where and masked_fill") {
   Tensor c3 = gt(randn({2, 3, 4}, gen), 0.0);
   CHECK(gradcheck([c3](const std::vector<Tensor>& in) { return where(c3, in[0], in[1]); },
                   {randn({3, 1}, gen), randn({2, 1, 4}, gen)}));
-  CHECK(gradcheck([c3](const std::vector<Tensor>& in) { return where(c3.permute({2, 1, 0}), in[0].t(), in[1]); },
-                  {randn({2, 3}, gen), randn({4, 1, 1}, gen)}));
-  CHECK(gradcheck([c3](const std::vector<Tensor>& in) { return masked_fill(in[0], c3, 7.0); }, {randn({3, 4}, gen)}));
-  CHECK(gradcheck([c3](const std::vector<Tensor>& in) { return masked_fill(in[0].transpose(0, 2), c3.select(0, 1), -2.0); },
-                  {randn({4, 3, 2}, gen)}));
-  CHECK_THROWS_WITH_AS(where(ones({3}), a, a), doctest::Contains("where: expected uint8 for condition, got float32 (shape [3])"),
+  CHECK(gradcheck(
+      [c3](const std::vector<Tensor>& in) {
+        return where(c3.permute({2, 1, 0}), in[0].t(), in[1]);
+      },
+      {randn({2, 3}, gen), randn({4, 1, 1}, gen)}));
+  CHECK(gradcheck([c3](const std::vector<Tensor>& in) { return masked_fill(in[0], c3, 7.0); },
+                  {randn({3, 4}, gen)}));
+  CHECK(gradcheck(
+      [c3](const std::vector<Tensor>& in) {
+        return masked_fill(in[0].transpose(0, 2), c3.select(0, 1), -2.0);
+      },
+      {randn({4, 3, 2}, gen)}));
+  CHECK_THROWS_WITH_AS(where(ones({3}), a, a),
+                       doctest::Contains("where: expected uint8 for condition, got float32 (shape [3])"),
                        Error);
-  CHECK_THROWS_WITH_AS(where(mask, a, zeros({2})), doctest::Contains("where: shapes [3] and [2] do not broadcast"), Error);
+  CHECK_THROWS_WITH_AS(where(mask, a, zeros({2})),
+                       doctest::Contains("where: shapes [3] and [2] do not broadcast"), Error);
   CHECK_THROWS_WITH_AS(masked_fill(a, ones({3}), 1.0),
-                       doctest::Contains("masked_fill: expected uint8 for mask, got float32 (shape [3])"), Error);
+                       doctest::Contains("masked_fill: expected uint8 for mask, got float32 (shape [3])"),
+                       Error);
   CHECK_THROWS_WITH_AS(masked_fill(zeros({4, 3}), zeros({2}, kUInt8), 1.0),
                        doctest::Contains("masked_fill: shapes [4, 3] and [2] do not broadcast"), Error);
 }
@@ -287,8 +310,8 @@ TEST_CASE("pointwise: dtype errors name the op and the shape") {
   CHECK_THROWS_WITH_AS(exp(i), "exp: expected float32 for input, got int32 (shape [2, 3])", Error);
   CHECK_THROWS_WITH_AS(gelu(i), doctest::Contains("gelu: expected float32"), Error);
   CHECK_THROWS_WITH_AS(clamp(i, 0, 1), doctest::Contains("clamp: expected float32"), Error);
-  CHECK_THROWS_WITH_AS(pow(zeros({2, 3}), zeros({3, 2})), doctest::Contains("pow: shapes [2, 3] and [3, 2] do not broadcast"),
-                       Error);
+  CHECK_THROWS_WITH_AS(pow(zeros({2, 3}), zeros({3, 2})),
+                       doctest::Contains("pow: shapes [2, 3] and [3, 2] do not broadcast"), Error);
   CHECK_THROWS_WITH_AS(exp(Tensor()), doctest::Contains("exp: input is undefined"), Error);
 }
 
@@ -300,10 +323,24 @@ TEST_CASE("pointwise: results are bit-identical for 1 and 2 threads") {
   auto run = [&]() {
     std::vector<Tensor> out;
     Tensor xg = x.clone().requires_grad_(), eg = e.clone().requires_grad_();
-    std::vector<Tensor> ys = {exp(xg), log(eg), sqrt(eg), rsqrt(eg), abs(xg), clamp(xg, -0.5, 0.5),
-                              pow(xg, 3.5), pow(eg, xg), tanh(xg), sigmoid(xg), relu(xg), gelu(xg),
-                              gelu(xg, "tanh"), maximum(xg, eg), minimum(xg, xt), where(c, xg, eg),
-                              masked_fill(xg, gt(xt, 0.0), 1.0), gelu(xt)};
+    std::vector<Tensor> ys = {exp(xg),
+                              log(eg),
+                              sqrt(eg),
+                              rsqrt(eg),
+                              abs(xg),
+                              clamp(xg, -0.5, 0.5),
+                              pow(xg, 3.5),
+                              pow(eg, xg),
+                              tanh(xg),
+                              sigmoid(xg),
+                              relu(xg),
+                              gelu(xg),
+                              gelu(xg, "tanh"),
+                              maximum(xg, eg),
+                              minimum(xg, xt),
+                              where(c, xg, eg),
+                              masked_fill(xg, gt(xt, 0.0), 1.0),
+                              gelu(xt)};
     Tensor total = zeros({});
     for (const Tensor& y : ys) {
       out.push_back(y.detach());
@@ -333,8 +370,8 @@ TEST_CASE("vmath: vectorizable exp, erf, tanh against libm (their reference twin
   std::vector<float> xs;
   for (int i = 0; i <= 400000; ++i) xs.push_back(-110.f + 205.f * static_cast<float>(i) / 400000.f);
   for (int i = 0; i <= 20000; ++i) xs.push_back(-1.f + 2.f * static_cast<float>(i) / 20000.f);
-  for (float v : {0.f, -0.f, 1e-30f, -1e-30f, 3e-4f, 5e-4f, 88.7f, 88.72f, 88.73f, -87.3f, -103.f, -103.9f, -104.f,
-                  3.999f, 4.f, 4.001f, 7.9f, 7.91f})
+  for (float v : {0.f, -0.f, 1e-30f, -1e-30f, 3e-4f, 5e-4f, 88.7f, 88.72f, 88.73f, -87.3f, -103.f, -103.9f,
+                  -104.f, 3.999f, 4.f, 4.001f, 7.9f, 7.91f})
     xs.push_back(v);
   Tensor x = tensor(xs);
   Tensor e = detail::map_unary(x, "vexp", [](float v) { return detail::vexp(v); });
@@ -366,8 +403,8 @@ TEST_CASE("vmath: vectorizable exp, erf, tanh against libm (their reference twin
   CHECK(worst_erf <= 5e-7);
   CHECK(worst_tanh <= 2e-7);
   CHECK(worst_tanh_rel <= 3e-7);
-  MESSAGE("vmath worst error: exp rel ", worst_exp, ", erf abs ", worst_erf, ", tanh abs ", worst_tanh, " rel ",
-          worst_tanh_rel);
+  MESSAGE("vmath worst error: exp rel ", worst_exp, ", erf abs ", worst_erf, ", tanh abs ", worst_tanh,
+          " rel ", worst_tanh_rel);
   const float inf = std::numeric_limits<float>::infinity();
   for (float v : {kNaN, inf, -inf}) {
     CAPTURE(v);
@@ -388,8 +425,8 @@ TEST_CASE("pointwise: the AVX2 and baseline loops give the same bits") {
   Generator gen(16);
   Tensor x = randn({3, 1001}, gen) * 4.0, y = rand({1001}, gen) + 0.5;
   auto run = [&]() {
-    return std::vector<Tensor>{exp(x), gelu(x), gelu(x, "tanh"), sigmoid(x), tanh(x), x * y + x, pow(y, x),
-                               where(gt(x, y), x, y), abs(x), clamp(x, -1.0, 2.0)};
+    return std::vector<Tensor>{exp(x),    gelu(x),   gelu(x, "tanh"),       sigmoid(x), tanh(x),
+                               x * y + x, pow(y, x), where(gt(x, y), x, y), abs(x),     clamp(x, -1.0, 2.0)};
   };
   const kernels::Isa prev = kernels::active_isa();
   kernels::set_isa(kernels::Isa::ref);

@@ -40,7 +40,8 @@ TEST_CASE("var: known values, dims, keepdim, correction") {
   CHECK(var(v).dim() == 0);
   CHECK(var(v, {}, 1, true).sizes() == Shape{1, 1});
   // A large mean does not cancel the variance away.
-  CHECK(var(tensor({1e4f + 1, 1e4f + 2, 1e4f + 3, 1e4f + 4})).item<float>() == doctest::Approx(5.0 / 3.0).epsilon(1e-6));
+  CHECK(var(tensor({1e4f + 1, 1e4f + 2, 1e4f + 3, 1e4f + 4})).item<float>() ==
+        doctest::Approx(5.0 / 3.0).epsilon(1e-6));
   // n - correction <= 0: 0/0 = NaN and x/0 = inf, as torch.var.
   CHECK(std::isnan(var(tensor({3.f})).item<float>()));
   CHECK(std::isinf(var(tensor({1.f, 2.f}), {}, 2).item<float>()));
@@ -49,7 +50,8 @@ TEST_CASE("var: known values, dims, keepdim, correction") {
   Tensor x = randn({4, 5, 6}, gen);
   Tensor p = x.permute({2, 0, 1});
   CHECK(same_bits(var(p, {0, 2}), var(p.contiguous(), {0, 2})));
-  CHECK_THROWS_WITH_AS(var(zeros({2}, kInt32)), "var: expected float32 for input, got int32 (shape [2])", Error);
+  CHECK_THROWS_WITH_AS(var(zeros({2}, kInt32)), "var: expected float32 for input, got int32 (shape [2])",
+                       Error);
   CHECK_THROWS_WITH_AS(var(x, {3}), doctest::Contains("var: dimension 3 is out of range"), Error);
   CHECK_THROWS_WITH_AS(var(x, {1, -2}), doctest::Contains("var: dim 1 appears more than once"), Error);
 }
@@ -101,11 +103,13 @@ TEST_CASE("max / min over a dim: values, first-occurrence gradient, NaN") {
   CHECK(sg.grad().item<float>() == 1.f);
   CHECK(var(s, {0}, 0).item<float>() == 0.f);
   CHECK(sum(s, {-1}).item<float>() == 2.5f);
-  CHECK_THROWS_WITH_AS(max(zeros({2, 0}), 1),
-                       "max: cannot reduce over dim 1 of size 0 (input shape [2, 0]); expected a non-empty dim", Error);
-  CHECK_THROWS_WITH_AS(argmin(zeros({2, 3}), 2), doctest::Contains("argmin: dimension 2 is out of range"), Error);
-  CHECK_THROWS_WITH_AS(argmax(zeros({2}, kInt32), 0), doctest::Contains("argmax: expected float32 for input, got int32"),
+  CHECK_THROWS_WITH_AS(
+      max(zeros({2, 0}), 1),
+      "max: cannot reduce over dim 1 of size 0 (input shape [2, 0]); expected a non-empty dim", Error);
+  CHECK_THROWS_WITH_AS(argmin(zeros({2, 3}), 2), doctest::Contains("argmin: dimension 2 is out of range"),
                        Error);
+  CHECK_THROWS_WITH_AS(argmax(zeros({2}, kInt32), 0),
+                       doctest::Contains("argmax: expected float32 for input, got int32"), Error);
 }
 
 TEST_CASE("max / min over a dim: gradcheck and strided inputs") {
@@ -141,7 +145,8 @@ TEST_CASE("max / min over all elements: value and even gradient split on ties") 
   Tensor d = distinct({4, 5}, gen);
   CHECK(gradcheck([](const std::vector<Tensor>& in) { return max(in[0]); }, {d}));
   CHECK(gradcheck([](const std::vector<Tensor>& in) { return min(in[0].t()); }, {d}));
-  CHECK_THROWS_WITH_AS(max(zeros({0, 3})), "max: cannot reduce an empty tensor (shape [0, 3]); expected at least one element",
+  CHECK_THROWS_WITH_AS(max(zeros({0, 3})),
+                       "max: cannot reduce an empty tensor (shape [0, 3]); expected at least one element",
                        Error);
 }
 
@@ -178,8 +183,8 @@ TEST_CASE("reductions: bit-identical for 1 and 2 threads") {
   Tensor big = randn({300000}, gen);
   auto run = [&]() {
     Tensor xg = x.clone().requires_grad_(), bg = big.clone().requires_grad_();
-    std::vector<Tensor> ys = {var(xg, {1}), var(xg, {0}, 0, true), var(xg), max(xg, 1), min(xg, 0),
-                              max(xg.t(), 0), max(bg), min(bg)};
+    std::vector<Tensor> ys = {var(xg, {1}), var(xg, {0}, 0, true), var(xg), max(xg, 1),
+                              min(xg, 0),   max(xg.t(), 0),        max(bg), min(bg)};
     Tensor total = zeros({});
     std::vector<Tensor> out;
     for (const Tensor& y : ys) {

@@ -17,7 +17,7 @@ using autograd::Function;
 using detail::map_binary;
 using detail::map_unary;
 
-constexpr float kSqrt1_2 = 0.70710678118654752440f;                              // 1/sqrt(2)
+constexpr float kSqrt1_2 = 0.70710678118654752440f;                                    // 1/sqrt(2)
 constexpr float kGeluBeta = 1.12837916709551257390f * 0.70710678118654752440f * 0.5f;  // 1/sqrt(2 pi)
 constexpr float kTanhBeta = 1.41421356237309504880f * 1.12837916709551257390f * 0.5f;  // sqrt(2/pi)
 constexpr float kTanhKappa = 0.044715f;
@@ -58,7 +58,8 @@ struct GeluFn : Function<GeluFn> {
         const float t = detail::vtanh(inner);
         const float left = 0.5f * xv, right = 1.0f + t;
         const float left_derivative = 0.5f * right;
-        const float right_derivative = left * (1.0f - t * t) * (kTanhBeta * (1.0f + 3.0f * kTanhKappa * x_sq));
+        const float right_derivative =
+            left * (1.0f - t * t) * (kTanhBeta * (1.0f + 3.0f * kTanhKappa * x_sq));
         return gv * (left_derivative + right_derivative);
       })};
     return {map_binary(g[0], x, "gelu_backward", [](float gv, float xv) {
@@ -99,8 +100,10 @@ struct TanhFn : Function<TanhFn> {
 
 Tensor relu(const Tensor& a) { return ReluFn::apply(a); }
 Tensor gelu(const Tensor& a, const std::string& approximate) {
-  QUENCH_CHECK(approximate == "none" || approximate == "tanh", "gelu: approximate must be \"none\" or "
-               "\"tanh\", got \"", approximate, "\" (input shape ", shape_str(a.sizes()), ")");
+  QUENCH_CHECK(approximate == "none" || approximate == "tanh",
+               "gelu: approximate must be \"none\" or "
+               "\"tanh\", got \"",
+               approximate, "\" (input shape ", shape_str(a.sizes()), ")");
   return GeluFn::apply(a, approximate == "tanh");
 }
 Tensor sigmoid(const Tensor& a) { return SigmoidFn::apply(a); }

@@ -93,8 +93,8 @@ struct MaskedFillFn : Function<MaskedFillFn> {
     ctx->save_for_backward({mask});
     ctx->saved_data["x"] = x.sizes();
     const float v = static_cast<float>(value);
-    return map_nary<float, float, uint8_t>(
-        "masked_fill", [v](float xv, uint8_t m) { return m ? v : xv; }, {x, mask});
+    return map_nary<float, float, uint8_t>("masked_fill", [v](float xv, uint8_t m) { return m ? v : xv; },
+                                           {x, mask});
   }
   static tensor_list backward(AutogradContext* ctx, tensor_list g) {
     Tensor mask = ctx->get_saved_variables()[0];
@@ -111,12 +111,10 @@ struct MaxMinFn : Function<MaxMinFn> {
     ctx->save_for_backward({a, b});
     ctx->saved_data["max"] = is_max;
     if (is_max)
-      return detail::map_binary(a, b, "maximum", [](float x, float y) {
-        return x != x ? x : (y != y ? y : (x > y ? x : y));
-      });
-    return detail::map_binary(a, b, "minimum", [](float x, float y) {
-      return x != x ? x : (y != y ? y : (x < y ? x : y));
-    });
+      return detail::map_binary(a, b, "maximum",
+                                [](float x, float y) { return x != x ? x : (y != y ? y : (x > y ? x : y)); });
+    return detail::map_binary(a, b, "minimum",
+                              [](float x, float y) { return x != x ? x : (y != y ? y : (x < y ? x : y)); });
   }
   static tensor_list backward(AutogradContext* ctx, tensor_list g) {
     auto v = ctx->get_saved_variables();

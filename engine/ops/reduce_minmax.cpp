@@ -170,8 +170,12 @@ Tensor max(const Tensor& x, int64_t dim, bool keepdim) { return MaxMinDimFn::app
 Tensor min(const Tensor& x, int64_t dim, bool keepdim) { return MaxMinDimFn::apply(x, dim, keepdim, false); }
 Tensor max(const Tensor& x) { return MaxMinAllFn::apply(x, true); }
 Tensor min(const Tensor& x) { return MaxMinAllFn::apply(x, false); }
-Tensor argmax(const Tensor& x, int64_t dim, bool keepdim) { return arg_extreme<true>(x, dim, keepdim, "argmax"); }
-Tensor argmin(const Tensor& x, int64_t dim, bool keepdim) { return arg_extreme<false>(x, dim, keepdim, "argmin"); }
+Tensor argmax(const Tensor& x, int64_t dim, bool keepdim) {
+  return arg_extreme<true>(x, dim, keepdim, "argmax");
+}
+Tensor argmin(const Tensor& x, int64_t dim, bool keepdim) {
+  return arg_extreme<false>(x, dim, keepdim, "argmin");
+}
 
 Tensor Tensor::argmax(int64_t dim, bool keepdim) const { return quench::argmax(*this, dim, keepdim); }
 

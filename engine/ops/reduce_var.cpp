@@ -61,8 +61,7 @@ struct VarFn : Function<VarFn> {
     Tensor m = mean(x, dims, true);
     Tensor gk = g[0].reshape(std::get<Shape>(s["keep_shape"]));
     return {detail::map_nary<float, float, float, float>(
-        "var_backward", [c](float gv, float xv, float mv) { return (c * gv) * (xv - mv); },
-        {gk, x, m})};
+        "var_backward", [c](float gv, float xv, float mv) { return (c * gv) * (xv - mv); }, {gk, x, m})};
   }
 };
 

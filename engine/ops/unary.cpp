@@ -45,7 +45,8 @@ struct PowScalarFn : Function<PowScalarFn> {
     const float ef = static_cast<float>(e), em1 = static_cast<float>(e - 1.0);
     if (e == 0.0) return {map_binary(g[0], x, "pow_backward", [](float, float) { return 0.0f; })};
     if (e == 1.0) return {g[0]};
-    if (e == 2.0) return {map_binary(g[0], x, "pow_backward", [](float gv, float xv) { return gv * 2.0f * xv; })};
+    if (e == 2.0)
+      return {map_binary(g[0], x, "pow_backward", [](float gv, float xv) { return gv * 2.0f * xv; })};
     return {map_binary(g[0], x, "pow_backward",
                        [ef, em1](float gv, float xv) { return gv * (ef * std::pow(xv, em1)); })};
   }
@@ -66,18 +67,20 @@ struct PowTensorFn : Function<PowTensorFn> {
     auto& s = ctx->saved_data;
     Tensor ga, gb;
     if (ctx->needs_input_grad(0))
-      ga = sum_to(map_nary<float, float, float, float>(
-                      "pow_backward",
-                      [](float gv, float x, float e) { return e == 0.0f ? 0.0f : gv * (e * std::pow(x, e - 1.0f)); },
-                      {g[0], v[0], v[1]}),
-                  std::get<Shape>(s["a"]));
+      ga = sum_to(
+          map_nary<float, float, float, float>(
+              "pow_backward",
+              [](float gv, float x, float e) { return e == 0.0f ? 0.0f : gv * (e * std::pow(x, e - 1.0f)); },
+              {g[0], v[0], v[1]}),
+          std::get<Shape>(s["a"]));
     if (ctx->needs_input_grad(1))
-      gb = sum_to(map_nary<float, float, float, float, float>(
-                      "pow_backward",
-                      [](float gv, float x, float e, float y) {
-                        return (x == 0.0f && e >= 0.0f) ? 0.0f : gv * (y * std::log(x));
-                      },
-                      {g[0], v[0], v[1], v[2]}),
+      gb = sum_to(map_nary<float, float, float, float, float>("pow_backward",
+                                                              [](float gv, float x, float e, float y) {
+                                                                return (x == 0.0f && e >= 0.0f)
+                                                                           ? 0.0f
+                                                                           : gv * (y * std::log(x));
+                                                              },
+                                                              {g[0], v[0], v[1], v[2]}),
                   std::get<Shape>(s["b"]));
     return {ga, gb};
   }
@@ -141,9 +144,8 @@ struct AbsFn : Function<AbsFn> {
     return map_unary(a, "abs", [](float x) { return std::fabs(x); });
   }
   static tensor_list backward(AutogradContext* ctx, tensor_list g) {
-    return {map_binary(g[0], ctx->get_saved_variables()[0], "abs_backward", [](float gv, float x) {
-      return x > 0.0f ? gv : (x < 0.0f ? -gv : 0.0f);
-    })};
+    return {map_binary(g[0], ctx->get_saved_variables()[0], "abs_backward",
+                       [](float gv, float x) { return x > 0.0f ? gv : (x < 0.0f ? -gv : 0.0f); })};
   }
 };
 
