@@ -133,9 +133,14 @@ TEST_CASE("pointwise: activation gradients match PyTorch") {
   x = tensor({0.f, -1.f, 2.f}).requires_grad_();
   relu(x).sum().backward();
   CHECK(x.grad().to_vector<float>() == std::vector<float>{0, 0, 1});
-  x = tensor({0.f, -1.f, 2.f}).requires_grad_();
+  x = tensor({0.f, -1.f, 2.f, kNaN}).requires_grad_();
   abs(x).sum().backward();
-  CHECK(x.grad().to_vector<float>() == std::vector<float>{0, -1, 1});
+  CHECK(x.grad().to_vector<float>() == std::vector<float>{0, -1, 1, 0});  // sgn(NaN) = 0, as PyTorch
+  // pow(x, 0.5) at 0 and below, as PyTorch: inf and NaN.
+  x = tensor({0.f, -1.f}).requires_grad_();
+  pow(x, 0.5).sum().backward();
+  CHECK(std::isinf(x.grad().to_vector<float>()[0]));
+  CHECK(std::isnan(x.grad().to_vector<float>()[1]));
 }
 
 TEST_CASE("pointwise: unary ops pass gradcheck, contiguous and strided") {

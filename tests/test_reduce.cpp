@@ -140,6 +140,9 @@ TEST_CASE("max / min over all elements: value and even gradient split on ties") 
   (min(xg) * 3.0).backward();
   CHECK(xg.grad().to_vector<float>() == std::vector<float>{0, 0, 0, 1, 1, 1});
   CHECK(std::isnan(max(tensor({1.f, kNaN})).item<float>()));
+  xg = tensor({kNaN, 1.f, 3.f}).requires_grad_();
+  max(xg).backward();
+  CHECK(xg.grad().to_vector<float>() == std::vector<float>{1, 0, 0});  // to the NaN, as PyTorch
   CHECK(std::isnan(min(tensor({kNaN, 1.f})).item<float>()));
   Generator gen(24);
   Tensor d = distinct({4, 5}, gen);
