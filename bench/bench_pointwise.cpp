@@ -65,6 +65,18 @@ void BM_max_all(benchmark::State& s) {
   run(s, [](const Tensor& x) { return max(x); });
 }
 
+// Max over the last dim of attention scores [128 x 4 heads x 50, 50]: range(0) = 1 the contiguous
+// vectorized loop, 0 the same values in a transposed layout (the generic strided reduction).
+void BM_max_lastdim(benchmark::State& state) {
+  set_num_threads(1);
+  Generator gen(2);
+  Tensor x = randn({128 * 4 * 50, 50}, gen);
+  Tensor in = state.range(0) ? x : x.t().contiguous().t();
+  for (auto _ : state) benchmark::DoNotOptimize(max(in, -1).raw_data());
+  state.SetItemsProcessed(state.iterations() * x.numel());
+}
+
+BENCHMARK(BM_max_lastdim)->Arg(0)->Arg(1)->Unit(benchmark::kMillisecond);
 BENCHMARK(BM_gelu)->Arg(0)->Arg(1)->Unit(benchmark::kMillisecond);
 BENCHMARK(BM_gelu_libm)->Arg(0)->Unit(benchmark::kMillisecond);
 BENCHMARK(BM_gelu_backward)->Arg(0)->Arg(1)->Unit(benchmark::kMillisecond);

@@ -128,6 +128,25 @@ TEST_CASE("max / min over a dim: gradcheck and strided inputs") {
   }
 }
 
+TEST_CASE("max / min over a dim: contiguous fast loops equal the generic strided reduction") {
+  Generator gen(27);
+  // Rows longer than the 16 lanes with a tail, NaN in a few rows, and every dim position.
+  Tensor x = randn({5, 37, 33}, gen);
+  float* px = x.data_ptr<float>();
+  px[3 * 33 + 7] = kNaN;              // [0, 3, 7]
+  px[4 * 37 * 33 + 36 * 33 + 32] = kNaN;  // [4, 36, 32]
+  // The same values in a non-contiguous layout, which takes the generic reduction.
+  Tensor y = x.transpose(0, 1).contiguous().transpose(0, 1);
+  REQUIRE_FALSE(y.is_contiguous());
+  for (int64_t d = 0; d < 3; ++d) {
+    CAPTURE(d);
+    CHECK(same_bits(max(x, d), max(y, d)));
+    CHECK(same_bits(min(x, d, true), min(y, d, true)));
+  }
+  CHECK(std::isnan(max(x, 2).at({0, 3})));
+  CHECK(std::isnan(min(x, 0).at({36, 32})));
+}
+
 TEST_CASE("max / min over all elements: value and even gradient split on ties") {
   Tensor x = tensor({1.f, 3.f, 3.f, -1.f, -1.f, -1.f}, {2, 3});
   CHECK(max(x).dim() == 0);

@@ -57,6 +57,93 @@ Tensor arg_extreme(const Tensor& x, int64_t dim, bool keepdim, const char* op) {
   return detail::reduce<int32_t>(x, p, IndexReducer<Max>{}, kInt32);
 }
 
+// A NaN is always taken and then never replaced, so it propagates; otherwise only a strictly
+// better value replaces the current one.
+template <bool Max>
+inline float take_extreme(float acc, float v) {
+  const bool take = (Max ? v > acc : v < acc) | (v != v);
+  return take ? v : acc;
+}
+
+// Max (min) of m >= 1 contiguous floats: 16 independent lanes so the loop vectorizes.
+template <bool Max>
+float extreme_row(const float* q, int64_t m) {
+  constexpr int64_t kLanes = 16;
+  float acc[kLanes];
+  for (int64_t l = 0; l < kLanes; ++l) acc[l] = q[0];
+  int64_t i = 0;
+  for (; i + kLanes <= m; i += kLanes)
+    for (int64_t l = 0; l < kLanes; ++l) acc[l] = take_extreme<Max>(acc[l], q[i + l]);
+  float r = acc[0];
+  for (int64_t l = 1; l < kLanes; ++l) r = take_extreme<Max>(r, acc[l]);
+  for (; i < m; ++i) r = take_extreme<Max>(r, q[i]);
+  return r;
+}
+
+// Over all of a contiguous array, in fixed 64K-element chunks combined in order so the result
+// does not depend on the thread count.
+template <bool Max>
+float extreme_all_contiguous(const float* p, int64_t n) {
+  constexpr int64_t kChunk = 65536;
+  const int64_t chunks = (n + kChunk - 1) / kChunk;
+  std::vector<float> part(chunks);
+  kernels::parallel_for(chunks, 1, [&](int64_t b, int64_t e) {
+    for (int64_t c = b; c < e; ++c)
+      part[c] = extreme_row<Max>(p + c * kChunk, std::min(kChunk, n - c * kChunk));
+  });
+  float r = part[0];
+  for (int64_t c = 1; c < chunks; ++c) r = take_extreme<Max>(r, part[c]);
+  return r;
+}
+
+// Values over the middle dim of a contiguous [outer, len, inner] array into out[outer, inner]:
+// one row at a time when inner == 1, else element-wise across rows (both loops vectorize).
+template <bool Max>
+void extreme_dim_contiguous(const float* p, int64_t outer, int64_t len, int64_t inner, float* out) {
+  if (inner == 1) {
+    kernels::parallel_for(outer, std::max<int64_t>(1, 16384 / len), [&](int64_t b, int64_t e) {
+      for (int64_t o = b; o < e; ++o) out[o] = extreme_row<Max>(p + o * len, len);
+    });
+    return;
+  }
+  constexpr int64_t kBlock = 1024;
+  const int64_t blocks = (inner + kBlock - 1) / kBlock;
+  kernels::parallel_for(
+      outer * blocks, std::max<int64_t>(1, 16384 / (len * kBlock)), [&](int64_t b, int64_t e) {
+        for (int64_t t = b; t < e; ++t) {
+          const int64_t o = t / blocks, j0 = (t % blocks) * kBlock, j1 = std::min(inner, j0 + kBlock);
+          const float* src = p + o * len * inner;
+          float* dst = out + o * inner;
+          for (int64_t j = j0; j < j1; ++j) dst[j] = src[j];
+          for (int64_t k = 1; k < len; ++k) {
+            const float* row = src + k * inner;
+            for (int64_t j = j0; j < j1; ++j) dst[j] = take_extreme<Max>(dst[j], row[j]);
+          }
+        }
+      });
+}
+
+// Values of max / min over `dim`: the vectorized loops for a contiguous input, else the generic
+// strided reduction.
+Tensor extreme_values(const Tensor& x, int64_t dim, const detail::ReducePlan& p, bool is_max) {
+  if (!x.is_contiguous() || x.dim() == 0) {
+    if (is_max) return detail::reduce<float>(x, p, ValueReducer<true>{}, kFloat32);
+    return detail::reduce<float>(x, p, ValueReducer<false>{}, kFloat32);
+  }
+  const int64_t d = wrap_dim(dim, x.dim(), is_max ? "max" : "min");
+  int64_t outer = 1, inner = 1;
+  for (int64_t k = 0; k < d; ++k) outer *= x.size(k);
+  for (int64_t k = d + 1; k < x.dim(); ++k) inner *= x.size(k);
+  Tensor out = Tensor::empty(p.out_shape, kFloat32);
+  if (out.numel() == 0) return out;
+  if (is_max) {
+    extreme_dim_contiguous<true>(x.data_ptr<float>(), outer, x.size(d), inner, out.data_ptr<float>());
+  } else {
+    extreme_dim_contiguous<false>(x.data_ptr<float>(), outer, x.size(d), inner, out.data_ptr<float>());
+  }
+  return out;
+}
+
 // y = max(x, dim) (or min);  dx = g at the first extremal position along dim, 0 elsewhere
 struct MaxMinDimFn : Function<MaxMinDimFn> {
   static Tensor forward(AutogradContext* ctx, const Tensor& x, int64_t dim, bool keepdim, bool is_max) {
@@ -68,8 +155,7 @@ struct MaxMinDimFn : Function<MaxMinDimFn> {
       ctx->saved_data["shape"] = x.sizes();
       ctx->saved_data["dim"] = wrap_dim(dim, x.dim(), op);
     }
-    if (is_max) return detail::reduce<float>(x, p, ValueReducer<true>{}, kFloat32);
-    return detail::reduce<float>(x, p, ValueReducer<false>{}, kFloat32);
+    return extreme_values(x, dim, p, is_max);
   }
   static tensor_list backward(AutogradContext* ctx, tensor_list g) {
     Tensor idx = ctx->get_saved_variables()[0];
@@ -93,40 +179,6 @@ struct MaxMinDimFn : Function<MaxMinDimFn> {
     return {gx};
   }
 };
-
-// Max (min) of a contiguous float array: 16 independent lanes so the loop vectorizes, fixed
-// 64K-element chunks combined in order so the result does not depend on the thread count. A NaN
-// is always taken and then never replaced, so it propagates.
-template <bool Max>
-inline float take_extreme(float acc, float v) {
-  const bool take = (Max ? v > acc : v < acc) | (v != v);
-  return take ? v : acc;
-}
-
-template <bool Max>
-float extreme_all_contiguous(const float* p, int64_t n) {
-  constexpr int64_t kChunk = 65536, kLanes = 16;
-  const int64_t chunks = (n + kChunk - 1) / kChunk;
-  std::vector<float> part(chunks);
-  kernels::parallel_for(chunks, 1, [&](int64_t b, int64_t e) {
-    for (int64_t c = b; c < e; ++c) {
-      const float* q = p + c * kChunk;
-      const int64_t m = std::min(kChunk, n - c * kChunk);
-      float acc[kLanes];
-      for (int64_t l = 0; l < kLanes; ++l) acc[l] = q[0];
-      int64_t i = 0;
-      for (; i + kLanes <= m; i += kLanes)
-        for (int64_t l = 0; l < kLanes; ++l) acc[l] = take_extreme<Max>(acc[l], q[i + l]);
-      float r = acc[0];
-      for (int64_t l = 1; l < kLanes; ++l) r = take_extreme<Max>(r, acc[l]);
-      for (; i < m; ++i) r = take_extreme<Max>(r, q[i]);
-      part[c] = r;
-    }
-  });
-  float r = part[0];
-  for (int64_t c = 1; c < chunks; ++c) r = take_extreme<Max>(r, part[c]);
-  return r;
-}
 
 // y = max(x) over all elements (or min);  dx = g / k at each of the k elements equal to y (the NaN
 // elements when y is NaN): the even split of PyTorch's max() / min() backward
