@@ -1,5 +1,5 @@
-// Building blocks for element-wise ops (internal to engine/): map a float function over one or two
-// broadcast operands into a new contiguous tensor.
+// Building blocks for element-wise ops (internal to engine/): map a function over one, two (float)
+// or K (any dtypes) broadcast operands into a new contiguous tensor.
 #pragma once
 #include <tuple>
 #include <utility>
@@ -17,17 +17,21 @@ template <class Out, class F, class... In>
 void contiguous_loop_base(Out* o, int64_t n, const F& f, const In*... x) {
   for (int64_t i = 0; i < n; ++i) o[i] = static_cast<Out>(f(x[i]...));
 }
+#if defined(__x86_64__)
 template <class Out, class F, class... In>
 __attribute__((target("avx2"))) void contiguous_loop_avx2(Out* o, int64_t n, const F& f, const In*... x) {
   for (int64_t i = 0; i < n; ++i) o[i] = static_cast<Out>(f(x[i]...));
 }
+#endif
 template <class Out, class F, class... In>
 void contiguous_loop(bool avx2, Out* o, int64_t n, const F& f, const In*... x) {
+#if defined(__x86_64__)
   if (avx2) {
     contiguous_loop_avx2(o, n, f, x...);
-  } else {
-    contiguous_loop_base(o, n, f, x...);
+    return;
   }
+#endif
+  contiguous_loop_base(o, n, f, x...);
 }
 inline bool use_avx2() { return kernels::active_isa() >= kernels::Isa::avx2; }
 
