@@ -12,7 +12,8 @@ namespace detail {
 ReducePlan plan_reduction(const Tensor& x, const std::vector<int64_t>& dims, bool keepdim,
                           const char* op) {
   const int64_t n = x.dim();
-  std::vector<bool> reduced(n, dims.empty());
+  // One slot even for a 0-dim tensor, whose only valid dims (0 and -1) name "the element".
+  std::vector<bool> reduced(std::max<int64_t>(n, 1), dims.empty());
   for (int64_t d : dims) {
     int64_t w = wrap_dim(d, n, op);
     QUENCH_CHECK(!reduced[w], op, ": dim ", w, " appears more than once in the reduction dims");
@@ -94,7 +95,7 @@ struct SumFn : Function<SumFn> {
     ctx->saved_data["shape"] = x.sizes();
     detail::ReducePlan p = detail::plan_reduction(x, dims, keepdim, mean ? "mean" : "sum");
     ctx->saved_data["keep_shape"] = p.out_shape;
-    if (!keepdim) {
+    if (!keepdim && x.dim() > 0) {
       // Shape of the result with the reduced dims kept as 1, to broadcast the gradient back.
       Shape ks = x.sizes();
       std::vector<int64_t> all = dims;
