@@ -1,6 +1,11 @@
-// Every public header of nn/: modules, layers, initializers, optimizers, schedules.
+// Every public header of nn/: modules, layers, initializers, optimizers, schedules, data, checkpoints.
 #pragma once
+#include "nn/data/dataset.hpp"
+#include "nn/data/idx.hpp"
+#include "nn/data/image_folder.hpp"
+#include "nn/data/loader.hpp"
 #include "nn/init.hpp"
+#include "nn/io/safetensors.hpp"
 #include "nn/layers/activation.hpp"
 #include "nn/layers/attention.hpp"
 #include "nn/layers/block.hpp"

@@ -1,6 +1,15 @@
 // quench: quantization-aware training with distillation. The one header applications include.
 #pragma once
+#include "distill/losses.hpp"
 #include "engine/autograd.hpp"
 #include "engine/ops.hpp"
 #include "engine/tensor.hpp"
+#include "kernels/gemm.hpp"
+#include "kernels/gemm_u8s8.hpp"
+#include "kernels/isa.hpp"
 #include "kernels/parallel.hpp"
+#include "nn/nn.hpp"
+#include "quant/fake_quantize.hpp"
+#include "quant/observer.hpp"
+#include "quant/qparams.hpp"
+#include "quant/spec.hpp"
