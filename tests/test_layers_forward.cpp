@@ -6,12 +6,11 @@
 #include <doctest/doctest.h>
 
 #include <cmath>
-#include <fstream>
 #include <sstream>
 
 #include "engine/ops.hpp"
 #include "nn/nn.hpp"
-#include "tests/golden_io.hpp"
+#include "tests/golden.hpp"
 #include "tests/gradcheck.hpp"
 
 using namespace quench;
@@ -20,8 +19,8 @@ using quench::testing::scaled_err;
 
 namespace {
 
-const StateDict& vit_golden() {
-  static const StateDict g = testing::read_golden("vit_golden.txt");
+const SafeTensorsFile& vit_golden() {
+  static const SafeTensorsFile g = testing::load_golden("vit_golden.safetensors");
   return g;
 }
 
@@ -43,7 +42,7 @@ std::shared_ptr<ViT> golden_vit() {
   Generator gen(0);
   auto m = std::make_shared<ViT>(golden_config(), gen);
   StateDict sd;
-  for (const auto& [k, v] : vit_golden())
+  for (const auto& [k, v] : vit_golden().tensors)
     if (k.rfind("sd.", 0) == 0) sd.insert(k.substr(3), v);
   m->load_state_dict(sd);
   return m;
@@ -55,26 +54,27 @@ constexpr double kTol = 1e-4;
 }  // namespace
 
 TEST_CASE("ViT: parameter names, order and shapes equal the PyTorch reference's") {
-  std::ifstream in(testing::golden_path("vit_reference_keys.txt"));
-  REQUIRE(in.good());
+  // Two texts, one "<name> <dims...>" / "<name> <Class>" per line, in PyTorch's order.
+  const SafeTensorsFile keys = testing::load_golden("vit_reference_keys.safetensors");
   std::vector<std::pair<std::string, Shape>> params;
   std::vector<std::string> modules;
+  std::istringstream params_in(testing::golden_text(keys.at("params")));
+  std::istringstream modules_in(testing::golden_text(keys.at("modules")));
   std::string line;
-  while (std::getline(in, line)) {
-    if (line.empty() || line[0] == '#') continue;
+  while (std::getline(params_in, line)) {
     std::istringstream ls(line);
-    std::string kind, name;
-    ls >> kind >> name;
-    if (kind == "param") {
-      Shape s;
-      int64_t d;
-      while (ls >> d) s.push_back(d);
-      params.emplace_back(name, s);
-    } else {
-      std::string type;
-      ls >> type;
-      modules.push_back(name + ":" + type);
-    }
+    std::string name;
+    ls >> name;
+    Shape s;
+    int64_t d;
+    while (ls >> d) s.push_back(d);
+    params.emplace_back(name, s);
+  }
+  while (std::getline(modules_in, line)) {
+    std::istringstream ls(line);
+    std::string name, type;
+    ls >> name >> type;
+    modules.push_back(name + ":" + type);
   }
   REQUIRE(params.size() == 4 + 6 * 12 + 4);
   auto m = std::make_shared<ViT>(ViTConfig{});
@@ -101,7 +101,7 @@ TEST_CASE("ViT: parameter names, order and shapes equal the PyTorch reference's"
 
 TEST_CASE("ViT: forward, cross-entropy and every parameter gradient match PyTorch") {
   auto m = golden_vit();
-  const StateDict& g = vit_golden();
+  const SafeTensorsFile& g = vit_golden();
   Tensor logits = (*m)(g.at("images"));
   REQUIRE(logits.sizes() == Shape{2, 3});
   CHECK(scaled_err(logits, g.at("logits")) < kTol);
@@ -135,7 +135,7 @@ TEST_CASE("Attention: probabilities are visible to a hook on blocks.i.attn and m
 TEST_CASE("Attention: masked keys get no probability and the output matches PyTorch") {
   auto m = golden_vit();
   auto attn = m->get_submodule("blocks.0.attn");
-  const StateDict& g = vit_golden();
+  const SafeTensorsFile& g = vit_golden();
   Tensor mask = g.at("mask.mask").to(kUInt8);
   Tensor probs;
   auto h = attn->register_forward_hook([&](const ForwardCall& c) { probs = c.extra("probs"); });

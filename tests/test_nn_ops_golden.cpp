@@ -1,63 +1,30 @@
-// The nn ops against PyTorch 1.13: tests/golden/nn_ops.bin holds inputs, outputs and input gradients
-// written by tests/golden/make_nn_ops_golden.py. Tolerance: |ours - torch| <= 1e-5 * |torch| +
+// The nn ops against PyTorch 1.13: tests/golden/nn_ops.safetensors holds inputs, outputs and input
+// gradients written by tests/golden/make_nn_ops_golden.py. Tolerance: |ours - torch| <= 1e-5 * |torch| +
 // 1e-5 * max|torch over that tensor| (relative 1e-5, with an absolute floor at 1e-5 of the tensor's
 // scale for elements near zero).
 #include <doctest/doctest.h>
 
 #include <cmath>
-#include <cstring>
-#include <fstream>
 #include <functional>
 #include <map>
 #include <string>
 
 #include "engine/ops.hpp"
+#include "tests/golden.hpp"
 
 using namespace quench;
 using TL = std::vector<Tensor>;
 
 namespace {
 
-std::map<std::string, Tensor> load_golden() {
-  const std::string path = std::string(QUENCH_SOURCE_DIR) + "/tests/golden/nn_ops.bin";
-  std::ifstream f(path, std::ios::binary);
-  REQUIRE_MESSAGE(f.good(), "cannot open " << path);
-  auto read = [&](void* p, size_t n) {
-    f.read(static_cast<char*>(p), static_cast<std::streamsize>(n));
-    REQUIRE_MESSAGE(f.good(), "truncated golden file " << path);
-  };
-  char magic[4];
-  read(magic, 4);
-  REQUIRE(std::memcmp(magic, "QGLD", 4) == 0);
-  uint32_t count = 0;
-  read(&count, 4);
-  std::map<std::string, Tensor> out;
-  for (uint32_t r = 0; r < count; ++r) {
-    uint32_t len = 0;
-    read(&len, 4);
-    std::string name(len, '\0');
-    read(name.data(), len);
-    uint8_t code = 0, ndim = 0;
-    read(&code, 1);
-    read(&ndim, 1);
-    Shape shape(ndim);
-    read(shape.data(), ndim * sizeof(int64_t));
-    Tensor t = Tensor::empty(shape, code == 0 ? kFloat32 : kInt32);
-    read(t.raw_data(), t.nbytes());
-    out[name] = t;
-  }
-  return out;
-}
-
-const std::map<std::string, Tensor>& golden() {
-  static const std::map<std::string, Tensor> g = load_golden();
+const nn::SafeTensorsFile& golden() {
+  static const nn::SafeTensorsFile g = testing::load_golden("nn_ops.safetensors");
   return g;
 }
 
 Tensor G(const std::string& name) {
-  auto it = golden().find(name);
-  REQUIRE_MESSAGE(it != golden().end(), "golden record " << name << " missing");
-  return it->second;
+  REQUIRE_MESSAGE(golden().contains(name), "golden tensor " << name << " missing");
+  return golden().at(name);
 }
 
 void check_close(const std::string& what, const Tensor& ours, const Tensor& ref) {

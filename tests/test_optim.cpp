@@ -12,8 +12,8 @@
 #include "nn/optim/clip_grad.hpp"
 #include "nn/optim/lr_schedule.hpp"
 #include "nn/optim/sgd.hpp"
+#include "tests/golden.hpp"
 #include "tests/gradcheck.hpp"
-#include "tests/golden_io.hpp"
 
 using namespace quench;
 using namespace quench::optim;
@@ -21,8 +21,8 @@ using quench::testing::max_rel_err;
 
 namespace {
 
-const nn::StateDict& golden() {
-  static const nn::StateDict g = testing::read_golden("optim_golden.txt");
+const nn::SafeTensorsFile& golden() {
+  static const nn::SafeTensorsFile g = testing::load_golden("optim_golden.safetensors");
   return g;
 }
 

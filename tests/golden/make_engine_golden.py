@@ -1,9 +1,12 @@
 """Golden values for the engine: a small model (Linear, LayerNorm, GELU, one attention block,
-cross-entropy) run forward and backward in PyTorch. The engine must reproduce the loss and every
-parameter gradient to 1e-4 relative.
+cross-entropy with label smoothing 0.1) written with the functional ops and run forward and backward in
+PyTorch. tests/test_engine_golden.cpp rebuilds it from quench's functional ops and must reproduce the
+loss, the logits, the attention probabilities and every parameter gradient to 1e-4 relative.
 
-Run with Debian's interpreter: /usr/bin/python3 tests/golden/make_engine_golden.py
-Writes tests/golden/engine_golden.safetensors.
+Run from anywhere with Debian's interpreter: /usr/bin/python3 tests/golden/make_engine_golden.py
+Writes tests/golden/engine_golden.safetensors (tests/golden/safetensors_writer.py): input, target
+(int32), logits, probs [B, H, N, N], loss, param.<name> and grad.<name>. Fixed seed, so a rerun
+reproduces the file byte for byte.
 """
 import os
 import sys

@@ -1,28 +1,29 @@
 #!/usr/bin/python3
-"""Writes tests/golden/nn_ops.bin: inputs, outputs and input-gradients of quench's nn ops computed by
-PyTorch (Debian's torch 1.13), read back by tests/test_nn_ops.cpp.
+"""Writes tests/golden/nn_ops.safetensors: inputs, outputs and input-gradients of quench's nn ops
+computed by PyTorch (Debian's torch 1.13), read back by tests/test_nn_ops_golden.cpp. Tensors are named
+<case>.<what> (e.g. softmax.x, softmax.dx); integer parameters are int32 tensors. Fixed seed, so a rerun
+reproduces the file byte for byte.
 
-Run: /usr/bin/python3 tests/golden/make_nn_ops_golden.py
-
-Format (little-endian): magic b"QGLD", u32 record count, then per record:
-u32 name length, name (ASCII), u8 dtype (0 = float32, 1 = int32), u8 ndim, ndim x i64 sizes,
-numel x 4 bytes of data in row-major order.
+Run from anywhere with Debian's interpreter: /usr/bin/python3 tests/golden/make_nn_ops_golden.py
 """
 import os
-import struct
+import sys
 import warnings
 
 import torch
 import torch.nn.functional as F
 
+sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
+from safetensors_writer import save  # noqa: E402
+
 torch.manual_seed(0)
 warnings.filterwarnings("ignore", message="reduction: 'mean' divides")
-records = []
+records = {}
 
 
 def put(name, t):
-    t = t.detach().contiguous()
-    records.append((name, t))
+    assert name not in records, name
+    records[name] = t.detach().clone()
 
 
 def leaf(t):
@@ -105,13 +106,6 @@ y.backward(g)
 for k, v in dict(weight=w, indices=idx.to(torch.int32), y=y, g=g, dweight=w.grad).items():
     put("embedding." + k, v)
 
-out = os.path.join(os.path.dirname(os.path.abspath(__file__)), "nn_ops.bin")
-with open(out, "wb") as f:
-    f.write(b"QGLD" + struct.pack("<I", len(records)))
-    for name, t in records:
-        code = {torch.float32: 0, torch.int32: 1}[t.dtype]
-        nb = name.encode("ascii")
-        f.write(struct.pack("<I", len(nb)) + nb + struct.pack("<BB", code, t.dim()))
-        f.write(struct.pack("<%dq" % t.dim(), *t.shape))
-        f.write(t.numpy().astype("<f4" if code == 0 else "<i4").tobytes())
-print("wrote", out, os.path.getsize(out), "bytes,", len(records), "records")
+out = os.path.join(os.path.dirname(os.path.abspath(__file__)), "nn_ops.safetensors")
+save(out, records, {"torch": torch.__version__, "script": "tests/golden/make_nn_ops_golden.py"})
+print("wrote", out, os.path.getsize(out), "bytes,", len(records), "tensors")

@@ -1,7 +1,8 @@
 """Golden values for quant/: PyTorch's fake quantization (forward, STE backward) and LSQ scale gradients.
 
-Run with Debian's interpreter: /usr/bin/python3 tests/golden/make_quant_golden.py
-Writes tests/golden/quant_golden.safetensors.
+Run from anywhere with Debian's interpreter: /usr/bin/python3 tests/golden/make_quant_golden.py
+Writes tests/golden/quant_golden.safetensors (tests/golden/safetensors_writer.py), read by
+tests/test_quant.cpp. Fixed seed, so a rerun reproduces the file byte for byte.
 """
 import os
 import sys
