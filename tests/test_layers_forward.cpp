@@ -1,8 +1,7 @@
 // Layers whose forward needs layer_norm / gelu / softmax / masked_fill / dropout / embedding / cat /
 // cross_entropy: the ViT's names against the reference, its forward and every gradient against
 // PyTorch (tests/golden/make_vit_golden.py), attention probabilities through hooks, the key-padding
-// mask, and the small layers. Not in tests/meson.build until those ops are merged (constructing a
-// ViT pulls in the layers' forward, hence the ops).
+// mask, and the small layers.
 #include <doctest/doctest.h>
 
 #include <cmath>
