@@ -202,6 +202,8 @@ TEST_CASE("qat: the fused QAT Linear equals fake_quantize + linear, forward and 
   for (float v : a[1].to_vector<float>()) zeros_x += v == 0.f;
   CHECK(zeros_x > 0);
   (void)M;
+  // Integer accumulators and fixed-order epilogues: bit-identical for 1 and 2 threads.
+  testing::check_thread_invariant([&] { return testing::forward_backward(fused, {x, w, b}, g); });
 }
 
 TEST_CASE("qat: training through QATLinear (STE) lowers the loss on a toy regression") {
