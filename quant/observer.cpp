@@ -39,6 +39,15 @@ void Observer::ensure_state(const Tensor& x) {
   max_val_ = full(shape, -kInf);
 }
 
+void Observer::init_state(int64_t channels) {
+  if (min_val_.defined()) return;
+  QUENCH_CHECK(!spec_.per_channel || channels > 0, name(), ": init_state needs a positive channel count, got ",
+               channels);
+  Shape shape = spec_.per_channel ? Shape{channels} : Shape{};
+  min_val_ = full(shape, kInf);
+  max_val_ = full(shape, -kInf);
+}
+
 std::pair<std::vector<float>, std::vector<float>> Observer::batch_min_max(const Tensor& x) const {
   Tensor rows = as_channel_rows(x, spec_, "observer");
   const int64_t c = rows.size(0), n = rows.size(1);

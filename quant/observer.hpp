@@ -32,6 +32,9 @@ class Observer {
   virtual std::string name() const = 0;
   // True once observe() saw data (or state was loaded with finite values).
   bool initialized() const;
+  // Creates the (not yet observed: +inf / -inf) state up front for `channels` channels (ignored per
+  // tensor), so a module can register it as buffers before the first batch. No-op when it exists.
+  void init_state(int64_t channels);
   const QuantSpec& spec() const { return spec_; }
   // The observed range, [] per tensor or [C] per channel.
   const Tensor& min_val() const { return min_val_; }

@@ -1,0 +1,64 @@
+// The reference ViT (D=128, 6 blocks, batch 128 unless noted) in the engine: FP32 inference vs the
+// converted int8 model, and an FP32 training step vs a QAT training step (AdamW). Compare the rows
+// as ratios within one run (the machine is shared). Threads: QUENCH threads as set by the env.
+#include <benchmark/benchmark.h>
+
+#include "engine/autograd.hpp"
+#include "engine/ops.hpp"
+#include "nn/nn.hpp"
+#include "quant/convert.hpp"
+#include "quant/prepare.hpp"
+
+using namespace quench;
+
+namespace {
+
+std::shared_ptr<nn::ViT> make_vit(bool qat, bool int8) {
+  Generator gen(1);
+  auto v = std::make_shared<nn::ViT>(nn::ViTConfig{}, gen);
+  if (qat || int8) {
+    quant::prepare_qat(*v);
+    NoGradGuard ng;
+    (*v)(randn({8, 1, 28, 28}, gen));  // observers see one batch
+  }
+  if (int8) quant::convert(*v);
+  return v;
+}
+
+void infer(benchmark::State& st, bool int8) {
+  auto v = make_vit(false, int8);
+  v->eval();
+  Generator gen(2);
+  Tensor x = randn({st.range(0), 1, 28, 28}, gen);
+  NoGradGuard ng;
+  for (auto _ : st) benchmark::DoNotOptimize((*v)(x).raw_data());
+  st.SetItemsProcessed(st.iterations() * st.range(0));
+}
+
+void train_step(benchmark::State& st, bool qat) {
+  auto v = make_vit(qat, false);
+  v->train();
+  Generator gen(3);
+  Tensor x = randn({st.range(0), 1, 28, 28}, gen);
+  Tensor y = randint(0, 10, {st.range(0)}, gen);
+  optim::AdamW opt(v->parameters(), optim::AdamWOptions(1e-3));
+  for (auto _ : st) {
+    opt.zero_grad();
+    Tensor loss = cross_entropy((*v)(x), y);
+    loss.backward();
+    opt.step();
+  }
+  st.SetItemsProcessed(st.iterations() * st.range(0));
+}
+
+void BM_vit_infer_fp32(benchmark::State& st) { infer(st, false); }
+void BM_vit_infer_int8(benchmark::State& st) { infer(st, true); }
+void BM_vit_train_step_fp32(benchmark::State& st) { train_step(st, false); }
+void BM_vit_qat_train_step(benchmark::State& st) { train_step(st, true); }
+
+}  // namespace
+
+BENCHMARK(BM_vit_infer_fp32)->Name("vit_infer_fp32/engine")->Arg(128)->Arg(1)->Unit(benchmark::kMillisecond);
+BENCHMARK(BM_vit_infer_int8)->Name("vit_infer_int8/engine")->Arg(128)->Arg(1)->Unit(benchmark::kMillisecond);
+BENCHMARK(BM_vit_train_step_fp32)->Name("vit_train_step/engine")->Arg(128)->Unit(benchmark::kMillisecond);
+BENCHMARK(BM_vit_qat_train_step)->Name("vit_qat_train_step/engine")->Arg(128)->Unit(benchmark::kMillisecond);

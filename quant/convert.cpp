@@ -1,0 +1,90 @@
+#include "quant/convert.hpp"
+
+#include "engine/autograd.hpp"
+#include "quant/int8_linear.hpp"
+#include "quant/prepare.hpp"
+#include "quant/qat_attention.hpp"
+#include "quant/qat_linear.hpp"
+#include "quant/qparams.hpp"
+
+namespace quench::quant {
+namespace {
+
+std::shared_ptr<Int8Linear> to_int8(QATLinear& q, const std::string& name) {
+  FakeQuantize& fx = q.input_fake_quant();
+  FakeQuantize& fw = q.weight_fake_quant();
+  const QuantSpec &as = fx.spec(), &ws = fw.spec();
+  QUENCH_CHECK(!as.is_signed && !as.per_channel && as.quant_min >= 0 && as.quant_max <= 255, "convert: '", name,
+               "': the int8 kernels take u8 activations per tensor within [0, 255], got ", as.str());
+  QUENCH_CHECK(ws.is_signed && ws.bits <= 8 && ws.symmetric && (!ws.per_channel || ws.axis == 0), "convert: '",
+               name, "': the int8 kernels take signed symmetric weights of at most 8 bits (per tensor or per "
+               "output channel), got ", ws.str());
+  QUENCH_CHECK(fx.calibrated() || fx.learnable(), "convert: '", name,
+               "': the input quantizer never saw data; train (QAT) or calibrate (PTQ) the model first");
+  QUENCH_CHECK(fw.calibrated() || fw.learnable(), "convert: '", name,
+               "': the weight quantizer never saw data; run at least one training or calibration batch first");
+  const int64_t N = q.out_features, K = q.in_features;
+  auto m = std::make_shared<Int8Linear>(K, N, q.bias.defined(), static_cast<int32_t>(as.quant_min),
+                                        static_cast<int32_t>(as.quant_max));
+  NoGradGuard ng;
+  Tensor wscale = fw.scale.detach().contiguous(), wzp = fw.zero_point.contiguous();
+  const float* ps = wscale.data_ptr<float>();
+  const int32_t* pz = wzp.data_ptr<int32_t>();
+  for (int64_t i = 0; i < wzp.numel(); ++i)
+    QUENCH_CHECK(pz[i] == 0, "convert: '", name, "': weight zero point ", i, " is ", pz[i],
+                 "; symmetric weights need 0");
+  Tensor w = q.weight.detach().contiguous();
+  const float* pw = w.data_ptr<float>();
+  int8_t* pq = m->weight.data_ptr<int8_t>();
+  float* pms = m->weight_scale.data_ptr<float>();
+  const int32_t qmin = static_cast<int32_t>(ws.quant_min), qmax = static_cast<int32_t>(ws.quant_max);
+  for (int64_t n = 0; n < N; ++n) {
+    const float s = ps[wscale.numel() == 1 ? 0 : n], inv = 1.0f / s;
+    pms[n] = s;
+    for (int64_t k = 0; k < K; ++k) pq[n * K + k] = static_cast<int8_t>(quantize_value(pw[n * K + k], inv, 0, qmin, qmax));
+  }
+  if (q.bias.defined()) m->bias.copy_(q.bias.detach());
+  m->input_scale.copy_(fx.scale.detach().reshape({1}));
+  m->input_zero_point.copy_(fx.zero_point.reshape({1}));
+  m->validate("convert: '" + name + "'");
+  m->eval();
+  return m;
+}
+
+std::pair<std::string, std::string> split_name(const std::string& name) {
+  const size_t dot = name.rfind('.');
+  if (dot == std::string::npos) return {"", name};
+  return {name.substr(0, dot), name.substr(dot + 1)};
+}
+
+}  // namespace
+
+ConvertSummary convert(nn::Module& model) {
+  ConvertSummary sum;
+  for (const auto& [name, m] : model.named_modules()) {
+    if (auto* a = dynamic_cast<QATAttention*>(m.get())) {
+      sum.qat_attention.push_back(name);
+      (void)a;
+      continue;
+    }
+    auto* q = dynamic_cast<QATLinear*>(m.get());
+    if (!q) continue;
+    QUENCH_CHECK(!name.empty(), "convert: the root module is a QATLinear; wrap it in a parent module");
+    auto [parent, child] = split_name(name);
+    model.get_submodule(parent)->replace_module(child, to_int8(*q, name));
+    sum.int8_linears.push_back(name);
+  }
+  QUENCH_CHECK(!sum.int8_linears.empty() || !sum.qat_attention.empty(), "convert: ", model.type_name(),
+               " has no QATLinear or QATAttention modules; run prepare_qat or prepare_ptq (and train or "
+               "calibrate) first");
+  for (const auto& [name, m] : model.named_modules())
+    if (auto* fq = dynamic_cast<FakeQuantize*>(m.get()))
+      QUENCH_CHECK(fq->calibrated() || fq->learnable(), "convert: the quantizer '", name,
+                   "' never saw data; train or calibrate the model first");
+  freeze_observers(model);
+  enable_fake_quant(model, true);
+  model.eval();
+  return sum;
+}
+
+}  // namespace quench::quant

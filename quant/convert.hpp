@@ -1,0 +1,29 @@
+// convert: a prepared (QAT-trained or PTQ-calibrated) model becomes an int8 inference model, in place.
+//
+// Every QATLinear becomes an Int8Linear (quant/int8_linear.hpp): weights quantized with the weight
+// fake-quant's frozen scale by the shared rounding rule, per-channel scales, bias, and the input
+// fake-quant's frozen scale / zero point. QATAttention modules stay, their fake quantizers frozen.
+// Observers are frozen and the model is put in eval mode. The result is still an nn::Module with the
+// same tree (only the Linear children changed), so evaluation code runs unchanged, and it computes
+// bit for bit what the fake-quant model computes in eval mode with the same scales.
+//
+// Requirements, checked with errors naming the module: every quantizer saw data (trained or
+// calibrated) or was loaded; activations u8 (unsigned, within [0, 255]) per tensor; weights signed,
+// at most 8 bits, symmetric (zero point 0). In place: to keep the QAT model, convert a second
+// instance that loaded its state dict.
+#pragma once
+#include <string>
+#include <vector>
+
+#include "nn/module.hpp"
+
+namespace quench::quant {
+
+struct ConvertSummary {
+  std::vector<std::string> int8_linears;   // dotted names now Int8Linear
+  std::vector<std::string> qat_attention;  // QATAttention modules kept with frozen fake quant
+};
+
+ConvertSummary convert(nn::Module& model);
+
+}  // namespace quench::quant

@@ -1,0 +1,184 @@
+#include "quant/int8_io.hpp"
+
+#include <cstdio>
+#include <sstream>
+
+#include "nn/layers/attention.hpp"
+#include "nn/layers/linear.hpp"
+#include "quant/int8_linear.hpp"
+#include "quant/prepare.hpp"
+#include "quant/qat_attention.hpp"
+
+namespace quench::quant {
+namespace {
+
+std::vector<std::string> split(const std::string& s, char sep) {
+  std::vector<std::string> out;
+  std::string cur;
+  std::istringstream in(s);
+  while (std::getline(in, cur, sep))
+    if (!cur.empty()) out.push_back(cur);
+  return out;
+}
+
+int64_t to_int(const std::string& s, const std::string& what, const std::string& path) {
+  try {
+    size_t used = 0;
+    int64_t v = std::stoll(s, &used);
+    if (used == s.size()) return v;
+  } catch (const std::exception&) {
+  }
+  throw Error("load_int8: " + path + ": metadata field " + what + " is not an integer: '" + s + "'");
+}
+
+std::pair<std::string, std::string> split_name(const std::string& name) {
+  const size_t dot = name.rfind('.');
+  if (dot == std::string::npos) return {"", name};
+  return {name.substr(0, dot), name.substr(dot + 1)};
+}
+
+const char* kScheme =
+    "weights int8 symmetric per output channel (weight I8 [out,in], weight_scale F32 [out], zero point 0); "
+    "activations uint8 affine per tensor (input_scale F32 [1], input_zero_point I32 [1]); "
+    "y = float(sum_k (q_x - z_x) * q_w) * (input_scale * weight_scale) + bias";
+
+}  // namespace
+
+void save_int8(const std::string& path, nn::Module& model, const nn::Metadata& extra) {
+  std::string lin, att;
+  for (const auto& [name, m] : model.named_modules()) {
+    if (auto* l = dynamic_cast<Int8Linear*>(m.get())) {
+      l->validate("save_int8: '" + name + "'");
+      lin += name + ":" + std::to_string(l->in_features) + ":" + std::to_string(l->out_features) + ":" +
+             (l->bias.defined() ? "1" : "0") + ":" + std::to_string(l->input_qmin) + ":" +
+             std::to_string(l->input_qmax) + ";";
+    } else if (dynamic_cast<QATAttention*>(m.get())) {
+      auto fq = std::dynamic_pointer_cast<FakeQuantize>(m->child("q_fake_quant"));
+      auto om = std::dynamic_pointer_cast<ObserverModule>(fq->child("activation_post_process"));
+      const QuantSpec& s = fq->spec();
+      att += name + ":" + std::to_string(static_cast<int>(om->kind())) + ":" + std::to_string(s.bits) + ":" +
+             std::to_string(s.is_signed) + ":" + std::to_string(s.symmetric) + ":" + std::to_string(s.quant_min) +
+             ":" + std::to_string(s.quant_max) + ":" + std::to_string(fq->learnable()) + ";";
+    } else if (m->type_name() == "QATLinear") {
+      throw Error("save_int8: '" + name + "' is still a QATLinear; run quant::convert before saving an int8 model");
+    }
+  }
+  QUENCH_CHECK(!lin.empty(), "save_int8: ", model.type_name(), " has no Int8Linear layers; convert it first");
+  nn::Metadata md = extra;
+  md["format"] = "quench-int8";
+  md["version"] = "1";
+  md["scheme"] = kScheme;
+  md["int8_linear"] = lin;
+  md["qat_attention"] = att;
+  nn::NamedTensors tensors;
+  for (const auto& [k, t] : model.state_dict()) tensors.emplace_back(k, t);
+  nn::save_safetensors(path, tensors, md);
+}
+
+nn::Metadata load_int8(const std::string& path, nn::Module& skeleton) {
+  nn::SafeTensorsFile f = nn::load_safetensors(path);
+  auto meta = [&](const std::string& k) -> const std::string& {
+    auto it = f.metadata.find(k);
+    if (it == f.metadata.end())
+      throw Error("load_int8: " + path + ": metadata has no '" + k + "'; not a quench int8 checkpoint");
+    return it->second;
+  };
+  QUENCH_CHECK(meta("format") == "quench-int8", "load_int8: ", path, ": format is '", meta("format"),
+               "', expected 'quench-int8' (an FP32 checkpoint loads with load_state_dict instead)");
+  QUENCH_CHECK(meta("version") == "1", "load_int8: ", path, ": unsupported version '", meta("version"), "'");
+  for (const std::string& e : split(meta("qat_attention"), ';')) {
+    auto p = split(e, ':');
+    QUENCH_CHECK(p.size() == 8, "load_int8: ", path, ": malformed qat_attention entry '", e, "'");
+    auto a = std::dynamic_pointer_cast<nn::Attention>(skeleton.get_submodule(p[0]));
+    QUENCH_CHECK(a != nullptr, "load_int8: ", path, ": '", p[0], "' is not an Attention in the model");
+    const int64_t kind = to_int(p[1], "observer of " + p[0], path);
+    QUENCH_CHECK(kind >= 0 && kind <= 2, "load_int8: ", path, ": unknown observer kind ", kind, " for ", p[0]);
+    QConfig qc;
+    qc.activation_observer = static_cast<ObserverKind>(kind);
+    qc.activation.bits = static_cast<int>(to_int(p[2], "bits", path));
+    qc.activation.is_signed = to_int(p[3], "signed", path) != 0;
+    qc.activation.symmetric = to_int(p[4], "symmetric", path) != 0;
+    qc.activation.quant_min = to_int(p[5], "qmin", path);
+    qc.activation.quant_max = to_int(p[6], "qmax", path);
+    qc.learnable_scale = to_int(p[7], "learnable", path) != 0;
+    auto [parent, child] = split_name(p[0]);
+    skeleton.get_submodule(parent)->replace_module(child, std::make_shared<QATAttention>(*a, qc));
+  }
+  std::vector<std::pair<std::string, std::shared_ptr<Int8Linear>>> lins;
+  for (const std::string& e : split(meta("int8_linear"), ';')) {
+    auto p = split(e, ':');
+    QUENCH_CHECK(p.size() == 6, "load_int8: ", path, ": malformed int8_linear entry '", e, "'");
+    const int64_t in = to_int(p[1], "in of " + p[0], path), out = to_int(p[2], "out of " + p[0], path);
+    auto l = std::dynamic_pointer_cast<nn::Linear>(skeleton.get_submodule(p[0]));
+    QUENCH_CHECK(l != nullptr, "load_int8: ", path, ": '", p[0], "' is not a Linear in the model");
+    QUENCH_CHECK(l->in_features == in && l->out_features == out && l->bias.defined() == (p[3] == "1"),
+                 "load_int8: ", path, ": '", p[0], "' is Linear(", l->in_features, ", ", l->out_features,
+                 ") in the model but Linear(", in, ", ", out, ") in the file");
+    auto q = std::make_shared<Int8Linear>(in, out, p[3] == "1", static_cast<int32_t>(to_int(p[4], "qmin", path)),
+                                          static_cast<int32_t>(to_int(p[5], "qmax", path)));
+    auto [parent, child] = split_name(p[0]);
+    skeleton.get_submodule(parent)->replace_module(child, q);
+    lins.emplace_back(p[0], q);
+  }
+  QUENCH_CHECK(!lins.empty(), "load_int8: ", path, ": no int8_linear layers listed");
+  std::map<std::string, Tensor> expected;
+  for (const auto& [k, t] : skeleton.state_dict()) expected[k] = t;
+  nn::check_state_dict(expected, f.tensors, "load_int8: " + path);
+  skeleton.load_state_dict(nn::StateDict(f.tensors));
+  for (auto& [name, l] : lins) l->validate("load_int8: " + path + ": '" + name + "'");
+  freeze_observers(skeleton);
+  enable_fake_quant(skeleton, true);
+  skeleton.eval();
+  return f.metadata;
+}
+
+std::string vit_config_str(const nn::ViTConfig& c) {
+  char eps[64];
+  std::snprintf(eps, sizeof eps, "%.17g", c.eps);
+  return "img=" + std::to_string(c.img) + " patch=" + std::to_string(c.patch) + " chans=" + std::to_string(c.chans) +
+         " dim=" + std::to_string(c.dim) + " depth=" + std::to_string(c.depth) + " heads=" + std::to_string(c.heads) +
+         " hidden=" + std::to_string(c.hidden) + " classes=" + std::to_string(c.classes) + " eps=" + eps;
+}
+
+nn::ViTConfig parse_vit_config(const std::string& s) {
+  std::map<std::string, std::string> kv;
+  for (const std::string& item : split(s, ' ')) {
+    const size_t eq = item.find('=');
+    QUENCH_CHECK(eq != std::string::npos, "parse_vit_config: expected key=value, got '", item, "' in '", s, "'");
+    kv[item.substr(0, eq)] = item.substr(eq + 1);
+  }
+  nn::ViTConfig c;
+  auto get = [&](const char* k) -> const std::string& {
+    auto it = kv.find(k);
+    QUENCH_CHECK(it != kv.end(), "parse_vit_config: missing '", k, "' in '", s, "'");
+    return it->second;
+  };
+  for (auto [k, dst] : {std::pair{"img", &c.img}, {"patch", &c.patch}, {"chans", &c.chans}, {"dim", &c.dim},
+                        {"depth", &c.depth}, {"heads", &c.heads}, {"hidden", &c.hidden}, {"classes", &c.classes}})
+    *dst = to_int(get(k), k, "vit_config");
+  try {
+    c.eps = std::stod(get("eps"));
+  } catch (const std::invalid_argument&) {
+    throw Error("parse_vit_config: eps is not a number: '" + get("eps") + "'");
+  }
+  return c;
+}
+
+void save_int8_vit(const std::string& path, nn::ViT& model, const nn::Metadata& extra) {
+  nn::Metadata md = extra;
+  md["model"] = "vit";
+  md["vit_config"] = vit_config_str(model.cfg);
+  save_int8(path, model, md);
+}
+
+std::shared_ptr<nn::ViT> load_int8_vit(const std::string& path) {
+  nn::SafeTensorsFile f = nn::load_safetensors(path);
+  auto it = f.metadata.find("vit_config");
+  QUENCH_CHECK(f.metadata.count("model") && f.metadata.at("model") == "vit" && it != f.metadata.end(),
+               "load_int8_vit: ", path, ": metadata does not describe a ViT (model / vit_config missing)");
+  auto vit = std::make_shared<nn::ViT>(parse_vit_config(it->second));
+  load_int8(path, *vit);
+  return vit;
+}
+
+}  // namespace quench::quant

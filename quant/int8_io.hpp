@@ -1,0 +1,36 @@
+// Int8 checkpoints: a converted model as one safetensors file.
+//
+// Tensors: the converted model's state dict, so Int8Linear layers store weight I8 [out, in],
+// weight_scale F32 [out], bias F32 [out], input_scale F32 [1], input_zero_point I32 [1]; FP32 layers
+// (LayerNorm, patch embedding, fallback Linears, ...) their F32 parameters. About 4x smaller than FP32.
+// Metadata (string -> string):
+//   format "quench-int8", version "1", scheme (the quantization scheme in words),
+//   int8_linear   "name:in:out:bias:qmin:qmax;..."   (bias 0/1; qmin/qmax the u8 activation range)
+//   qat_attention "name:observer:bits:signed:symmetric:qmin:qmax:learnable;..." (may be empty)
+//   plus the caller's entries (the ViT helpers store "model" = "vit" and "vit_config").
+// Loading rebuilds that structure on an FP32 skeleton of the same architecture, then checks the file
+// strictly (missing, unexpected, wrong-shape and wrong-dtype keys, by name) and validates every
+// Int8Linear (positive finite scales, zero point in range); errors name the file.
+#pragma once
+#include <memory>
+#include <string>
+
+#include "nn/io/safetensors.hpp"
+#include "nn/layers/vit.hpp"
+#include "nn/module.hpp"
+
+namespace quench::quant {
+
+void save_int8(const std::string& path, nn::Module& model, const nn::Metadata& extra = {});
+// Swaps the skeleton's modules as the file says, loads the tensors, freezes and sets eval mode.
+// Returns the file's metadata.
+nn::Metadata load_int8(const std::string& path, nn::Module& skeleton);
+
+// ViTConfig as "img=28 patch=4 chans=1 dim=128 depth=6 heads=4 hidden=512 classes=10 eps=1e-06" and back
+// (parse throws naming a missing or malformed field).
+std::string vit_config_str(const nn::ViTConfig& c);
+nn::ViTConfig parse_vit_config(const std::string& s);
+void save_int8_vit(const std::string& path, nn::ViT& model, const nn::Metadata& extra = {});
+std::shared_ptr<nn::ViT> load_int8_vit(const std::string& path);
+
+}  // namespace quench::quant

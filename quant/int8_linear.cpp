@@ -1,0 +1,103 @@
+#include "quant/int8_linear.hpp"
+
+#include <cmath>
+#include <cstring>
+
+#include "engine/autograd.hpp"
+#include "engine/ops/creation.hpp"
+#include "kernels/parallel.hpp"
+#include "quant/qparams.hpp"
+
+namespace quench::quant {
+
+Int8Linear::Int8Linear(int64_t in, int64_t out, bool has_bias, int32_t qmin, int32_t qmax)
+    : Module("Int8Linear"), in_features(in), out_features(out), input_qmin(qmin), input_qmax(qmax) {
+  QUENCH_CHECK(in > 0 && out > 0 && in <= 65536, "Int8Linear: in_features must be in [1, 65536] and out_features "
+               "positive, got ", in, " and ", out);
+  QUENCH_CHECK(qmin >= 0 && qmax <= 255 && qmin < qmax, "Int8Linear: activations are u8: need 0 <= qmin < qmax <= "
+               "255, got [", qmin, ", ", qmax, "]");
+  weight = register_buffer("weight", zeros({out, in}, kInt8));
+  weight_scale = register_buffer("weight_scale", ones({out}));
+  if (has_bias) bias = register_buffer("bias", zeros({out}));
+  input_scale = register_buffer("input_scale", ones({1}));
+  input_zero_point = register_buffer("input_zero_point", zeros({1}, kInt32));
+}
+
+std::string Int8Linear::extra_repr() const {
+  return "in_features=" + std::to_string(in_features) + ", out_features=" + std::to_string(out_features) +
+         ", bias=" + (bias.defined() ? "True" : "False") + ", input_scale=" +
+         std::to_string(input_scale.data_ptr<float>()[0]) +
+         ", input_zero_point=" + std::to_string(input_zero_point.data_ptr<int32_t>()[0]);
+}
+
+void Int8Linear::validate(const std::string& where) const {
+  const float s = input_scale.data_ptr<float>()[0];
+  const int32_t z = input_zero_point.data_ptr<int32_t>()[0];
+  QUENCH_CHECK(std::isfinite(s) && s > 0, where, ": input_scale must be positive and finite, got ", s);
+  QUENCH_CHECK(z >= input_qmin && z <= input_qmax, where, ": input_zero_point ", z, " is outside the u8 range [",
+               input_qmin, ", ", input_qmax, "]");
+  const float* ws = weight_scale.data_ptr<float>();
+  for (int64_t n = 0; n < out_features; ++n)
+    QUENCH_CHECK(std::isfinite(ws[n]) && ws[n] > 0, where, ": weight_scale[", n,
+                 "] must be positive and finite, got ", ws[n]);
+}
+
+const kernels::PackedWeightsU8S8& Int8Linear::packed() {
+  std::lock_guard<std::mutex> lock(pack_mu_);
+  const int8_t* w = weight.data_ptr<int8_t>();
+  const size_t n = static_cast<size_t>(weight.numel());
+  const bool stale = !packed_.buf || packed_.isa != kernels::active_isa() || packed_from_.size() != n ||
+                     std::memcmp(packed_from_.data(), w, n) != 0;
+  if (stale) {
+    packed_ = kernels::pack_weights_u8s8(w, out_features, in_features, in_features, kernels::active_isa());
+    packed_from_.assign(w, w + n);
+  }
+  return packed_;
+}
+
+Tensor Int8Linear::forward(const Tensor& x) {
+  check_dtype(x, kFloat32, "Int8Linear", "input");
+  QUENCH_CHECK(x.dim() >= 1 && x.sizes().back() == in_features, "Int8Linear: input of shape ",
+               shape_str(x.sizes()), " does not match in_features ", in_features);
+  const int64_t K = in_features, N = out_features, M = x.numel() / K;
+  Shape out_shape = x.sizes();
+  out_shape.back() = N;
+  Tensor y = Tensor::empty(out_shape, kFloat32);
+  if (M == 0) return y;
+  Tensor xc = x.detach().contiguous();
+  const float s = input_scale.data_ptr<float>()[0];
+  const int32_t z = input_zero_point.data_ptr<int32_t>()[0];
+  const float* px = xc.data_ptr<float>();
+  std::vector<uint8_t> qa(static_cast<size_t>(M * K));
+  const bool full_range = input_qmin == 0 && input_qmax == 255;
+  const float inv = 1.0f / s;
+  kernels::parallel_for(M, std::max<int64_t>(1, 16384 / K), [&](int64_t b, int64_t e) {
+    if (full_range) {
+      kernels::quantize_row_u8_torch(px + b * K, (e - b) * K, s, z, qa.data() + b * K);
+      return;
+    }
+    for (int64_t i = b * K; i < e * K; ++i)
+      qa[i] = static_cast<uint8_t>(quantize_value(px[i], inv, z, input_qmin, input_qmax));
+  });
+  const kernels::PackedWeightsU8S8& pw = packed();
+  kernels::GemmU8S8Args a;
+  a.M = M;
+  a.A = qa.data();
+  a.lda = K;
+  a.a_zero_point = z;
+  a.W = &pw;
+  a.out = kernels::U8S8Output::f32;
+  a.C = y.data_ptr<float>();
+  a.ldc = N;
+  a.a_scale = s;
+  a.w_scale = weight_scale.data_ptr<float>();
+  a.bias = bias.defined() ? bias.data_ptr<float>() : nullptr;
+  try {
+    kernels::gemm_u8s8(a);
+  } catch (const std::exception& e) {
+    throw Error(std::string("Int8Linear: ") + e.what());
+  }
+  return y;
+}
+
+}  // namespace quench::quant

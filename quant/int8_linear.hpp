@@ -1,0 +1,49 @@
+// Int8Linear: the converted, inference-only Linear running on the int8 GEMM (kernels/gemm_u8s8.hpp).
+//   x f32 [..., in] -> y f32 [..., out]
+//   q_x = quantize_row_u8_torch(x, input_scale, input_zero_point)      (the shared rounding rule)
+//   acc = sum_k (q_x - z_x) * W_q[n, k]                                 (exact s32, u8 x s8)
+//   y   = float(acc) * (input_scale * weight_scale[n]) + bias[n]        (the kernels' f32 epilogue)
+// This is bit for bit what QATLinear computes with the same frozen scales (quant/qat_linear_op.hpp).
+//
+// State (buffers; all in the state dict and int8 checkpoints):
+//   weight i8 [out, in] (symmetric, zero point 0), weight_scale f32 [out], bias f32 [out] (when
+//   present), input_scale f32 [1], input_zero_point i32 [1]; activations are u8 over
+//   [input_qmin, input_qmax] (0..255 by default).
+// Packing: the s8 weights are packed for kernels::active_isa() on first use and re-packed whenever the
+// active ISA changes (kernels::set_isa) or the weight buffer's bytes change (load_state_dict), so
+// every ISA path runs its own layout and a loaded checkpoint is never served stale panels.
+#pragma once
+#include <mutex>
+#include <vector>
+
+#include "kernels/gemm_u8s8.hpp"
+#include "nn/module.hpp"
+
+namespace quench::quant {
+
+class Int8Linear : public nn::Module {
+ public:
+  // Zero-filled state of the given shape (filled by convert or load_state_dict).
+  Int8Linear(int64_t in_features, int64_t out_features, bool bias, int32_t input_qmin = 0, int32_t input_qmax = 255);
+  std::string extra_repr() const override;
+
+  int64_t in_features, out_features;
+  int32_t input_qmin, input_qmax;
+  Tensor weight, weight_scale, bias, input_scale, input_zero_point;  // handles to the buffers
+
+  // Checks the state (scales positive and finite, zero point inside the activation range, ...);
+  // throws naming the module and the bad entry. `where` prefixes the message (a dotted name).
+  void validate(const std::string& where = "Int8Linear") const;
+  // The packed weights for the active ISA (packs when needed).
+  const kernels::PackedWeightsU8S8& packed();
+
+ protected:
+  Tensor forward(const Tensor& x) override;
+
+ private:
+  std::mutex pack_mu_;
+  kernels::PackedWeightsU8S8 packed_;
+  std::vector<int8_t> packed_from_;  // the bytes packed_ was built from
+};
+
+}  // namespace quench::quant

@@ -1,0 +1,140 @@
+#include "quant/qat_linear_op.hpp"
+
+#include <cmath>
+#include <vector>
+
+#include "engine/autograd.hpp"
+#include "engine/ops.hpp"
+#include "kernels/gemm.hpp"
+#include "kernels/parallel.hpp"
+#include "quant/qparams.hpp"
+
+namespace quench::quant {
+namespace {
+
+using autograd::AutogradContext;
+using autograd::Function;
+
+// Rows of src [R, K]: qi = float(q - z) (exact small integers), deq = qi * s (fake_quantize's value),
+// mask = unclamped q inside [qmin, qmax]. Row r uses scale[r % nscale] (1 scale per tensor, R per row).
+void quantize_rows(const float* src, int64_t R, int64_t K, const float* scale, const int32_t* zp, int64_t nscale,
+                   const QuantSpec& spec, float* qi, float* deq, uint8_t* mask) {
+  const int32_t qmin = static_cast<int32_t>(spec.quant_min), qmax = static_cast<int32_t>(spec.quant_max);
+  kernels::parallel_for(R, std::max<int64_t>(1, 16384 / std::max<int64_t>(1, K)), [&](int64_t b, int64_t e) {
+    for (int64_t r = b; r < e; ++r) {
+      const int64_t c = nscale == 1 ? 0 : r;
+      const float s = scale[c], inv = 1.0f / s;
+      const int32_t z = zp[c];
+      for (int64_t k = r * K, end = (r + 1) * K; k < end; ++k) {
+        const int32_t q = quantize_value(src[k], inv, z, qmin, qmax);
+        qi[k] = static_cast<float>(q - z);
+        deq[k] = dequantize_value(q, s, z);
+        if (mask) {
+          const float u = std::nearbyint(src[k] * inv) + static_cast<float>(z);
+          mask[k] = u >= static_cast<float>(qmin) && u <= static_cast<float>(qmax);
+        }
+      }
+    }
+  });
+}
+
+void apply_mask(Tensor& g, const Tensor& mask) {
+  float* pg = g.data_ptr<float>();
+  const uint8_t* pm = mask.data_ptr<uint8_t>();
+  kernels::parallel_for(g.numel(), 32768, [&](int64_t b, int64_t e) {
+    for (int64_t i = b; i < e; ++i)
+      if (!pm[i]) pg[i] = 0.f;
+  });
+}
+
+// y = fq(x) fq(W)^T + b   x:[M, K]  W:[N, K]  b:[N]  scales: x [1], W [1] or [N]
+struct QATLinearFn : Function<QATLinearFn> {
+  static Tensor forward(AutogradContext* ctx, const Tensor& x, const Tensor& w, const Tensor& bias,
+                        const Tensor& xs, const Tensor& xz, const QuantSpec& xspec, const Tensor& ws,
+                        const Tensor& wz, const QuantSpec& wspec) {
+    const int64_t M = x.size(0), K = x.size(1), N = w.size(0);
+    const bool gx = ctx->needs_input_grad(0), gw = ctx->needs_input_grad(1);
+    Tensor xq = Tensor::empty({M, K}, kFloat32), xhat = Tensor::empty({M, K}, kFloat32);
+    Tensor wq = Tensor::empty({N, K}, kFloat32), what = Tensor::empty({N, K}, kFloat32);
+    Tensor mx = gx ? Tensor::empty({M, K}, kUInt8) : Tensor(), mw = gw ? Tensor::empty({N, K}, kUInt8) : Tensor();
+    quantize_rows(x.data_ptr<float>(), M, K, xs.data_ptr<float>(), xz.data_ptr<int32_t>(), 1, xspec,
+                  xq.data_ptr<float>(), xhat.data_ptr<float>(), gx ? mx.data_ptr<uint8_t>() : nullptr);
+    quantize_rows(w.data_ptr<float>(), N, K, ws.data_ptr<float>(), wz.data_ptr<int32_t>(), ws.numel(), wspec,
+                  wq.data_ptr<float>(), what.data_ptr<float>(), gw ? mw.data_ptr<uint8_t>() : nullptr);
+    Tensor y = Tensor::empty({M, N}, kFloat32);
+    float* py = y.data_ptr<float>();
+    kernels::sgemm(false, true, M, N, K, 1.f, xq.data_ptr<float>(), K, wq.data_ptr<float>(), K, 0.f, py, N);
+    // The kernels' f32 epilogue, operation for operation (two statements: no FMA contraction).
+    std::vector<float> mult(N);
+    const float sx = xs.data_ptr<float>()[0];
+    const float* pws = ws.data_ptr<float>();
+    for (int64_t n = 0; n < N; ++n) mult[n] = sx * pws[ws.numel() == 1 ? 0 : n];
+    const float* pb = bias.defined() ? bias.data_ptr<float>() : nullptr;
+    kernels::parallel_for(M, std::max<int64_t>(1, 16384 / N), [&](int64_t b, int64_t e) {
+      for (int64_t m = b; m < e; ++m) {
+        float* row = py + m * N;
+        for (int64_t n = 0; n < N; ++n) {
+          float v = row[n] * mult[n];
+          if (pb) v = v + pb[n];
+          row[n] = v;
+        }
+      }
+    });
+    ctx->save_for_backward({xhat, what, mx, mw});
+    return y;
+  }
+  static tensor_list backward(AutogradContext* ctx, tensor_list g) {
+    auto v = ctx->get_saved_variables();
+    const Tensor &xhat = v[0], &what = v[1];
+    Tensor dy = g[0].contiguous();
+    Tensor dx, dw, db;
+    if (ctx->needs_input_grad(0)) {  // dX = dY W_hat, masked
+      dx = matmul(dy, what).contiguous();
+      apply_mask(dx, v[2]);
+    }
+    if (ctx->needs_input_grad(1)) {  // dW = dY^T X_hat, masked
+      dw = matmul(dy.t(), xhat).contiguous();
+      apply_mask(dw, v[3]);
+    }
+    if (ctx->needs_input_grad(2)) db = dy.sum({0});
+    return {dx, dw, db, Tensor(), Tensor(), Tensor(), Tensor()};
+  }
+};
+
+}  // namespace
+
+Tensor qat_linear(const Tensor& x, const Tensor& weight, const Tensor& bias, const Tensor& x_scale,
+                  const Tensor& x_zero_point, const QuantSpec& x_spec, const Tensor& w_scale,
+                  const Tensor& w_zero_point, const QuantSpec& w_spec) {
+  check_dtype(x, kFloat32, "qat_linear", "input");
+  check_dtype(weight, kFloat32, "qat_linear", "weight");
+  QUENCH_CHECK(weight.dim() == 2 && x.dim() >= 1 && x.sizes().back() == weight.size(1),
+               "qat_linear: input of shape ", shape_str(x.sizes()), " does not match weight of shape ",
+               shape_str(weight.sizes()), "; expected [..., in_features] with weight [out, in]");
+  const int64_t N = weight.size(0), K = weight.size(1);
+  if (bias.defined())
+    QUENCH_CHECK(bias.dtype() == kFloat32 && bias.dim() == 1 && bias.size(0) == N, "qat_linear: bias of shape ",
+                 shape_str(bias.sizes()), " does not match weight ", shape_str(weight.sizes()), "; expected [",
+                 N, "]");
+  QUENCH_CHECK(!x_spec.per_channel, "qat_linear: activations must be quantized per tensor, got ", x_spec.str());
+  QUENCH_CHECK(!w_spec.per_channel || w_spec.axis == 0, "qat_linear: per-channel weights need axis 0 (output "
+               "channels), got ", w_spec.str());
+  const int64_t wc = w_spec.per_channel ? N : 1;
+  QUENCH_CHECK(x_scale.numel() == 1 && x_zero_point.numel() == 1 && w_scale.numel() == wc &&
+                   w_zero_point.numel() == wc,
+               "qat_linear: expected 1 input scale / zero point and ", wc, " weight scale(s) / zero point(s), got ",
+               x_scale.numel(), "/", x_zero_point.numel(), " and ", w_scale.numel(), "/", w_zero_point.numel());
+  check_dtype(x_scale, kFloat32, "qat_linear", "input scale");
+  check_dtype(w_scale, kFloat32, "qat_linear", "weight scale");
+  check_dtype(x_zero_point, kInt32, "qat_linear", "input zero point");
+  check_dtype(w_zero_point, kInt32, "qat_linear", "weight zero point");
+  Shape out_shape = x.sizes();
+  out_shape.back() = N;
+  Tensor x2 = x.reshape({-1, K}).contiguous();
+  return QATLinearFn::apply(x2, weight.contiguous(), bias.defined() ? bias.contiguous() : bias,
+                            x_scale.detach().contiguous(), x_zero_point.contiguous(), x_spec,
+                            w_scale.detach().contiguous(), w_zero_point.contiguous(), w_spec)
+      .view(out_shape);
+}
+
+}  // namespace quench::quant
