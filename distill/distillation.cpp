@@ -153,7 +153,7 @@ Tensor DistillationComponent::on_after_compute_loss(CompressionContext&, const t
       o.type = m.type;
       o.kind = m.kind;
       Tensor d = feature_loss(fs, teacher_taps_[i]->feature(), o);
-      add(m.student + "->" + m.teacher, m.weight == 1 ? d : d * m.weight);
+      add(m.student == m.teacher ? m.student : m.student + "->" + m.teacher, m.weight == 1 ? d : d * m.weight);
     }
     if (std::get<IntermediateLayersKnowledgeDistillationLossConfig>(config_.criteria[c]).add_origin_loss) task(1.0);
   }

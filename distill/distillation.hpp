@@ -57,7 +57,7 @@ class DistillationComponent : public CompressionComponent {
   // The teacher's output of the latest step (undefined before the first).
   const Tensor& teacher_output() const { return teacher_output_; }
   // The terms of the latest combined loss, detached: ("task", w * loss), ("kd", w * T^2 * D),
-  // ("<student>-><teacher>", w_i * D_i) in criteria order.
+  // ("<student>-><teacher>" or just "<student>" when the names agree, w_i * D_i) in criteria order.
   const std::vector<std::pair<std::string, Tensor>>& last_terms() const { return last_terms_; }
 
  private:
