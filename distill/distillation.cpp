@@ -95,7 +95,11 @@ void DistillationComponent::on_train_begin(CompressionContext& ctx) {
   clear_features();
 }
 
-void DistillationComponent::on_model_changed(CompressionContext& ctx) { attach_taps(*ctx.model); }
+// The old model's hooks must not record; the new model is hooked at the next on_step_begin (not here:
+// after convert at on_train_end its names need not resolve, and nothing is recorded any more).
+void DistillationComponent::on_model_changed(CompressionContext&) {
+  for (auto& t : student_taps_) t->detach();
+}
 
 void DistillationComponent::on_step_begin(CompressionContext& ctx) {
   clear_features();

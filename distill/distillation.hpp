@@ -16,8 +16,9 @@
 // and "distill_projections.<index>.bias" (CompressionManager::state_dict). They are not children of
 // the student, so quantization never touches them.
 //
-// Taps are re-attached when the module at their path was swapped (checked every on_step_begin, and
-// on on_model_changed), so QAT's module replacement does not lose them.
+// Taps are re-attached by name when the module at their path was swapped (checked every on_train_begin
+// and on_step_begin; on_model_changed unhooks the old model), so QAT's module replacement and a new
+// model root do not lose them (INC's "hooks lost after graph rewriting").
 #pragma once
 #include <memory>
 #include <string>

@@ -7,6 +7,7 @@
 
 #include "distill/compression.hpp"
 #include "distill/distillation.hpp"
+#include "distill/qat_component.hpp"
 #include "engine/ops.hpp"
 #include "golden_io.hpp"
 #include "nn/layers/linear.hpp"
@@ -332,4 +333,57 @@ TEST_CASE("distill manager: a few steps of distillation reduce the distillation 
   MESSAGE("distillation loss " << first << " -> " << last);
   CHECK(std::isfinite(last));
   CHECK(last < 0.5 * first);
+}
+
+TEST_CASE("distill manager: QatComponent runs prepare, the epoch schedule and convert; loss unchanged") {
+  auto student = tiny_vit(2), teacher = tiny_vit(1);
+  std::vector<int64_t> epochs;
+  nn::ModulePtr prepared_model, int8_model;
+  auto qat = std::make_shared<QatComponent>(QatCallbacks{
+      [&](const nn::ModulePtr& m) {  // "prepare": a new root, as a rewriting pass may return
+        prepared_model = copy_of(std::dynamic_pointer_cast<nn::ViT>(m));
+        return prepared_model;
+      },
+      [&](const nn::ModulePtr&, int64_t epoch) { epochs.push_back(epoch); },
+      [&](const nn::ModulePtr& m) {
+        int8_model = copy_of(std::dynamic_pointer_cast<nn::ViT>(m));
+        return int8_model;
+      }});
+  SUBCASE("alone: the loss passes through") {
+    auto cm = prepare_compression(student, {qat});
+    cm.on_train_begin();
+    CHECK(cm.model() == prepared_model);
+    cm.on_epoch_begin(0);
+    cm.on_step_begin(0);
+    Tensor x = randn({2, 1, 8, 8});
+    Tensor out = (*cm.model())(x);
+    Tensor task = cross_entropy(out, tensor(std::vector<int32_t>{1, 2}, {2}));
+    CHECK(cm.on_after_compute_loss(x, out, task).is_same(task));
+    cm.on_epoch_begin(1);
+    cm.on_train_end();
+    CHECK(epochs == std::vector<int64_t>{0, 1});
+    CHECK(cm.model() == int8_model);
+    CHECK(qat->converted() == int8_model);
+  }
+  SUBCASE("with distillation listed first: taps follow the prepared model") {
+    auto cm = prepare_compression(
+        student, {DistillationConfig(teacher, IntermediateLayersKnowledgeDistillationLossConfig({{"blocks.1"}})),
+                  qat});
+    cm.on_train_begin();
+    REQUIRE(cm.model() == prepared_model);
+    CHECK(student->get_submodule("blocks.1")->num_forward_hooks() == 0);  // old model unhooked
+    cm.on_step_begin(0);
+    Tap direct(*prepared_model, "blocks.1", true);
+    Tensor x = randn({2, 1, 8, 8});
+    Tensor out = (*cm.model())(x);
+    auto dc = cm.component<DistillationComponent>();
+    REQUIRE(dc->student_tap(0).has_feature());
+    CHECK(dc->student_tap(0).feature().is_same(direct.feature()));
+    Tensor loss = cm.on_after_compute_loss(x, out, Tensor());
+    CHECK(item(loss) > 0);
+    cm.on_step_end();
+    CHECK_NOTHROW(cm.on_train_end());
+    CHECK(cm.model() == int8_model);
+  }
+  CHECK_THROWS_AS(QatComponent(QatCallbacks{}), Error);
 }
