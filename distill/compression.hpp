@@ -1,10 +1,9 @@
 // CompressionManager: the training-loop callbacks of INC 2.x's `prepare_compression`, built from
 // pluggable components (distillation here; quantization-aware training plugs in the same way).
 //
-//   auto cm = prepare_compression(student, {DistillationConfig(teacher, KnowledgeDistillationLossConfig(2.0))});
-//   cm.on_train_begin();
-//   AdamW opt(cm.trainable_parameters(), ...);   // after on_train_begin: QAT may add parameters
-//   for epoch: cm.on_epoch_begin(epoch)
+//   auto cm = prepare_compression(student, {DistillationConfig(teacher,
+//   KnowledgeDistillationLossConfig(2.0))}); cm.on_train_begin(); AdamW opt(cm.trainable_parameters(), ...);
+//   // after on_train_begin: QAT may add parameters for epoch: cm.on_epoch_begin(epoch)
 //     for step: cm.on_step_begin(step)
 //       out = cm.model()(x); loss = cross_entropy(out, y)
 //       loss = cm.on_after_compute_loss(x, out, loss)   // + distillation terms

@@ -9,21 +9,27 @@ namespace quench::distill {
 void KnowledgeDistillationLossConfig::validate() const {
   QUENCH_CHECK(temperature > 0 && std::isfinite(temperature),
                "KnowledgeDistillationLossConfig: temperature must be positive, got ", temperature);
-  QUENCH_CHECK(loss_types.size() == 2, "KnowledgeDistillationLossConfig: loss_types needs 2 entries "
-               "(task loss, distillation loss), got ", loss_types.size());
-  QUENCH_CHECK(loss_weights.size() == 2, "KnowledgeDistillationLossConfig: loss_weights needs 2 entries "
-               "(task loss, distillation loss), got ", loss_weights.size());
+  QUENCH_CHECK(loss_types.size() == 2,
+               "KnowledgeDistillationLossConfig: loss_types needs 2 entries "
+               "(task loss, distillation loss), got ",
+               loss_types.size());
+  QUENCH_CHECK(loss_weights.size() == 2,
+               "KnowledgeDistillationLossConfig: loss_weights needs 2 entries "
+               "(task loss, distillation loss), got ",
+               loss_weights.size());
   parse_loss_type(loss_types[0]);
   LossType d = kd_type();
   QUENCH_CHECK(d == LossType::CE || d == LossType::KL || d == LossType::MSE,
                "KnowledgeDistillationLossConfig: loss_types[1] must be CE, KL or MSE, got ", loss_types[1]);
   double sum = 0;
   for (double w : loss_weights) {
-    QUENCH_CHECK(w >= 0 && w <= 1, "KnowledgeDistillationLossConfig: loss_weights must lie in [0, 1], got ", w);
+    QUENCH_CHECK(w >= 0 && w <= 1, "KnowledgeDistillationLossConfig: loss_weights must lie in [0, 1], got ",
+                 w);
     sum += w;
   }
-  QUENCH_CHECK(std::abs(sum - 1.0) < 1e-6, "KnowledgeDistillationLossConfig: loss_weights must sum to 1, got ",
-               loss_weights[0], " + ", loss_weights[1]);
+  QUENCH_CHECK(std::abs(sum - 1.0) < 1e-6,
+               "KnowledgeDistillationLossConfig: loss_weights must sum to 1, got ", loss_weights[0], " + ",
+               loss_weights[1]);
 }
 
 LossType KnowledgeDistillationLossConfig::kd_type() const {
@@ -35,8 +41,8 @@ std::vector<ResolvedMapping> IntermediateLayersKnowledgeDistillationLossConfig::
   const size_t n = layer_mappings.size();
   const char* who = "IntermediateLayersKnowledgeDistillationLossConfig";
   QUENCH_CHECK(n > 0, who, ": layer_mappings is empty");
-  QUENCH_CHECK(loss_types.empty() || loss_types.size() == n, who, ": ", loss_types.size(),
-               " loss_types for ", n, " layer_mappings (give one per mapping or none)");
+  QUENCH_CHECK(loss_types.empty() || loss_types.size() == n, who, ": ", loss_types.size(), " loss_types for ",
+               n, " layer_mappings (give one per mapping or none)");
   QUENCH_CHECK(loss_weights.empty() || loss_weights.size() == n, who, ": ", loss_weights.size(),
                " loss_weights for ", n, " layer_mappings (give one per mapping or none)");
   std::vector<ResolvedMapping> out;

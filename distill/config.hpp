@@ -54,7 +54,9 @@ struct LayerMapping {
 
   LayerMapping(std::string student, std::string teacher = "", std::optional<std::string> loss_type = {},
                std::optional<double> weight = {})
-      : student(std::move(student)), teacher(std::move(teacher)), loss_type(std::move(loss_type)),
+      : student(std::move(student)),
+        teacher(std::move(teacher)),
+        loss_type(std::move(loss_type)),
         weight(weight) {}
   const std::string& teacher_name() const { return teacher.empty() ? student : teacher; }
 };
@@ -78,8 +80,10 @@ struct IntermediateLayersKnowledgeDistillationLossConfig {
                                                     std::vector<std::string> loss_types = {},
                                                     std::vector<double> loss_weights = {},
                                                     bool add_origin_loss = false)
-      : layer_mappings(std::move(layer_mappings)), loss_types(std::move(loss_types)),
-        loss_weights(std::move(loss_weights)), add_origin_loss(add_origin_loss) {}
+      : layer_mappings(std::move(layer_mappings)),
+        loss_types(std::move(loss_types)),
+        loss_weights(std::move(loss_weights)),
+        add_origin_loss(add_origin_loss) {}
   // Settles every mapping's loss type, feature kind and weight; throws naming the bad entry.
   std::vector<ResolvedMapping> resolve() const;
 };

@@ -21,8 +21,9 @@ DistillationComponent::DistillationComponent(nn::ModulePtr student, Distillation
     : config_(std::move(config)), projections_(std::make_shared<nn::Module>("DistillProjections")) {
   QUENCH_CHECK(student != nullptr, "DistillationConfig: student model is null");
   QUENCH_CHECK(config_.teacher != nullptr, "DistillationConfig: teacher is null");
-  QUENCH_CHECK(config_.teacher != student, "DistillationConfig: the teacher is the student itself; "
-                                           "distill from a separate (e.g. copied) model");
+  QUENCH_CHECK(config_.teacher != student,
+               "DistillationConfig: the teacher is the student itself; "
+               "distill from a separate (e.g. copied) model");
   QUENCH_CHECK(!config_.criteria.empty(), "DistillationConfig: no criterion given");
   for (const auto& c : config_.criteria) {
     const size_t begin = mappings_.size();
@@ -45,8 +46,9 @@ void DistillationComponent::probe_shapes(const nn::ModulePtr& student) {
   tensor_list input = config_.example_input;
   if (input.empty()) {
     auto* vit = dynamic_cast<nn::ViT*>(student.get());
-    QUENCH_CHECK(vit != nullptr, "DistillationConfig: set example_input (an input the student and teacher "
-                                 "accept) so the layer mappings' feature shapes can be checked");
+    QUENCH_CHECK(vit != nullptr,
+                 "DistillationConfig: set example_input (an input the student and teacher "
+                 "accept) so the layer mappings' feature shapes can be checked");
     input = {zeros({2, vit->cfg.chans, vit->cfg.img, vit->cfg.img})};
   }
   std::vector<Tap> s_probe, t_probe;
@@ -70,11 +72,13 @@ void DistillationComponent::probe_shapes(const nn::ModulePtr& student) {
     const Shape& ss = s_probe[i].feature().sizes();
     const Shape& ts = t_probe[i].feature().sizes();
     if (ss == ts) continue;
-    const bool lead_same = ss.size() == ts.size() && !ss.empty() && std::equal(ss.begin(), ss.end() - 1, ts.begin());
+    const bool lead_same =
+        ss.size() == ts.size() && !ss.empty() && std::equal(ss.begin(), ss.end() - 1, ts.begin());
     QUENCH_CHECK(lead_same, "distill: layer mapping ", i, " (student '", mappings_[i].student, "' ",
                  shape_str(ss), ", teacher '", mappings_[i].teacher, "' ", shape_str(ts),
                  "): shapes may differ only in the last dim (which a projection maps)");
-    projections_->register_module(std::to_string(i), std::make_shared<nn::Linear>(ss.back(), ts.back(), true, gen));
+    projections_->register_module(std::to_string(i),
+                                  std::make_shared<nn::Linear>(ss.back(), ts.back(), true, gen));
   }
 }
 
@@ -134,8 +138,10 @@ Tensor DistillationComponent::on_after_compute_loss(CompressionContext&, const t
   };
   auto task = [&](double w) {
     if (w == 0) return;
-    QUENCH_CHECK(loss.defined() && loss.numel() == 1, "distill: on_after_compute_loss needs the student's "
-                                                      "scalar task loss (weight ", w, ")");
+    QUENCH_CHECK(loss.defined() && loss.numel() == 1,
+                 "distill: on_after_compute_loss needs the student's "
+                 "scalar task loss (weight ",
+                 w, ")");
     add("task", w == 1 ? loss : loss * w);
   };
   for (size_t c = 0; c < config_.criteria.size(); ++c) {
@@ -157,9 +163,11 @@ Tensor DistillationComponent::on_after_compute_loss(CompressionContext&, const t
       o.type = m.type;
       o.kind = m.kind;
       Tensor d = feature_loss(fs, teacher_taps_[i]->feature(), o);
-      add(m.student == m.teacher ? m.student : m.student + "->" + m.teacher, m.weight == 1 ? d : d * m.weight);
+      add(m.student == m.teacher ? m.student : m.student + "->" + m.teacher,
+          m.weight == 1 ? d : d * m.weight);
     }
-    if (std::get<IntermediateLayersKnowledgeDistillationLossConfig>(config_.criteria[c]).add_origin_loss) task(1.0);
+    if (std::get<IntermediateLayersKnowledgeDistillationLossConfig>(config_.criteria[c]).add_origin_loss)
+      task(1.0);
   }
   QUENCH_CHECK(total.defined(), "distill: every loss weight is zero");
   return total;
@@ -167,7 +175,8 @@ Tensor DistillationComponent::on_after_compute_loss(CompressionContext&, const t
 
 std::vector<std::pair<std::string, Tensor>> DistillationComponent::extra_state() const {
   std::vector<std::pair<std::string, Tensor>> out;
-  for (const auto& [name, t] : projections_->state_dict()) out.emplace_back(std::string(kProjectionPrefix) + "." + name, t);
+  for (const auto& [name, t] : projections_->state_dict())
+    out.emplace_back(std::string(kProjectionPrefix) + "." + name, t);
   return out;
 }
 

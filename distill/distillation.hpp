@@ -39,8 +39,8 @@ class DistillationComponent : public CompressionComponent {
 
   void on_train_begin(CompressionContext& ctx) override;
   void on_step_begin(CompressionContext& ctx) override;
-  Tensor on_after_compute_loss(CompressionContext& ctx, const tensor_list& input, const Tensor& student_output,
-                               const Tensor& loss) override;
+  Tensor on_after_compute_loss(CompressionContext& ctx, const tensor_list& input,
+                               const Tensor& student_output, const Tensor& loss) override;
   void on_step_end(CompressionContext& ctx) override;
   void on_train_end(CompressionContext& ctx) override;
   void on_model_changed(CompressionContext& ctx) override;
@@ -67,8 +67,8 @@ class DistillationComponent : public CompressionComponent {
   void probe_shapes(const nn::ModulePtr& student);
 
   DistillationConfig config_;
-  std::vector<ResolvedMapping> mappings_;             // over every intermediate criterion, in order
-  std::vector<std::pair<size_t, size_t>> ranges_;     // per criterion: [begin, end) into mappings_
+  std::vector<ResolvedMapping> mappings_;          // over every intermediate criterion, in order
+  std::vector<std::pair<size_t, size_t>> ranges_;  // per criterion: [begin, end) into mappings_
   std::vector<std::unique_ptr<Tap>> student_taps_, teacher_taps_;
   nn::ModulePtr projections_;
   Tensor teacher_output_;

@@ -21,9 +21,9 @@
 namespace quench::distill {
 
 struct QatCallbacks {
-  std::function<nn::ModulePtr(const nn::ModulePtr&)> prepare;           // required
+  std::function<nn::ModulePtr(const nn::ModulePtr&)> prepare;            // required
   std::function<void(const nn::ModulePtr&, int64_t epoch)> epoch_begin;  // optional
-  std::function<nn::ModulePtr(const nn::ModulePtr&)> convert;           // optional (none: stay fake-quant)
+  std::function<nn::ModulePtr(const nn::ModulePtr&)> convert;            // optional (none: stay fake-quant)
 };
 
 class QatComponent : public CompressionComponent {

@@ -91,7 +91,8 @@ void Tap::attach(const nn::ModulePtr& m) {
     if (st->selector == "output") {
       st->feature = call.output;
     } else if (st->selector == "input") {
-      QUENCH_CHECK(!call.inputs.empty(), "tap ':input': ", call.module.type_name(), " was called without inputs");
+      QUENCH_CHECK(!call.inputs.empty(), "tap ':input': ", call.module.type_name(),
+                   " was called without inputs");
       st->feature = call.inputs[0];
     } else {
       st->feature = call.extra(st->selector);

@@ -96,19 +96,22 @@ TEST_CASE("distill configs: defaults and validation mirror INC") {
   CHECK(r[1].kind == FeatureKind::probabilities);
   CHECK_THROWS_WITH_AS(IntermediateLayersKnowledgeDistillationLossConfig({{"a"}, {"b"}}, {"MSE"}).resolve(),
                        doctest::Contains("1 loss_types for 2"), Error);
-  CHECK_THROWS_WITH_AS(IntermediateLayersKnowledgeDistillationLossConfig({{"a", "", "L1"}}, {"MSE"}).resolve(),
-                       doctest::Contains("use one of them"), Error);
+  CHECK_THROWS_WITH_AS(
+      IntermediateLayersKnowledgeDistillationLossConfig({{"a", "", "L1"}}, {"MSE"}).resolve(),
+      doctest::Contains("use one of them"), Error);
   CHECK_THROWS_WITH_AS(IntermediateLayersKnowledgeDistillationLossConfig({{"a", "", "CE"}}).resolve(),
                        doctest::Contains("logit loss"), Error);
-  CHECK_THROWS_AS(IntermediateLayersKnowledgeDistillationLossConfig(std::vector<LayerMapping>{}).resolve(), Error);
+  CHECK_THROWS_AS(IntermediateLayersKnowledgeDistillationLossConfig(std::vector<LayerMapping>{}).resolve(),
+                  Error);
 }
 
 TEST_CASE("distill manager: logit KD loss is w0 * task + w1 * T^2 * D") {
   auto teacher = tiny_vit(1), student = tiny_vit(2);
   for (const char* type : {"CE", "KL", "MSE"}) {
     CAPTURE(type);
-    auto cm = prepare_compression(student, {DistillationConfig(teacher, KnowledgeDistillationLossConfig(
-                                                                             2.0, {"CE", type}, {0.3, 0.7}))});
+    auto cm = prepare_compression(
+        student,
+        {DistillationConfig(teacher, KnowledgeDistillationLossConfig(2.0, {"CE", type}, {0.3, 0.7}))});
     cm.on_train_begin();
     cm.on_epoch_begin(0);
     cm.on_step_begin(0);
@@ -151,9 +154,10 @@ TEST_CASE("distill manager: intermediate-layer loss is sum_i w_i D_i (+ task wit
     kl.type = LossType::KL;
     kl.kind = FeatureKind::probabilities;
     cosine.type = LossType::Cosine;
-    double want = 0.25 * item(feature_loss(s0.feature(), teacher_feature(teacher, "blocks.0", x), mse)) +
-                  0.5 * item(feature_loss(s1.feature(), teacher_feature(teacher, "blocks.1.attn:probs", x), kl)) +
-                  2.0 * item(feature_loss(s2.feature(), teacher_feature(teacher, "norm", x), cosine));
+    double want =
+        0.25 * item(feature_loss(s0.feature(), teacher_feature(teacher, "blocks.0", x), mse)) +
+        0.5 * item(feature_loss(s1.feature(), teacher_feature(teacher, "blocks.1.attn:probs", x), kl)) +
+        2.0 * item(feature_loss(s2.feature(), teacher_feature(teacher, "norm", x), cosine));
     if (origin) want += item(task);
     CHECK(item(loss) == doctest::Approx(want).epsilon(1e-5));
     CHECK(cm.component<DistillationComponent>()->last_terms().size() == (origin ? 4u : 3u));
@@ -164,7 +168,8 @@ TEST_CASE("distill manager: the teacher runs in eval mode, gets no gradients and
   auto teacher = tiny_vit(1), student = tiny_vit(2);
   teacher->train();  // the manager must put it in eval mode
   IntermediateLayersKnowledgeDistillationLossConfig il({{"blocks.1"}, {"blocks.0.attn:probs"}});
-  auto cm = prepare_compression(student, {DistillationConfig(teacher, {KnowledgeDistillationLossConfig(), il})});
+  auto cm =
+      prepare_compression(student, {DistillationConfig(teacher, {KnowledgeDistillationLossConfig(), il})});
   cm.on_train_begin();
   cm.on_step_begin(0);
   Tensor x = randn({2, 1, 8, 8});
@@ -188,7 +193,8 @@ TEST_CASE("distill manager: the teacher runs in eval mode, gets no gradients and
 TEST_CASE("distill manager: features live for one step and are not recorded in eval") {
   auto teacher = tiny_vit(1), student = tiny_vit(2);
   auto cm = prepare_compression(
-      student, {DistillationConfig(teacher, IntermediateLayersKnowledgeDistillationLossConfig({{"blocks.1"}}))});
+      student,
+      {DistillationConfig(teacher, IntermediateLayersKnowledgeDistillationLossConfig({{"blocks.1"}}))});
   auto dc = cm.component<DistillationComponent>();
   cm.on_train_begin();
   cm.on_step_begin(0);
@@ -251,7 +257,8 @@ TEST_CASE("distill manager: projections only where widths differ; trained, saved
   auto student2 = tiny_vit(9, 8);
   auto cm2 = prepare_compression(student2, {DistillationConfig(teacher, il)});
   cm2.load_state_dict(sd);
-  auto q0 = std::dynamic_pointer_cast<nn::Linear>(cm2.component<DistillationComponent>()->projections()->child("0"));
+  auto q0 = std::dynamic_pointer_cast<nn::Linear>(
+      cm2.component<DistillationComponent>()->projections()->child("0"));
   CHECK(q0->weight.to_vector<float>() == p0->weight.to_vector<float>());
   CHECK(student2->pos_embed.to_vector<float>() == student->pos_embed.to_vector<float>());
   nn::StateDict student_only = student->state_dict();
@@ -266,11 +273,13 @@ TEST_CASE("distill manager: mappings whose shapes differ beyond the last dim are
   IntermediateLayersKnowledgeDistillationLossConfig bad({{"blocks.0.atn:probs"}});
   CHECK_THROWS_WITH_AS(prepare_compression(student, {DistillationConfig(teacher, bad)}),
                        doctest::Contains("blocks.0.attn:probs"), Error);
-  CHECK_THROWS_WITH_AS(prepare_compression(student, {DistillationConfig(student, KnowledgeDistillationLossConfig())}),
-                       doctest::Contains("teacher is the student"), Error);
+  CHECK_THROWS_WITH_AS(
+      prepare_compression(student, {DistillationConfig(student, KnowledgeDistillationLossConfig())}),
+      doctest::Contains("teacher is the student"), Error);
 }
 
-TEST_CASE("distill manager: a plugged-in component (QAT stand-in) leaves the loss alone; taps survive swaps") {
+TEST_CASE(
+    "distill manager: a plugged-in component (QAT stand-in) leaves the loss alone; taps survive swaps") {
   auto student = tiny_vit(2);
   auto swap = std::make_shared<SwapHeadComponent>();
   {
@@ -290,7 +299,8 @@ TEST_CASE("distill manager: a plugged-in component (QAT stand-in) leaves the los
   auto swap2 = std::make_shared<SwapHeadComponent>();
   swap2->replace_root = true;
   auto cm = prepare_compression(
-      student, {swap2, DistillationConfig(teacher, IntermediateLayersKnowledgeDistillationLossConfig({{"head"}}))});
+      student,
+      {swap2, DistillationConfig(teacher, IntermediateLayersKnowledgeDistillationLossConfig({{"head"}}))});
   cm.on_train_begin();
   cm.on_step_begin(0);
   Tensor x = randn({2, 1, 8, 8});
@@ -311,7 +321,8 @@ TEST_CASE("distill manager: a few steps of distillation reduce the distillation 
   auto teacher = tiny_vit(1), student = tiny_vit(2);
   IntermediateLayersKnowledgeDistillationLossConfig il({{"blocks.0"}, {"blocks.1"}, {"blocks.1.attn:probs"}});
   auto cm = prepare_compression(
-      student, {DistillationConfig(teacher, {KnowledgeDistillationLossConfig(2.0, {"CE", "KL"}, {0.0, 1.0}), il})});
+      student,
+      {DistillationConfig(teacher, {KnowledgeDistillationLossConfig(2.0, {"CE", "KL"}, {0.0, 1.0}), il})});
   cm.on_train_begin();
   optim::AdamW opt(cm.trainable_parameters(), optim::AdamWOptions(3e-3).weight_decay(0.0));
   Generator g(11);
@@ -339,16 +350,16 @@ TEST_CASE("distill manager: QatComponent runs prepare, the epoch schedule and co
   auto student = tiny_vit(2), teacher = tiny_vit(1);
   std::vector<int64_t> epochs;
   nn::ModulePtr prepared_model, int8_model;
-  auto qat = std::make_shared<QatComponent>(QatCallbacks{
-      [&](const nn::ModulePtr& m) {  // "prepare": a new root, as a rewriting pass may return
-        prepared_model = copy_of(std::dynamic_pointer_cast<nn::ViT>(m));
-        return prepared_model;
-      },
-      [&](const nn::ModulePtr&, int64_t epoch) { epochs.push_back(epoch); },
-      [&](const nn::ModulePtr& m) {
-        int8_model = copy_of(std::dynamic_pointer_cast<nn::ViT>(m));
-        return int8_model;
-      }});
+  auto qat = std::make_shared<QatComponent>(
+      QatCallbacks{[&](const nn::ModulePtr& m) {  // "prepare": a new root, as a rewriting pass may return
+                     prepared_model = copy_of(std::dynamic_pointer_cast<nn::ViT>(m));
+                     return prepared_model;
+                   },
+                   [&](const nn::ModulePtr&, int64_t epoch) { epochs.push_back(epoch); },
+                   [&](const nn::ModulePtr& m) {
+                     int8_model = copy_of(std::dynamic_pointer_cast<nn::ViT>(m));
+                     return int8_model;
+                   }});
   SUBCASE("alone: the loss passes through") {
     auto cm = prepare_compression(student, {qat});
     cm.on_train_begin();
@@ -367,8 +378,9 @@ TEST_CASE("distill manager: QatComponent runs prepare, the epoch schedule and co
   }
   SUBCASE("with distillation listed first: taps follow the prepared model") {
     auto cm = prepare_compression(
-        student, {DistillationConfig(teacher, IntermediateLayersKnowledgeDistillationLossConfig({{"blocks.1"}})),
-                  qat});
+        student,
+        {DistillationConfig(teacher, IntermediateLayersKnowledgeDistillationLossConfig({{"blocks.1"}})),
+         qat});
     cm.on_train_begin();
     REQUIRE(cm.model() == prepared_model);
     CHECK(student->get_submodule("blocks.1")->num_forward_hooks() == 0);  // old model unhooked

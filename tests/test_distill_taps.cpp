@@ -58,8 +58,9 @@ TEST_CASE("distill taps: captured features equal the modules' direct outputs") {
   vit->eval();
   Generator g(7);
   Tensor x = randn({3, 1, 8, 8}, g);
-  std::vector<std::string> names = {"patch_embed", "blocks.0:input", "blocks.0", "blocks.1", "norm", "head",
-                                    "blocks.0.norm1", "blocks.0.attn", "blocks.0.attn:probs"};
+  std::vector<std::string> names = {"patch_embed",    "blocks.0:input", "blocks.0",
+                                    "blocks.1",       "norm",           "head",
+                                    "blocks.0.norm1", "blocks.0.attn",  "blocks.0.attn:probs"};
   std::vector<Tap> taps;
   taps.reserve(names.size());
   for (const auto& n : names) taps.emplace_back(*vit, n, /*record_only_in_training=*/false);
@@ -114,8 +115,10 @@ TEST_CASE("distill taps: student taps record only in training mode; clear() forg
 TEST_CASE("distill taps: unknown names and selectors list the nearest valid taps") {
   auto vit = tiny_vit(3);
   CHECK_THROWS_WITH_AS(Tap(*vit, "blocks.3", false), doctest::Contains("blocks.1"), Error);
-  CHECK_THROWS_WITH_AS(Tap(*vit, "blocks.0.atn:probs", false), doctest::Contains("blocks.0.attn:probs"), Error);
-  CHECK_THROWS_WITH_AS(Tap(*vit, "blocks.0.attn:prob", false), doctest::Contains("blocks.0.attn:probs"), Error);
+  CHECK_THROWS_WITH_AS(Tap(*vit, "blocks.0.atn:probs", false), doctest::Contains("blocks.0.attn:probs"),
+                       Error);
+  CHECK_THROWS_WITH_AS(Tap(*vit, "blocks.0.attn:prob", false), doctest::Contains("blocks.0.attn:probs"),
+                       Error);
   CHECK_THROWS_WITH_AS(Tap(*vit, "head:probs", false), doctest::Contains("no output 'probs'"), Error);
   CHECK_THROWS_WITH_AS(Tap(*vit, "nrom", false), doctest::Contains("norm"), Error);
 }

@@ -113,7 +113,8 @@ int main(int argc, char** argv) try {
     types.push_back("KL");
   }
   KnowledgeDistillationLossConfig kd(2.0, {"CE", "KL"}, {0.5, 0.5});
-  IntermediateLayersKnowledgeDistillationLossConfig layers(maps, types, std::vector<double>(maps.size(), 1.0));
+  IntermediateLayersKnowledgeDistillationLossConfig layers(maps, types,
+                                                           std::vector<double>(maps.size(), 1.0));
   CompressionManager cm = prepare_compression(student, {DistillationConfig(teacher, {kd, layers})});
   auto dc = cm.component<DistillationComponent>();
   std::printf("student (%s): dim %lld, %zu projections\n", mode.c_str(),
