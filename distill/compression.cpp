@@ -83,7 +83,7 @@ nn::StateDict CompressionManager::state_dict() const {
   for (const auto& c : components_)
     for (const auto& [name, t] : c->extra_state()) {
       QUENCH_CHECK(!sd.contains(name), "CompressionManager: component ", c->name(), " state '", name,
-                   "' collides with a model key");
+                   "' collides with a key already in the state dict (the model's or another component's)");
       sd.insert(name, t);
     }
   return sd;
