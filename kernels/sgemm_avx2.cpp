@@ -1,0 +1,136 @@
+// fp32 GEMM, AVX2 + FMA path: 6x16 ymm microkernel (12 accumulators + 2 B vectors + 1 broadcast
+// fit the 16 ymm registers). Compiled with -mavx2 -mfma.
+#include <immintrin.h>
+
+#include "kernels/sgemm_driver.hpp"
+#include "kernels/sgemm_impl.hpp"
+
+namespace {
+
+inline __m256i lane_mask(int n) {  // lanes [0, n) set
+  return _mm256_cmpgt_epi32(_mm256_set1_epi32(n), _mm256_setr_epi32(0, 1, 2, 3, 4, 5, 6, 7));
+}
+
+// mr x (NV*8) tile. MB: the last B vector is loaded under the lane mask (B read in place).
+template <int MR_, int NV, bool MB>
+void tile256(const TileArgs& t) {
+  __m256 acc[MR_][NV];
+QUENCH_UNROLL
+  for (int i = 0; i < MR_; ++i)
+QUENCH_UNROLL
+    for (int v = 0; v < NV; ++v) acc[i][v] = _mm256_setzero_ps();
+  const __m256i lm = lane_mask(t.last);
+  const float* a = t.a;
+  const float* b = t.b;
+  const int64_t rs = t.a_rs, cs = t.a_cs, brs = t.b_rs;
+  for (int64_t k = 0; k < t.kc; ++k) {
+    __m256 bv[NV];
+QUENCH_UNROLL
+    for (int v = 0; v < NV; ++v)
+      bv[v] = (MB && v == NV - 1) ? _mm256_maskload_ps(b + 8 * v, lm) : _mm256_loadu_ps(b + 8 * v);
+QUENCH_UNROLL
+    for (int i = 0; i < MR_; ++i) {
+      const __m256 av = _mm256_broadcast_ss(a + i * rs);
+QUENCH_UNROLL
+      for (int v = 0; v < NV; ++v) acc[i][v] = _mm256_fmadd_ps(av, bv[v], acc[i][v]);
+    }
+    a += cs;
+    b += brs;
+  }
+  const __m256 alpha = _mm256_set1_ps(t.alpha), beta = _mm256_set1_ps(t.beta);
+  const bool use_beta = t.beta != 0.f, full = t.last == 8;
+QUENCH_UNROLL
+  for (int i = 0; i < MR_; ++i) {
+    float* c = t.c + i * t.ldc;
+QUENCH_UNROLL
+    for (int v = 0; v < NV; ++v) {
+      __m256 r = _mm256_mul_ps(alpha, acc[i][v]);
+      if (v == NV - 1 && !full) {
+        if (use_beta) r = _mm256_fmadd_ps(beta, _mm256_maskload_ps(c + 8 * v, lm), r);
+        _mm256_maskstore_ps(c + 8 * v, lm, r);
+      } else {
+        if (use_beta) r = _mm256_fmadd_ps(beta, _mm256_loadu_ps(c + 8 * v), r);
+        _mm256_storeu_ps(c + 8 * v, r);
+      }
+    }
+  }
+}
+
+// In-register 8x8 transpose.
+inline void transpose8(__m256 r[8]) {
+  __m256 t[8];
+  for (int i = 0; i < 4; ++i) {
+    t[2 * i] = _mm256_unpacklo_ps(r[2 * i], r[2 * i + 1]);
+    t[2 * i + 1] = _mm256_unpackhi_ps(r[2 * i], r[2 * i + 1]);
+  }
+  for (int i = 0; i < 2; ++i) {
+    r[4 * i + 0] = _mm256_shuffle_ps(t[4 * i + 0], t[4 * i + 2], 0x44);
+    r[4 * i + 1] = _mm256_shuffle_ps(t[4 * i + 0], t[4 * i + 2], 0xEE);
+    r[4 * i + 2] = _mm256_shuffle_ps(t[4 * i + 1], t[4 * i + 3], 0x44);
+    r[4 * i + 3] = _mm256_shuffle_ps(t[4 * i + 1], t[4 * i + 3], 0xEE);
+  }
+  for (int i = 0; i < 4; ++i) {
+    t[i] = _mm256_permute2f128_ps(r[i], r[4 + i], 0x20);
+    t[4 + i] = _mm256_permute2f128_ps(r[i], r[4 + i], 0x31);
+  }
+  for (int i = 0; i < 8; ++i) r[i] = t[i];
+}
+
+struct Avx2 {
+  static constexpr int MR = 6, NR = 16, VL = 8;
+
+  static TileFn tile(int mr, int nv, bool masked) { return kTiles[masked][mr - 1][nv - 1]; }
+
+  static void pack_b(const GemmArgs& g, int64_t k0, int64_t kc, int64_t j0, int64_t nc, float* dst) {
+    for (int64_t jr = 0; jr < nc; jr += NR) {
+      const int64_t nr = min64(NR, nc - jr), w = cdiv(nr, VL) * VL;
+      float* d = dst + (jr / NR) * kc * NR;
+      if (!g.tb) {  // B [K, N]: rows are contiguous
+        const __m256i lm = lane_mask(static_cast<int>(nr - (w - VL)));
+        const float* s = g.B + k0 * g.ldb + j0 + jr;
+        for (int64_t k = 0; k < kc; ++k) {
+          if (w == 2 * VL) _mm256_storeu_ps(d + k * w, _mm256_loadu_ps(s + k * g.ldb));
+          _mm256_storeu_ps(d + k * w + w - VL, _mm256_maskload_ps(s + k * g.ldb + w - VL, lm));
+        }
+        continue;
+      }
+      // B [N, K]: transpose 8 x 8 blocks; ragged edges element by element, padding zeroed.
+      const float* s = g.B + (j0 + jr) * g.ldb + k0;
+      int64_t k = 0;
+      for (; k + 8 <= kc; k += 8) {
+        int64_t j = 0;
+        for (; j + 8 <= nr; j += 8) {
+          __m256 r[8];
+          for (int x = 0; x < 8; ++x) r[x] = _mm256_loadu_ps(s + (j + x) * g.ldb + k);
+          transpose8(r);
+          for (int x = 0; x < 8; ++x) _mm256_storeu_ps(d + (k + x) * w + j, r[x]);
+        }
+        for (; j < w; ++j)
+          for (int x = 0; x < 8; ++x) d[(k + x) * w + j] = j < nr ? s[j * g.ldb + k + x] : 0.f;
+      }
+      for (; k < kc; ++k)
+        for (int64_t j = 0; j < w; ++j) d[k * w + j] = j < nr ? s[j * g.ldb + k] : 0.f;
+    }
+  }
+
+  static const TileFn kTiles[2][6][2];
+};
+
+#define QUENCH_ROW(MB, R) {tile256<R, 1, MB>, tile256<R, 2, MB>}
+#define QUENCH_ROWS(MB) \
+  {QUENCH_ROW(MB, 1), QUENCH_ROW(MB, 2), QUENCH_ROW(MB, 3), QUENCH_ROW(MB, 4), QUENCH_ROW(MB, 5), QUENCH_ROW(MB, 6)}
+const TileFn Avx2::kTiles[2][6][2] = {QUENCH_ROWS(false), QUENCH_ROWS(true)};
+#undef QUENCH_ROWS
+#undef QUENCH_ROW
+
+}  // namespace
+
+namespace quench::kernels {
+
+void sgemm_avx2(bool trans_a, bool trans_b, int64_t M, int64_t N, int64_t K, float alpha,
+                const float* A, int64_t lda, const float* B, int64_t ldb, float beta, float* C,
+                int64_t ldc) {
+  gemm<Avx2>({trans_a, trans_b, M, N, K, alpha, A, lda, B, ldb, beta, C, ldc});
+}
+
+}  // namespace quench::kernels

