@@ -56,6 +56,48 @@ QUENCH_UNROLL
   }
 }
 
+inline float hsum(__m256 v) {
+  __m128 x = _mm_add_ps(_mm256_castps256_ps128(v), _mm256_extractf128_ps(v, 1));
+  x = _mm_add_ps(x, _mm_movehl_ps(x, x));
+  x = _mm_add_ss(x, _mm_movehdup_ps(x));
+  return _mm_cvtss_f32(x);
+}
+
+// R x C dot-product tile (NT, few rows): 8 k per step, the tail under a mask.
+template <int R, int C>
+void dot256(const DotArgs& d) {
+  __m256 acc[R][C];
+  QUENCH_UNROLL
+  for (int i = 0; i < R; ++i)
+    QUENCH_UNROLL
+    for (int j = 0; j < C; ++j) acc[i][j] = _mm256_setzero_ps();
+  auto step = [&](int64_t k, auto load) {
+    __m256 av[R];
+    QUENCH_UNROLL
+    for (int i = 0; i < R; ++i) av[i] = load(d.a + i * d.lda + k);
+    QUENCH_UNROLL
+    for (int j = 0; j < C; ++j) {
+      const __m256 bv = load(d.b + j * d.ldb + k);
+      QUENCH_UNROLL
+      for (int i = 0; i < R; ++i) acc[i][j] = _mm256_fmadd_ps(av[i], bv, acc[i][j]);
+    }
+  };
+  int64_t k = 0;
+  for (; k + 8 <= d.K; k += 8) step(k, [](const float* p) { return _mm256_loadu_ps(p); });
+  if (k < d.K) {
+    const __m256i m = lane_mask(static_cast<int>(d.K - k));
+    step(k, [m](const float* p) { return _mm256_maskload_ps(p, m); });
+  }
+  QUENCH_UNROLL
+  for (int i = 0; i < R; ++i)
+    QUENCH_UNROLL
+    for (int j = 0; j < C; ++j) {
+      float* c = d.c + i * d.ldc + j;
+      const float s = d.alpha * hsum(acc[i][j]);
+      *c = d.beta == 0.f ? s : s + d.beta * *c;
+    }
+}
+
 // In-register 8x8 transpose.
 inline void transpose8(__m256 r[8]) {
   __m256 t[8];
@@ -114,6 +156,10 @@ struct Avx2 {
   }
 
   static const TileFn kTiles[2][6][2];
+
+  static constexpr int DMR = 3, DNR = 4;
+  static DotFn dot(int mr, int nr) { return kDots[mr - 1][nr - 1]; }
+  static const DotFn kDots[3][4];
 };
 
 #define QUENCH_ROW(MB, R) {tile256<R, 1, MB>, tile256<R, 2, MB>}
@@ -121,6 +167,9 @@ struct Avx2 {
   {QUENCH_ROW(MB, 1), QUENCH_ROW(MB, 2), QUENCH_ROW(MB, 3), QUENCH_ROW(MB, 4), QUENCH_ROW(MB, 5), QUENCH_ROW(MB, 6)}
 const TileFn Avx2::kTiles[2][6][2] = {QUENCH_ROWS(false), QUENCH_ROWS(true)};
 #undef QUENCH_ROWS
+#undef QUENCH_ROW
+#define QUENCH_ROW(R) {dot256<R, 1>, dot256<R, 2>, dot256<R, 3>, dot256<R, 4>}
+const DotFn Avx2::kDots[3][4] = {QUENCH_ROW(1), QUENCH_ROW(2), QUENCH_ROW(3)};
 #undef QUENCH_ROW
 
 }  // namespace

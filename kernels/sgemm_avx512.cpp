@@ -19,6 +19,11 @@ QUENCH_UNROLL
   const float* a = t.a;
   const float* b = t.b;
   const int64_t rs = t.a_rs, cs = t.a_cs, brs = t.b_rs;
+  // C is read or written once per tile: start fetching it now rather than stalling at the end.
+  QUENCH_UNROLL
+  for (int i = 0; i < MR_; ++i)
+    QUENCH_UNROLL
+    for (int v = 0; v < NV; ++v) _mm_prefetch(reinterpret_cast<const char*>(t.c + i * t.ldc + 16 * v), _MM_HINT_T0);
   for (int64_t k = 0; k < t.kc; ++k) {
     __m512 bv[NV];
 QUENCH_UNROLL
@@ -50,6 +55,38 @@ QUENCH_UNROLL
       }
     }
   }
+}
+
+// R x C dot-product tile (NT, few rows): 16 k per step, the tail under a mask.
+template <int R, int C>
+void dot512(const DotArgs& d) {
+  __m512 acc[R][C];
+  QUENCH_UNROLL
+  for (int i = 0; i < R; ++i)
+    QUENCH_UNROLL
+    for (int j = 0; j < C; ++j) acc[i][j] = _mm512_setzero_ps();
+  auto step = [&](int64_t k, __mmask16 m) {
+    __m512 av[R];
+    QUENCH_UNROLL
+    for (int i = 0; i < R; ++i) av[i] = _mm512_maskz_loadu_ps(m, d.a + i * d.lda + k);
+    QUENCH_UNROLL
+    for (int j = 0; j < C; ++j) {
+      const __m512 bv = _mm512_maskz_loadu_ps(m, d.b + j * d.ldb + k);
+      QUENCH_UNROLL
+      for (int i = 0; i < R; ++i) acc[i][j] = _mm512_fmadd_ps(av[i], bv, acc[i][j]);
+    }
+  };
+  int64_t k = 0;
+  for (; k + 16 <= d.K; k += 16) step(k, 0xFFFF);
+  if (k < d.K) step(k, static_cast<__mmask16>((1u << (d.K - k)) - 1u));
+  QUENCH_UNROLL
+  for (int i = 0; i < R; ++i)
+    QUENCH_UNROLL
+    for (int j = 0; j < C; ++j) {
+      float* c = d.c + i * d.ldc + j;
+      const float s = d.alpha * _mm512_reduce_add_ps(acc[i][j]);
+      *c = d.beta == 0.f ? s : s + d.beta * *c;
+    }
 }
 
 // In-register 16x16 transpose (unpack, shuffle within lanes, then 128-bit lane shuffles).
@@ -114,6 +151,10 @@ struct Avx512 {
   }
 
   static const TileFn kTiles[2][6][4];
+
+  static constexpr int DMR = 4, DNR = 6;
+  static DotFn dot(int mr, int nr) { return kDots[mr - 1][nr - 1]; }
+  static const DotFn kDots[4][6];
 };
 
 #define QUENCH_ROW(MB, R) {tile512<R, 1, MB>, tile512<R, 2, MB>, tile512<R, 3, MB>, tile512<R, 4, MB>}
@@ -121,6 +162,9 @@ struct Avx512 {
   {QUENCH_ROW(MB, 1), QUENCH_ROW(MB, 2), QUENCH_ROW(MB, 3), QUENCH_ROW(MB, 4), QUENCH_ROW(MB, 5), QUENCH_ROW(MB, 6)}
 const TileFn Avx512::kTiles[2][6][4] = {QUENCH_ROWS(false), QUENCH_ROWS(true)};
 #undef QUENCH_ROWS
+#undef QUENCH_ROW
+#define QUENCH_ROW(R) {dot512<R, 1>, dot512<R, 2>, dot512<R, 3>, dot512<R, 4>, dot512<R, 5>, dot512<R, 6>}
+const DotFn Avx512::kDots[4][6] = {QUENCH_ROW(1), QUENCH_ROW(2), QUENCH_ROW(3), QUENCH_ROW(4)};
 #undef QUENCH_ROW
 
 }  // namespace

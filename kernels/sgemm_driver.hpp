@@ -42,6 +42,20 @@ struct TileArgs {
 };
 using TileFn = void (*)(const TileArgs&);
 
+// Dot-product tile for NT with few rows of A: C[i, j] = alpha * dot(A row i, B row j) + beta * C,
+// both rows contiguous in k, so nothing is packed (packing B^T would cost more than the product).
+struct DotArgs {
+  int64_t K;
+  const float* a;  // row i at a + i * lda
+  int64_t lda;
+  const float* b;  // row j at b + j * ldb
+  int64_t ldb;
+  float* c;
+  int64_t ldc;
+  float alpha, beta;
+};
+using DotFn = void (*)(const DotArgs&);
+
 struct GemmArgs {
   bool ta, tb;
   int64_t M, N, K;
@@ -57,7 +71,8 @@ struct GemmArgs {
 
 constexpr int64_t kKC = 256;  // k block: A micro-panel 6 x 256 x 4 B = 6 KiB in L1
 constexpr int64_t kNC = 512;  // B block 256 x 512 x 4 B = 512 KiB in L2 (1 MiB)
-constexpr int64_t kMC = 96;   // rows of A packed at once (only when A is stored transposed)
+constexpr int64_t kMC = 96;
+constexpr int64_t kDotMaxM = 32;  // NT with at most this many rows: dot-product tiles, no packing   // rows of A packed at once (only when A is stored transposed)
 
 inline int64_t min64(int64_t a, int64_t b) { return a < b ? a : b; }
 inline int64_t cdiv(int64_t a, int64_t b) { return (a + b - 1) / b; }
@@ -115,9 +130,11 @@ template <class Arch>
 void gemm_rect(const GemmArgs& g, int64_t m0, int64_t m1, int64_t n0, int64_t n1) {
   constexpr int MR = Arch::MR, NR = Arch::NR, VL = Arch::VL;
   const int64_t mrect = m1 - m0, nrect = n1 - n0;
-  // B is reused by every MR-row micro-panel: pack it (contiguous, L2 resident) when it is reused a
-  // few times or must be transposed anyway. A is read in place unless stored transposed.
-  const bool pack_b = g.tb || mrect > 4 * MR;
+  // B is reused by every MR-row micro-panel: pack it (contiguous, no TLB or cache-set trouble) when
+  // it must be transposed or is reused many times. With few rows the packing pass costs more than
+  // reading B in place (from L2 after the first micro-panel). A is read in place unless stored
+  // transposed.
+  const bool pack_b = g.tb || mrect > 16 * MR;
   const bool pack_a = g.ta && nrect > NR;
   float* buf = pack_buffer();
   float* bpack = buf;
@@ -164,6 +181,21 @@ void gemm_rect(const GemmArgs& g, int64_t m0, int64_t m1, int64_t n0, int64_t n1
   }
 }
 
+// NT with M <= kDotMaxM: split N over the threads, tiles of DMR rows x DNR columns.
+template <class Arch>
+void gemm_dot(const GemmArgs& g, int64_t n0, int64_t n1) {
+  constexpr int DMR = Arch::DMR, DNR = Arch::DNR;
+  DotArgs d{g.K, nullptr, g.lda, nullptr, g.ldb, nullptr, g.ldc, g.alpha, g.beta};
+  for (int64_t j = n0; j < n1; j += DNR) {  // B rows stay in L1 while every row tile of A passes
+    const int nr = static_cast<int>(min64(DNR, n1 - j));
+    for (int64_t i = 0; i < g.M; i += DMR) {
+      const int mr = static_cast<int>(min64(DMR, g.M - i));
+      d.a = g.A + i * g.lda, d.b = g.B + j * g.ldb, d.c = g.C + i * g.ldc + j;
+      Arch::dot(mr, nr)(d);
+    }
+  }
+}
+
 // Splits C into one rectangle per thread (whole MR x NR tiles), choosing the grid that minimises
 // estimated per-thread time (multiply-adds plus packing). The split only changes who computes an
 // element, never how.
@@ -175,10 +207,20 @@ void gemm(const GemmArgs& g) {
     return;
   }
   constexpr int MR = Arch::MR, NR = Arch::NR;
-  const int64_t tiles_m = cdiv(g.M, MR), tiles_n = cdiv(g.N, NR);
   int threads = quench::kernels::in_parallel_region() ? 1 : quench::get_num_threads();
   // Below ~2 M multiply-adds waking the pool costs more than it saves.
   if (g.M * g.N * g.K < (int64_t(1) << 21)) threads = 1;
+  if (!g.ta && g.tb && g.M <= kDotMaxM) {
+    const int64_t tiles = cdiv(g.N, Arch::DNR);
+    const int64_t parts = min64(threads, tiles);
+    if (parts <= 1) return gemm_dot<Arch>(g, 0, g.N);
+    quench::kernels::parallel_for(parts, 1, [&](int64_t b, int64_t e) {
+      for (int64_t r = b; r < e; ++r)
+        gemm_dot<Arch>(g, min64(g.N, r * tiles / parts * Arch::DNR), min64(g.N, (r + 1) * tiles / parts * Arch::DNR));
+    });
+    return;
+  }
+  const int64_t tiles_m = cdiv(g.M, MR), tiles_n = cdiv(g.N, NR);
   int best_tm = 1, best_tn = 1;
   double best = -1;
   for (int tm = 1; tm <= threads; ++tm) {
