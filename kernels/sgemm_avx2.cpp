@@ -11,8 +11,8 @@ inline __m256i lane_mask(int n) {  // lanes [0, n) set
   return _mm256_cmpgt_epi32(_mm256_set1_epi32(n), _mm256_setr_epi32(0, 1, 2, 3, 4, 5, 6, 7));
 }
 
-// mr x (NV*8) tile. MB: the last B vector is loaded under the lane mask (B read in place).
-template <int MR_, int NV, bool MB>
+// mr x (NV*8) tile; MODE is a TileMode (driver).
+template <int MR_, int NV, int MODE>
 void tile256(const TileArgs& t) {
   __m256 acc[MR_][NV];
 QUENCH_UNROLL
@@ -22,12 +22,19 @@ QUENCH_UNROLL
   const __m256i lm = lane_mask(t.last);
   const float* a = t.a;
   const float* b = t.b;
+  float* bp = t.bp;
   const int64_t rs = t.a_rs, cs = t.a_cs, brs = t.b_rs;
   for (int64_t k = 0; k < t.kc; ++k) {
     __m256 bv[NV];
 QUENCH_UNROLL
     for (int v = 0; v < NV; ++v)
-      bv[v] = (MB && v == NV - 1) ? _mm256_maskload_ps(b + 8 * v, lm) : _mm256_loadu_ps(b + 8 * v);
+      bv[v] = (MODE != kPlain && v == NV - 1) ? _mm256_maskload_ps(b + 8 * v, lm)
+                                              : _mm256_loadu_ps(b + 8 * v);
+    if (MODE == kPackOut) {
+      QUENCH_UNROLL
+      for (int v = 0; v < NV; ++v) _mm256_storeu_ps(bp + 8 * v, bv[v]);
+      bp += 8 * NV;
+    }
 QUENCH_UNROLL
     for (int i = 0; i < MR_; ++i) {
       const __m256 av = _mm256_broadcast_ss(a + i * rs);
@@ -121,22 +128,13 @@ inline void transpose8(__m256 r[8]) {
 struct Avx2 {
   static constexpr int MR = 6, NR = 16, VL = 8;
 
-  static TileFn tile(int mr, int nv, bool masked) { return kTiles[masked][mr - 1][nv - 1]; }
+  static TileFn tile(int mode, int mr, int nv) { return kTiles[mode][mr - 1][nv - 1]; }
 
+  // B [N, K] stored: transpose 8 x 8 blocks; ragged edges element by element, padding zeroed.
   static void pack_b(const GemmArgs& g, int64_t k0, int64_t kc, int64_t j0, int64_t nc, float* dst) {
     for (int64_t jr = 0; jr < nc; jr += NR) {
       const int64_t nr = min64(NR, nc - jr), w = cdiv(nr, VL) * VL;
       float* d = dst + (jr / NR) * kc * NR;
-      if (!g.tb) {  // B [K, N]: rows are contiguous
-        const __m256i lm = lane_mask(static_cast<int>(nr - (w - VL)));
-        const float* s = g.B + k0 * g.ldb + j0 + jr;
-        for (int64_t k = 0; k < kc; ++k) {
-          if (w == 2 * VL) _mm256_storeu_ps(d + k * w, _mm256_loadu_ps(s + k * g.ldb));
-          _mm256_storeu_ps(d + k * w + w - VL, _mm256_maskload_ps(s + k * g.ldb + w - VL, lm));
-        }
-        continue;
-      }
-      // B [N, K]: transpose 8 x 8 blocks; ragged edges element by element, padding zeroed.
       const float* s = g.B + (j0 + jr) * g.ldb + k0;
       int64_t k = 0;
       for (; k + 8 <= kc; k += 8) {
@@ -155,7 +153,7 @@ struct Avx2 {
     }
   }
 
-  static const TileFn kTiles[2][6][2];
+  static const TileFn kTiles[3][6][2];
 
   static constexpr int DMR = 3, DNR = 4;
   static DotFn dot(int mr, int nr) { return kDots[mr - 1][nr - 1]; }
@@ -165,7 +163,8 @@ struct Avx2 {
 #define QUENCH_ROW(MB, R) {tile256<R, 1, MB>, tile256<R, 2, MB>}
 #define QUENCH_ROWS(MB) \
   {QUENCH_ROW(MB, 1), QUENCH_ROW(MB, 2), QUENCH_ROW(MB, 3), QUENCH_ROW(MB, 4), QUENCH_ROW(MB, 5), QUENCH_ROW(MB, 6)}
-const TileFn Avx2::kTiles[2][6][2] = {QUENCH_ROWS(false), QUENCH_ROWS(true)};
+const TileFn Avx2::kTiles[3][6][2] = {QUENCH_ROWS(kPlain), QUENCH_ROWS(kMasked),
+                                      QUENCH_ROWS(kPackOut)};
 #undef QUENCH_ROWS
 #undef QUENCH_ROW
 #define QUENCH_ROW(R) {dot256<R, 1>, dot256<R, 2>, dot256<R, 3>, dot256<R, 4>}

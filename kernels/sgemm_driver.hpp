@@ -5,11 +5,12 @@
 // An Arch provides:
 //   MR, NR, VL            register tile (MR rows x NR columns, NR = VL * max vectors)
 //   tile(mr, nv, masked)  the microkernel for an mr x (nv*VL) tile, TileArgs below
-//   pack_b(...)           B block [kc, nc] into NR-wide panels [k][w] (w = panel width rounded up to
-//                         VL, zero padded), the transpose for trans_b done here
+//   pack_b(...)           B^T block [kc, nc] (trans_b) into NR-wide panels [k][w] (w = panel width
+//                         rounded up to VL, zero padded)
+//   DMR, DNR, dot(mr, nr) the dot-product tile for NT with few rows (DotArgs below)
 // Loop nest for one rectangle of C (one thread):
-//   jc over NC columns / pc over KC of K (pack B block, stays in L2) / ic over MC rows (pack A when
-//   stored transposed) / ir over MR rows (A micro-panel stays in L1) / jr over NR columns: tile.
+//   jc over NC columns / pc over KC of K (B block packed, stays in L2) / ir over MR rows (A
+//   micro-panel read in place, stays in L1) / jr over NR columns: tile.
 // Every element of C gets the same k-order (KC blocks in order, k ascending inside the microkernel)
 // whatever rectangle or thread computes it, so results do not depend on the thread count.
 #pragma once
@@ -37,6 +38,7 @@ struct TileArgs {
   float* c;              // C = alpha * acc + beta * C; beta == 0 never reads C
   int64_t ldc;
   float alpha, beta;
+  float* bp;             // kPackOut: where the B vectors go, [k][nv * VL]
   int last;              // valid lanes of the last vector (1..VL); the B load is masked when the
                          // tile is "masked" (unpacked B), the C load/store always
 };
@@ -71,8 +73,7 @@ struct GemmArgs {
 
 constexpr int64_t kKC = 256;  // k block: A micro-panel 6 x 256 x 4 B = 6 KiB in L1
 constexpr int64_t kNC = 512;  // B block 256 x 512 x 4 B = 512 KiB in L2 (1 MiB)
-constexpr int64_t kMC = 96;
-constexpr int64_t kDotMaxM = 32;  // NT with at most this many rows: dot-product tiles, no packing   // rows of A packed at once (only when A is stored transposed)
+constexpr int64_t kDotMaxM = 32;  // NT with at most this many rows: dot-product tiles, no packing
 
 inline int64_t min64(int64_t a, int64_t b) { return a < b ? a : b; }
 inline int64_t cdiv(int64_t a, int64_t b) { return (a + b - 1) / b; }
@@ -83,7 +84,7 @@ struct PackBuffer {
   ~PackBuffer() { std::free(p); }
   float* get() {
     if (!p) {
-      constexpr size_t bytes = sizeof(float) * (kKC * kNC + kMC * kKC);
+      constexpr size_t bytes = sizeof(float) * kKC * kNC;
       p = static_cast<float*>(std::aligned_alloc(64, bytes));
       if (!p) throw std::bad_alloc();
     }
@@ -109,36 +110,25 @@ inline void scale_c(const GemmArgs& g) {
 // K split into equal blocks of at most kKC: depends on K only.
 inline int64_t k_block(int64_t K) { return cdiv(K, cdiv(K, kKC)); }
 
-// ta: A [K, M] stored; panel p of MR rows at dst + p * kc * MR, element (i, k) at [k * MR + i].
-template <int MR>
-void pack_a_t(const GemmArgs& g, int64_t i0, int64_t mc, int64_t k0, int64_t kc, float* dst) {
-  for (int64_t ir = 0; ir < mc; ir += MR) {
-    const int64_t mr = min64(MR, mc - ir);
-    float* d = dst + (ir / MR) * kc * MR;
-    const float* s = g.A + k0 * g.lda + i0 + ir;
-    if (mr == MR) {
-      for (int64_t k = 0; k < kc; ++k)
-        for (int i = 0; i < MR; ++i) d[k * MR + i] = s[k * g.lda + i];
-    } else {
-      for (int64_t k = 0; k < kc; ++k)
-        for (int64_t i = 0; i < mr; ++i) d[k * MR + i] = s[k * g.lda + i];
-    }
-  }
-}
+// Tile modes (the first index of an Arch's tile table).
+enum TileMode : int {
+  kPlain = 0,    // B vectors loaded whole: packed B, or B in place with a full last vector
+  kMasked = 1,   // B in place, last vector under the lane mask
+  kPackOut = 2,  // B in place (last vector masked) and each loaded vector also stored to t.bp: the
+                 // first micro-panel packs B as it goes, so there is no separate packing pass
+};
 
 template <class Arch>
 void gemm_rect(const GemmArgs& g, int64_t m0, int64_t m1, int64_t n0, int64_t n1) {
   constexpr int MR = Arch::MR, NR = Arch::NR, VL = Arch::VL;
-  const int64_t mrect = m1 - m0, nrect = n1 - n0;
-  // B is reused by every MR-row micro-panel: pack it (contiguous, no TLB or cache-set trouble) when
-  // it must be transposed or is reused many times. With few rows the packing pass costs more than
-  // reading B in place (from L2 after the first micro-panel). A is read in place unless stored
-  // transposed.
-  const bool pack_b = g.tb || mrect > 16 * MR;
-  const bool pack_a = g.ta && nrect > NR;
-  float* buf = pack_buffer();
-  float* bpack = buf;
-  float* apack = buf + kKC * kNC;
+  const int64_t mrect = m1 - m0;
+  // B is reused by every MR-row micro-panel: pack it (contiguous, no TLB or cache-set trouble)
+  // unless there are only a couple of micro-panels. A transposed B is packed up front (Arch::pack_b);
+  // otherwise the first micro-panel packs it on the fly. A is always read in place: its MR x kc
+  // micro-panel stays in L1 while every NR-column tile passes. (Packing A, stored transposed or not,
+  // in MC blocks or one micro-panel at a time, measured slower here.)
+  const bool pack_b = g.tb || mrect > 2 * MR;
+  float* bpack = pack_buffer();
   const int64_t kcb = k_block(g.K);
   for (int64_t jc = n0; jc < n1; jc += kNC) {
     const int64_t nc = min64(kNC, n1 - jc);
@@ -149,31 +139,28 @@ void gemm_rect(const GemmArgs& g, int64_t m0, int64_t m1, int64_t n0, int64_t n1
       t.ldc = g.ldc;
       t.alpha = g.alpha;
       t.beta = pc == 0 ? g.beta : 1.f;
-      if (pack_b) Arch::pack_b(g, pc, kc, jc, nc, bpack);
-      for (int64_t ic = m0; ic < m1; ic += (pack_a ? kMC : mrect)) {
-        const int64_t mc = min64(pack_a ? kMC : mrect, m1 - ic);
-        if (pack_a) pack_a_t<MR>(g, ic, mc, pc, kc, apack);
-        for (int64_t ir = 0; ir < mc; ir += MR) {
-          const int mr = static_cast<int>(min64(MR, mc - ir));
-          if (pack_a) {
-            t.a = apack + (ir / MR) * kc * MR, t.a_rs = 1, t.a_cs = MR;
-          } else if (g.ta) {
-            t.a = g.A + pc * g.lda + ic + ir, t.a_rs = 1, t.a_cs = g.lda;
+      t.bp = nullptr;
+      if (g.tb) Arch::pack_b(g, pc, kc, jc, nc, bpack);
+      for (int64_t ir = 0; ir < mrect; ir += MR) {
+        const int mr = static_cast<int>(min64(MR, mrect - ir));
+        if (g.ta) {
+          t.a = g.A + pc * g.lda + m0 + ir, t.a_rs = 1, t.a_cs = g.lda;
+        } else {
+          t.a = g.A + (m0 + ir) * g.lda + pc, t.a_rs = g.lda, t.a_cs = 1;
+        }
+        for (int64_t jr = 0; jr < nc; jr += NR) {
+          const int nr = static_cast<int>(min64(NR, nc - jr));
+          const int nv = (nr + VL - 1) / VL;
+          t.last = nr - (nv - 1) * VL;
+          t.c = g.C + (m0 + ir) * g.ldc + jc + jr;
+          float* panel = bpack + (jr / NR) * kc * NR;
+          if (pack_b && (g.tb || ir > 0)) {
+            t.b = panel, t.b_rs = nv * VL;
+            Arch::tile(kPlain, mr, nv)(t);
           } else {
-            t.a = g.A + (ic + ir) * g.lda + pc, t.a_rs = g.lda, t.a_cs = 1;
-          }
-          for (int64_t jr = 0; jr < nc; jr += NR) {
-            const int nr = static_cast<int>(min64(NR, nc - jr));
-            const int nv = (nr + VL - 1) / VL;
-            t.last = nr - (nv - 1) * VL;
-            t.c = g.C + (ic + ir) * g.ldc + jc + jr;
-            if (pack_b) {
-              t.b = bpack + (jr / NR) * kc * NR, t.b_rs = nv * VL;
-              Arch::tile(mr, nv, false)(t);
-            } else {
-              t.b = g.B + pc * g.ldb + jc + jr, t.b_rs = g.ldb;
-              Arch::tile(mr, nv, t.last != VL)(t);
-            }
+            t.b = g.B + pc * g.ldb + jc + jr, t.b_rs = g.ldb;
+            t.bp = pack_b ? panel : nullptr;
+            Arch::tile(pack_b ? kPackOut : t.last != VL ? kMasked : kPlain, mr, nv)(t);
           }
         }
       }
@@ -228,8 +215,7 @@ void gemm(const GemmArgs& g) {
     const int tn = threads / tm;
     if (tm > tiles_m || tn > tiles_n) continue;
     const double mr = double(cdiv(tiles_m, tm) * MR), nr = double(cdiv(tiles_n, tn) * NR);
-    const double cost = mr * nr * double(g.K) / 16.0 + (g.tb ? 0.5 : 0.1) * nr * double(g.K) +
-                        (g.ta ? 0.2 : 0.0) * mr * double(g.K) * double(cdiv(int64_t(nr), kNC));
+    const double cost = mr * nr * double(g.K) / 16.0 + (g.tb ? 0.5 : 0.1) * nr * double(g.K);
     if (best < 0 || cost < best) best = cost, best_tm = tm, best_tn = tn;
   }
   if (best < 0) {  // fewer tiles than threads: split the longer side only
