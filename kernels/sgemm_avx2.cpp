@@ -130,6 +130,12 @@ struct Avx2 {
 
   static TileFn tile(int mode, int mr, int nv) { return kTiles[mode][mr - 1][nv - 1]; }
 
+  // s: mr consecutive floats per k, k-stride lda -> d[k * MR + i].
+  static void pack_a_t(const float* s, int64_t lda, int64_t kc, int mr, float* d) {
+    for (int64_t k = 0; k < kc; ++k)
+      for (int i = 0; i < mr; ++i) d[k * MR + i] = s[k * lda + i];
+  }
+
   // B [N, K] stored: transpose 8 x 8 blocks; ragged edges element by element, padding zeroed.
   static void pack_b(const GemmArgs& g, int64_t k0, int64_t kc, int64_t j0, int64_t nc, float* dst) {
     for (int64_t jr = 0; jr < nc; jr += NR) {

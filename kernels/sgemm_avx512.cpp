@@ -133,6 +133,13 @@ struct Avx512 {
 
   static TileFn tile(int mode, int mr, int nv) { return kTiles[mode][mr - 1][nv - 1]; }
 
+  // s: mr consecutive floats per k, k-stride lda -> d[k * MR + i]. Plain 8-float stores (each
+  // overwriting the previous one's tail) so the microkernel's loads forward from them.
+  static void pack_a_t(const float* s, int64_t lda, int64_t kc, int mr, float* d) {
+    const __mmask8 m = static_cast<__mmask8>((1u << mr) - 1u);
+    for (int64_t k = 0; k < kc; ++k) _mm256_storeu_ps(d + k * MR, _mm256_maskz_loadu_ps(m, s + k * lda));
+  }
+
   // B [N, K] stored: transpose 16 x 16 blocks; ragged edges element by element, padding zeroed.
   static void pack_b(const GemmArgs& g, int64_t k0, int64_t kc, int64_t j0, int64_t nc, float* dst) {
     for (int64_t jr = 0; jr < nc; jr += NR) {

@@ -84,7 +84,7 @@ struct PackBuffer {
   ~PackBuffer() { std::free(p); }
   float* get() {
     if (!p) {
-      constexpr size_t bytes = sizeof(float) * kKC * kNC;
+      constexpr size_t bytes = sizeof(float) * (kKC * kNC + 4 * kKC * 8 + 16);
       p = static_cast<float*>(std::aligned_alloc(64, bytes));
       if (!p) throw std::bad_alloc();
     }
@@ -107,8 +107,13 @@ inline void scale_c(const GemmArgs& g) {
   }
 }
 
-// K split into equal blocks of at most kKC: depends on K only.
-inline int64_t k_block(int64_t K) { return cdiv(K, cdiv(K, kKC)); }
+// K split into equal blocks of at most kKC, or more when N is narrow (the B block kc x N still fits
+// the buffer and L2): fewer passes over C. Depends on the shape only, never on the thread split.
+inline int64_t k_block(int64_t K, int64_t N) {
+  int64_t kc_max = kKC * kNC / (cdiv(min64(N, kNC), 64) * 64);
+  if (kc_max > 4 * kKC) kc_max = 4 * kKC;  // the A micro-panel must stay in L1
+  return cdiv(K, cdiv(K, kc_max));
+}
 
 // Tile modes (the first index of an Arch's tile table).
 enum TileMode : int {
@@ -129,7 +134,9 @@ void gemm_rect(const GemmArgs& g, int64_t m0, int64_t m1, int64_t n0, int64_t n1
   // in MC blocks or one micro-panel at a time, measured slower here.)
   const bool pack_b = g.tb || mrect > 2 * MR;
   float* bpack = pack_buffer();
-  const int64_t kcb = k_block(g.K);
+  float* apack = bpack + kKC * kNC;
+  static const int sg_exp = std::getenv("SG_EXP") ? std::atoi(std::getenv("SG_EXP")) : 0;
+  const int64_t kcb = k_block(g.K, g.N);
   for (int64_t jc = n0; jc < n1; jc += kNC) {
     const int64_t nc = min64(kNC, n1 - jc);
     for (int64_t pc = 0; pc < g.K; pc += kcb) {
@@ -141,12 +148,21 @@ void gemm_rect(const GemmArgs& g, int64_t m0, int64_t m1, int64_t n0, int64_t n1
       t.beta = pc == 0 ? g.beta : 1.f;
       t.bp = nullptr;
       if (g.tb) Arch::pack_b(g, pc, kc, jc, nc, bpack);
-      for (int64_t ir = 0; ir < mrect; ir += MR) {
-        const int mr = static_cast<int>(min64(MR, mrect - ir));
-        if (g.ta) {
+      for (int64_t ir = 0, mr; ir < mrect; ir += mr) {
+        // A last panel of 1 or 2 rows is load-bound: end on two balanced panels instead (8 = 4 + 4).
+        const int64_t rest = mrect - ir;
+        mr = rest > MR && rest < MR + 3 ? (rest + 1) / 2 : min64(MR, rest);
+        if (g.ta && sg_exp == 1) {
+          Arch::pack_a_t(g.A + pc * g.lda + m0 + ir, g.lda, kc, mr, apack);
+          t.a = apack, t.a_rs = 1, t.a_cs = MR;
+        } else if (g.ta) {
           t.a = g.A + pc * g.lda + m0 + ir, t.a_rs = 1, t.a_cs = g.lda;
         } else {
           t.a = g.A + (m0 + ir) * g.lda + pc, t.a_rs = g.lda, t.a_cs = 1;
+          // The next micro-panel's rows: short streams the hardware prefetcher picks up late.
+          if (ir + mr < mrect)
+            for (int i = 0; i < MR; ++i)
+              for (int64_t k = 0; k < kc; k += 16) __builtin_prefetch(t.a + (mr + i) * g.lda + k, 0, 3);
         }
         for (int64_t jr = 0; jr < nc; jr += NR) {
           const int nr = static_cast<int>(min64(NR, nc - jr));
