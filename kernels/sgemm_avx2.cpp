@@ -7,6 +7,8 @@
 
 namespace {
 
+constexpr int kMR = 6;  // rows of the register tile (and the packed A row stride)
+
 inline __m256i lane_mask(int n) {  // lanes [0, n) set
   return _mm256_cmpgt_epi32(_mm256_set1_epi32(n), _mm256_setr_epi32(0, 1, 2, 3, 4, 5, 6, 7));
 }
@@ -23,17 +25,22 @@ QUENCH_UNROLL
   const float* a = t.a;
   const float* b = t.b;
   float* bp = t.bp;
+  float* ap = t.ap;
   const int64_t rs = t.a_rs, cs = t.a_cs, brs = t.b_rs;
   for (int64_t k = 0; k < t.kc; ++k) {
     __m256 bv[NV];
 QUENCH_UNROLL
     for (int v = 0; v < NV; ++v)
-      bv[v] = (MODE != kPlain && v == NV - 1) ? _mm256_maskload_ps(b + 8 * v, lm)
+      bv[v] = ((MODE == kMasked || MODE == kPackOut) && v == NV - 1) ? _mm256_maskload_ps(b + 8 * v, lm)
                                               : _mm256_loadu_ps(b + 8 * v);
     if (MODE == kPackOut) {
       QUENCH_UNROLL
       for (int v = 0; v < NV; ++v) _mm256_storeu_ps(bp + 8 * v, bv[v]);
       bp += 8 * NV;
+    }
+    if (MODE == kPackA) {  // 8-float stores, each overwriting the last one's tail, forward cleanly
+      _mm256_storeu_ps(ap, _mm256_maskload_ps(a, lane_mask(MR_)));
+      ap += kMR;
     }
 QUENCH_UNROLL
     for (int i = 0; i < MR_; ++i) {
@@ -126,15 +133,9 @@ inline void transpose8(__m256 r[8]) {
 }
 
 struct Avx2 {
-  static constexpr int MR = 6, NR = 16, VL = 8;
+  static constexpr int MR = kMR, NR = 16, VL = 8;
 
   static TileFn tile(int mode, int mr, int nv) { return kTiles[mode][mr - 1][nv - 1]; }
-
-  // s: mr consecutive floats per k, k-stride lda -> d[k * MR + i].
-  static void pack_a_t(const float* s, int64_t lda, int64_t kc, int mr, float* d) {
-    for (int64_t k = 0; k < kc; ++k)
-      for (int i = 0; i < mr; ++i) d[k * MR + i] = s[k * lda + i];
-  }
 
   // B [N, K] stored: transpose 8 x 8 blocks; ragged edges element by element, padding zeroed.
   static void pack_b(const GemmArgs& g, int64_t k0, int64_t kc, int64_t j0, int64_t nc, float* dst) {
@@ -159,7 +160,7 @@ struct Avx2 {
     }
   }
 
-  static const TileFn kTiles[3][6][2];
+  static const TileFn kTiles[4][6][2];
 
   static constexpr int DMR = 3, DNR = 4;
   static DotFn dot(int mr, int nr) { return kDots[mr - 1][nr - 1]; }
@@ -169,8 +170,8 @@ struct Avx2 {
 #define QUENCH_ROW(MB, R) {tile256<R, 1, MB>, tile256<R, 2, MB>}
 #define QUENCH_ROWS(MB) \
   {QUENCH_ROW(MB, 1), QUENCH_ROW(MB, 2), QUENCH_ROW(MB, 3), QUENCH_ROW(MB, 4), QUENCH_ROW(MB, 5), QUENCH_ROW(MB, 6)}
-const TileFn Avx2::kTiles[3][6][2] = {QUENCH_ROWS(kPlain), QUENCH_ROWS(kMasked),
-                                      QUENCH_ROWS(kPackOut)};
+const TileFn Avx2::kTiles[4][6][2] = {QUENCH_ROWS(kPlain), QUENCH_ROWS(kMasked),
+                                      QUENCH_ROWS(kPackOut), QUENCH_ROWS(kPackA)};
 #undef QUENCH_ROWS
 #undef QUENCH_ROW
 #define QUENCH_ROW(R) {dot256<R, 1>, dot256<R, 2>, dot256<R, 3>, dot256<R, 4>}

@@ -12,6 +12,8 @@
 
 namespace {
 
+constexpr int kMR = 6;  // rows of the register tile (and the packed A row stride)
+
 // mr x (NV*16) tile; MODE is a TileMode (driver).
 template <int MR_, int NV, int MODE>
 void tile512(const TileArgs& t) {
@@ -24,6 +26,7 @@ QUENCH_UNROLL
   const float* a = t.a;
   const float* b = t.b;
   float* bp = t.bp;
+  float* ap = t.ap;
   const int64_t rs = t.a_rs, cs = t.a_cs, brs = t.b_rs;
   // C is read or written once per tile: start fetching it now rather than stalling at the end.
   QUENCH_UNROLL
@@ -37,12 +40,16 @@ QUENCH_UNROLL
     __m512 bv[NV];
 QUENCH_UNROLL
     for (int v = 0; v < NV; ++v)
-      bv[v] = (MODE != kPlain && v == NV - 1) ? _mm512_maskz_loadu_ps(lm, b + 16 * v)
+      bv[v] = ((MODE == kMasked || MODE == kPackOut) && v == NV - 1) ? _mm512_maskz_loadu_ps(lm, b + 16 * v)
                                               : _mm512_loadu_ps(b + 16 * v);
     if (MODE == kPackOut) {
       QUENCH_UNROLL
       for (int v = 0; v < NV; ++v) _mm512_storeu_ps(bp + 16 * v, bv[v]);
       bp += 16 * NV;
+    }
+    if (MODE == kPackA) {  // 8-float stores, each overwriting the last one's tail, forward cleanly
+      _mm256_storeu_ps(ap, _mm256_maskz_loadu_ps(static_cast<__mmask8>((1u << MR_) - 1u), a));
+      ap += kMR;
     }
 QUENCH_UNROLL
     for (int i = 0; i < MR_; ++i) {
@@ -129,16 +136,9 @@ inline void transpose16(__m512 r[16]) {
 }
 
 struct Avx512 {
-  static constexpr int MR = 6, NR = 64, VL = 16;
+  static constexpr int MR = kMR, NR = 64, VL = 16;
 
   static TileFn tile(int mode, int mr, int nv) { return kTiles[mode][mr - 1][nv - 1]; }
-
-  // s: mr consecutive floats per k, k-stride lda -> d[k * MR + i]. Plain 8-float stores (each
-  // overwriting the previous one's tail) so the microkernel's loads forward from them.
-  static void pack_a_t(const float* s, int64_t lda, int64_t kc, int mr, float* d) {
-    const __mmask8 m = static_cast<__mmask8>((1u << mr) - 1u);
-    for (int64_t k = 0; k < kc; ++k) _mm256_storeu_ps(d + k * MR, _mm256_maskz_loadu_ps(m, s + k * lda));
-  }
 
   // B [N, K] stored: transpose 16 x 16 blocks; ragged edges element by element, padding zeroed.
   static void pack_b(const GemmArgs& g, int64_t k0, int64_t kc, int64_t j0, int64_t nc, float* dst) {
@@ -163,7 +163,7 @@ struct Avx512 {
     }
   }
 
-  static const TileFn kTiles[3][6][4];
+  static const TileFn kTiles[4][6][4];
 
   static constexpr int DMR = 4, DNR = 6;
   static DotFn dot(int mr, int nr) { return kDots[mr - 1][nr - 1]; }
@@ -173,8 +173,8 @@ struct Avx512 {
 #define QUENCH_ROW(MB, R) {tile512<R, 1, MB>, tile512<R, 2, MB>, tile512<R, 3, MB>, tile512<R, 4, MB>}
 #define QUENCH_ROWS(MB) \
   {QUENCH_ROW(MB, 1), QUENCH_ROW(MB, 2), QUENCH_ROW(MB, 3), QUENCH_ROW(MB, 4), QUENCH_ROW(MB, 5), QUENCH_ROW(MB, 6)}
-const TileFn Avx512::kTiles[3][6][4] = {QUENCH_ROWS(kPlain), QUENCH_ROWS(kMasked),
-                                        QUENCH_ROWS(kPackOut)};
+const TileFn Avx512::kTiles[4][6][4] = {QUENCH_ROWS(kPlain), QUENCH_ROWS(kMasked),
+                                        QUENCH_ROWS(kPackOut), QUENCH_ROWS(kPackA)};
 #undef QUENCH_ROWS
 #undef QUENCH_ROW
 #define QUENCH_ROW(R) {dot512<R, 1>, dot512<R, 2>, dot512<R, 3>, dot512<R, 4>, dot512<R, 5>, dot512<R, 6>}

@@ -39,6 +39,7 @@ struct TileArgs {
   int64_t ldc;
   float alpha, beta;
   float* bp;             // kPackOut: where the B vectors go, [k][nv * VL]
+  float* ap;             // kPackA: where the A micro-panel goes, [k][MR] (+ 2 floats of slack)
   int last;              // valid lanes of the last vector (1..VL); the B load is masked when the
                          // tile is "masked" (unpacked B), the C load/store always
 };
@@ -84,7 +85,7 @@ struct PackBuffer {
   ~PackBuffer() { std::free(p); }
   float* get() {
     if (!p) {
-      constexpr size_t bytes = sizeof(float) * (kKC * kNC + 4 * kKC * 8 + 16);
+      constexpr size_t bytes = sizeof(float) * (kKC * kNC + 4 * kKC * 6 + 16);
       p = static_cast<float*>(std::aligned_alloc(64, bytes));
       if (!p) throw std::bad_alloc();
     }
@@ -121,6 +122,7 @@ enum TileMode : int {
   kMasked = 1,   // B in place, last vector under the lane mask
   kPackOut = 2,  // B in place (last vector masked) and each loaded vector also stored to t.bp: the
                  // first micro-panel packs B as it goes, so there is no separate packing pass
+  kPackA = 3,    // B packed; A read in place (a_rs == 1, stored transposed) and copied to t.ap
 };
 
 template <class Arch>
@@ -133,9 +135,13 @@ void gemm_rect(const GemmArgs& g, int64_t m0, int64_t m1, int64_t n0, int64_t n1
   // micro-panel stays in L1 while every NR-column tile passes. (Packing A, stored transposed or not,
   // in MC blocks or one micro-panel at a time, measured slower here.)
   const bool pack_b = g.tb || mrect > 2 * MR;
+  // Stored transposed, an A micro-panel is MR floats from each of kc rows. When the row stride is
+  // a multiple of 256 B under 4 KiB those rows fall in a few L1 sets and evict each other: then the
+  // first tile copies the micro-panel to MR x kc contiguous floats as it goes and the others read
+  // the copy. (For other strides the copy measured slower than reading in place.)
+  const bool pack_a = g.ta && g.lda % 64 == 0 && g.lda < 1024 && n1 - n0 >= 4 * NR;
   float* bpack = pack_buffer();
   float* apack = bpack + kKC * kNC;
-  static const int sg_exp = std::getenv("SG_EXP") ? std::atoi(std::getenv("SG_EXP")) : 0;
   const int64_t kcb = k_block(g.K, g.N);
   for (int64_t jc = n0; jc < n1; jc += kNC) {
     const int64_t nc = min64(kNC, n1 - jc);
@@ -152,27 +158,38 @@ void gemm_rect(const GemmArgs& g, int64_t m0, int64_t m1, int64_t n0, int64_t n1
         // A last panel of 1 or 2 rows is load-bound: end on two balanced panels instead (8 = 4 + 4).
         const int64_t rest = mrect - ir;
         mr = rest > MR && rest < MR + 3 ? (rest + 1) / 2 : min64(MR, rest);
-        if (g.ta && sg_exp == 1) {
-          Arch::pack_a_t(g.A + pc * g.lda + m0 + ir, g.lda, kc, mr, apack);
-          t.a = apack, t.a_rs = 1, t.a_cs = MR;
-        } else if (g.ta) {
-          t.a = g.A + pc * g.lda + m0 + ir, t.a_rs = 1, t.a_cs = g.lda;
+        const float* a_in;  // the micro-panel in place
+        if (g.ta) {
+          a_in = g.A + pc * g.lda + m0 + ir, t.a_rs = 1, t.a_cs = g.lda;
+          // The next micro-panel: one line per k, a new one every ~16 / MR panels.
+          if (ir + mr < mrect)
+            for (int64_t k = 0; k < kc; ++k) __builtin_prefetch(a_in + k * g.lda + mr + MR - 1, 0, 3);
         } else {
-          t.a = g.A + (m0 + ir) * g.lda + pc, t.a_rs = g.lda, t.a_cs = 1;
+          a_in = g.A + (m0 + ir) * g.lda + pc, t.a_rs = g.lda, t.a_cs = 1;
           // The next micro-panel's rows: short streams the hardware prefetcher picks up late.
           if (ir + mr < mrect)
             for (int i = 0; i < MR; ++i)
-              for (int64_t k = 0; k < kc; k += 16) __builtin_prefetch(t.a + (mr + i) * g.lda + k, 0, 3);
+              for (int64_t k = 0; k < kc; k += 16) __builtin_prefetch(a_in + (mr + i) * g.lda + k, 0, 3);
         }
         for (int64_t jr = 0; jr < nc; jr += NR) {
           const int nr = static_cast<int>(min64(NR, nc - jr));
           const int nv = (nr + VL - 1) / VL;
           t.last = nr - (nv - 1) * VL;
           t.c = g.C + (m0 + ir) * g.ldc + jc + jr;
+          t.a = a_in;
           float* panel = bpack + (jr / NR) * kc * NR;
           if (pack_b && (g.tb || ir > 0)) {
             t.b = panel, t.b_rs = nv * VL;
+            if (pack_a) {
+              if (jr == 0) {
+                t.ap = apack;
+                Arch::tile(kPackA, mr, nv)(t);
+                continue;
+              }
+              t.a = apack, t.a_rs = 1, t.a_cs = MR;
+            }
             Arch::tile(kPlain, mr, nv)(t);
+            if (g.ta) t.a_rs = 1, t.a_cs = g.lda;
           } else {
             t.b = g.B + pc * g.ldb + jc + jr, t.b_rs = g.ldb;
             t.bp = pack_b ? panel : nullptr;

@@ -160,6 +160,9 @@ TEST_CASE("sgemm: blocked shapes cross the KC, NC and MC blocks and the thread s
       Problem p{t / 2 == 1, t % 2 == 1, s[0], s[1], s[2], n % 2 ? 1.f : 0.5f, n % 3 ? 0.f : -1.f, 1};
       check_all_paths(p, 500 + n++);
     }
+  // A stored transposed with a row stride of 64 floats: the micro-panel copy made on the fly.
+  check_all_paths(Problem{true, false, 64, 300, 70, 1.f, 0.5f, 0}, 900);
+  check_all_paths(Problem{true, true, 61, 260, 33, 1.f, 0.f, 3}, 901);
 }
 
 TEST_CASE("sgemm: beta == 0 never reads C and K == 0 scales C") {
