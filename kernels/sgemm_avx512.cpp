@@ -137,6 +137,7 @@ inline void transpose16(__m512 r[16]) {
 
 struct Avx512 {
   static constexpr int MR = kMR, NR = 64, VL = 16;
+  static constexpr bool kAlwaysCopyA = false;
 
   static TileFn tile(int mode, int mr, int nv) { return kTiles[mode][mr - 1][nv - 1]; }
 

@@ -139,7 +139,9 @@ void gemm_rect(const GemmArgs& g, int64_t m0, int64_t m1, int64_t n0, int64_t n1
   // a multiple of 256 B under 4 KiB those rows fall in a few L1 sets and evict each other: then the
   // first tile copies the micro-panel to MR x kc contiguous floats as it goes and the others read
   // the copy. (For other strides the copy measured slower than reading in place.)
-  const bool pack_a = g.ta && g.lda % 64 == 0 && g.lda < 1024 && n1 - n0 >= 4 * NR;
+  // The AVX2 tile (16 columns) re-reads its A micro-panel 4x as often: there the copy always pays.
+  const bool pack_a = g.ta && n1 - n0 >= 4 * NR &&
+                      (Arch::kAlwaysCopyA || (g.lda % 64 == 0 && g.lda < 1024));
   float* bpack = pack_buffer();
   float* apack = bpack + kKC * kNC;
   const int64_t kcb = k_block(g.K, g.N);
