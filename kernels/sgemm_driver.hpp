@@ -4,13 +4,15 @@
 //
 // An Arch provides:
 //   MR, NR, VL            register tile (MR rows x NR columns, NR = VL * max vectors)
-//   tile(mr, nv, masked)  the microkernel for an mr x (nv*VL) tile, TileArgs below
+//   tile(mode, mr, nv)    the microkernel for an mr x (nv*VL) tile (TileArgs, TileMode below)
+//   kAlwaysCopyA          copy every transposed-A micro-panel (kPackA), not only aliasing strides
 //   pack_b(...)           B^T block [kc, nc] (trans_b) into NR-wide panels [k][w] (w = panel width
 //                         rounded up to VL, zero padded)
 //   DMR, DNR, dot(mr, nr) the dot-product tile for NT with few rows (DotArgs below)
 // Loop nest for one rectangle of C (one thread):
 //   jc over NC columns / pc over KC of K (B block packed, stays in L2) / ir over MR rows (A
-//   micro-panel read in place, stays in L1) / jr over NR columns: tile.
+//   micro-panel, stays in L1) / jr over NR columns: tile. Packing happens inside the tiles where
+//   it can (kPackOut, kPackA): the copy overlaps the multiply-adds instead of being a pass of its own.
 // Every element of C gets the same k-order (KC blocks in order, k ascending inside the microkernel)
 // whatever rectangle or thread computes it, so results do not depend on the thread count.
 #pragma once
@@ -40,8 +42,8 @@ struct TileArgs {
   float alpha, beta;
   float* bp;             // kPackOut: where the B vectors go, [k][nv * VL]
   float* ap;             // kPackA: where the A micro-panel goes, [k][MR] (+ 2 floats of slack)
-  int last;              // valid lanes of the last vector (1..VL); the B load is masked when the
-                         // tile is "masked" (unpacked B), the C load/store always
+  int last;              // valid lanes of the last vector (1..VL): C loads/stores are masked, B
+                         // loads too in kMasked and kPackOut
 };
 using TileFn = void (*)(const TileArgs&);
 
@@ -131,9 +133,9 @@ void gemm_rect(const GemmArgs& g, int64_t m0, int64_t m1, int64_t n0, int64_t n1
   const int64_t mrect = m1 - m0;
   // B is reused by every MR-row micro-panel: pack it (contiguous, no TLB or cache-set trouble)
   // unless there are only a couple of micro-panels. A transposed B is packed up front (Arch::pack_b);
-  // otherwise the first micro-panel packs it on the fly. A is always read in place: its MR x kc
-  // micro-panel stays in L1 while every NR-column tile passes. (Packing A, stored transposed or not,
-  // in MC blocks or one micro-panel at a time, measured slower here.)
+  // otherwise the first micro-panel packs it on the fly. A is read in place: its MR x kc
+  // micro-panel stays in L1 while every NR-column tile passes. (Packing A in MC blocks, or one
+  // micro-panel at a time in a pass of its own, measured slower here.)
   const bool pack_b = g.tb || mrect > 2 * MR;
   // Stored transposed, an A micro-panel is MR floats from each of kc rows. When the row stride is
   // a multiple of 256 B under 4 KiB those rows fall in a few L1 sets and evict each other: then the
@@ -243,15 +245,30 @@ void gemm(const GemmArgs& g) {
     return;
   }
   const int64_t tiles_m = cdiv(g.M, MR), tiles_n = cdiv(g.N, NR);
+  // Rectangle r of a tm x tn grid: whole tiles, the rows and columns split as evenly as they go.
+  auto bounds = [&](int64_t r, int64_t tm, int64_t tn, int64_t* b) {
+    const int64_t rm = r / tn, rn = r % tn;
+    b[0] = min64(g.M, (rm * tiles_m / tm) * MR), b[1] = min64(g.M, ((rm + 1) * tiles_m / tm) * MR);
+    b[2] = min64(g.N, (rn * tiles_n / tn) * NR), b[3] = min64(g.N, ((rn + 1) * tiles_n / tn) * NR);
+  };
+  // Estimated time of the slowest rectangle, in multiply-adds per lane: the tile work, plus each
+  // thread streaming its rows of A and its columns of B (transposing B costs more).
   int best_tm = 1, best_tn = 1;
   double best = -1;
   for (int tm = 1; tm <= threads; ++tm) {
     if (threads % tm) continue;
     const int tn = threads / tm;
     if (tm > tiles_m || tn > tiles_n) continue;
-    const double mr = double(cdiv(tiles_m, tm) * MR), nr = double(cdiv(tiles_n, tn) * NR);
-    const double cost = mr * nr * double(g.K) / 16.0 + (g.tb ? 0.5 : 0.1) * nr * double(g.K);
-    if (best < 0 || cost < best) best = cost, best_tm = tm, best_tn = tn;
+    double worst = 0;
+    for (int64_t r = 0; r < int64_t(tm) * tn; ++r) {
+      int64_t b[4];
+      bounds(r, tm, tn, b);
+      const double rows = double(b[1] - b[0]), cols = double(cdiv(b[3] - b[2], 16) * 16);
+      const double k = double(g.K);
+      const double cost = rows * cols * k / 16.0 + 0.5 * rows * k + (g.tb ? 0.5 : 0.1) * cols * k;
+      if (cost > worst) worst = cost;
+    }
+    if (best < 0 || worst < best) best = worst, best_tm = tm, best_tn = tn;
   }
   if (best < 0) {  // fewer tiles than threads: split the longer side only
     best_tm = int(min64(threads, tiles_m)), best_tn = 1;
@@ -259,10 +276,9 @@ void gemm(const GemmArgs& g) {
   }
   const int tm = best_tm, tn = best_tn;
   auto rect = [&](int64_t r) {
-    const int64_t rm = r / tn, rn = r % tn;
-    const int64_t m0 = min64(g.M, (rm * tiles_m / tm) * MR), m1 = min64(g.M, ((rm + 1) * tiles_m / tm) * MR);
-    const int64_t n0 = min64(g.N, (rn * tiles_n / tn) * NR), n1 = min64(g.N, ((rn + 1) * tiles_n / tn) * NR);
-    if (m0 < m1 && n0 < n1) gemm_rect<Arch>(g, m0, m1, n0, n1);
+    int64_t b[4];
+    bounds(r, tm, tn, b);
+    if (b[0] < b[1] && b[2] < b[3]) gemm_rect<Arch>(g, b[0], b[1], b[2], b[3]);
   };
   if (tm * tn == 1) {
     rect(0);
