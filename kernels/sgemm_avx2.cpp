@@ -52,13 +52,13 @@ QUENCH_UNROLL
     b += brs;
   }
   const __m256 alpha = _mm256_set1_ps(t.alpha), beta = _mm256_set1_ps(t.beta);
-  const bool use_beta = t.beta != 0.f, full = t.last == 8;
+  const bool use_beta = t.beta != 0.f, full = t.last == 8, unit_alpha = t.alpha == 1.f;
 QUENCH_UNROLL
   for (int i = 0; i < MR_; ++i) {
     float* c = t.c + i * t.ldc;
 QUENCH_UNROLL
     for (int v = 0; v < NV; ++v) {
-      __m256 r = _mm256_mul_ps(alpha, acc[i][v]);
+      __m256 r = unit_alpha ? acc[i][v] : _mm256_mul_ps(alpha, acc[i][v]);
       if (v == NV - 1 && !full) {
         if (use_beta) r = _mm256_fmadd_ps(beta, _mm256_maskload_ps(c + 8 * v, lm), r);
         _mm256_maskstore_ps(c + 8 * v, lm, r);

@@ -61,13 +61,13 @@ QUENCH_UNROLL
     b += brs;
   }
   const __m512 alpha = _mm512_set1_ps(t.alpha), beta = _mm512_set1_ps(t.beta);
-  const bool use_beta = t.beta != 0.f;
+  const bool use_beta = t.beta != 0.f, unit_alpha = t.alpha == 1.f;
 QUENCH_UNROLL
   for (int i = 0; i < MR_; ++i) {
     float* c = t.c + i * t.ldc;
 QUENCH_UNROLL
     for (int v = 0; v < NV; ++v) {
-      __m512 r = _mm512_mul_ps(alpha, acc[i][v]);
+      __m512 r = unit_alpha ? acc[i][v] : _mm512_mul_ps(alpha, acc[i][v]);
       if (v == NV - 1) {
         if (use_beta) r = _mm512_fmadd_ps(beta, _mm512_maskz_loadu_ps(lm, c + 16 * v), r);
         _mm512_mask_storeu_ps(c + 16 * v, lm, r);
