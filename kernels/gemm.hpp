@@ -4,7 +4,12 @@
 // when !trans_a, [K,M] when trans_a; B likewise). Training uses three layouts per Linear:
 // forward Y = X W^T (NT), dX = dY W (NN), dW = dY^T X (TN). beta == 0 never reads C (it may hold NaN).
 // Multithreaded over blocks of C; each element of C is computed by one thread in a fixed order, so
-// results do not depend on the thread count.
+// results do not depend on the thread count (called inside a parallel_for it runs serially).
+// K == 0 or alpha == 0 gives C = beta * C without reading A or B (as BLAS does). Paths by
+// active_isa(): AVX-512 6x64 and AVX2 6x16 register tiles with cache blocking (sgemm_avx512.cpp,
+// sgemm_avx2.cpp, loop nest in sgemm_driver.hpp), or sgemm_ref. The k-order of one element
+// depends on the shape and the path, so paths differ by rounding. Throws std::invalid_argument on
+// a negative size. No heap allocation per call (one packing buffer per thread, kept).
 #pragma once
 #include <cstdint>
 
