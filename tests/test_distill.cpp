@@ -9,7 +9,7 @@
 #include "distill/distillation.hpp"
 #include "distill/qat_component.hpp"
 #include "engine/ops.hpp"
-#include "golden_io.hpp"
+#include "tests/golden.hpp"
 #include "nn/layers/linear.hpp"
 #include "nn/layers/vit.hpp"
 #include "nn/optim/adamw.hpp"

@@ -6,7 +6,7 @@
 
 #include "distill/losses.hpp"
 #include "engine/ops.hpp"
-#include "golden_io.hpp"
+#include "tests/golden.hpp"
 #include "gradcheck.hpp"
 #include "nn/io/safetensors.hpp"
 

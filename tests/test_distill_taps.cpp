@@ -6,7 +6,7 @@
 
 #include "distill/taps.hpp"
 #include "engine/ops.hpp"
-#include "golden_io.hpp"
+#include "tests/golden.hpp"
 #include "nn/layers/linear.hpp"
 #include "nn/layers/vit.hpp"
 
