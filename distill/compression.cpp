@@ -3,6 +3,7 @@
 #include <set>
 
 #include "distill/distillation.hpp"
+#include "distill/qat_component.hpp"
 #include "engine/error.hpp"
 
 namespace quench::distill {
@@ -110,6 +111,8 @@ CompressionManager prepare_compression(nn::ModulePtr model, const std::vector<Co
   for (const auto& cfg : configs) {
     if (const auto* d = std::get_if<DistillationConfig>(&cfg))
       comps.push_back(std::make_shared<DistillationComponent>(model, *d));
+    else if (const auto* q = std::get_if<quant::QuantizationAwareTrainingConfig>(&cfg))
+      comps.push_back(make_qat_component(*q));
     else
       comps.push_back(std::get<std::shared_ptr<CompressionComponent>>(cfg));
   }

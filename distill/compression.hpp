@@ -20,6 +20,8 @@
 #include <string>
 #include <utility>
 #include <variant>
+
+#include "quant/qconfig.hpp"
 #include <vector>
 
 #include "distill/config.hpp"
@@ -105,9 +107,11 @@ class CompressionManager {
   std::vector<std::shared_ptr<CompressionComponent>> components_;
 };
 
-// A config becomes a component: DistillationConfig -> DistillationComponent (distillation.hpp); a
-// ready-made component (e.g. QAT's) is taken as is.
-using CompressionConfig = std::variant<DistillationConfig, std::shared_ptr<CompressionComponent>>;
+// A config becomes a component: DistillationConfig -> DistillationComponent (distillation.hpp),
+// QuantizationAwareTrainingConfig -> make_qat_component (qat_component.hpp); a ready-made component
+// is taken as is.
+using CompressionConfig = std::variant<DistillationConfig, quant::QuantizationAwareTrainingConfig,
+                                       std::shared_ptr<CompressionComponent>>;
 
 CompressionManager prepare_compression(nn::ModulePtr model, const std::vector<CompressionConfig>& configs);
 

@@ -1,6 +1,8 @@
 #include "distill/qat_component.hpp"
 
 #include "engine/error.hpp"
+#include "quant/convert.hpp"
+#include "quant/prepare.hpp"
 
 namespace quench::distill {
 
@@ -26,6 +28,22 @@ void QatComponent::on_train_end(CompressionContext& ctx) {
   converted_ = cb_.convert(ctx.model);
   QUENCH_CHECK(converted_ != nullptr, "QatComponent: convert returned a null model");
   ctx.model = converted_;
+}
+
+std::shared_ptr<QatComponent> make_qat_component(const quant::QuantizationAwareTrainingConfig& config) {
+  QatCallbacks cb;
+  cb.prepare = [config](const nn::ModulePtr& m) {
+    quant::prepare_qat(*m, config);
+    return m;
+  };
+  cb.epoch_begin = [config](const nn::ModulePtr& m, int64_t epoch) {
+    quant::freeze_observers_on_epoch(*m, config, static_cast<int>(epoch));
+  };
+  cb.convert = [](const nn::ModulePtr& m) {
+    quant::convert(*m);
+    return m;
+  };
+  return std::make_shared<QatComponent>(std::move(cb));
 }
 
 }  // namespace quench::distill

@@ -17,6 +17,7 @@
 #include <functional>
 
 #include "distill/compression.hpp"
+#include "quant/qconfig.hpp"
 
 namespace quench::distill {
 
@@ -43,5 +44,10 @@ class QatComponent : public CompressionComponent {
   bool prepared_ = false;
   nn::ModulePtr converted_;
 };
+
+// QAT wired to quant/: on_train_begin runs quant::prepare_qat(config), on_epoch_begin the observer
+// freezing schedule (config.freeze_observer_epoch), on_train_end quant::convert (in place) to the
+// int8 model. prepare_compression makes one of these for a QuantizationAwareTrainingConfig.
+std::shared_ptr<QatComponent> make_qat_component(const quant::QuantizationAwareTrainingConfig& config);
 
 }  // namespace quench::distill
