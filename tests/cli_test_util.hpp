@@ -33,7 +33,7 @@ inline nn::LabeledImages pattern_images(int64_t n, uint64_t seed) {
   return d;
 }
 
-// A model of 28x28 grey images, 49 patches of 4x4, width 16, one block, 4 classes; batch 16.
+// A model of 28x28 grey images, 49 patches of 4x4, width 16, one block, 4 classes; batch 8.
 inline cli::TrainConfig tiny_config() {
   cli::TrainConfig c;
   c.model.img = 28;
@@ -44,7 +44,7 @@ inline cli::TrainConfig tiny_config() {
   c.model.heads = 2;
   c.model.hidden = 32;
   c.model.classes = 4;
-  c.batch_size = 16;
+  c.batch_size = 8;
   c.epochs = 2;
   c.lr = 3e-3;
   c.seed = 7;

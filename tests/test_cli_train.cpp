@@ -15,7 +15,7 @@ using quench::testing::TempDir;
 
 namespace {
 
-DataSplits tiny_data() { return {testing::pattern_images(64, 1), testing::pattern_images(32, 2)}; }
+DataSplits tiny_data() { return {testing::pattern_images(32, 1), testing::pattern_images(16, 2)}; }
 
 // Every tensor of two safetensors files, bit for bit (names and metadata too).
 void check_same_file_tensors(const std::string& a, const std::string& b) {
@@ -138,7 +138,7 @@ TEST_CASE("cli train: a checkpoint of a different run layout is refused on resum
   h.stop_requested = [&] { return ++steps == 3; };
   REQUIRE(train(cfg, tiny_data(), dir.path(), h).status == TrainStatus::interrupted);
   Checkpoint ck = load_checkpoint(dir.file("last.safetensors"));
-  cfg.batch_size = 32;  // 2 batches per epoch: step 3 cannot be batch 3 of epoch 0
+  cfg.batch_size = 16;  // 2 batches per epoch: step 3 cannot be batch 3 of epoch 0
   CHECK_THROWS_WITH_AS(train(cfg, tiny_data(), dir.path(), {}, &ck), doctest::Contains("does not fit"), Error);
 }
 
