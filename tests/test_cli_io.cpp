@@ -15,6 +15,7 @@
 #include "tests/cli_test_util.hpp"
 #include "tests/temp_dir.hpp"
 #include "tools/cli/checkpoint.hpp"
+#include "tools/cli/data.hpp"
 #include "tools/cli/evaluate.hpp"
 #include "tools/cli/npy.hpp"
 #include "tools/cli/progress.hpp"
@@ -143,6 +144,32 @@ TEST_CASE("cli checkpoint: split by prefix; a wrong model is refused naming the 
   CHECK(bare.classes().size() == 10);
   CHECK_THROWS_WITH_AS(model_from_checkpoint(bare), doctest::Contains("head.weight"), Error);
   CHECK_THROWS_WITH_AS(bare.train_config(), doctest::Contains("\"train\""), Error);
+}
+
+TEST_CASE("cli data: seeded hold-out split and first-n subsets") {
+  nn::LabeledImages d = testing::pattern_images(20, 4);
+  for (int64_t i = 0; i < 20; ++i) d.images.data_ptr<uint8_t>()[i * 784] = static_cast<uint8_t>(i);  // row id
+  auto ids = [](const nn::LabeledImages& x) {
+    std::vector<int> v;
+    for (int64_t i = 0; i < x.size(); ++i) v.push_back(x.images.data_ptr<uint8_t>()[i * 784]);
+    return v;
+  };
+  DataSplits a = split_holdout(d, 0.25, 9), b = split_holdout(d, 0.25, 9), c = split_holdout(d, 0.25, 10);
+  CHECK(a.train.size() == 15);
+  CHECK(a.test.size() == 5);
+  CHECK(ids(a.test) == ids(b.test));
+  CHECK(ids(a.test) != ids(c.test));
+  const std::vector<int> tr = ids(a.train), te = ids(a.test);
+  std::vector<int> all = tr;
+  all.insert(all.end(), te.begin(), te.end());
+  std::sort(all.begin(), all.end());
+  for (int i = 0; i < 20; ++i) CHECK(all[i] == i);  // disjoint and complete
+  CHECK(std::is_sorted(tr.begin(), tr.end()));
+  for (int64_t i = 0; i < a.test.size(); ++i)  // labels travel with their rows
+    CHECK(a.test.labels.data_ptr<int32_t>()[i] == te[i] % 4);
+  CHECK(ids(take_first(d, 3)) == std::vector<int>{0, 1, 2});
+  CHECK(take_first(d, 0).size() == 20);
+  CHECK_THROWS_WITH_AS(split_holdout(d, 1.5, 0), doctest::Contains("fraction"), Error);
 }
 
 TEST_CASE("cli progress: the bar line and durations") {
