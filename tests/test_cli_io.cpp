@@ -2,7 +2,6 @@
 // loading errors, progress formatting, and the built binary's --help and a whole train/eval/classify run.
 #include <doctest/doctest.h>
 #include <stb_image_write.h>
-
 #include <sys/wait.h>
 
 #include <cstdio>
@@ -32,7 +31,8 @@ std::string parse_npy(const std::string& bytes, std::vector<float>& data) {
   CHECK(bytes.compare(0, 6, "\x93NUMPY") == 0);
   CHECK(bytes[6] == 1);
   CHECK(bytes[7] == 0);
-  const size_t hlen = static_cast<uint8_t>(bytes[8]) | (static_cast<size_t>(static_cast<uint8_t>(bytes[9])) << 8);
+  const size_t hlen =
+      static_cast<uint8_t>(bytes[8]) | (static_cast<size_t>(static_cast<uint8_t>(bytes[9])) << 8);
   REQUIRE(bytes.size() >= 10 + hlen);
   CHECK((10 + hlen) % 64 == 0);  // data aligned
   const std::string header = bytes.substr(10, hlen);
@@ -63,7 +63,8 @@ TEST_CASE("cli npy: writes a v1.0 float32 header and the data row-major") {
   CHECK(data == std::vector<float>{1.5f, -2.f});
 
   CHECK_THROWS_WITH_AS(write_npy(dir.file("c.npy"), tensor({1, 2})), doctest::Contains("float32"), Error);
-  CHECK_THROWS_WITH_AS(write_npy(dir.file("no/such/dir.npy"), t), doctest::Contains("no/such/dir.npy"), Error);
+  CHECK_THROWS_WITH_AS(write_npy(dir.file("no/such/dir.npy"), t), doctest::Contains("no/such/dir.npy"),
+                       Error);
 }
 
 TEST_CASE("cli eval: confusion matrix and per-class accuracy of a known case") {
@@ -82,8 +83,8 @@ TEST_CASE("cli eval: confusion matrix and per-class accuracy of a known case") {
   const std::string rep = format_report(r, {"a", "b", "c"});
   CHECK(rep.find("accuracy 60.00% (3 / 5)") != std::string::npos);
   CHECK(rep.find("b ") != std::string::npos);
-  CHECK_THROWS_WITH_AS(accumulate_predictions(r, logits, tensor({0, 1, 3, 0, 0})), doctest::Contains("label 3"),
-                       Error);
+  CHECK_THROWS_WITH_AS(accumulate_predictions(r, logits, tensor({0, 1, 3, 0, 0})),
+                       doctest::Contains("label 3"), Error);
 }
 
 TEST_CASE("cli eval: evaluate() keeps the logits in data-set order and matches the model row by row") {
@@ -136,7 +137,8 @@ TEST_CASE("cli checkpoint: split by prefix; a wrong model is refused naming the 
   CHECK(ck.optim.keys() == std::vector<std::string>{"state.0.step"});
   CHECK(ck.classes() == std::vector<std::string>{"a", "b", "c", "d"});
   auto m = model_from_checkpoint(ck);
-  CHECK(m->state_dict().at("head.weight").to_vector<float>() == model.state_dict().at("head.weight").to_vector<float>());
+  CHECK(m->state_dict().at("head.weight").to_vector<float>() ==
+        model.state_dict().at("head.weight").to_vector<float>());
 
   // Weights without metadata (e.g. from PyTorch) mean the reference config: shapes disagree here.
   nn::save_safetensors(dir.file("bare.safetensors"), nn::NamedTensors{{"head.weight", zeros({4, 16})}});
@@ -192,7 +194,8 @@ namespace {
 
 // Runs the built `quench` with `args`; returns the exit status, output (stdout + stderr) in `out`.
 int run_tool(const std::string& args, std::string& out) {
-  REQUIRE_MESSAGE(std::filesystem::exists(QUENCH_TOOL_PATH), "build the tool first: ninja -C build tools/quench");
+  REQUIRE_MESSAGE(std::filesystem::exists(QUENCH_TOOL_PATH),
+                  "build the tool first: ninja -C build tools/quench");
   const std::string cmd = std::string(QUENCH_TOOL_PATH) + " " + args + " 2>&1";
   FILE* p = popen(cmd.c_str(), "r");
   REQUIRE(p);
@@ -233,7 +236,8 @@ TEST_CASE("cli tool: train on an image folder, then eval with --logits and class
   std::string out;
   const std::string run = dir.file("run");
   REQUIRE(run_tool("train --data-dir " + dir.path() + " --patch 4 --dim 16 --depth 1 --heads 2 --hidden 32 " +
-                       "--classes 4 --epochs 2 -b 12 --lr 3e-3 -q --out " + run, out) == 0);
+                       "--classes 4 --epochs 2 -b 12 --lr 3e-3 -q --out " + run,
+                   out) == 0);
   CHECK(std::filesystem::exists(run + "/last.safetensors"));
   CHECK(std::filesystem::exists(run + "/metrics.jsonl"));
   // --resume refuses configuration flags (the checkpoint's configuration is used).
@@ -241,7 +245,8 @@ TEST_CASE("cli tool: train on an image folder, then eval with --logits and class
   CHECK(out.find("drop --lr") != std::string::npos);
 
   REQUIRE(run_tool("eval " + run + "/best.safetensors --data-dir " + dir.file("test") + " --logits " +
-                       dir.file("l.npy"), out) == 0);
+                       dir.file("l.npy"),
+                   out) == 0);
   CHECK(out.find("confusion matrix") != std::string::npos);
   CHECK(out.find("checker") != std::string::npos);
   std::vector<float> logits;

@@ -70,7 +70,8 @@ TEST_CASE("cli train: learns the stripes task and writes checkpoints and a metri
   CHECK(j.at("epoch") == 3);
   CHECK(j.at("global_step") == 12);
   CHECK(j.at("test_acc").get<double>() == doctest::Approx(r.epochs[2].test_acc));
-  for (const char* k : {"train_loss", "train_acc", "test_loss", "lr", "seconds", "images_per_s"}) CHECK(j.contains(k));
+  for (const char* k : {"train_loss", "train_acc", "test_loss", "lr", "seconds", "images_per_s"})
+    CHECK(j.contains(k));
 
   Checkpoint last = load_checkpoint(dir.file("last.safetensors"));
   CHECK(last.metadata.at("format") == kCheckpointFormat);
@@ -139,10 +140,12 @@ TEST_CASE("cli train: a checkpoint of a different run layout is refused on resum
   REQUIRE(train(cfg, tiny_data(), dir.path(), h).status == TrainStatus::interrupted);
   Checkpoint ck = load_checkpoint(dir.file("last.safetensors"));
   cfg.batch_size = 16;  // 2 batches per epoch: step 3 cannot be batch 3 of epoch 0
-  CHECK_THROWS_WITH_AS(train(cfg, tiny_data(), dir.path(), {}, &ck), doctest::Contains("does not fit"), Error);
+  CHECK_THROWS_WITH_AS(train(cfg, tiny_data(), dir.path(), {}, &ck), doctest::Contains("does not fit"),
+                       Error);
 }
 
-TEST_CASE("cli train: a NaN loss stops with epoch and step named and leaves the last good checkpoint untouched") {
+TEST_CASE(
+    "cli train: a NaN loss stops with epoch and step named and leaves the last good checkpoint untouched") {
   TempDir dir;
   TrainConfig cfg = full_config();
   cfg.epochs = 3;
@@ -150,7 +153,7 @@ TEST_CASE("cli train: a NaN loss stops with epoch and step named and leaves the 
   TrainHooks h;
   h.before_step = [&](int64_t step, nn::Batch& b) {
     if (step == 4) saved_before = testing::read_bytes(dir.file("last.safetensors"));  // after epoch 1
-    if (step == 5) b.images.fill_(std::numeric_limits<float>::quiet_NaN());  // epoch 2, step 2
+    if (step == 5) b.images.fill_(std::numeric_limits<float>::quiet_NaN());           // epoch 2, step 2
   };
   std::vector<std::string> logged;
   h.log = [&](const std::string& s) { logged.push_back(s); };

@@ -26,9 +26,9 @@ json parse_meta(const Checkpoint& c, const char* key) {
 }  // namespace
 
 json to_json(const TrainProgress& p) {
-  return {{"epoch", p.epoch},         {"batch", p.batch},       {"global_step", p.global_step},
-          {"loss_sum", p.loss_sum},   {"correct", p.correct},   {"seen", p.seen},
-          {"best_acc", p.best_acc},   {"best_epoch", p.best_epoch}, {"seconds", p.seconds}};
+  return {{"epoch", p.epoch},       {"batch", p.batch},           {"global_step", p.global_step},
+          {"loss_sum", p.loss_sum}, {"correct", p.correct},       {"seen", p.seen},
+          {"best_acc", p.best_acc}, {"best_epoch", p.best_epoch}, {"seconds", p.seconds}};
 }
 
 TrainProgress train_progress_from_json(const json& j) {

@@ -15,10 +15,9 @@
 //   "progress"   TrainProgress: where training stands (see below)
 #pragma once
 #include <memory>
+#include <nlohmann/json.hpp>
 #include <string>
 #include <vector>
-
-#include <nlohmann/json.hpp>
 
 #include "nn/io/safetensors.hpp"
 #include "nn/layers/vit.hpp"
@@ -40,7 +39,7 @@ struct TrainProgress {
   int64_t correct = 0, seen = 0;
   double best_acc = -1.0;  // best test accuracy so far (-1: none yet)
   int64_t best_epoch = -1;
-  double seconds = 0.0;    // training time spent so far (for the log)
+  double seconds = 0.0;  // training time spent so far (for the log)
 };
 nlohmann::json to_json(const TrainProgress& p);
 TrainProgress train_progress_from_json(const nlohmann::json& j);

@@ -65,9 +65,11 @@ Command add_classify_command(CLI::App& app) {
   auto a = std::make_shared<ClassifyArgs>();
   CLI::App* sub = app.add_subcommand("classify", "Top-k classes of images with their probabilities");
   sub->add_option("checkpoint", a->checkpoint, "a .safetensors checkpoint written by quench train")
-      ->required()->check(CLI::ExistingFile);
+      ->required()
+      ->check(CLI::ExistingFile);
   sub->add_option("images", a->images, "image files (PNG, JPEG, BMP, ...), resized to the model's input")
-      ->required()->check(CLI::ExistingFile);
+      ->required()
+      ->check(CLI::ExistingFile);
   sub->add_option("--top-k,-k", a->top_k, "classes to show per image")->capture_default_str();
   sub->add_option("--threads,-j", a->threads, "worker threads (0: all cores)");
   return {sub, [a] { return run_classify(*a); }};

@@ -1,9 +1,8 @@
 // The subcommands of the `quench` tool. Each add_*_command registers its options on `app` and returns
 // the subcommand plus the function that runs it after parsing (its return value is the exit status).
 #pragma once
-#include <functional>
-
 #include <CLI/CLI.hpp>
+#include <functional>
 
 namespace quench::cli {
 

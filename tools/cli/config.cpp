@@ -22,9 +22,9 @@ void get_opt(const json& j, const char* key, T& v) {
 }  // namespace
 
 json to_json(const nn::ViTConfig& c) {
-  return {{"img", c.img},     {"patch", c.patch},   {"chans", c.chans},     {"dim", c.dim},
-          {"depth", c.depth}, {"heads", c.heads},   {"hidden", c.hidden},   {"classes", c.classes},
-          {"eps", c.eps}};
+  return {{"img", c.img},       {"patch", c.patch},     {"chans", c.chans},
+          {"dim", c.dim},       {"depth", c.depth},     {"heads", c.heads},
+          {"hidden", c.hidden}, {"classes", c.classes}, {"eps", c.eps}};
 }
 
 nn::ViTConfig vit_config_from_json(const json& j) {

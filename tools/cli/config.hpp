@@ -2,10 +2,9 @@
 // JSON form (stored in checkpoint metadata, so `eval`, `classify` and `--resume` need no flags).
 #pragma once
 #include <cstdint>
+#include <nlohmann/json.hpp>
 #include <string>
 #include <vector>
-
-#include <nlohmann/json.hpp>
 
 #include "nn/layers/vit.hpp"
 

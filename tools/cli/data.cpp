@@ -40,7 +40,8 @@ nn::LabeledImages take_first(const nn::LabeledImages& data, int64_t n) {
 }
 
 DataSplits split_holdout(const nn::LabeledImages& data, double fraction, uint64_t seed) {
-  QUENCH_CHECK(fraction > 0.0 && fraction < 1.0, "split_holdout: fraction must lie in (0, 1), got ", fraction);
+  QUENCH_CHECK(fraction > 0.0 && fraction < 1.0, "split_holdout: fraction must lie in (0, 1), got ",
+               fraction);
   const int64_t n = data.size();
   const int64_t n_test = std::max<int64_t>(1, static_cast<int64_t>(static_cast<double>(n) * fraction));
   QUENCH_CHECK(n_test < n, "split_holdout: ", n, " images are too few to hold out ", fraction);
@@ -59,7 +60,8 @@ DataSplits load_data(const TrainConfig& cfg) {
   DataSplits s;
   if (cfg.train_dir.empty()) {
     QUENCH_CHECK(m.chans == 1 && m.img == 28, "load_data: Fashion-MNIST has 1-channel 28x28 images, but the ",
-                 "model expects ", m.chans, " channels of ", m.img, "x", m.img, " (use --train-dir for other data)");
+                 "model expects ", m.chans, " channels of ", m.img, "x", m.img,
+                 " (use --train-dir for other data)");
     s.train = nn::FashionMNIST(cfg.fashion_root, true);
     s.test = nn::FashionMNIST(cfg.fashion_root, false);
   } else if (!cfg.test_dir.empty()) {

@@ -40,7 +40,8 @@ int run_eval(const EvalArgs& a) {
     QUENCH_CHECK(static_cast<int64_t>(data.classes.size()) == mc.classes, "eval: ", a.data_dir, " has ",
                  data.classes.size(), " class folders but the model has ", mc.classes, " classes");
     if (ckpt.metadata.count("classes") && data.classes != classes)
-      std::fprintf(stderr, "quench eval: warning: the class folders of %s differ from the checkpoint's class names\n",
+      std::fprintf(stderr,
+                   "quench eval: warning: the class folders of %s differ from the checkpoint's class names\n",
                    a.data_dir.c_str());
     classes = data.classes;
   }
@@ -60,15 +61,20 @@ int run_eval(const EvalArgs& a) {
 
 Command add_eval_command(CLI::App& app) {
   auto a = std::make_shared<EvalArgs>();
-  CLI::App* sub = app.add_subcommand("eval", "Accuracy, per-class accuracy and confusion matrix of a checkpoint");
+  CLI::App* sub =
+      app.add_subcommand("eval", "Accuracy, per-class accuracy and confusion matrix of a checkpoint");
   sub->add_option("checkpoint", a->checkpoint, "a .safetensors checkpoint written by quench train")
-      ->required()->check(CLI::ExistingFile);
+      ->required()
+      ->check(CLI::ExistingFile);
   sub->add_option("--data-dir", a->data_dir, "evaluate on this image folder (root/<class>/images) instead");
   sub->add_option("--fashion-root", a->fashion_root, "Fashion-MNIST folder")->capture_default_str();
-  sub->add_option("--split", a->split, "Fashion-MNIST split")->capture_default_str()->check(CLI::IsMember({"test", "train"}));
+  sub->add_option("--split", a->split, "Fashion-MNIST split")
+      ->capture_default_str()
+      ->check(CLI::IsMember({"test", "train"}));
   sub->add_option("--limit", a->limit, "only the first N images (0: all)");
   sub->add_option("--batch-size,-b", a->batch_size, "batch size")->capture_default_str();
-  sub->add_option("--logits", a->logits, "write the logits, float32 [N, classes] in data-set order, to FILE.npy");
+  sub->add_option("--logits", a->logits,
+                  "write the logits, float32 [N, classes] in data-set order, to FILE.npy");
   sub->add_option("--threads,-j", a->threads, "worker threads (0: all cores)");
   return {sub, [a] { return run_eval(*a); }};
 }

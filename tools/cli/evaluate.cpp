@@ -32,8 +32,8 @@ void accumulate_predictions(EvalResult& r, const Tensor& logits, const Tensor& l
   const int32_t* y = lb.data_ptr<int32_t>();
   const int64_t B = lg.size(0), C = r.classes;
   for (int64_t i = 0; i < B; ++i) {
-    QUENCH_CHECK(y[i] >= 0 && y[i] < C, "evaluate: label ", y[i], " of row ", r.n + i, " is outside [0, ",
-                 C, ")");
+    QUENCH_CHECK(y[i] >= 0 && y[i] < C, "evaluate: label ", y[i], " of row ", r.n + i, " is outside [0, ", C,
+                 ")");
     const float* row = L + i * C;
     int64_t best = 0;
     for (int64_t c = 1; c < C; ++c)
@@ -44,8 +44,8 @@ void accumulate_predictions(EvalResult& r, const Tensor& logits, const Tensor& l
   r.n += B;
 }
 
-EvalResult evaluate(nn::Module& model, const nn::LabeledImages& data, const Preprocess& pp,
-                    int64_t classes, int64_t batch_size, bool keep_logits) {
+EvalResult evaluate(nn::Module& model, const nn::LabeledImages& data, const Preprocess& pp, int64_t classes,
+                    int64_t batch_size, bool keep_logits) {
   EvalResult r;
   r.classes = classes;
   r.confusion.assign(classes * classes, 0);
@@ -76,7 +76,9 @@ EvalResult evaluate(nn::Module& model, const nn::LabeledImages& data, const Prep
 }
 
 std::string format_report(const EvalResult& r, const std::vector<std::string>& names) {
-  auto name = [&](int64_t c) { return c < static_cast<int64_t>(names.size()) ? names[c] : std::to_string(c); };
+  auto name = [&](int64_t c) {
+    return c < static_cast<int64_t>(names.size()) ? names[c] : std::to_string(c);
+  };
   char buf[256];
   std::string out;
   std::snprintf(buf, sizeof buf, "accuracy %.2f%% (%lld / %lld), loss %.4f\n", 100.0 * r.accuracy(),

@@ -13,7 +13,7 @@ namespace quench::cli {
 
 struct EvalResult {
   int64_t n = 0, classes = 0;
-  double loss = 0.0;      // mean cross-entropy (no label smoothing)
+  double loss = 0.0;  // mean cross-entropy (no label smoothing)
   int64_t correct = 0;
   std::vector<int64_t> confusion;  // [classes][classes], row = true class, column = predicted
   Tensor logits;                   // f32 [n, classes] in data-set order, when asked for
@@ -31,8 +31,8 @@ void accumulate_predictions(EvalResult& r, const Tensor& logits, const Tensor& l
 
 // Runs `model` in eval mode without grad over `data` in order (normalized by `pp`), batch by batch.
 // The model's training flag is restored afterwards.
-EvalResult evaluate(nn::Module& model, const nn::LabeledImages& data, const Preprocess& pp,
-                    int64_t classes, int64_t batch_size = 256, bool keep_logits = false);
+EvalResult evaluate(nn::Module& model, const nn::LabeledImages& data, const Preprocess& pp, int64_t classes,
+                    int64_t batch_size = 256, bool keep_logits = false);
 
 // Multi-line report: accuracy, per-class accuracy with names, and the confusion matrix.
 std::string format_report(const EvalResult& r, const std::vector<std::string>& class_names);

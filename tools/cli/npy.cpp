@@ -12,7 +12,8 @@ namespace quench::cli {
 std::string npy_header_f32(const Shape& shape) {
   static_assert(std::endian::native == std::endian::little, "npy writer assumes a little-endian host");
   std::string dims;
-  for (size_t i = 0; i < shape.size(); ++i) dims += std::to_string(shape[i]) + (i + 1 < shape.size() ? ", " : "");
+  for (size_t i = 0; i < shape.size(); ++i)
+    dims += std::to_string(shape[i]) + (i + 1 < shape.size() ? ", " : "");
   if (shape.size() == 1) dims += ",";  // Python's one-element tuple
   std::string dict = "{'descr': '<f4', 'fortran_order': False, 'shape': (" + dims + "), }";
   const size_t prefix = 10;  // magic 6 + version 2 + length 2

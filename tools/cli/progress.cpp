@@ -21,7 +21,8 @@ std::string format_duration(double seconds) {
 }
 
 std::string format_progress(const ProgressState& s, int bar_width) {
-  const double frac = s.steps > 0 ? std::clamp(static_cast<double>(s.step) / static_cast<double>(s.steps), 0.0, 1.0) : 0.0;
+  const double frac =
+      s.steps > 0 ? std::clamp(static_cast<double>(s.step) / static_cast<double>(s.steps), 0.0, 1.0) : 0.0;
   const int filled = static_cast<int>(frac * bar_width);
   std::string bar = "[" + std::string(filled, '#') + std::string(bar_width - filled, '.') + "]";
   char buf[256];

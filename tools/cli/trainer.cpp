@@ -20,8 +20,8 @@ using nlohmann::json;
 using Clock = std::chrono::steady_clock;
 
 json to_json(const EpochMetrics& m) {
-  return {{"epoch", m.epoch},         {"train_loss", m.train_loss}, {"train_acc", m.train_acc},
-          {"test_loss", m.test_loss}, {"test_acc", m.test_acc},     {"lr", m.lr},
+  return {{"epoch", m.epoch},         {"train_loss", m.train_loss},     {"train_acc", m.train_acc},
+          {"test_loss", m.test_loss}, {"test_acc", m.test_acc},         {"lr", m.lr},
           {"seconds", m.seconds},     {"images_per_s", m.images_per_s}, {"global_step", m.global_step}};
 }
 
@@ -40,7 +40,7 @@ int64_t count_correct(const Tensor& logits, const Tensor& labels) {
 struct Ema {
   double decay = 0.0;
   std::vector<std::pair<std::string, Tensor>> params;  // live model parameters
-  nn::StateDict avg;                                  // the averages, same names
+  nn::StateDict avg;                                   // the averages, same names
 
   void init(const nn::Module& model) {
     params = model.named_parameters();
@@ -64,8 +64,8 @@ void check_config(const TrainConfig& c) {
   QUENCH_CHECK(c.lr > 0 && c.min_lr >= 0 && c.weight_decay >= 0 && c.warmup_epochs >= 0,
                "train: need lr > 0, min_lr >= 0, weight_decay >= 0, warmup_epochs >= 0 (got ", c.lr, ", ",
                c.min_lr, ", ", c.weight_decay, ", ", c.warmup_epochs, ")");
-  QUENCH_CHECK(c.label_smoothing >= 0 && c.label_smoothing < 1, "train: label smoothing must lie in [0, 1), got ",
-               c.label_smoothing);
+  QUENCH_CHECK(c.label_smoothing >= 0 && c.label_smoothing < 1,
+               "train: label smoothing must lie in [0, 1), got ", c.label_smoothing);
   QUENCH_CHECK(c.ema >= 0 && c.ema < 1, "train: EMA decay must lie in [0, 1), got ", c.ema);
   QUENCH_CHECK(c.clip_grad >= 0, "train: clip_grad must be >= 0, got ", c.clip_grad);
 }
@@ -78,8 +78,10 @@ TrainResult train(const TrainConfig& cfg, const DataSplits& data, const std::str
   QUENCH_CHECK(data.train.size() > 0 && data.test.size() > 0, "train: empty data (", data.train.size(),
                " training and ", data.test.size(), " test images)");
   auto log = [&](const std::string& s) {
-    if (hooks.progress) hooks.progress->message(s);
-    else if (hooks.log) hooks.log(s);
+    if (hooks.progress)
+      hooks.progress->message(s);
+    else if (hooks.log)
+      hooks.log(s);
   };
   std::filesystem::create_directories(out_dir);
   const std::string last_path = out_dir + "/last.safetensors", best_path = out_dir + "/best.safetensors";
@@ -89,7 +91,8 @@ TrainResult train(const TrainConfig& cfg, const DataSplits& data, const std::str
   auto model = std::make_shared<nn::ViT>(cfg.model, gen);
   auto groups = optim::param_groups_weight_decay(model->named_parameters(), cfg.weight_decay,
                                                  {"pos_embed", "cls_token"});
-  optim::AdamW opt(groups, optim::AdamWOptions(cfg.lr).betas({cfg.beta1, cfg.beta2}).weight_decay(cfg.weight_decay));
+  optim::AdamW opt(groups,
+                   optim::AdamWOptions(cfg.lr).betas({cfg.beta1, cfg.beta2}).weight_decay(cfg.weight_decay));
   const std::vector<Tensor> params = model->parameters();
 
   nn::DataLoaderOptions lo;
@@ -123,13 +126,15 @@ TrainResult train(const TrainConfig& cfg, const DataSplits& data, const std::str
     model->load_state_dict(resume->model, true);
     opt.load_state_dict(resume->optim);
     if (cfg.ema > 0) {
-      QUENCH_CHECK(!resume->ema.empty(), "train: ", resume->path, " has no EMA weights but the run uses --ema");
+      QUENCH_CHECK(!resume->ema.empty(), "train: ", resume->path,
+                   " has no EMA weights but the run uses --ema");
       ema_model->load_state_dict(resume->ema, true);  // checks names and shapes
-      for (const auto& [n, t] : resume->ema) Tensor(ema.avg.at(n)).copy_(t);  // a handle to the stored average
+      for (const auto& [n, t] : resume->ema)
+        Tensor(ema.avg.at(n)).copy_(t);  // a handle to the stored average
     }
     prog = resume->progress();
-    QUENCH_CHECK(prog.global_step == prog.epoch * steps + prog.batch && prog.batch <= steps, "train: ",
-                 resume->path, " stopped at epoch ", prog.epoch, " batch ", prog.batch, " (step ",
+    QUENCH_CHECK(prog.global_step == prog.epoch * steps + prog.batch && prog.batch <= steps,
+                 "train: ", resume->path, " stopped at epoch ", prog.epoch, " batch ", prog.batch, " (step ",
                  prog.global_step, "), which does not fit ", steps, " batches per epoch");
     sched.set_step(prog.global_step);
   }
@@ -147,23 +152,25 @@ TrainResult train(const TrainConfig& cfg, const DataSplits& data, const std::str
   int64_t run_steps = 0;  // steps done by this call (for the ETA)
   while (prog.epoch < cfg.epochs) {
     loader.set_epoch(prog.epoch);
-    for (int64_t k = 0; k < prog.batch; ++k) loader.next();  // resume mid-epoch: same stream, skip what was done
+    for (int64_t k = 0; k < prog.batch; ++k)
+      loader.next();  // resume mid-epoch: same stream, skip what was done
     auto epoch_start = Clock::now();
     const double seconds_before = prog.seconds;
     model->train();
     while (prog.batch < steps) {
       std::optional<nn::Batch> batch = loader.next();
-      QUENCH_CHECK(batch.has_value(), "train: the data loader ended epoch ", prog.epoch, " after ", prog.batch,
-                   " of ", steps, " batches");
+      QUENCH_CHECK(batch.has_value(), "train: the data loader ended epoch ", prog.epoch, " after ",
+                   prog.batch, " of ", steps, " batches");
       if (hooks.before_step) hooks.before_step(prog.global_step, *batch);
       Tensor logits = (*model)(batch->images);
       Tensor loss = cross_entropy(logits, batch->labels, -100, cfg.label_smoothing);
       const float lv = loss.item<float>();
       if (!std::isfinite(lv)) {
         result.status = TrainStatus::non_finite;
-        result.message = "non-finite loss (" + std::to_string(lv) + ") at epoch " + std::to_string(prog.epoch + 1) +
-                         ", step " + std::to_string(prog.batch + 1) + "/" + std::to_string(steps) +
-                         " (global step " + std::to_string(prog.global_step + 1) + "); stopped without saving, " +
+        result.message = "non-finite loss (" + std::to_string(lv) + ") at epoch " +
+                         std::to_string(prog.epoch + 1) + ", step " + std::to_string(prog.batch + 1) + "/" +
+                         std::to_string(steps) + " (global step " + std::to_string(prog.global_step + 1) +
+                         "); stopped without saving, " +
                          (std::filesystem::exists(last_path) ? last_path + " is the last good checkpoint"
                                                              : "no checkpoint was written yet") +
                          " (try a lower --lr or --clip-grad)";
@@ -197,7 +204,8 @@ TrainResult train(const TrainConfig& cfg, const DataSplits& data, const std::str
         ps.loss = prog.loss_sum / static_cast<double>(prog.seen);
         ps.accuracy = static_cast<double>(prog.correct) / static_cast<double>(prog.seen);
         ps.images_per_s = static_cast<double>(prog.seen) / std::max(prog.seconds, 1e-9);
-        ps.eta_s = run_s / static_cast<double>(run_steps) * static_cast<double>(total_steps - prog.global_step);
+        ps.eta_s =
+            run_s / static_cast<double>(run_steps) * static_cast<double>(total_steps - prog.global_step);
         hooks.progress->update(ps, prog.batch == steps);
       }
       if (hooks.stop_requested && hooks.stop_requested()) {
@@ -233,9 +241,11 @@ TrainResult train(const TrainConfig& cfg, const DataSplits& data, const std::str
     metrics << to_json(m).dump() << "\n" << std::flush;
 
     char buf[256];
-    std::snprintf(buf, sizeof buf, "epoch %lld/%lld: train loss %.4f acc %.2f%% | test loss %.4f acc %.2f%% | %.0f img/s, %s",
+    std::snprintf(buf, sizeof buf,
+                  "epoch %lld/%lld: train loss %.4f acc %.2f%% | test loss %.4f acc %.2f%% | %.0f img/s, %s",
                   static_cast<long long>(m.epoch), static_cast<long long>(cfg.epochs), m.train_loss,
-                  100 * m.train_acc, m.test_loss, 100 * m.test_acc, m.images_per_s, format_duration(m.seconds).c_str());
+                  100 * m.train_acc, m.test_loss, 100 * m.test_acc, m.images_per_s,
+                  format_duration(m.seconds).c_str());
     std::string line = buf;
 
     const bool is_best = m.test_acc > prog.best_acc;

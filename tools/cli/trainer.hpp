@@ -38,7 +38,7 @@ struct TrainHooks {
   std::function<bool()> stop_requested;
   // Runs before each step on its batch (tests inject NaNs here).
   std::function<void(int64_t global_step, nn::Batch& batch)> before_step;
-  ProgressBar* progress = nullptr;           // null: no bar
+  ProgressBar* progress = nullptr;              // null: no bar
   std::function<void(const std::string&)> log;  // one-line messages; null: silent
 };
 
@@ -46,8 +46,8 @@ enum class TrainStatus { finished, interrupted, non_finite };
 
 struct TrainResult {
   TrainStatus status = TrainStatus::finished;
-  std::string message;             // why it stopped, for the user
-  TrainProgress progress;          // where it stood at the end
+  std::string message;               // why it stopped, for the user
+  TrainProgress progress;            // where it stood at the end
   std::vector<EpochMetrics> epochs;  // the epochs finished by this call
 };
 
