@@ -111,6 +111,9 @@ TrainResult train(const TrainConfig& cfg, const DataSplits& data, const std::str
   so.warmup_steps = static_cast<int64_t>(std::llround(cfg.warmup_epochs * static_cast<double>(steps)));
   so.total_steps = total_steps;
   optim::LRSchedule sched(&opt, so);
+  if (so.warmup_steps >= total_steps && !resume)
+    log("note: the warmup (" + std::to_string(so.warmup_steps) + " steps) spans the whole run of " +
+        std::to_string(total_steps) + " steps, so there is no cosine decay (lower --warmup-epochs)");
 
   Ema ema;
   ema.decay = cfg.ema;
