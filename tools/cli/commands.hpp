@@ -1,0 +1,18 @@
+// The subcommands of the `quench` tool. Each add_*_command registers its options on `app` and returns
+// the subcommand plus the function that runs it after parsing (its return value is the exit status).
+#pragma once
+#include <CLI/CLI.hpp>
+#include <functional>
+
+namespace quench::cli {
+
+struct Command {
+  CLI::App* app = nullptr;
+  std::function<int()> run;
+};
+
+Command add_train_command(CLI::App& app);
+Command add_eval_command(CLI::App& app);
+Command add_classify_command(CLI::App& app);
+
+}  // namespace quench::cli

@@ -1,0 +1,40 @@
+// Evaluation of a classifier on a labelled image set: loss, accuracy, per-class accuracy, confusion
+// matrix and (optionally) the logits in data-set order.
+#pragma once
+#include <cstdint>
+#include <string>
+#include <vector>
+
+#include "nn/data/dataset.hpp"
+#include "nn/module.hpp"
+#include "tools/cli/config.hpp"
+
+namespace quench::cli {
+
+struct EvalResult {
+  int64_t n = 0, classes = 0;
+  double loss = 0.0;  // mean cross-entropy (no label smoothing)
+  int64_t correct = 0;
+  std::vector<int64_t> confusion;  // [classes][classes], row = true class, column = predicted
+  Tensor logits;                   // f32 [n, classes] in data-set order, when asked for
+
+  double accuracy() const { return n ? static_cast<double>(correct) / static_cast<double>(n) : 0.0; }
+  int64_t at(int64_t truth, int64_t pred) const { return confusion[truth * classes + pred]; }
+  // correct / count per true class (0 for a class with no samples).
+  std::vector<double> per_class_accuracy() const;
+};
+
+// Adds a batch's predictions to `r` (r.classes set, r.confusion sized). logits f32 [B, classes],
+// labels i32 [B]. The prediction is the first maximum of a row (torch.argmax). Labels outside
+// [0, classes) throw.
+void accumulate_predictions(EvalResult& r, const Tensor& logits, const Tensor& labels);
+
+// Runs `model` in eval mode without grad over `data` in order (normalized by `pp`), batch by batch.
+// The model's training flag is restored afterwards.
+EvalResult evaluate(nn::Module& model, const nn::LabeledImages& data, const Preprocess& pp, int64_t classes,
+                    int64_t batch_size = 256, bool keep_logits = false);
+
+// Multi-line report: accuracy, per-class accuracy with names, and the confusion matrix.
+std::string format_report(const EvalResult& r, const std::vector<std::string>& class_names);
+
+}  // namespace quench::cli

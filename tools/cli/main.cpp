@@ -1,0 +1,26 @@
+// quench: train, evaluate and use ViT classifiers with the quench engine.
+//   quench train [options]                  train on Fashion-MNIST or an image folder
+//   quench eval CHECKPOINT [options]        accuracy, per-class accuracy, confusion matrix, logits
+//   quench classify CHECKPOINT IMAGE...     top-k classes of images
+#include <cstdio>
+#include <exception>
+#include <vector>
+
+#include "tools/cli/commands.hpp"
+
+int main(int argc, char** argv) {
+  CLI::App app{"quench: quantization-aware training engine; train, evaluate and run ViT classifiers"};
+  app.require_subcommand(1);
+  std::vector<quench::cli::Command> commands = {quench::cli::add_train_command(app),
+                                                quench::cli::add_eval_command(app),
+                                                quench::cli::add_classify_command(app)};
+  CLI11_PARSE(app, argc, argv);
+  try {
+    for (auto& c : commands)
+      if (c.app->parsed()) return c.run();
+  } catch (const std::exception& e) {
+    std::fprintf(stderr, "quench: error: %s\n", e.what());
+    return 1;
+  }
+  return 1;
+}
