@@ -57,4 +57,29 @@ inline double row_dot(const float* x, const float* y, int64_t n) {
   return lane_sum(n, [x, y](int64_t j) { return static_cast<double>(x[j]) * y[j]; });
 }
 
+// One contiguous row. y may not alias x.
+inline void softmax_row(const float* x, float* y, int64_t n, bool log) {
+  const float m = detail::row_max(x, n);
+  for (int64_t j = 0; j < n; ++j) y[j] = detail::exp_approx(x[j] - m);
+  const double sum = detail::row_sum(y, n);
+  if (log) {
+    const float ls = static_cast<float>(std::log(sum));
+    for (int64_t j = 0; j < n; ++j) y[j] = (x[j] - m) - ls;
+  } else {
+    const float r = static_cast<float>(1.0 / sum);
+    for (int64_t j = 0; j < n; ++j) y[j] *= r;
+  }
+}
+
+// softmax: dx = y * (g - sum(g * y));  log_softmax: dx = g - exp(y) * sum(g)
+inline void softmax_row_backward(const float* y, const float* g, float* dx, int64_t n, bool log) {
+  if (log) {
+    const float sg = static_cast<float>(detail::row_sum(g, n));
+    for (int64_t j = 0; j < n; ++j) dx[j] = g[j] - detail::exp_approx(y[j]) * sg;
+  } else {
+    const float dot = static_cast<float>(detail::row_dot(g, y, n));
+    for (int64_t j = 0; j < n; ++j) dx[j] = y[j] * (g[j] - dot);
+  }
+}
+
 }  // namespace quench::detail

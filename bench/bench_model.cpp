@@ -1,0 +1,69 @@
+// The reference ViT end to end (issue 4, item 7): one training step (forward, cross-entropy,
+// backward, AdamW step) and FP32 inference (eval, no grad), batch 128, random inputs, at 1 and 2
+// threads. The anchor is PyTorch on the same machine, run back to back:
+//   /usr/bin/python3 /work/shared/reference/vit_reference.py --threads 2
+// Counters: images/s, and peak_rss_MiB (getrusage, the whole process so far: the training cases
+// run first so it is the training peak).
+#include <benchmark/benchmark.h>
+#include <sys/resource.h>
+
+#include "engine/autograd.hpp"
+#include "engine/ops.hpp"
+#include "kernels/parallel.hpp"
+#include "nn/nn.hpp"
+
+using namespace quench;
+
+namespace {
+
+constexpr int64_t kBatch = 128;
+
+double peak_rss_mib() {
+  rusage ru{};
+  getrusage(RUSAGE_SELF, &ru);
+  return static_cast<double>(ru.ru_maxrss) / 1024.0;  // ru_maxrss is in KiB on Linux
+}
+
+void BM_vit_train_step(benchmark::State& st) {
+  set_num_threads(static_cast<int>(st.range(0)));
+  Generator gen(0);
+  nn::ViT model(nn::ViTConfig{}, gen);
+  model.train();
+  optim::AdamW opt(model.parameters(), optim::AdamWOptions(1e-3));
+  Tensor x = randn({kBatch, 1, 28, 28}, gen), y = randint(0, 10, {kBatch}, gen);
+  auto step = [&] {
+    opt.zero_grad();
+    cross_entropy(model(x), y).backward();
+    opt.step();
+  };
+  step();  // warm-up: optimizer state, allocator caches
+  for (auto _ : st) step();
+  st.counters["images/s"] = benchmark::Counter(static_cast<double>(st.iterations() * kBatch),
+                                               benchmark::Counter::kIsRate);
+  st.counters["peak_rss_MiB"] = peak_rss_mib();
+}
+
+void BM_vit_infer_fp32(benchmark::State& st) {
+  set_num_threads(static_cast<int>(st.range(0)));
+  Generator gen(0);
+  nn::ViT model(nn::ViTConfig{}, gen);
+  model.eval();
+  Tensor x = randn({kBatch, 1, 28, 28}, gen);
+  NoGradGuard ng;
+  benchmark::DoNotOptimize(model(x).raw_data());
+  for (auto _ : st) benchmark::DoNotOptimize(model(x).raw_data());
+  st.counters["images/s"] = benchmark::Counter(static_cast<double>(st.iterations() * kBatch),
+                                               benchmark::Counter::kIsRate);
+  st.counters["peak_rss_MiB"] = peak_rss_mib();
+}
+
+}  // namespace
+
+BENCHMARK(BM_vit_train_step)->Name("vit_train_step/engine")->Arg(2)->ArgName("threads")
+    ->Unit(benchmark::kMillisecond)->UseRealTime()->MinTime(3.0);
+BENCHMARK(BM_vit_train_step)->Name("vit_train_step/engine")->Arg(1)->ArgName("threads")
+    ->Unit(benchmark::kMillisecond)->UseRealTime()->MinTime(3.0);
+BENCHMARK(BM_vit_infer_fp32)->Name("vit_infer_fp32/engine")->Arg(2)->ArgName("threads")
+    ->Unit(benchmark::kMillisecond)->UseRealTime()->MinTime(3.0);
+BENCHMARK(BM_vit_infer_fp32)->Name("vit_infer_fp32/engine")->Arg(1)->ArgName("threads")
+    ->Unit(benchmark::kMillisecond)->UseRealTime()->MinTime(3.0);
