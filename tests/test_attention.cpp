@@ -7,6 +7,7 @@
 
 #include "engine/autograd.hpp"
 #include "engine/ops.hpp"
+#include "kernels/isa.hpp"
 #include "tests/gradcheck.hpp"
 #include "tests/nn_test_util.hpp"
 
@@ -108,4 +109,30 @@ TEST_CASE("attention: shape and dtype errors name the op and the shapes") {
   CHECK_THROWS_AS(attention_probs(qkv, 2, 1.0, zeros({2, 5})), Error);  // f32 mask
   CHECK_THROWS_WITH_AS(attention_apply(zeros({2, 2, 5, 4}), qkv, 2), doctest::Contains("attention_apply"), Error);
   CHECK_THROWS_AS(attention_probs(qkv.to(kInt32), 2, 1.0), Error);
+}
+
+TEST_CASE("attention and layer_norm: the AVX2 and baseline row loops agree (layer_norm bit for bit)") {
+  Generator gen(5);
+  const int64_t B = 2, N = 13, D = 24, H = 3;
+  Tensor qkv = randn({B, N, 3 * D}, gen), rp = randn({B, H, N, N}, gen), ro = randn({B, N, D}, gen);
+  Tensor x = randn({37, 128}, gen) * 3.0, w = randn({128}, gen), b = randn({128}, gen), g = randn({37, 128}, gen);
+  Tensor mask = key_mask(B, N);
+  auto both = [&] {
+    TL a = run(fused, qkv, H, mask, rp, ro);
+    TL l = quench::testing::forward_backward([](const TL& in) { return layer_norm(in[0], {128}, in[1], in[2], 1e-6); },
+                                             {x, w, b}, g);
+    return std::make_pair(a, l);
+  };
+  const kernels::Isa prev = kernels::active_isa();
+  kernels::set_isa(kernels::Isa::ref);
+  auto base = both();
+  kernels::set_isa(kernels::cpu_isa());
+  auto best = both();
+  kernels::set_isa(prev);
+  // The attention products go through sgemm, whose own ISA paths may round differently.
+  for (size_t i = 0; i < base.first.size(); ++i) CHECK(max_abs_diff(base.first[i], best.first[i]) <= 1e-5);
+  for (size_t i = 0; i < base.second.size(); ++i) {
+    CAPTURE(i);
+    CHECK(base.second[i].to_vector<float>() == best.second[i].to_vector<float>());
+  }
 }

@@ -13,6 +13,7 @@
 #include "engine/ops/nn_ops.hpp"
 #include "engine/ops/row_math.hpp"
 #include "kernels/gemm.hpp"
+#include "kernels/isa.hpp"
 #include "kernels/parallel.hpp"
 
 namespace quench {
@@ -72,6 +73,7 @@ struct AttentionProbsFn : Function<AttentionProbsFn> {
     float* pp = probs.data_ptr<float>();
     const float sc = static_cast<float>(scale);
     const int64_t N = s.N, ld = 3 * s.D;
+    const bool avx2 = kernels::active_isa() >= kernels::Isa::avx2;
     kernels::parallel_for(s.B * s.H, 1, [&](int64_t i0, int64_t i1) {
       std::vector<float> scores(N * N);
       for (int64_t i = i0; i < i1; ++i) {
@@ -79,14 +81,16 @@ struct AttentionProbsFn : Function<AttentionProbsFn> {
         kernels::sgemm(false, true, N, N, s.hd, 1.f, s.q(px, b, h), ld, s.k(px, b, h), ld, 0.f,
                        scores.data(), N);
         const uint8_t* mb = pm ? pm + b * N : nullptr;
-        for (int64_t r = 0; r < N; ++r) {
-          float* row = scores.data() + r * N;
-          for (int64_t j = 0; j < N; ++j) row[j] = row[j] * sc;
-          if (mb)
-            for (int64_t j = 0; j < N; ++j)
-              if (mb[j]) row[j] = -std::numeric_limits<float>::infinity();
-          detail::softmax_row(row, pp + (i * N + r) * N, N, false);
-        }
+        detail::call_isa(avx2, [&]() QUENCH_ROW_INLINE {
+          for (int64_t r = 0; r < N; ++r) {
+            float* row = scores.data() + r * N;
+            for (int64_t j = 0; j < N; ++j) row[j] = row[j] * sc;
+            if (mb)
+              for (int64_t j = 0; j < N; ++j)
+                if (mb[j]) row[j] = -std::numeric_limits<float>::infinity();
+            detail::softmax_row(row, pp + (i * N + r) * N, N, false);
+          }
+        });
       }
     });
     ctx->save_for_backward({qkv, probs});
@@ -109,16 +113,19 @@ struct AttentionProbsFn : Function<AttentionProbsFn> {
     const float* pg = gp.data_ptr<float>();
     float* pd = dqkv.data_ptr<float>();
     const int64_t N = s.N, hd = s.hd, ld = 3 * s.D;
+    const bool avx2 = kernels::active_isa() >= kernels::Isa::avx2;
     zero_slot(s, pd, 2);
     kernels::parallel_for(s.B * s.H, 1, [&](int64_t i0, int64_t i1) {
       std::vector<float> ds(N * N), dkt(hd * N);
       for (int64_t i = i0; i < i1; ++i) {
         const int64_t b = i / s.H, h = i % s.H;
-        for (int64_t r = 0; r < N; ++r) {
-          float* row = ds.data() + r * N;
-          detail::softmax_row_backward(pp + (i * N + r) * N, pg + (i * N + r) * N, row, N, false);
-          for (int64_t j = 0; j < N; ++j) row[j] = row[j] * sc;
-        }
+        detail::call_isa(avx2, [&]() QUENCH_ROW_INLINE {
+          for (int64_t r = 0; r < N; ++r) {
+            float* row = ds.data() + r * N;
+            detail::softmax_row_backward(pp + (i * N + r) * N, pg + (i * N + r) * N, row, N, false);
+            for (int64_t j = 0; j < N; ++j) row[j] = row[j] * sc;
+          }
+        });
         kernels::sgemm(false, false, N, hd, N, 1.f, ds.data(), N, s.k(px, b, h), ld, 0.f,
                        s.slot(pd, b, h, 0), ld);
         // k's gradient as the composed path computes it, [hd, N], then transposed into place.

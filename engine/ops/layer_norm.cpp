@@ -6,6 +6,7 @@
 #include "engine/ops/nn_common.hpp"
 #include "engine/ops/nn_ops.hpp"
 #include "engine/ops/row_math.hpp"
+#include "kernels/isa.hpp"
 
 namespace quench {
 namespace {
@@ -47,7 +48,9 @@ struct LayerNormFn : Function<LayerNormFn> {
     float* py = y.data_ptr<float>();
     float* pm = mean.data_ptr<float>();
     float* pr = rstd.data_ptr<float>();
+    const bool avx2 = kernels::active_isa() >= kernels::Isa::avx2;
     kernels::parallel_for(M, detail::row_grain(N), [&](int64_t r0, int64_t r1) {
+      detail::call_isa(avx2, [&]() QUENCH_ROW_INLINE {
       for (int64_t r = r0; r < r1; ++r) {
         const float* xr = px + r * N;
         float* yr = py + r * N;
@@ -72,6 +75,7 @@ struct LayerNormFn : Function<LayerNormFn> {
           for (int64_t j = 0; j < N; ++j) yr[j] = (xr[j] - m) * a;
         }
       }
+      });
     });
     ctx->save_for_backward({x, w, mean, rstd});
     ctx->saved_data["N"] = N;
@@ -94,7 +98,9 @@ struct LayerNormFn : Function<LayerNormFn> {
       dx = Tensor::empty(x.sizes(), kFloat32);
       float* pd = dx.data_ptr<float>();
       const double inv_n = 1.0 / static_cast<double>(N);
+      const bool avx2 = kernels::active_isa() >= kernels::Isa::avx2;
       kernels::parallel_for(M, detail::row_grain(N), [&](int64_t r0, int64_t r1) {
+        detail::call_isa(avx2, [&]() QUENCH_ROW_INLINE {
         for (int64_t r = r0; r < r1; ++r) {
           const float* xr = px + r * N;
           const float* gr = pg + r * N;
@@ -118,6 +124,7 @@ struct LayerNormFn : Function<LayerNormFn> {
             for (int64_t j = 0; j < N; ++j) dr[j] = a * gr[j] + b * xr[j] + c;
           }
         }
+        });
       });
     }
     const bool need_w = ctx->needs_input_grad(1), need_b = ctx->needs_input_grad(2);
@@ -128,9 +135,11 @@ struct LayerNormFn : Function<LayerNormFn> {
       if (need_b) db = Tensor::empty(wshape, kFloat32);
       float* pdw = need_w ? dw.data_ptr<float>() : nullptr;
       float* pdb = need_b ? db.data_ptr<float>() : nullptr;
+      const bool avx2 = kernels::active_isa() >= kernels::Isa::avx2;
       kernels::parallel_for(N, 32, [&](int64_t c0, int64_t c1) {
         const int64_t nc = c1 - c0;
         std::vector<double> aw(nc, 0.0), ab(nc, 0.0);
+        detail::call_isa(avx2, [&]() QUENCH_ROW_INLINE {
         for (int64_t r = 0; r < M; ++r) {
           const float* xr = px + r * N + c0;
           const float* gr = pg + r * N + c0;
@@ -140,6 +149,7 @@ struct LayerNormFn : Function<LayerNormFn> {
           if (need_b)
             for (int64_t j = 0; j < nc; ++j) ab[j] += gr[j];
         }
+        });
         for (int64_t j = 0; j < nc; ++j) {
           if (need_w) pdw[c0 + j] = static_cast<float>(aw[j]);
           if (need_b) pdb[c0 + j] = static_cast<float>(ab[j]);
