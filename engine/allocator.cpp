@@ -49,7 +49,9 @@ Cache& cache() {
   return *c;
 }
 
-size_t round_up(size_t nbytes) { return (std::max<size_t>(nbytes, 1) + kAlignment - 1) / kAlignment * kAlignment; }
+size_t round_up(size_t nbytes) {
+  return (std::max<size_t>(nbytes, 1) + kAlignment - 1) / kAlignment * kAlignment;
+}
 
 void* system_alloc(size_t rounded) {
   void* p = std::aligned_alloc(kAlignment, rounded);

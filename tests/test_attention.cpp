@@ -25,7 +25,8 @@ TL composed(const Tensor& qkv, int64_t H, double scale, const Tensor& mask) {
   Tensor p = qkv.reshape({B, N, 3, H, D / H}).permute({2, 0, 3, 1, 4});
   Tensor q = p.select(0, 0), k = p.select(0, 1), v = p.select(0, 2);
   Tensor scores = matmul(q, k.transpose(-2, -1)) * scale;
-  if (mask.defined()) scores = masked_fill(scores, mask.view({B, 1, 1, N}), -std::numeric_limits<double>::infinity());
+  if (mask.defined())
+    scores = masked_fill(scores, mask.view({B, 1, 1, N}), -std::numeric_limits<double>::infinity());
   Tensor probs = softmax(scores, -1);
   return {probs, matmul(probs, v).transpose(1, 2).reshape({B, N, D})};
 }
@@ -86,8 +87,9 @@ TEST_CASE("attention: gradcheck of attention_probs and attention_apply, with and
     CAPTURE(masked);
     Tensor mask = masked ? key_mask(B, N) : Tensor();
     CHECK(gradcheck([&](const TL& in) { return attention_probs(in[0], H, 0.5, mask); }, {qkv}));
-    CHECK(gradcheck([&](const TL& in) { return attention_apply(attention_probs(in[0], H, 0.5, mask), in[0], H); },
-                    {qkv}));
+    CHECK(gradcheck(
+        [&](const TL& in) { return attention_apply(attention_probs(in[0], H, 0.5, mask), in[0], H); },
+        {qkv}));
   }
   Tensor probs = softmax(randn({B, H, N, N}, gen), -1);
   CHECK(gradcheck([&](const TL& in) { return attention_apply(in[0], in[1], H); }, {probs, qkv}));
@@ -103,24 +105,30 @@ TEST_CASE("attention: bit-identical for 1 and 2 threads") {
 
 TEST_CASE("attention: shape and dtype errors name the op and the shapes") {
   Tensor qkv = zeros({2, 5, 24});
-  CHECK_THROWS_WITH_AS(attention_probs(zeros({2, 5, 25}), 2, 1.0), doctest::Contains("attention_probs"), Error);
+  CHECK_THROWS_WITH_AS(attention_probs(zeros({2, 5, 25}), 2, 1.0), doctest::Contains("attention_probs"),
+                       Error);
   CHECK_THROWS_AS(attention_probs(zeros({10, 24}), 2, 1.0), Error);
-  CHECK_THROWS_WITH_AS(attention_probs(qkv, 2, 1.0, zeros({2, 4}, kUInt8)), doctest::Contains("[2, 5]"), Error);
+  CHECK_THROWS_WITH_AS(attention_probs(qkv, 2, 1.0, zeros({2, 4}, kUInt8)), doctest::Contains("[2, 5]"),
+                       Error);
   CHECK_THROWS_AS(attention_probs(qkv, 2, 1.0, zeros({2, 5})), Error);  // f32 mask
-  CHECK_THROWS_WITH_AS(attention_apply(zeros({2, 2, 5, 4}), qkv, 2), doctest::Contains("attention_apply"), Error);
+  CHECK_THROWS_WITH_AS(attention_apply(zeros({2, 2, 5, 4}), qkv, 2), doctest::Contains("attention_apply"),
+                       Error);
   CHECK_THROWS_AS(attention_probs(qkv.to(kInt32), 2, 1.0), Error);
 }
 
-TEST_CASE("attention, layer_norm, column sums: the AVX2 and baseline row loops agree (all but attention bit for bit)") {
+TEST_CASE(
+    "attention, layer_norm, column sums: the AVX2 and baseline row loops agree (all but attention bit for "
+    "bit)") {
   Generator gen(5);
   const int64_t B = 2, N = 13, D = 24, H = 3;
   Tensor qkv = randn({B, N, 3 * D}, gen), rp = randn({B, H, N, N}, gen), ro = randn({B, N, D}, gen);
-  Tensor x = randn({37, 128}, gen) * 3.0, w = randn({128}, gen), b = randn({128}, gen), g = randn({37, 128}, gen);
+  Tensor x = randn({37, 128}, gen) * 3.0, w = randn({128}, gen), b = randn({128}, gen),
+         g = randn({37, 128}, gen);
   Tensor mask = key_mask(B, N), wide = randn({300, 301}, gen);
   auto both = [&] {
     TL a = run(fused, qkv, H, mask, rp, ro);
-    TL l = quench::testing::forward_backward([](const TL& in) { return layer_norm(in[0], {128}, in[1], in[2], 1e-6); },
-                                             {x, w, b}, g);
+    TL l = quench::testing::forward_backward(
+        [](const TL& in) { return layer_norm(in[0], {128}, in[1], in[2], 1e-6); }, {x, w, b}, g);
     l.push_back(x.sum({0}));
     l.push_back(wide.sum({0}));
     return std::make_pair(a, l);

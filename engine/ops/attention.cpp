@@ -60,10 +60,10 @@ struct AttentionProbsFn : Function<AttentionProbsFn> {
     const Heads s = heads_of(qkv_in, heads, "attention_probs");
     Tensor mask;
     if (mask_in.defined()) {
-      QUENCH_CHECK(mask_in.dtype() == kUInt8 && mask_in.dim() == 2 && mask_in.size(0) == s.B &&
-                       mask_in.size(1) == s.N,
-                   "attention_probs: expected a u8 key-padding mask [", s.B, ", ", s.N, "], got ",
-                   dtype_name(mask_in.dtype()), " ", shape_str(mask_in.sizes()));
+      QUENCH_CHECK(
+          mask_in.dtype() == kUInt8 && mask_in.dim() == 2 && mask_in.size(0) == s.B && mask_in.size(1) == s.N,
+          "attention_probs: expected a u8 key-padding mask [", s.B, ", ", s.N, "], got ",
+          dtype_name(mask_in.dtype()), " ", shape_str(mask_in.sizes()));
       mask = mask_in.contiguous();
     }
     Tensor qkv = qkv_in.contiguous();
@@ -78,8 +78,8 @@ struct AttentionProbsFn : Function<AttentionProbsFn> {
       std::vector<float> scores(N * N);
       for (int64_t i = i0; i < i1; ++i) {
         const int64_t b = i / s.H, h = i % s.H;
-        kernels::sgemm(false, true, N, N, s.hd, 1.f, s.q(px, b, h), ld, s.k(px, b, h), ld, 0.f,
-                       scores.data(), N);
+        kernels::sgemm(false, true, N, N, s.hd, 1.f, s.q(px, b, h), ld, s.k(px, b, h), ld, 0.f, scores.data(),
+                       N);
         const uint8_t* mb = pm ? pm + b * N : nullptr;
         detail::call_isa(avx2, [&]() QUENCH_ROW_INLINE {
           for (int64_t r = 0; r < N; ++r) {
@@ -126,8 +126,8 @@ struct AttentionProbsFn : Function<AttentionProbsFn> {
             for (int64_t j = 0; j < N; ++j) row[j] = row[j] * sc;
           }
         });
-        kernels::sgemm(false, false, N, hd, N, 1.f, ds.data(), N, s.k(px, b, h), ld, 0.f,
-                       s.slot(pd, b, h, 0), ld);
+        kernels::sgemm(false, false, N, hd, N, 1.f, ds.data(), N, s.k(px, b, h), ld, 0.f, s.slot(pd, b, h, 0),
+                       ld);
         // k's gradient as the composed path computes it, [hd, N], then transposed into place.
         kernels::sgemm(true, false, hd, N, N, 1.f, s.q(px, b, h), ld, ds.data(), N, 0.f, dkt.data(), N);
         float* dk = s.slot(pd, b, h, 1);
