@@ -7,6 +7,7 @@
 #include <unordered_map>
 
 #include "engine/ops.hpp"
+#include "kernels/parallel.hpp"
 
 namespace quench {
 
@@ -60,6 +61,31 @@ void set_history(Tensor& out, const std::shared_ptr<Node>& node, const tensor_li
   out.impl().requires_grad = true;
 }
 
+namespace {
+
+// acc += g. In place when acc's buffer is private to the backward pass (no other handle, view or
+// saved copy shares it): residual streams and shared inputs then cost no new buffer per use. The
+// sum is the same either way (float addition commutes).
+void accumulate(Tensor& acc, const Tensor& g) {
+  if (!acc.defined()) {
+    acc = g;
+    return;
+  }
+  const bool private_acc = acc.impl_ptr().use_count() == 1 && acc.impl().storage.use_count() == 1;
+  if (!private_acc || acc.dtype() != kFloat32 || g.dtype() != kFloat32 || acc.sizes() != g.sizes() ||
+      !acc.is_contiguous() || !g.is_contiguous()) {
+    acc = acc + g;
+    return;
+  }
+  float* pa = acc.data_ptr<float>();
+  const float* pg = g.data_ptr<float>();
+  kernels::parallel_for(acc.numel(), 1 << 14, [&](int64_t b, int64_t e) {
+    for (int64_t j = b; j < e; ++j) pa[j] = pa[j] + pg[j];
+  });
+}
+
+}  // namespace
+
 void run_backward(const Tensor& root, const Tensor& grad, bool retain_graph) {
   std::shared_ptr<Node> root_node = gradient_edge(root);
   QUENCH_CHECK(root_node != nullptr,
@@ -101,7 +127,7 @@ void run_backward(const Tensor& root, const Tensor& grad, bool retain_graph) {
       if (!next) continue;
       if (i < in_grads.size() && in_grads[i].defined()) {
         auto [it, inserted] = grads.try_emplace(next.get(), in_grads[i]);
-        if (!inserted) it->second = it->second.defined() ? it->second + in_grads[i] : in_grads[i];
+        if (!inserted) accumulate(it->second, in_grads[i]);
       }
       if (--deps[next.get()] == 0) ready.push_back(next);
     }

@@ -9,6 +9,7 @@
 #include <numeric>
 #include <sstream>
 
+#include "engine/allocator.hpp"
 #include "engine/autograd.hpp"
 #include "engine/ops/reduce.hpp"
 #include "engine/strided.hpp"
@@ -18,13 +19,9 @@ namespace quench {
 // ---------------------------------------------------------------------------------------------
 // Storage
 
-Storage::Storage(size_t nbytes) : nbytes_(nbytes) {
-  size_t rounded = (std::max<size_t>(nbytes, 1) + 63) / 64 * 64;
-  data_ = std::aligned_alloc(64, rounded);
-  if (!data_) throw std::bad_alloc();
-}
+Storage::Storage(size_t nbytes) : data_(alloc::allocate(nbytes)), nbytes_(nbytes) {}
 
-Storage::~Storage() { std::free(data_); }
+Storage::~Storage() { alloc::deallocate(data_, nbytes_); }
 
 // ---------------------------------------------------------------------------------------------
 // Metadata and element access

@@ -6,6 +6,7 @@
 #include "engine/ops/nn_common.hpp"
 #include "engine/ops/nn_ops.hpp"
 #include "engine/ops/row_math.hpp"
+#include "kernels/isa.hpp"
 
 namespace quench {
 namespace {
@@ -47,31 +48,34 @@ struct LayerNormFn : Function<LayerNormFn> {
     float* py = y.data_ptr<float>();
     float* pm = mean.data_ptr<float>();
     float* pr = rstd.data_ptr<float>();
+    const bool avx2 = kernels::active_isa() >= kernels::Isa::avx2;
     kernels::parallel_for(M, detail::row_grain(N), [&](int64_t r0, int64_t r1) {
-      for (int64_t r = r0; r < r1; ++r) {
-        const float* xr = px + r * N;
-        float* yr = py + r * N;
-        // Two passes in double: the variance never goes negative and rows of 512 keep full precision.
-        const double mu = detail::row_sum(xr, N) / static_cast<double>(N);
-        const double v = detail::lane_sum(N, [&](int64_t j) {
-          const double d = xr[j] - mu;
-          return d * d;
-        });
-        const double rs = 1.0 / std::sqrt(v / static_cast<double>(N) + eps);
-        pm[r] = static_cast<float>(mu);
-        pr[r] = static_cast<float>(rs);
-        // (x - mean) * rstd rather than x * rstd - mean * rstd: no cancellation, constant rows give 0.
-        const float m = static_cast<float>(mu), a = static_cast<float>(rs);
-        if (pw && pb) {
-          for (int64_t j = 0; j < N; ++j) yr[j] = (xr[j] - m) * a * pw[j] + pb[j];
-        } else if (pw) {
-          for (int64_t j = 0; j < N; ++j) yr[j] = (xr[j] - m) * a * pw[j];
-        } else if (pb) {
-          for (int64_t j = 0; j < N; ++j) yr[j] = (xr[j] - m) * a + pb[j];
-        } else {
-          for (int64_t j = 0; j < N; ++j) yr[j] = (xr[j] - m) * a;
+      detail::call_isa(avx2, [&]() QUENCH_ROW_INLINE {
+        for (int64_t r = r0; r < r1; ++r) {
+          const float* xr = px + r * N;
+          float* yr = py + r * N;
+          // Two passes in double: the variance never goes negative and rows of 512 keep full precision.
+          const double mu = detail::row_sum(xr, N) / static_cast<double>(N);
+          const double v = detail::lane_sum(N, [&](int64_t j) {
+            const double d = xr[j] - mu;
+            return d * d;
+          });
+          const double rs = 1.0 / std::sqrt(v / static_cast<double>(N) + eps);
+          pm[r] = static_cast<float>(mu);
+          pr[r] = static_cast<float>(rs);
+          // (x - mean) * rstd rather than x * rstd - mean * rstd: no cancellation, constant rows give 0.
+          const float m = static_cast<float>(mu), a = static_cast<float>(rs);
+          if (pw && pb) {
+            for (int64_t j = 0; j < N; ++j) yr[j] = (xr[j] - m) * a * pw[j] + pb[j];
+          } else if (pw) {
+            for (int64_t j = 0; j < N; ++j) yr[j] = (xr[j] - m) * a * pw[j];
+          } else if (pb) {
+            for (int64_t j = 0; j < N; ++j) yr[j] = (xr[j] - m) * a + pb[j];
+          } else {
+            for (int64_t j = 0; j < N; ++j) yr[j] = (xr[j] - m) * a;
+          }
         }
-      }
+      });
     });
     ctx->save_for_backward({x, w, mean, rstd});
     ctx->saved_data["N"] = N;
@@ -94,30 +98,33 @@ struct LayerNormFn : Function<LayerNormFn> {
       dx = Tensor::empty(x.sizes(), kFloat32);
       float* pd = dx.data_ptr<float>();
       const double inv_n = 1.0 / static_cast<double>(N);
+      const bool avx2 = kernels::active_isa() >= kernels::Isa::avx2;
       kernels::parallel_for(M, detail::row_grain(N), [&](int64_t r0, int64_t r1) {
-        for (int64_t r = r0; r < r1; ++r) {
-          const float* xr = px + r * N;
-          const float* gr = pg + r * N;
-          float* dr = pd + r * N;
-          // ds = sum(g * w * x), dbs = sum(g * w); dx = rstd * g * w + b * x + c
-          double ds, dbs;
-          if (pw) {
-            ds = detail::lane_sum(N, [&](int64_t j) { return static_cast<double>(gr[j]) * pw[j] * xr[j]; });
-            dbs = detail::row_dot(gr, pw, N);
-          } else {
-            ds = detail::row_dot(gr, xr, N);
-            dbs = detail::row_sum(gr, N);
+        detail::call_isa(avx2, [&]() QUENCH_ROW_INLINE {
+          for (int64_t r = r0; r < r1; ++r) {
+            const float* xr = px + r * N;
+            const float* gr = pg + r * N;
+            float* dr = pd + r * N;
+            // ds = sum(g * w * x), dbs = sum(g * w); dx = rstd * g * w + b * x + c
+            double ds, dbs;
+            if (pw) {
+              ds = detail::lane_sum(N, [&](int64_t j) { return static_cast<double>(gr[j]) * pw[j] * xr[j]; });
+              dbs = detail::row_dot(gr, pw, N);
+            } else {
+              ds = detail::row_dot(gr, xr, N);
+              dbs = detail::row_sum(gr, N);
+            }
+            const double mu = pm[r], rs = pr[r];
+            const double bb = (dbs * mu - ds) * rs * rs * rs * inv_n;
+            const double cc = -bb * mu - dbs * rs * inv_n;
+            const float a = static_cast<float>(rs), b = static_cast<float>(bb), c = static_cast<float>(cc);
+            if (pw) {
+              for (int64_t j = 0; j < N; ++j) dr[j] = a * gr[j] * pw[j] + b * xr[j] + c;
+            } else {
+              for (int64_t j = 0; j < N; ++j) dr[j] = a * gr[j] + b * xr[j] + c;
+            }
           }
-          const double mu = pm[r], rs = pr[r];
-          const double bb = (dbs * mu - ds) * rs * rs * rs * inv_n;
-          const double cc = -bb * mu - dbs * rs * inv_n;
-          const float a = static_cast<float>(rs), b = static_cast<float>(bb), c = static_cast<float>(cc);
-          if (pw) {
-            for (int64_t j = 0; j < N; ++j) dr[j] = a * gr[j] * pw[j] + b * xr[j] + c;
-          } else {
-            for (int64_t j = 0; j < N; ++j) dr[j] = a * gr[j] + b * xr[j] + c;
-          }
-        }
+        });
       });
     }
     const bool need_w = ctx->needs_input_grad(1), need_b = ctx->needs_input_grad(2);
@@ -128,18 +135,21 @@ struct LayerNormFn : Function<LayerNormFn> {
       if (need_b) db = Tensor::empty(wshape, kFloat32);
       float* pdw = need_w ? dw.data_ptr<float>() : nullptr;
       float* pdb = need_b ? db.data_ptr<float>() : nullptr;
+      const bool avx2 = kernels::active_isa() >= kernels::Isa::avx2;
       kernels::parallel_for(N, 32, [&](int64_t c0, int64_t c1) {
         const int64_t nc = c1 - c0;
         std::vector<double> aw(nc, 0.0), ab(nc, 0.0);
-        for (int64_t r = 0; r < M; ++r) {
-          const float* xr = px + r * N + c0;
-          const float* gr = pg + r * N + c0;
-          const float mu = pm[r], rs = pr[r];
-          if (need_w)
-            for (int64_t j = 0; j < nc; ++j) aw[j] += static_cast<double>(gr[j]) * ((xr[j] - mu) * rs);
-          if (need_b)
-            for (int64_t j = 0; j < nc; ++j) ab[j] += gr[j];
-        }
+        detail::call_isa(avx2, [&]() QUENCH_ROW_INLINE {
+          for (int64_t r = 0; r < M; ++r) {
+            const float* xr = px + r * N + c0;
+            const float* gr = pg + r * N + c0;
+            const float mu = pm[r], rs = pr[r];
+            if (need_w)
+              for (int64_t j = 0; j < nc; ++j) aw[j] += static_cast<double>(gr[j]) * ((xr[j] - mu) * rs);
+            if (need_b)
+              for (int64_t j = 0; j < nc; ++j) ab[j] += gr[j];
+          }
+        });
         for (int64_t j = 0; j < nc; ++j) {
           if (need_w) pdw[c0 + j] = static_cast<float>(aw[j]);
           if (need_b) pdb[c0 + j] = static_cast<float>(ab[j]);

@@ -2,6 +2,8 @@
 // operands instead of being copied, so the backward products (g @ W, g^T @ x) cost no copies.
 #include "engine/ops/linalg.hpp"
 
+#include <algorithm>
+
 #include "engine/autograd.hpp"
 #include "engine/ops/creation.hpp"
 #include "engine/ops/reduce.hpp"
@@ -130,7 +132,12 @@ struct LinearFn : Function<LinearFn> {
     float* py = y.data_ptr<float>();
     float beta = 0.f;
     if (bias.defined()) {
-      y.copy_(bias);  // broadcast over rows; the GEMM accumulates onto it
+      // Every row starts as the bias; the GEMM accumulates onto it.
+      Tensor bc = bias.contiguous();
+      const float* pb = bc.data_ptr<float>();
+      kernels::parallel_for(rows, 64, [&](int64_t r0, int64_t r1) {
+        for (int64_t r = r0; r < r1; ++r) std::copy(pb, pb + out_f, py + r * out_f);
+      });
       beta = 1.f;
     }
     GemmOperand W = as_operand(w);

@@ -17,6 +17,18 @@ Tensor embedding(const Tensor& weight, const Tensor& indices);
 // Gathers along `dim` with int32 indices (1-D).
 Tensor index_select(const Tensor& x, int64_t dim, const Tensor& indices);
 
+// Multi-head self-attention on a packed qkv projection, fused (what nn::Attention runs):
+// qkv [B, N, 3D] is read as [B, N, 3, heads, D / heads] (q, k, v; head h at columns h * hd ..).
+// attention_probs: softmax(scale * q k^T) over keys -> [B, heads, N, N]; keys where the u8
+// key_padding_mask [B, N] is nonzero get probability 0 (mask optional).
+// attention_apply: probs @ v with the heads side by side -> [B, N, D].
+// Same sgemm calls as the composed ops (matmul, mul, masked_fill, softmax, matmul, transpose):
+// bit-identical to them with an sgemm whose results do not depend on leading dimensions (the
+// current one; tests allow 1e-6 for a blocked GEMM that differs there).
+Tensor attention_probs(const Tensor& qkv, int64_t heads, double scale,
+                       const Tensor& key_padding_mask = Tensor());
+Tensor attention_apply(const Tensor& probs, const Tensor& qkv, int64_t heads);
+
 enum class Reduction { none, mean, sum, batchmean };
 
 // logits [N, C] (or [N, C, d...]), target int32 [N] (or [N, d...]). Fused log-softmax; targets equal to

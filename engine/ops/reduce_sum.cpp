@@ -4,7 +4,9 @@
 #include "engine/autograd.hpp"
 #include "engine/ops/pointwise.hpp"
 #include "engine/ops/reduce.hpp"
+#include "engine/ops/row_math.hpp"
 #include "engine/reduction.hpp"
+#include "kernels/isa.hpp"
 
 namespace quench {
 namespace detail {
@@ -66,12 +68,16 @@ bool try_column_sum(const Tensor& x, const std::vector<int64_t>& dims, const det
   out = Tensor::empty(p.out_shape, kFloat32);
   float* po = out.data_ptr<float>();
   const float* px = x.data_ptr<float>();
+  const bool avx2 = kernels::active_isa() >= kernels::Isa::avx2;
   kernels::parallel_for(cols, 256, [&](int64_t b, int64_t e) {
     std::vector<double> acc(e - b, 0.0);
-    for (int64_t r = 0; r < rows; ++r) {
-      const float* row = px + r * cols + b;
-      for (int64_t j = 0; j < e - b; ++j) acc[j] += row[j];
-    }
+    double* pa = acc.data();
+    detail::call_isa(avx2, [&]() QUENCH_ROW_INLINE {
+      for (int64_t r = 0; r < rows; ++r) {
+        const float* row = px + r * cols + b;
+        for (int64_t j = 0; j < e - b; ++j) pa[j] += row[j];
+      }
+    });
     for (int64_t j = 0; j < e - b; ++j)
       po[b + j] = static_cast<float>(mean ? acc[j] / static_cast<double>(rows) : acc[j]);
   });

@@ -11,11 +11,36 @@
 
 namespace quench::detail {
 
+// Calls f() compiled again with AVX2 enabled when `avx2` (kernels::active_isa() >= avx2): the row
+// loops inlined into it run 8 floats a step instead of 4. AVX2 without FMA keeps every multiply and
+// add a separate rounding, so both paths give the same bits. f must be inlinable (a lambda over
+// plain loops); call it inside a parallel_for chunk, not around one.
+// Row helpers and the lambdas given to call_isa are forced inline so they are compiled into the AVX2
+// caller rather than called as baseline code.
+#define QUENCH_ROW_INLINE __attribute__((always_inline))
+
+#if defined(__x86_64__)
+template <class F>
+__attribute__((target("avx2"))) void call_avx2(const F& f) {
+  f();
+}
+#endif
+template <class F>
+inline void call_isa(bool avx2, const F& f) {
+#if defined(__x86_64__)
+  if (avx2) {
+    call_avx2(f);
+    return;
+  }
+#endif
+  f();
+}
+
 // exp(x) for x <= 88 (softmax uses it on shifted logits <= 0). Cephes expf: x = n ln2 + r with
 // |r| <= ln2/2, a degree-7 polynomial for e^r, 2^n built in the exponent bits. Relative error
 // below 2e-7 against std::exp; 0 below -87.3 (where std::exp goes denormal) and for -inf; NaN stays
 // NaN. Branch-free so a loop over it vectorizes.
-inline float exp_approx(float x) {
+inline QUENCH_ROW_INLINE float exp_approx(float x) {
   const float xc = std::max(x, -87.3f);
   const float t = xc * 1.44269504088896341f + 12582912.f;  // 1.5 * 2^23: round(x / ln2) in the low bits
   const float n = t - 12582912.f;
@@ -28,7 +53,7 @@ inline float exp_approx(float x) {
   return x < -87.3f ? 0.f : p * std::bit_cast<float>(bits);
 }
 
-inline float row_max(const float* x, int64_t n) {
+inline QUENCH_ROW_INLINE float row_max(const float* x, int64_t n) {
   float m[8];
   for (float& v : m) v = -std::numeric_limits<float>::infinity();
   int64_t j = 0;
@@ -41,7 +66,7 @@ inline float row_max(const float* x, int64_t n) {
 
 // sum_j f(j) in double, lane j % 4.
 template <class F>
-inline double lane_sum(int64_t n, F f) {
+inline QUENCH_ROW_INLINE double lane_sum(int64_t n, F f) {
   double a[4] = {0.0, 0.0, 0.0, 0.0};
   int64_t j = 0;
   for (; j + 4 <= n; j += 4)
@@ -50,11 +75,36 @@ inline double lane_sum(int64_t n, F f) {
   return (a[0] + a[1]) + (a[2] + a[3]);
 }
 
-inline double row_sum(const float* x, int64_t n) {
+inline QUENCH_ROW_INLINE double row_sum(const float* x, int64_t n) {
   return lane_sum(n, [x](int64_t j) { return static_cast<double>(x[j]); });
 }
-inline double row_dot(const float* x, const float* y, int64_t n) {
+inline QUENCH_ROW_INLINE double row_dot(const float* x, const float* y, int64_t n) {
   return lane_sum(n, [x, y](int64_t j) { return static_cast<double>(x[j]) * y[j]; });
+}
+
+// One contiguous row. y may not alias x.
+inline QUENCH_ROW_INLINE void softmax_row(const float* x, float* y, int64_t n, bool log) {
+  const float m = detail::row_max(x, n);
+  for (int64_t j = 0; j < n; ++j) y[j] = detail::exp_approx(x[j] - m);
+  const double sum = detail::row_sum(y, n);
+  if (log) {
+    const float ls = static_cast<float>(std::log(sum));
+    for (int64_t j = 0; j < n; ++j) y[j] = (x[j] - m) - ls;
+  } else {
+    const float r = static_cast<float>(1.0 / sum);
+    for (int64_t j = 0; j < n; ++j) y[j] *= r;
+  }
+}
+
+// softmax: dx = y * (g - sum(g * y));  log_softmax: dx = g - exp(y) * sum(g)
+inline QUENCH_ROW_INLINE void softmax_row_backward(const float* y, const float* g, float* dx, int64_t n, bool log) {
+  if (log) {
+    const float sg = static_cast<float>(detail::row_sum(g, n));
+    for (int64_t j = 0; j < n; ++j) dx[j] = g[j] - detail::exp_approx(y[j]) * sg;
+  } else {
+    const float dot = static_cast<float>(detail::row_dot(g, y, n));
+    for (int64_t j = 0; j < n; ++j) dx[j] = y[j] * (g[j] - dot);
+  }
 }
 
 }  // namespace quench::detail

@@ -14,31 +14,6 @@ namespace {
 using autograd::AutogradContext;
 using autograd::Function;
 
-// One contiguous row. y may not alias x.
-inline void softmax_row(const float* x, float* y, int64_t n, bool log) {
-  const float m = detail::row_max(x, n);
-  for (int64_t j = 0; j < n; ++j) y[j] = detail::exp_approx(x[j] - m);
-  const double sum = detail::row_sum(y, n);
-  if (log) {
-    const float ls = static_cast<float>(std::log(sum));
-    for (int64_t j = 0; j < n; ++j) y[j] = (x[j] - m) - ls;
-  } else {
-    const float r = static_cast<float>(1.0 / sum);
-    for (int64_t j = 0; j < n; ++j) y[j] *= r;
-  }
-}
-
-// softmax: dx = y * (g - sum(g * y));  log_softmax: dx = g - exp(y) * sum(g)
-inline void softmax_row_backward(const float* y, const float* g, float* dx, int64_t n, bool log) {
-  if (log) {
-    const float sg = static_cast<float>(detail::row_sum(g, n));
-    for (int64_t j = 0; j < n; ++j) dx[j] = g[j] - detail::exp_approx(y[j]) * sg;
-  } else {
-    const float dot = static_cast<float>(detail::row_dot(g, y, n));
-    for (int64_t j = 0; j < n; ++j) dx[j] = y[j] * (g[j] - dot);
-  }
-}
-
 // Runs row(in, out) over every row along the layout's middle dim: in[k] points at the k-th input
 // row, out at the output row. Rows strided by `inner` are copied into contiguous buffers first, so
 // every dim goes through the same contiguous kernel and gives the same bits.
@@ -80,7 +55,7 @@ struct SoftmaxFn : Function<SoftmaxFn> {
     float* py = y.data_ptr<float>();
     const detail::DimLayout l = detail::dim_layout(x.sizes(), dim);
     for_each_dim_row<1>(l, {px}, py, [&](const std::array<const float*, 1>& src, float* dst) {
-      softmax_row(src[0], dst, l.n, log);
+      detail::softmax_row(src[0], dst, l.n, log);
     });
     ctx->save_for_backward({y});
     ctx->saved_data["dim"] = dim;
@@ -97,7 +72,7 @@ struct SoftmaxFn : Function<SoftmaxFn> {
     const float* pg = gc.data_ptr<float>();
     float* pd = dx.data_ptr<float>();
     for_each_dim_row<2>(l, {py, pg}, pd, [&](const std::array<const float*, 2>& src, float* dst) {
-      softmax_row_backward(src[0], src[1], dst, l.n, log);
+      detail::softmax_row_backward(src[0], src[1], dst, l.n, log);
     });
     return {dx};
   }

@@ -1,7 +1,6 @@
 #include "nn/layers/attention.hpp"
 
 #include <cmath>
-#include <limits>
 
 #include "engine/ops.hpp"
 #include "nn/layers/linear.hpp"
@@ -31,21 +30,17 @@ Tensor Attention::forward_multi(const tensor_list& inputs) {
   const Tensor& x = inputs[0];
   QUENCH_CHECK(x.dim() == 3 && x.size(2) == dim, "Attention: expected x [B, N, ", dim, "], got ",
                shape_str(x.sizes()));
-  const int64_t B = x.size(0), N = x.size(1);
-  // [B, N, 3D] -> [3, B, H, N, hd]
-  Tensor qkv = (*child("qkv"))(x).reshape({B, N, 3, heads, head_dim}).permute({2, 0, 3, 1, 4});
-  Tensor q = qkv.select(0, 0), k = qkv.select(0, 1), v = qkv.select(0, 2);
-  Tensor scores = matmul(q, k.transpose(-2, -1)) * scale;  // [B, H, N, N]
-  if (inputs.size() == 2 && inputs[1].defined()) {
-    const Tensor& mask = inputs[1];
-    QUENCH_CHECK(mask.dtype() == kUInt8 && mask.dim() == 2 && mask.size(0) == B && mask.size(1) == N,
-                 "Attention: expected a u8 key-padding mask [", B, ", ", N, "], got ",
+  // Fused: q, k, v are read in place from the packed qkv output, heads written side by side.
+  Tensor qkv = (*child("qkv"))(x);  // [B, N, 3D]
+  Tensor mask = inputs.size() == 2 ? inputs[1] : Tensor();
+  if (mask.defined())
+    QUENCH_CHECK(mask.dtype() == kUInt8 && mask.dim() == 2 && mask.size(0) == x.size(0) &&
+                     mask.size(1) == x.size(1),
+                 "Attention: expected a u8 key-padding mask [", x.size(0), ", ", x.size(1), "], got ",
                  dtype_name(mask.dtype()), " ", shape_str(mask.sizes()));
-    scores = masked_fill(scores, mask.view({B, 1, 1, N}), -std::numeric_limits<double>::infinity());
-  }
-  Tensor probs = softmax(scores, -1);
+  Tensor probs = attention_probs(qkv, heads, scale, mask);  // [B, H, N, N]
   emit("probs", probs);
-  Tensor out = matmul(probs, v).transpose(1, 2).reshape({B, N, dim});  // [B, N, D]
+  Tensor out = attention_apply(probs, qkv, heads);  // [B, N, D]
   return (*child("proj"))(out);
 }
 
