@@ -61,7 +61,7 @@ void draw_line(Image& img, int x0, int y0, int x1, int y1, Rgb c, int thick = 1)
 
 std::string fmt(double v) {
   char buf[32];
-  std::snprintf(buf, sizeof buf, std::fabs(v) >= 100 ? "%.0f" : std::fabs(v) >= 10 ? "%.1f" : "%.3f", v);
+  std::snprintf(buf, sizeof buf, std::fabs(v) >= 100 ? "%.1f" : std::fabs(v) >= 10 ? "%.2f" : "%.3f", v);
   return buf;
 }
 
