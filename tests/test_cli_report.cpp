@@ -2,6 +2,10 @@
 // QAT / QAT+KD (quench distill) and int8 checkpoints read back by load_model (eval / classify).
 #include <doctest/doctest.h>
 #include <stb_image.h>
+#include <stb_image_write.h>
+#include <sys/wait.h>
+
+#include <cstdio>
 
 #include <filesystem>
 #include <fstream>
@@ -177,3 +181,45 @@ TEST_CASE("distill: QAT and QAT+KD write per-epoch metrics and the best int8 mod
   CHECK(r.epochs.size() == 1);
   CHECK(load_model(r.int8_path).vit->cfg.dim == 8);
 }
+
+#ifdef QUENCH_TOOL_PATH
+namespace {
+int run_quench(const std::string& args, std::string& out) {
+  const std::string cmd = std::string(QUENCH_TOOL_PATH) + " " + args + " 2>&1";
+  FILE* p = popen(cmd.c_str(), "r");
+  REQUIRE(p);
+  out.clear();
+  char buf[4096];
+  for (size_t n; (n = fread(buf, 1, sizeof buf, p)) > 0;) out.append(buf, n);
+  const int st = pclose(p);
+  return WIFEXITED(st) ? WEXITSTATUS(st) : -1;
+}
+}  // namespace
+
+TEST_CASE("cli tool: distill --list-taps, classify and eval --help with an int8 checkpoint") {
+  testing::TempDir dir;
+  DataSplits data;
+  const std::string teacher = train_teacher(dir, data);
+  std::string out;
+  REQUIRE(run_quench("distill --teacher " + teacher + " --list-taps", out) == 0);
+  CHECK(out.find("blocks.0.attn:probs") != std::string::npos);
+  CHECK(out.find("teacher taps:") != std::string::npos);
+  CHECK(run_quench("quantize --help", out) == 0);
+  CHECK(out.find("--calib-batches") != std::string::npos);
+  CHECK(run_quench("report --help", out) == 0);
+  CHECK(out.find("--qat-kd") != std::string::npos);
+
+  LoadedModel fp32 = load_model(teacher);
+  PtqOptions o;
+  o.calib_batches = 2;
+  o.batch_size = 8;
+  auto int8 = ptq_quantize(*fp32.vit, data.train, fp32.preprocess, o);
+  save_int8_model(dir.file("int8.safetensors"), *int8, fp32.preprocess, fp32.classes, {});
+  REQUIRE(stbi_write_png(dir.file("x.png").c_str(), 28, 28, 1, data.test.images.data_ptr<uint8_t>(), 28));
+  REQUIRE(run_quench("classify " + dir.file("int8.safetensors") + " " + dir.file("x.png") + " -k 2", out) == 0);
+  CHECK(out.find("1. ") != std::string::npos);
+  // An int8 model is no teacher.
+  CHECK(run_quench("distill --teacher " + dir.file("int8.safetensors"), out) != 0);
+  CHECK(out.find("FP32") != std::string::npos);
+}
+#endif

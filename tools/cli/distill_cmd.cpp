@@ -40,9 +40,9 @@ int run_distill(DistillArgs& a) {
   }
   if (a.list_taps) {
     Generator g(0);
-    nn::ViT student(o.copy_teacher ? t.vit->cfg : o.student, g);
+    auto student = std::make_shared<nn::ViT>(o.copy_teacher ? t.vit->cfg : o.student, g);
     std::printf("student taps:\n");
-    for (const auto& n : distill::list_taps(student)) std::printf("  %s\n", n.c_str());
+    for (const auto& n : distill::list_taps(*student)) std::printf("  %s\n", n.c_str());
     std::printf("teacher taps:\n");
     for (const auto& n : distill::list_taps(*t.vit)) std::printf("  %s\n", n.c_str());
     return 0;
