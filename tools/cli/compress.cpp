@@ -170,9 +170,21 @@ DistillResult distill(const DistillOptions& o, const std::shared_ptr<nn::ViT>& t
   qcfg.freeze_observer_epoch = o.freeze_observers_epoch;
   std::vector<distill::CompressionConfig> configs{qcfg};
   if (o.kd) {
-    const std::vector<std::string> layers = o.layers.empty() ? default_distill_layers(scfg.depth) : o.layers;
     std::vector<distill::LayerMapping> maps;
-    for (const auto& l : layers) maps.emplace_back(l);
+    if (!o.layers.empty()) {
+      for (const auto& l : o.layers) maps.emplace_back(l);
+    } else {
+      // Student block i follows teacher block (i + 1) * Dt / Ds - 1 (the last blocks line up, as
+      // TinyBERT's uniform mapping); attention maps only when the head counts agree.
+      const int64_t ds = scfg.depth, dt = teacher->cfg.depth;
+      for (int64_t i = 0; i < ds; ++i) {
+        const std::string s = "blocks." + std::to_string(i), t = "blocks." + std::to_string((i + 1) * dt / ds - 1);
+        maps.emplace_back(s, t);
+        if (scfg.heads == teacher->cfg.heads) maps.emplace_back(s + ".attn:probs", t + ".attn:probs");
+      }
+      if (scfg.heads != teacher->cfg.heads)
+        log("distill: student and teacher head counts differ; attention maps are not distilled");
+    }
     distill::KnowledgeDistillationLossConfig kd(o.temperature, {"CE", "KL"}, {1.0 - o.kd_weight, o.kd_weight});
     std::vector<distill::DistillationCriterion> criteria{kd};
     if (!maps.empty())

@@ -43,6 +43,8 @@ std::shared_ptr<nn::ViT> ptq_quantize(const nn::ViT& fp32, const nn::LabeledImag
 // Default loss (kd): 0.5 * CE(student, labels) + 0.5 * T^2 * KL(student/T || teacher/T), T = 2, plus
 // MSE with weight 1 for every block's output ("blocks.i") and every block's attention probabilities
 // ("blocks.i.attn:probs"), i.e. INC's BERT recipe of layer-wise MSE plus logit KD and the task loss.
+// A shallower student's block i follows the teacher's block (i + 1) * Dt / Ds - 1; attention maps are
+// distilled only when the head counts agree (a narrower student gets learnable projections).
 struct DistillOptions {
   bool copy_teacher = true;   // the student starts as the teacher (else a random init of `student`)
   nn::ViTConfig student;      // used when !copy_teacher
