@@ -14,6 +14,7 @@
 #include "nn/data/loader.hpp"
 #include "tools/cli/checkpoint.hpp"
 #include "tools/cli/commands.hpp"
+#include "tools/cli/compress.hpp"
 
 namespace quench::cli {
 
@@ -28,11 +29,11 @@ struct ClassifyArgs {
 
 int run_classify(const ClassifyArgs& a) {
   if (a.threads > 0) set_num_threads(a.threads);
-  Checkpoint ckpt = load_checkpoint(a.checkpoint);
-  auto model = model_from_checkpoint(ckpt);
+  LoadedModel loaded = load_model(a.checkpoint);  // FP32 or int8 (metadata format quench-int8)
+  auto model = loaded.vit;
   const nn::ViTConfig& mc = model->cfg;
-  const Preprocess pp = ckpt.preprocess();
-  const std::vector<std::string> classes = ckpt.classes();
+  const Preprocess pp = loaded.preprocess;
+  const std::vector<std::string> classes = loaded.classes;
   const int64_t n = static_cast<int64_t>(a.images.size()), chw = mc.chans * mc.img * mc.img;
   Tensor batch = Tensor::empty({n, mc.chans, mc.img, mc.img}, kFloat32);
   for (int64_t i = 0; i < n; ++i) {

@@ -14,5 +14,8 @@ struct Command {
 Command add_train_command(CLI::App& app);
 Command add_eval_command(CLI::App& app);
 Command add_classify_command(CLI::App& app);
+Command add_quantize_command(CLI::App& app);
+Command add_distill_command(CLI::App& app);
+Command add_report_command(CLI::App& app);
 
 }  // namespace quench::cli

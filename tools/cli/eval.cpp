@@ -9,6 +9,7 @@
 #include "nn/data/image_folder.hpp"
 #include "tools/cli/checkpoint.hpp"
 #include "tools/cli/commands.hpp"
+#include "tools/cli/compress.hpp"
 #include "tools/cli/data.hpp"
 #include "tools/cli/evaluate.hpp"
 #include "tools/cli/npy.hpp"
@@ -25,10 +26,10 @@ struct EvalArgs {
 
 int run_eval(const EvalArgs& a) {
   if (a.threads > 0) set_num_threads(a.threads);
-  Checkpoint ckpt = load_checkpoint(a.checkpoint);
-  auto model = model_from_checkpoint(ckpt);
+  LoadedModel loaded = load_model(a.checkpoint);  // FP32 or int8 (metadata format quench-int8)
+  auto model = loaded.vit;
   const nn::ViTConfig& mc = model->cfg;
-  std::vector<std::string> classes = ckpt.classes();
+  std::vector<std::string> classes = loaded.classes;
   nn::LabeledImages data;
   if (a.data_dir.empty()) {
     QUENCH_CHECK(mc.chans == 1 && mc.img == 28 && mc.classes == 10, "eval: ", a.checkpoint, " is a model of ",
@@ -39,15 +40,15 @@ int run_eval(const EvalArgs& a) {
     data = nn::ImageFolder(a.data_dir, mc.chans, mc.img, mc.img);
     QUENCH_CHECK(static_cast<int64_t>(data.classes.size()) == mc.classes, "eval: ", a.data_dir, " has ",
                  data.classes.size(), " class folders but the model has ", mc.classes, " classes");
-    if (ckpt.metadata.count("classes") && data.classes != classes)
+    if (data.classes != classes)
       std::fprintf(stderr,
                    "quench eval: warning: the class folders of %s differ from the checkpoint's class names\n",
                    a.data_dir.c_str());
     classes = data.classes;
   }
   data = take_first(data, a.limit);
-  EvalResult r = evaluate(*model, data, ckpt.preprocess(), mc.classes, a.batch_size, !a.logits.empty());
-  std::printf("%s: %lld images\n%s", a.checkpoint.c_str(), static_cast<long long>(r.n),
+  EvalResult r = evaluate(*model, data, loaded.preprocess, mc.classes, a.batch_size, !a.logits.empty());
+  std::printf("%s (%s): %lld images\n%s", a.checkpoint.c_str(), loaded.int8 ? "int8" : "fp32", static_cast<long long>(r.n),
               format_report(r, classes).c_str());
   if (!a.logits.empty()) {
     write_npy(a.logits, r.logits);

@@ -2,6 +2,9 @@
 //   quench train [options]                  train on Fashion-MNIST or an image folder
 //   quench eval CHECKPOINT [options]        accuracy, per-class accuracy, confusion matrix, logits
 //   quench classify CHECKPOINT IMAGE...     top-k classes of images
+//   quench quantize CHECKPOINT [options]    post-training quantization to int8
+//   quench distill --teacher CKPT [options] QAT (+ logit and layer-wise KD) to int8
+//   quench report [options]                 FP32 vs PTQ vs QAT vs QAT+KD: report.json / report.md
 #include <cstdio>
 #include <exception>
 #include <vector>
@@ -13,7 +16,10 @@ int main(int argc, char** argv) {
   app.require_subcommand(1);
   std::vector<quench::cli::Command> commands = {quench::cli::add_train_command(app),
                                                 quench::cli::add_eval_command(app),
-                                                quench::cli::add_classify_command(app)};
+                                                quench::cli::add_classify_command(app),
+                                                quench::cli::add_quantize_command(app),
+                                                quench::cli::add_distill_command(app),
+                                                quench::cli::add_report_command(app)};
   CLI11_PARSE(app, argc, argv);
   try {
     for (auto& c : commands)

@@ -1,0 +1,225 @@
+// The main job's pieces of the quench tool: the report writer, the PNG plotter, PTQ (quench quantize),
+// QAT / QAT+KD (quench distill) and int8 checkpoints read back by load_model (eval / classify).
+#include <doctest/doctest.h>
+#include <stb_image.h>
+#include <stb_image_write.h>
+#include <sys/wait.h>
+
+#include <cstdio>
+
+#include <filesystem>
+#include <fstream>
+#include <nlohmann/json.hpp>
+#include <string>
+
+#include "engine/ops.hpp"
+#include "tests/cli_test_util.hpp"
+#include "tests/gradcheck.hpp"
+#include "tests/temp_dir.hpp"
+#include "tools/cli/compress.hpp"
+#include "tools/cli/evaluate.hpp"
+#include "tools/cli/plot.hpp"
+#include "tools/cli/report.hpp"
+
+using namespace quench;
+using namespace quench::cli;
+
+namespace {
+
+int count_type(nn::Module& m, const std::string& type) {
+  int n = 0;
+  for (auto& [name, sub] : m.named_modules()) n += sub->type_name() == type;
+  return n;
+}
+
+Report sample_report() {
+  Report r;
+  r.teacher_fp32_acc = 0.9;
+  r.ptq_int8_acc = 0.85;
+  r.qat_int8_acc = 0.88;
+  r.qat_kd_int8_acc = 0.89;
+  r.fp32_size_bytes = 4000;
+  r.int8_size_bytes = 1000;
+  r.fp32_infer_ms = 10;
+  r.int8_infer_ms = 4;
+  r.test_images = 100;
+  r.recipe = {{"note", "test"}};
+  for (int i = 1; i <= 3; ++i) {
+    DistillEpoch e;
+    e.epoch = i;
+    e.train_loss = 1.0 / i;
+    e.int8_test_acc = 0.8 + 0.01 * i;
+    r.qat_curve.push_back(e);
+    e.train_loss = 1.5 / i;
+    e.int8_test_acc = 0.82 + 0.02 * i;
+    r.qat_kd_curve.push_back(e);
+  }
+  return r;
+}
+
+// A teacher trained briefly on the pattern images, saved as quench train does.
+std::string train_teacher(const testing::TempDir& dir, DataSplits& data) {
+  TrainConfig cfg = testing::tiny_config();
+  data = {testing::pattern_images(48, 1), testing::pattern_images(16, 2)};
+  train(cfg, data, dir.file("teacher"));
+  return dir.file("teacher/best.safetensors");
+}
+
+}  // namespace
+
+TEST_CASE("report: report.json has every key of the main job, report.md the table and the plot") {
+  testing::TempDir dir;
+  Report r = sample_report();
+  write_report(r, dir.path());
+  std::ifstream f(dir.file("report.json"));
+  nlohmann::json j = nlohmann::json::parse(f);
+  for (const char* k : {"teacher_fp32_acc", "ptq_int8_acc", "qat_int8_acc", "qat_kd_int8_acc", "fp32_size_bytes",
+                        "int8_size_bytes", "fp32_infer_ms", "int8_infer_ms", "recipe"})
+    CHECK_MESSAGE(j.contains(k), k);
+  CHECK(j["qat_kd_int8_acc"].get<double>() == doctest::Approx(0.89));
+  CHECK(j["int8_size_bytes"].get<int64_t>() == 1000);
+  CHECK(j["curves"]["qat_kd"].size() == 3);
+  CHECK(distill_epoch_from_json(j["curves"]["qat"][1]).train_loss == doctest::Approx(0.5));
+  std::ifstream md(dir.file("report.md"));
+  std::string text((std::istreambuf_iterator<char>(md)), std::istreambuf_iterator<char>());
+  CHECK(text.find("| QAT+KD int8 | 89.00%") != std::string::npos);
+  CHECK(text.find("curves.png") != std::string::npos);
+  CHECK(std::filesystem::exists(dir.file("curves.png")));
+}
+
+TEST_CASE("plot: the PNG decodes back at its size with both line colors, axes and text") {
+  testing::TempDir dir;
+  Image img(400, 300);
+  Series a{"QAT", {1, 2, 3}, {1.0, 0.5, 0.25}, kBlue}, b{"QAT+KD", {1, 2, 3}, {0.8, 0.6, 0.2}, kOrange};
+  draw_panel(img, 0, 0, 400, 300, "LOSS", {a, b});
+  CHECK(img.contains_color(kBlue));
+  CHECK(img.contains_color(kOrange));
+  write_png(dir.file("p.png"), img);
+  int w = 0, h = 0, c = 0;
+  unsigned char* px = stbi_load(dir.file("p.png").c_str(), &w, &h, &c, 3);
+  REQUIRE(px != nullptr);
+  CHECK(w == 400);
+  CHECK(h == 300);
+  int blue = 0, orange = 0, black = 0;
+  for (int i = 0; i < w * h; ++i) {
+    const Rgb p{px[3 * i], px[3 * i + 1], px[3 * i + 2]};
+    blue += p == kBlue, orange += p == kOrange, black += p == Rgb{0, 0, 0};
+  }
+  stbi_image_free(px);
+  CHECK(blue > 100);  // a 3-pixel line across the plot, not just the legend swatch (200 pixels)
+  CHECK(orange > 100);
+  CHECK(black > 500);  // axes and labels
+  // A series with mismatched x / y is an error, not a crash.
+  Series bad{"bad", {1, 2}, {1}, kBlue};
+  CHECK_THROWS_AS(draw_panel(img, 0, 0, 400, 300, "X", {bad}), Error);
+}
+
+TEST_CASE("quantize: PTQ converts every Linear to int8, saves, and load_model reads it back as int8") {
+  testing::TempDir dir;
+  DataSplits data;
+  const std::string teacher_path = train_teacher(dir, data);
+  LoadedModel fp32 = load_model(teacher_path);
+  CHECK_FALSE(fp32.int8);
+  for (const char* obs : {"histogram", "minmax"}) {
+    PtqOptions o;
+    o.calib_batches = 2;
+    o.batch_size = 8;
+    o.observer = obs;
+    auto int8 = ptq_quantize(*fp32.vit, data.train, fp32.preprocess, o);
+    CHECK(count_type(*int8, "Int8Linear") == 5);
+    CHECK(count_type(*fp32.vit, "Linear") == 5);  // the FP32 model is untouched
+    save_int8_model(dir.file("int8.safetensors"), *int8, fp32.preprocess, fp32.classes, {{"method", "PTQ"}});
+    LoadedModel back = load_model(dir.file("int8.safetensors"));
+    CHECK(back.int8);
+    CHECK(back.classes == fp32.classes);
+    CHECK(back.preprocess.mean == fp32.preprocess.mean);
+    EvalResult a = evaluate(*int8, data.test, fp32.preprocess, 4, 16, true);
+    EvalResult b = evaluate(*back.vit, data.test, back.preprocess, 4, 16, true);
+    CHECK(testing::max_abs_diff(a.logits, b.logits) == 0.0);
+    // The int8 file is smaller than the FP32 one.
+    CHECK(std::filesystem::file_size(dir.file("int8.safetensors")) < std::filesystem::file_size(teacher_path));
+  }
+  PtqOptions bad;
+  bad.observer = "percentile";
+  CHECK_THROWS_AS(ptq_quantize(*fp32.vit, data.train, fp32.preprocess, bad), Error);
+}
+
+TEST_CASE("distill: QAT and QAT+KD write per-epoch metrics and the best int8 model") {
+  testing::TempDir dir;
+  DataSplits data;
+  LoadedModel t = load_model(train_teacher(dir, data));
+  for (bool kd : {false, true}) {
+    DistillOptions o;
+    o.kd = kd;
+    o.epochs = 2;
+    o.batch_size = 8;
+    o.lr = 1e-3;
+    o.freeze_observers_epoch = 1;
+    const std::string out = dir.file(kd ? "kd" : "qat");
+    DistillResult r = distill(o, t.vit, t.preprocess, data, out);
+    REQUIRE(r.epochs.size() == 2);
+    CHECK(r.best_epoch >= 1);
+    for (const auto& e : r.epochs) CHECK(std::isfinite(e.train_loss));
+    // Observers frozen from epoch 1 on: the int8 copy agrees with the fake-quant student.
+    CHECK(r.epochs[1].int8_test_acc == doctest::Approx(r.epochs[1].fq_test_acc).epsilon(0.07));
+    std::vector<DistillEpoch> back = read_distill_metrics(out + "/metrics.jsonl");
+    REQUIRE(back.size() == 2);
+    CHECK(back[1].int8_test_acc == doctest::Approx(r.epochs[1].int8_test_acc));
+    LoadedModel m = load_model(r.int8_path);
+    CHECK(m.int8);
+    CHECK(evaluate(*m.vit, data.test, m.preprocess, 4).accuracy() == doctest::Approx(r.best_int8_acc));
+  }
+  // A smaller student (width differs: projections are created) runs too.
+  DistillOptions small;
+  small.copy_teacher = false;
+  small.student = t.vit->cfg;
+  small.student.dim = 8;
+  small.student.hidden = 16;
+  small.epochs = 1;
+  small.batch_size = 16;
+  DistillResult r = distill(small, t.vit, t.preprocess, data, dir.file("small"));
+  CHECK(r.epochs.size() == 1);
+  CHECK(load_model(r.int8_path).vit->cfg.dim == 8);
+}
+
+#ifdef QUENCH_TOOL_PATH
+namespace {
+int run_quench(const std::string& args, std::string& out) {
+  const std::string cmd = std::string(QUENCH_TOOL_PATH) + " " + args + " 2>&1";
+  FILE* p = popen(cmd.c_str(), "r");
+  REQUIRE(p);
+  out.clear();
+  char buf[4096];
+  for (size_t n; (n = fread(buf, 1, sizeof buf, p)) > 0;) out.append(buf, n);
+  const int st = pclose(p);
+  return WIFEXITED(st) ? WEXITSTATUS(st) : -1;
+}
+}  // namespace
+
+TEST_CASE("cli tool: distill --list-taps, classify and eval --help with an int8 checkpoint") {
+  testing::TempDir dir;
+  DataSplits data;
+  const std::string teacher = train_teacher(dir, data);
+  std::string out;
+  REQUIRE(run_quench("distill --teacher " + teacher + " --list-taps", out) == 0);
+  CHECK(out.find("blocks.0.attn:probs") != std::string::npos);
+  CHECK(out.find("teacher taps:") != std::string::npos);
+  CHECK(run_quench("quantize --help", out) == 0);
+  CHECK(out.find("--calib-batches") != std::string::npos);
+  CHECK(run_quench("report --help", out) == 0);
+  CHECK(out.find("--qat-kd") != std::string::npos);
+
+  LoadedModel fp32 = load_model(teacher);
+  PtqOptions o;
+  o.calib_batches = 2;
+  o.batch_size = 8;
+  auto int8 = ptq_quantize(*fp32.vit, data.train, fp32.preprocess, o);
+  save_int8_model(dir.file("int8.safetensors"), *int8, fp32.preprocess, fp32.classes, {});
+  REQUIRE(stbi_write_png(dir.file("x.png").c_str(), 28, 28, 1, data.test.images.data_ptr<uint8_t>(), 28));
+  REQUIRE(run_quench("classify " + dir.file("int8.safetensors") + " " + dir.file("x.png") + " -k 2", out) == 0);
+  CHECK(out.find("1. ") != std::string::npos);
+  // An int8 model is no teacher.
+  CHECK(run_quench("distill --teacher " + dir.file("int8.safetensors"), out) != 0);
+  CHECK(out.find("FP32") != std::string::npos);
+}
+#endif

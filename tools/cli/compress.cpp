@@ -1,0 +1,306 @@
+#include "tools/cli/compress.hpp"
+
+#include <chrono>
+#include <cmath>
+#include <filesystem>
+#include <fstream>
+
+#include "distill/compression.hpp"
+#include "distill/distillation.hpp"
+#include "engine/error.hpp"
+#include "engine/ops.hpp"
+#include "nn/data/loader.hpp"
+#include "nn/optim/adamw.hpp"
+#include "nn/optim/lr_schedule.hpp"
+#include "quant/convert.hpp"
+#include "quant/int8_io.hpp"
+#include "quant/prepare.hpp"
+#include "tools/cli/evaluate.hpp"
+
+namespace quench::cli {
+
+using nlohmann::json;
+using Clock = std::chrono::steady_clock;
+
+bool is_int8_checkpoint(const Checkpoint& ckpt) {
+  auto it = ckpt.metadata.find("format");
+  return it != ckpt.metadata.end() && it->second == "quench-int8";
+}
+
+LoadedModel load_model(const std::string& path) {
+  Checkpoint ckpt = load_checkpoint(path);
+  LoadedModel m;
+  m.int8 = is_int8_checkpoint(ckpt);
+  m.vit = m.int8 ? quant::load_int8_vit(path) : model_from_checkpoint(ckpt);
+  m.preprocess = ckpt.preprocess();
+  m.classes = ckpt.classes();
+  return m;
+}
+
+void save_int8_model(const std::string& path, nn::ViT& model, const Preprocess& pp,
+                     const std::vector<std::string>& classes, const json& recipe) {
+  quant::save_int8_vit(path, model,
+                       {{"preprocess", to_json(pp).dump()},
+                        {"classes", json(classes).dump()},
+                        {"recipe", recipe.dump()}});
+}
+
+namespace {
+
+nn::DataLoaderOptions loader_options(int64_t batch_size, bool shuffle, uint64_t seed, const Preprocess& pp) {
+  nn::DataLoaderOptions lo;
+  lo.batch_size = batch_size;
+  lo.shuffle = shuffle;
+  lo.seed = seed;
+  lo.mean = pp.mean;
+  lo.std = pp.std;
+  return lo;
+}
+
+std::shared_ptr<nn::ViT> copy_vit(const nn::ViT& src) {
+  Generator gen(0);
+  auto m = std::make_shared<nn::ViT>(src.cfg, gen);
+  m->load_state_dict(src.state_dict(), true);
+  return m;
+}
+
+}  // namespace
+
+std::shared_ptr<nn::ViT> ptq_quantize(const nn::ViT& fp32, const nn::LabeledImages& train, const Preprocess& pp,
+                                      const PtqOptions& o) {
+  QUENCH_CHECK(o.calib_batches > 0 && o.batch_size > 0, "quantize: calibration batches (", o.calib_batches,
+               ") and batch size (", o.batch_size, ") must be positive");
+  QUENCH_CHECK(o.observer == "histogram" || o.observer == "minmax", "quantize: observer must be 'histogram' or ",
+               "'minmax', got '", o.observer, "'");
+  auto model = copy_vit(fp32);
+  quant::QuantizationAwareTrainingConfig cfg = quant::default_ptq_config();
+  if (o.observer == "minmax") cfg.default_qconfig->activation_observer = quant::ObserverKind::min_max;
+  quant::prepare_ptq(*model, cfg);
+  nn::DataLoader loader(train, loader_options(o.batch_size, true, o.seed, pp));
+  const int64_t n = std::min(o.calib_batches, loader.size());
+  quant::calibrate(*model, n, [&](int64_t) {
+    std::optional<nn::Batch> b = loader.next();
+    QUENCH_CHECK(b.has_value(), "quantize: the data loader ran out of calibration batches");
+    return b->images;
+  });
+  quant::convert(*model);
+  return model;
+}
+
+std::vector<std::string> default_distill_layers(int64_t depth) {
+  std::vector<std::string> out;
+  for (int64_t i = 0; i < depth; ++i) out.push_back("blocks." + std::to_string(i));
+  for (int64_t i = 0; i < depth; ++i) out.push_back("blocks." + std::to_string(i) + ".attn:probs");
+  return out;
+}
+
+json DistillOptions::to_json() const {
+  return {{"student", copy_teacher ? json("copy of the teacher") : cli::to_json(student)},
+          {"kd", kd},
+          {"loss", kd ? "(1-kd_weight)*CE(labels) + kd_weight*T^2*KL(logits/T) + layer_weight*sum MSE(taps)"
+                      : "CE(labels)"},
+          {"temperature", temperature},
+          {"kd_weight", kd_weight},
+          {"layer_weight", layer_weight},
+          {"layers", layers},
+          {"epochs", epochs},
+          {"batch_size", batch_size},
+          {"optimizer", "AdamW, cosine schedule"},
+          {"lr", lr},
+          {"min_lr", min_lr},
+          {"weight_decay", weight_decay},
+          {"warmup_epochs", warmup_epochs},
+          {"freeze_observers_epoch", freeze_observers_epoch},
+          {"qconfig", "activations u8 affine per tensor (moving-average min/max), weights s8 symmetric per channel"},
+          {"seed", seed}};
+}
+
+json to_json(const DistillEpoch& e) {
+  return {{"epoch", e.epoch},           {"train_loss", e.train_loss},         {"train_acc", e.train_acc},
+          {"fq_test_acc", e.fq_test_acc}, {"int8_test_acc", e.int8_test_acc}, {"int8_test_loss", e.int8_test_loss},
+          {"seconds", e.seconds}};
+}
+
+DistillEpoch distill_epoch_from_json(const json& j) {
+  DistillEpoch e;
+  try {
+    e.epoch = j.at("epoch").get<int64_t>();
+    e.train_loss = j.at("train_loss").get<double>();
+    e.train_acc = j.at("train_acc").get<double>();
+    e.fq_test_acc = j.at("fq_test_acc").get<double>();
+    e.int8_test_acc = j.at("int8_test_acc").get<double>();
+    e.int8_test_loss = j.at("int8_test_loss").get<double>();
+    e.seconds = j.at("seconds").get<double>();
+  } catch (const json::exception& ex) {
+    throw Error(std::string("distill metrics: bad epoch entry ") + j.dump() + ": " + ex.what());
+  }
+  return e;
+}
+
+DistillResult distill(const DistillOptions& o, const std::shared_ptr<nn::ViT>& teacher, const Preprocess& pp,
+                      const DataSplits& data, const std::string& out_dir, const TrainHooks& hooks) {
+  QUENCH_CHECK(teacher != nullptr, "distill: no teacher");
+  QUENCH_CHECK(o.epochs > 0 && o.batch_size > 0 && o.lr > 0, "distill: epochs (", o.epochs, "), batch size (",
+               o.batch_size, ") and lr (", o.lr, ") must be positive");
+  QUENCH_CHECK(data.train.size() > 0 && data.test.size() > 0, "distill: empty data");
+  auto log = [&](const std::string& s) {
+    if (hooks.progress)
+      hooks.progress->message(s);
+    else if (hooks.log)
+      hooks.log(s);
+  };
+  std::filesystem::create_directories(out_dir);
+  teacher->eval();
+
+  // The student: the teacher's weights, or a fresh init of the requested size.
+  Generator gen(o.seed);
+  std::shared_ptr<nn::ViT> student;
+  if (o.copy_teacher) {
+    student = copy_vit(*teacher);
+  } else {
+    student = std::make_shared<nn::ViT>(o.student, gen);
+  }
+  const nn::ViTConfig scfg = student->cfg;
+  QUENCH_CHECK(scfg.classes == teacher->cfg.classes && scfg.img == teacher->cfg.img &&
+                   scfg.chans == teacher->cfg.chans,
+               "distill: the student must see the teacher's inputs and classes (img ", teacher->cfg.img,
+               ", chans ", teacher->cfg.chans, ", classes ", teacher->cfg.classes, ")");
+
+  quant::QuantizationAwareTrainingConfig qcfg;
+  qcfg.freeze_observer_epoch = o.freeze_observers_epoch;
+  std::vector<distill::CompressionConfig> configs{qcfg};
+  if (o.kd) {
+    std::vector<distill::LayerMapping> maps;
+    if (!o.layers.empty()) {
+      for (const auto& l : o.layers) maps.emplace_back(l);
+    } else {
+      // Student block i follows teacher block (i + 1) * Dt / Ds - 1 (the last blocks line up, as
+      // TinyBERT's uniform mapping); attention maps only when the head counts agree.
+      const int64_t ds = scfg.depth, dt = teacher->cfg.depth;
+      for (int64_t i = 0; i < ds; ++i) {
+        const std::string s = "blocks." + std::to_string(i), t = "blocks." + std::to_string((i + 1) * dt / ds - 1);
+        maps.emplace_back(s, t);
+        if (scfg.heads == teacher->cfg.heads) maps.emplace_back(s + ".attn:probs", t + ".attn:probs");
+      }
+      if (scfg.heads != teacher->cfg.heads)
+        log("distill: student and teacher head counts differ; attention maps are not distilled");
+    }
+    distill::KnowledgeDistillationLossConfig kd(o.temperature, {"CE", "KL"}, {1.0 - o.kd_weight, o.kd_weight});
+    std::vector<distill::DistillationCriterion> criteria{kd};
+    if (!maps.empty())
+      criteria.emplace_back(distill::IntermediateLayersKnowledgeDistillationLossConfig(
+          maps, std::vector<std::string>(maps.size(), "MSE"), std::vector<double>(maps.size(), o.layer_weight)));
+    configs.emplace_back(distill::DistillationConfig(teacher, criteria));
+  }
+  distill::CompressionManager cm = distill::prepare_compression(student, configs);
+  cm.on_train_begin();
+  optim::AdamW opt(cm.trainable_parameters(), optim::AdamWOptions(o.lr).weight_decay(o.weight_decay));
+  nn::DataLoader loader(data.train, loader_options(o.batch_size, true, o.seed, pp));
+  const int64_t steps = loader.size(), total_steps = steps * o.epochs;
+  optim::LRScheduleOptions so;
+  so.base_lr = o.lr;
+  so.min_lr = o.min_lr;
+  so.warmup_steps = static_cast<int64_t>(std::llround(o.warmup_epochs * static_cast<double>(steps)));
+  so.total_steps = total_steps;
+  optim::LRSchedule sched(&opt, so);
+
+  std::ofstream metrics(out_dir + "/metrics.jsonl", std::ios::trunc);
+  QUENCH_CHECK(metrics, "distill: cannot open ", out_dir, "/metrics.jsonl for writing");
+  DistillResult result;
+  result.int8_path = out_dir + "/int8.safetensors";
+  json recipe = o.to_json();
+  const auto run_start = Clock::now();
+  int64_t global_step = 0;
+  for (int64_t epoch = 0; epoch < o.epochs; ++epoch) {
+    cm.on_epoch_begin(epoch);
+    loader.set_epoch(epoch);
+    cm.model()->train();
+    const auto epoch_start = Clock::now();
+    double loss_sum = 0;
+    int64_t correct = 0, seen = 0;
+    for (int64_t s = 0; s < steps; ++s) {
+      std::optional<nn::Batch> batch = loader.next();
+      QUENCH_CHECK(batch.has_value(), "distill: the data loader ended early");
+      if (hooks.before_step) hooks.before_step(global_step, *batch);
+      cm.on_step_begin(global_step);
+      Tensor out = (*cm.model())(batch->images);
+      Tensor loss = cross_entropy(out, batch->labels);
+      loss = cm.on_after_compute_loss(batch->images, out, loss);
+      const float lv = loss.item<float>();
+      QUENCH_CHECK(std::isfinite(lv), "distill: non-finite loss (", lv, ") at epoch ", epoch + 1, " step ",
+                   s + 1, "; try a lower --lr");
+      opt.zero_grad();
+      loss.backward();
+      cm.on_before_optimizer_step();
+      opt.step();
+      sched.step();
+      cm.on_step_end();
+      ++global_step;
+      const int64_t B = batch->labels.size(0);
+      loss_sum += static_cast<double>(lv) * static_cast<double>(B);
+      EvalResult r;
+      r.classes = out.size(1);
+      r.confusion.assign(r.classes * r.classes, 0);
+      accumulate_predictions(r, out.detach(), batch->labels);
+      correct += r.correct;
+      seen += B;
+      if (hooks.progress) {
+        const double el = std::chrono::duration<double>(Clock::now() - epoch_start).count();
+        const double run_s = std::chrono::duration<double>(Clock::now() - run_start).count();
+        ProgressState ps;
+        ps.epoch = epoch + 1;
+        ps.epochs = o.epochs;
+        ps.step = s + 1;
+        ps.steps = steps;
+        ps.loss = loss_sum / static_cast<double>(seen);
+        ps.accuracy = static_cast<double>(correct) / static_cast<double>(seen);
+        ps.images_per_s = static_cast<double>(seen) / std::max(el, 1e-9);
+        ps.eta_s = run_s / static_cast<double>(global_step) * static_cast<double>(total_steps - global_step);
+        hooks.progress->update(ps, s + 1 == steps);
+      }
+      if (hooks.stop_requested && hooks.stop_requested()) {
+        log("distill: stopped on request at epoch " + std::to_string(epoch + 1));
+        return result;
+      }
+    }
+    cm.on_epoch_end();
+    const double train_s = std::chrono::duration<double>(Clock::now() - epoch_start).count();
+
+    // Evaluate the fake-quant student and its int8 conversion (a second model, so training goes on).
+    EvalResult fq = evaluate(*cm.model(), data.test, pp, scfg.classes);
+    Generator g2(0);
+    auto int8 = std::make_shared<nn::ViT>(scfg, g2);
+    quant::prepare_qat(*int8, qcfg);
+    int8->load_state_dict(cm.model()->state_dict(), true);
+    quant::convert(*int8);
+    EvalResult iv = evaluate(*int8, data.test, pp, scfg.classes);
+
+    DistillEpoch e;
+    e.epoch = epoch + 1;
+    e.train_loss = loss_sum / static_cast<double>(seen);
+    e.train_acc = static_cast<double>(correct) / static_cast<double>(seen);
+    e.fq_test_acc = fq.accuracy();
+    e.int8_test_acc = iv.accuracy();
+    e.int8_test_loss = iv.loss;
+    e.seconds = train_s;
+    result.epochs.push_back(e);
+    metrics << to_json(e).dump() << "\n" << std::flush;
+    char buf[256];
+    std::snprintf(buf, sizeof buf,
+                  "epoch %lld/%lld: train loss %.4f acc %.2f%% | test fake-quant %.2f%% int8 %.2f%% | %s",
+                  static_cast<long long>(e.epoch), static_cast<long long>(o.epochs), e.train_loss,
+                  100 * e.train_acc, 100 * e.fq_test_acc, 100 * e.int8_test_acc, format_duration(train_s).c_str());
+    std::string line = buf;
+    if (e.int8_test_acc > result.best_int8_acc) {
+      result.best_int8_acc = e.int8_test_acc;
+      result.best_epoch = e.epoch;
+      recipe["best_epoch"] = e.epoch;
+      save_int8_model(result.int8_path, *int8, pp, data.train.classes, recipe);
+      line += " (best, saved " + result.int8_path + ")";
+    }
+    log(line);
+  }
+  return result;
+}
+
+}  // namespace quench::cli

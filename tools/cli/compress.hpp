@@ -1,0 +1,84 @@
+// Post-training quantization and quantization-aware training with distillation of a ViT checkpoint:
+// the logic of `quench quantize` and `quench distill`, callable from tests.
+#pragma once
+#include <cstdint>
+#include <memory>
+#include <nlohmann/json.hpp>
+#include <string>
+#include <vector>
+
+#include "nn/layers/vit.hpp"
+#include "quant/qconfig.hpp"
+#include "tools/cli/checkpoint.hpp"
+#include "tools/cli/data.hpp"
+#include "tools/cli/trainer.hpp"
+
+namespace quench::cli {
+
+// A loaded classifier: an FP32 training checkpoint or an int8 checkpoint (metadata format
+// "quench-int8", read by quant::load_int8_vit), with its preprocessing and class names.
+struct LoadedModel {
+  std::shared_ptr<nn::ViT> vit;
+  bool int8 = false;
+  Preprocess preprocess;
+  std::vector<std::string> classes;
+};
+bool is_int8_checkpoint(const Checkpoint& ckpt);
+LoadedModel load_model(const std::string& path);
+// Saves an int8 ViT with the preprocessing and class names that load_model reads back.
+void save_int8_model(const std::string& path, nn::ViT& model, const Preprocess& pp,
+                     const std::vector<std::string>& classes, const nlohmann::json& recipe);
+
+// PTQ: calibration observer for activations (weights always use exact per-channel min/max).
+struct PtqOptions {
+  int64_t calib_batches = 32, batch_size = 128;
+  std::string observer = "histogram";  // "histogram" (L2-optimal range) or "minmax"
+  uint64_t seed = 0;                   // order of the calibration images
+};
+// A converted int8 copy of `fp32` calibrated on shuffled batches of `train`.
+std::shared_ptr<nn::ViT> ptq_quantize(const nn::ViT& fp32, const nn::LabeledImages& train, const Preprocess& pp,
+                                      const PtqOptions& o);
+
+// QAT of a student, with (kd) or without distillation from the teacher.
+// Default loss (kd): 0.5 * CE(student, labels) + 0.5 * T^2 * KL(student/T || teacher/T), T = 2, plus
+// MSE with weight 1 for every block's output ("blocks.i") and every block's attention probabilities
+// ("blocks.i.attn:probs"), i.e. INC's BERT recipe of layer-wise MSE plus logit KD and the task loss.
+// A shallower student's block i follows the teacher's block (i + 1) * Dt / Ds - 1; attention maps are
+// distilled only when the head counts agree (a narrower student gets learnable projections).
+struct DistillOptions {
+  bool copy_teacher = true;   // the student starts as the teacher (else a random init of `student`)
+  nn::ViTConfig student;      // used when !copy_teacher
+  bool kd = true;             // false: QAT alone (the task loss)
+  double temperature = 2.0, kd_weight = 0.5, layer_weight = 1.0;
+  std::vector<std::string> layers;  // tap names; empty: the defaults above
+  int64_t epochs = 2, batch_size = 128;
+  double lr = 5e-5, min_lr = 1e-6, weight_decay = 0.01, warmup_epochs = 0.0;
+  int freeze_observers_epoch = -1;  // observers freeze at the start of this 0-based epoch (< 0: never)
+  uint64_t seed = 0;
+  nlohmann::json to_json() const;
+};
+
+struct DistillEpoch {
+  int64_t epoch = 0;  // 1-based
+  double train_loss = 0, train_acc = 0, fq_test_acc = 0, int8_test_acc = 0, int8_test_loss = 0, seconds = 0;
+};
+nlohmann::json to_json(const DistillEpoch& e);
+DistillEpoch distill_epoch_from_json(const nlohmann::json& j);
+
+struct DistillResult {
+  std::vector<DistillEpoch> epochs;
+  double best_int8_acc = -1;
+  int64_t best_epoch = -1;
+  std::string int8_path;  // out_dir/int8.safetensors: the best epoch's int8 model
+};
+
+// Runs the QAT(+KD) loop writing out_dir/metrics.jsonl (one DistillEpoch per line) and
+// out_dir/int8.safetensors (the best int8 test accuracy so far). Every epoch evaluates the fake-quant
+// student and its int8 conversion (a second model that loads the student's state and is converted).
+DistillResult distill(const DistillOptions& o, const std::shared_ptr<nn::ViT>& teacher, const Preprocess& pp,
+                      const DataSplits& data, const std::string& out_dir, const TrainHooks& hooks = {});
+
+// The default layer taps of a ViT of `depth` blocks.
+std::vector<std::string> default_distill_layers(int64_t depth);
+
+}  // namespace quench::cli

@@ -1,0 +1,75 @@
+// `quench quantize FP32_CHECKPOINT`: post-training quantization (calibrate observers on N training
+// batches, convert), saves the int8 checkpoint and prints its test accuracy next to the FP32 one.
+#include <cstdio>
+#include <filesystem>
+#include <memory>
+#include <string>
+
+#include "kernels/parallel.hpp"
+#include "tools/cli/commands.hpp"
+#include "tools/cli/compress.hpp"
+#include "tools/cli/evaluate.hpp"
+
+namespace quench::cli {
+
+namespace {
+
+struct QuantizeArgs {
+  std::string checkpoint, out = "runs/quantize/int8.safetensors", fashion_root = "/usr/share/datasets/fashion-mnist/";
+  PtqOptions ptq;
+  int64_t limit_test = 0;
+  int threads = 0;
+};
+
+int run_quantize(const QuantizeArgs& a) {
+  if (a.threads > 0) set_num_threads(a.threads);
+  LoadedModel fp32 = load_model(a.checkpoint);
+  QUENCH_CHECK(!fp32.int8, "quantize: ", a.checkpoint, " is already an int8 checkpoint");
+  TrainConfig cfg;
+  cfg.model = fp32.vit->cfg;
+  cfg.fashion_root = a.fashion_root;
+  cfg.limit_test = a.limit_test;
+  DataSplits data = load_data(cfg);
+  auto int8 = ptq_quantize(*fp32.vit, data.train, fp32.preprocess, a.ptq);
+  if (auto dir = std::filesystem::path(a.out).parent_path(); !dir.empty()) std::filesystem::create_directories(dir);
+  nlohmann::json recipe = {{"method", "PTQ"},
+                           {"from", a.checkpoint},
+                           {"calib_batches", a.ptq.calib_batches},
+                           {"batch_size", a.ptq.batch_size},
+                           {"activation_observer", a.ptq.observer},
+                           {"weight_observer", "per-channel min/max"}};
+  save_int8_model(a.out, *int8, fp32.preprocess, fp32.classes, recipe);
+  EvalResult e32 = evaluate(*fp32.vit, data.test, fp32.preprocess, cfg.model.classes);
+  EvalResult e8 = evaluate(*int8, data.test, fp32.preprocess, cfg.model.classes);
+  std::printf("PTQ (%lld calibration batches of %lld, %s observer) -> %s\n",
+              static_cast<long long>(a.ptq.calib_batches), static_cast<long long>(a.ptq.batch_size),
+              a.ptq.observer.c_str(), a.out.c_str());
+  std::printf("test accuracy on %lld images: FP32 %.2f%%  int8 %.2f%%  (size %.2f MiB -> %.2f MiB)\n",
+              static_cast<long long>(e32.n), 100 * e32.accuracy(), 100 * e8.accuracy(),
+              std::filesystem::file_size(a.checkpoint) / 1048576.0, std::filesystem::file_size(a.out) / 1048576.0);
+  return 0;
+}
+
+}  // namespace
+
+Command add_quantize_command(CLI::App& app) {
+  auto a = std::make_shared<QuantizeArgs>();
+  CLI::App* sub = app.add_subcommand("quantize", "Post-training quantization of an FP32 checkpoint to int8");
+  sub->add_option("checkpoint", a->checkpoint, "FP32 checkpoint (quench train's best.safetensors)")
+      ->required()
+      ->check(CLI::ExistingFile);
+  sub->add_option("--calib-batches", a->ptq.calib_batches, "calibration batches of training images")
+      ->capture_default_str();
+  sub->add_option("--batch-size,-b", a->ptq.batch_size, "calibration batch size")->capture_default_str();
+  sub->add_option("--observer", a->ptq.observer, "activation observer")
+      ->capture_default_str()
+      ->check(CLI::IsMember({"histogram", "minmax"}));
+  sub->add_option("--out,-o", a->out, "int8 checkpoint to write")->capture_default_str();
+  sub->add_option("--fashion-root", a->fashion_root, "Fashion-MNIST folder")->capture_default_str();
+  sub->add_option("--limit-test", a->limit_test, "evaluate on the first N test images only (0: all)");
+  sub->add_option("--seed", a->ptq.seed, "order of the calibration images")->capture_default_str();
+  sub->add_option("--threads,-j", a->threads, "worker threads (0: all cores)");
+  return {sub, [a] { return run_quantize(*a); }};
+}
+
+}  // namespace quench::cli

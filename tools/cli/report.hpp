@@ -1,0 +1,41 @@
+// The main job's report: FP32 teacher vs PTQ int8 vs QAT int8 vs QAT+KD int8 (accuracy, size, speed),
+// the recipe, and the training curves, as report.json, report.md and curves.png.
+#pragma once
+#include <cstdint>
+#include <nlohmann/json.hpp>
+#include <string>
+#include <vector>
+
+#include "nn/module.hpp"
+#include "tools/cli/compress.hpp"
+
+namespace quench::cli {
+
+struct Report {
+  double teacher_fp32_acc = 0, ptq_int8_acc = 0, qat_int8_acc = 0, qat_kd_int8_acc = 0;  // fractions
+  int64_t fp32_size_bytes = 0, int8_size_bytes = 0;
+  double fp32_infer_ms = 0, int8_infer_ms = 0;  // one batch of infer_batch images, infer_threads threads
+  int64_t infer_batch = 128, infer_threads = 2, test_images = 0;
+  nlohmann::json recipe;                              // free-form: how each model was made
+  std::vector<DistillEpoch> qat_curve, qat_kd_curve;  // per-epoch metrics of the two QAT runs
+};
+
+// Keys: teacher_fp32_acc, ptq_int8_acc, qat_int8_acc, qat_kd_int8_acc, fp32_size_bytes,
+// int8_size_bytes, fp32_infer_ms, int8_infer_ms, infer_batch, infer_threads, test_images, recipe,
+// curves {qat, qat_kd} (lists of DistillEpoch JSON).
+nlohmann::json to_json(const Report& r);
+// The table printed by the tool and shown in report.md (Markdown).
+std::string format_report_table(const Report& r);
+// Writes out_dir/report.json, out_dir/curves.png (train loss and int8 test accuracy per epoch, QAT
+// against QAT+KD) and out_dir/report.md (the table, the recipe, the plot).
+void write_report(const Report& r, const std::string& out_dir);
+
+// Milliseconds of one eval forward of `model` on a random [batch, chans, img, img] input with
+// `threads` threads: the median of `reps` runs after one warm-up (the thread count is restored).
+double measure_infer_ms(nn::Module& model, int64_t batch, int64_t chans, int64_t img, int threads,
+                        int reps = 5);
+
+// Per-epoch metrics back from a metrics.jsonl written by distill().
+std::vector<DistillEpoch> read_distill_metrics(const std::string& path);
+
+}  // namespace quench::cli

@@ -1,0 +1,85 @@
+// `quench report`: evaluates the teacher and the three int8 models on the test set, measures size and
+// inference time, and writes report.json, report.md and curves.png; prints the table.
+#include <cstdio>
+#include <filesystem>
+#include <fstream>
+#include <memory>
+#include <string>
+
+#include "kernels/parallel.hpp"
+#include "tools/cli/commands.hpp"
+#include "tools/cli/compress.hpp"
+#include "tools/cli/evaluate.hpp"
+#include "tools/cli/report.hpp"
+
+namespace quench::cli {
+
+namespace {
+
+struct ReportArgs {
+  std::string teacher, ptq, qat_dir, qat_kd_dir, out = "runs/report",
+                                                 fashion_root = "/usr/share/datasets/fashion-mnist/";
+  int64_t limit_test = 0;
+  int threads = 2;
+};
+
+int run_report(const ReportArgs& a) {
+  LoadedModel teacher = load_model(a.teacher), ptq = load_model(a.ptq);
+  LoadedModel qat = load_model(a.qat_dir + "/int8.safetensors"), kd = load_model(a.qat_kd_dir + "/int8.safetensors");
+  QUENCH_CHECK(!teacher.int8 && ptq.int8 && qat.int8 && kd.int8,
+               "report: need an FP32 teacher and three int8 models");
+  TrainConfig cfg;
+  cfg.model = teacher.vit->cfg;
+  cfg.fashion_root = a.fashion_root;
+  cfg.limit_test = a.limit_test;
+  cfg.limit_train = 1;  // only the test set is used
+  DataSplits data = load_data(cfg);
+  const Preprocess& pp = teacher.preprocess;
+  const int64_t C = cfg.model.classes;
+  Report r;
+  r.teacher_fp32_acc = evaluate(*teacher.vit, data.test, pp, C).accuracy();
+  r.ptq_int8_acc = evaluate(*ptq.vit, data.test, pp, C).accuracy();
+  r.qat_int8_acc = evaluate(*qat.vit, data.test, pp, C).accuracy();
+  r.qat_kd_int8_acc = evaluate(*kd.vit, data.test, pp, C).accuracy();
+  r.test_images = data.test.size();
+  r.fp32_size_bytes = static_cast<int64_t>(std::filesystem::file_size(a.teacher));
+  r.int8_size_bytes = static_cast<int64_t>(std::filesystem::file_size(a.qat_kd_dir + "/int8.safetensors"));
+  r.infer_threads = a.threads;
+  r.fp32_infer_ms = measure_infer_ms(*teacher.vit, r.infer_batch, cfg.model.chans, cfg.model.img, a.threads);
+  r.int8_infer_ms = measure_infer_ms(*kd.vit, r.infer_batch, cfg.model.chans, cfg.model.img, a.threads);
+  auto meta = [](const std::string& path) {
+    Checkpoint c = load_checkpoint(path);
+    auto it = c.metadata.find("recipe");
+    return it == c.metadata.end() ? nlohmann::json() : nlohmann::json::parse(it->second);
+  };
+  Checkpoint tc = load_checkpoint(a.teacher);
+  r.recipe = {{"teacher", tc.metadata.count("train") ? nlohmann::json::parse(tc.metadata.at("train"))
+                                                      : nlohmann::json(a.teacher)},
+              {"ptq", meta(a.ptq)},
+              {"qat", meta(a.qat_dir + "/int8.safetensors")},
+              {"qat_kd", meta(a.qat_kd_dir + "/int8.safetensors")}};
+  r.qat_curve = read_distill_metrics(a.qat_dir + "/metrics.jsonl");
+  r.qat_kd_curve = read_distill_metrics(a.qat_kd_dir + "/metrics.jsonl");
+  write_report(r, a.out);
+  std::printf("%s\nwritten: %s/report.json, %s/report.md, %s/curves.png\n", format_report_table(r).c_str(),
+              a.out.c_str(), a.out.c_str(), a.out.c_str());
+  return 0;
+}
+
+}  // namespace
+
+Command add_report_command(CLI::App& app) {
+  auto a = std::make_shared<ReportArgs>();
+  CLI::App* sub = app.add_subcommand("report", "Compare FP32, PTQ, QAT and QAT+KD models: report.json/.md");
+  sub->add_option("--teacher", a->teacher, "FP32 checkpoint")->required()->check(CLI::ExistingFile);
+  sub->add_option("--ptq", a->ptq, "int8 checkpoint from quench quantize")->required()->check(CLI::ExistingFile);
+  sub->add_option("--qat", a->qat_dir, "output folder of quench distill --no-kd")->required()->check(CLI::ExistingDirectory);
+  sub->add_option("--qat-kd", a->qat_kd_dir, "output folder of quench distill")->required()->check(CLI::ExistingDirectory);
+  sub->add_option("--out,-o", a->out, "folder for report.json, report.md, curves.png")->capture_default_str();
+  sub->add_option("--fashion-root", a->fashion_root, "Fashion-MNIST folder")->capture_default_str();
+  sub->add_option("--limit-test", a->limit_test, "only the first N test images (0: all)");
+  sub->add_option("--threads,-j", a->threads, "threads for the inference timing")->capture_default_str();
+  return {sub, [a] { return run_report(*a); }};
+}
+
+}  // namespace quench::cli
