@@ -1,5 +1,8 @@
 #!/usr/bin/env bash
 # Installs the Debian packages quench needs, only those missing. Safe to run any number of times.
+#   tools/setup.sh           build, tests, benchmarks, the quench tool and the Fashion-MNIST data
+#   tools/setup.sh --torch   also PyTorch (for /usr/bin/python3), to regenerate tests/golden/ and to
+#                            run the PyTorch anchor ../shared/reference/vit_reference.py
 set -euo pipefail
 
 packages=(
@@ -7,8 +10,12 @@ packages=(
   doctest-dev libbenchmark-dev libdnnl-dev libstb-dev zlib1g-dev nlohmann-json3-dev libcli11-dev
   libclang-rt-14-dev
   dataset-fashion-mnist
-  python3-torch python3-numpy libopenblas0-openmp
 )
+case "${1:-}" in
+  "") ;;
+  --torch) packages+=(python3-torch python3-numpy libopenblas0-openmp) ;;
+  *) echo "usage: $0 [--torch]" >&2; exit 2 ;;
+esac
 
 missing=()
 for p in "${packages[@]}"; do
