@@ -160,27 +160,20 @@ void check_quant(const float* x, int64_t n, float scale, int32_t zp, uint8_t* y)
 }  // namespace
 
 namespace {
-void quantize_row(const float* x, int64_t n, float scale, int32_t zp, uint8_t* y, bool torch,
-                  bool ref) {
+void quantize_row(const float* x, int64_t n, float scale, int32_t zp, uint8_t* y, bool ref) {
   check_quant(x, n, scale, zp, y);
-  const float s = torch ? 1.0f / scale : scale;  // PyTorch multiplies by the float reciprocal
-  if (!ref && active_isa() >= Isa::avx2) return u8s8::quantize_row_avx2(x, n, s, torch, zp, y);
+  const float inv = 1.0f / scale;  // PyTorch multiplies by the float reciprocal
+  if (!ref && active_isa() >= Isa::avx2) return u8s8::quantize_row_avx2(x, n, inv, zp, y);
   const float zf = static_cast<float>(zp);
-  for (int64_t i = 0; i < n; ++i) y[i] = u8s8::quantize_u8(x[i], s, torch, zf);
+  for (int64_t i = 0; i < n; ++i) y[i] = u8s8::quantize_u8(x[i], inv, zf);
 }
 }  // namespace
 
 void quantize_row_u8(const float* x, int64_t n, float scale, int32_t zp, uint8_t* y) {
-  quantize_row(x, n, scale, zp, y, false, false);
+  quantize_row(x, n, scale, zp, y, false);
 }
 void quantize_row_u8_ref(const float* x, int64_t n, float scale, int32_t zp, uint8_t* y) {
-  quantize_row(x, n, scale, zp, y, false, true);
-}
-void quantize_row_u8_torch(const float* x, int64_t n, float scale, int32_t zp, uint8_t* y) {
-  quantize_row(x, n, scale, zp, y, true, false);
-}
-void quantize_row_u8_torch_ref(const float* x, int64_t n, float scale, int32_t zp, uint8_t* y) {
-  quantize_row(x, n, scale, zp, y, true, true);
+  quantize_row(x, n, scale, zp, y, true);
 }
 
 float gelu_erf_approx(float x) { return u8s8::gelu_scalar(x); }

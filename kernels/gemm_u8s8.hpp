@@ -94,20 +94,15 @@ void gemm_u8s8(const GemmU8S8Args& args);
 // Plain loops in int64, the twin every path is tested against (reads either layout).
 void gemm_u8s8_ref(const GemmU8S8Args& args);
 
-// Row quantizer, PyTorch semantics: y[i] = clamp(nearbyint(x[i] / scale) + zero_point, 0, 255)
-// (division, not multiplication by 1/scale; ties to even; zero point added after rounding; NaN ->
-// 0). scale > 0 finite, zero_point in [0,255].
+// Row quantizer, the project's one rounding rule (quant/qparams.hpp) and PyTorch's own arithmetic:
+// y[i] = clamp(nearbyint(x[i] * inv_scale) + zero_point, 0, 255) with inv_scale = 1.0f / scale in
+// float, as ATen's quantize_val and fake_quantize CPU kernels compute it (ties to even; zero point
+// added after rounding; NaN -> 0). Note x * (1/s) differs from x / s in rare near-tie cases
+// (x = -11.15f, s = 0.1f: x * (1/s) = -111.5 exactly, x / s = -111.49999); measured with PyTorch 1.13
+// here: bit-exact with quantize_per_tensor and fake_quantize_per_tensor_affine on 2M values.
+// scale > 0 finite, zero_point in [0,255].
 void quantize_row_u8(const float* x, int64_t n, float scale, int32_t zero_point, uint8_t* y);
 void quantize_row_u8_ref(const float* x, int64_t n, float scale, int32_t zero_point, uint8_t* y);
-
-// The same with PyTorch's own arithmetic: x * inv_scale, inv_scale = 1.0f / scale in float, as
-// ATen's quantize_val and fake_quantize CPU kernels compute it. Differs from x / scale in rare
-// near-tie cases (x = -11.15f, scale 0.1f: x * (1/s) = -111.5 exactly, x / s = -111.49999).
-// Measured with PyTorch 1.13 here: bit-exact with quantize_per_tensor and
-// fake_quantize_per_tensor_affine on 2M values, where x / scale differed once.
-void quantize_row_u8_torch(const float* x, int64_t n, float scale, int32_t zero_point, uint8_t* y);
-void quantize_row_u8_torch_ref(const float* x, int64_t n, float scale, int32_t zero_point,
-                               uint8_t* y);
 
 // The GELU of the f32_gelu epilogue, scalar (what every path computes bit for bit).
 float gelu_erf_approx(float x);

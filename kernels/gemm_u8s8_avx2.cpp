@@ -178,18 +178,17 @@ void epilogue_row_avx2(const Job& job, int64_t m, int64_t n0, int64_t cnt, const
 
 void gemm_avx2(const Job& job) { run_gemm<KernAvx2>(job); }
 
-void quantize_row_avx2(const float* x, int64_t n, float s, bool multiply, int32_t zero_point,
-                       uint8_t* y) {
-  const __m256 sv = _mm256_set1_ps(s), zf = _mm256_set1_ps(static_cast<float>(zero_point));
+void quantize_row_avx2(const float* x, int64_t n, float inv_scale, int32_t zero_point, uint8_t* y) {
+  const __m256 sv = _mm256_set1_ps(inv_scale), zf = _mm256_set1_ps(static_cast<float>(zero_point));
   int64_t i = 0;
   for (; i + 8 <= n; i += 8) {
     const __m256 xv = _mm256_loadu_ps(x + i);
-    const __m256 v = multiply ? _mm256_mul_ps(xv, sv) : _mm256_div_ps(xv, sv);
+    const __m256 v = _mm256_mul_ps(xv, sv);
     const __m256 q = _mm256_round_ps(v, _MM_FROUND_TO_NEAREST_INT | _MM_FROUND_NO_EXC);
     store_u8x8(y + i, clamp_0_255_v(_mm256_add_ps(q, zf)));
   }
   const float zs = static_cast<float>(zero_point);
-  for (; i < n; ++i) y[i] = quantize_u8(x[i], s, multiply, zs);
+  for (; i < n; ++i) y[i] = quantize_u8(x[i], inv_scale, zs);
 }
 
 }  // namespace quench::kernels::u8s8

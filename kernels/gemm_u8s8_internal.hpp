@@ -30,9 +30,8 @@ struct Job {
 void gemm_vnni(const Job& job);  // vnni layout, AVX-512 VNNI
 void gemm_avx2(const Job& job);  // i16 layout, AVX2 (also the avx512 level)
 void gemm_ref(const Job& job);
-// q = clamp(nearbyint(multiply ? x * s : x / s) + zero_point, 0, 255).
-void quantize_row_avx2(const float* x, int64_t n, float s, bool multiply, int32_t zero_point,
-                       uint8_t* y);
+// q = clamp(nearbyint(x * inv_scale) + zero_point, 0, 255).
+void quantize_row_avx2(const float* x, int64_t n, float inv_scale, int32_t zero_point, uint8_t* y);
 // The epilogue of one row segment: acc[0..cnt) are columns n0.. of row m. Used by both SIMD paths.
 void epilogue_row_avx2(const Job& job, int64_t m, int64_t n0, int64_t cnt, const int32_t* acc);
 
@@ -85,8 +84,8 @@ inline float erf_approx(float x) {
   return std::signbit(x) ? -v : v;
 }
 
-inline uint8_t quantize_u8(float x, float s, bool multiply, float zf) {
-  float v = multiply ? x * s : x / s;
+inline uint8_t quantize_u8(float x, float inv_scale, float zf) {
+  float v = x * inv_scale;
   return static_cast<uint8_t>(static_cast<int32_t>(clamp_0_255(std::nearbyint(v) + zf)));
 }
 

@@ -73,7 +73,7 @@ Tensor Int8Linear::forward(const Tensor& x) {
   const float inv = 1.0f / s;
   kernels::parallel_for(M, std::max<int64_t>(1, 16384 / K), [&](int64_t b, int64_t e) {
     if (full_range) {
-      kernels::quantize_row_u8_torch(px + b * K, (e - b) * K, s, z, qa.data() + b * K);
+      kernels::quantize_row_u8(px + b * K, (e - b) * K, s, z, qa.data() + b * K);
       return;
     }
     for (int64_t i = b * K; i < e * K; ++i)

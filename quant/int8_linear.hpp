@@ -1,6 +1,6 @@
 // Int8Linear: the converted, inference-only Linear running on the int8 GEMM (kernels/gemm_u8s8.hpp).
 //   x f32 [..., in] -> y f32 [..., out]
-//   q_x = quantize_row_u8_torch(x, input_scale, input_zero_point)      (the shared rounding rule)
+//   q_x = quantize_row_u8(x, input_scale, input_zero_point)            (the shared rounding rule)
 //   acc = sum_k (q_x - z_x) * W_q[n, k]                                 (exact s32, u8 x s8)
 //   y   = float(acc) * (input_scale * weight_scale[n]) + bias[n]        (the kernels' f32 epilogue)
 // This is bit for bit what QATLinear computes with the same frozen scales (quant/qat_linear_op.hpp).
