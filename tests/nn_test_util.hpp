@@ -1,7 +1,10 @@
-// Helpers shared by the nn op tests: thread-count invariance and forward+backward in one call.
+// Helpers shared by the tests: bitwise equality, thread-count invariance, forward+backward in one call.
 #pragma once
 #include <doctest/doctest.h>
 
+#include <algorithm>
+#include <cmath>
+#include <cstring>
 #include <functional>
 #include <vector>
 
@@ -11,6 +14,20 @@
 namespace quench::testing {
 
 using TL = std::vector<Tensor>;
+
+// Same shape, dtype and bytes (NaN payloads and the sign of zero included).
+inline bool bit_equal(const Tensor& a, const Tensor& b) {
+  if (a.sizes() != b.sizes() || a.dtype() != b.dtype()) return false;
+  Tensor x = a.contiguous(), y = b.contiguous();
+  return std::memcmp(x.raw_data(), y.raw_data(), x.nbytes()) == 0;
+}
+
+// max |t| over the elements.
+inline double max_abs(const Tensor& t) {
+  double m = 0.0;
+  for (double v : t.to_vector<double>()) m = std::max(m, std::abs(v));
+  return m;
+}
 
 // Runs f with 1 and then 2 threads and checks every returned tensor is bit-identical.
 template <class F>
@@ -24,8 +41,7 @@ inline void check_thread_invariant(F f) {
   REQUIRE(a.size() == b.size());
   for (size_t i = 0; i < a.size(); ++i) {
     CAPTURE(i);
-    CHECK(a[i].sizes() == b[i].sizes());
-    CHECK(a[i].to_vector<float>() == b[i].to_vector<float>());
+    CHECK(bit_equal(a[i], b[i]));
   }
 }
 

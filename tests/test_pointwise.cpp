@@ -11,6 +11,7 @@
 #include "kernels/isa.hpp"
 #include "kernels/parallel.hpp"
 #include "tests/gradcheck.hpp"
+#include "tests/nn_test_util.hpp"
 
 using namespace quench;
 using quench::testing::gradcheck;
@@ -34,11 +35,6 @@ void check_values(const Tensor& t, const std::vector<double>& want, double tol =
   }
 }
 
-bool bit_equal(const Tensor& a, const Tensor& b) {
-  if (a.sizes() != b.sizes() || a.dtype() != b.dtype()) return false;
-  Tensor x = a.contiguous(), y = b.contiguous();
-  return std::memcmp(x.raw_data(), y.raw_data(), x.nbytes()) == 0;
-}
 
 using Fn = Tensor (*)(const Tensor&);
 Tensor gelu_none(const Tensor& x) { return gelu(x); }
@@ -59,17 +55,17 @@ TEST_CASE("pointwise: math functions, known values") {
   check_values(abs(tensor({-3.f, 0.f, 2.5f, -0.f})), {3.0, 0.0, 2.5, 0.0});
   CHECK_FALSE(std::signbit(abs(tensor({-0.f})).item<float>()));
   // Method sugar is the same op.
-  CHECK(bit_equal(x.exp(), exp(x)));
-  CHECK(bit_equal(x.sqrt(), sqrt(x)));
-  CHECK(bit_equal(x.abs(), abs(x)));
-  CHECK(bit_equal(tensor({1.f, 3.f}).log(), log(tensor({1.f, 3.f}))));
-  CHECK(bit_equal(x.pow(3.0), pow(x, 3.0)));
+  CHECK(quench::testing::bit_equal(x.exp(), exp(x)));
+  CHECK(quench::testing::bit_equal(x.sqrt(), sqrt(x)));
+  CHECK(quench::testing::bit_equal(x.abs(), abs(x)));
+  CHECK(quench::testing::bit_equal(tensor({1.f, 3.f}).log(), log(tensor({1.f, 3.f}))));
+  CHECK(quench::testing::bit_equal(x.pow(3.0), pow(x, 3.0)));
 }
 
 TEST_CASE("pointwise: pow, scalar and tensor exponents") {
   Tensor x = tensor({0.3f, -1.2f, 2.f, 0.7f});
-  CHECK(bit_equal(pow(x, 2.0), x * x));
-  CHECK(bit_equal(pow(x, 1.0), x));
+  CHECK(quench::testing::bit_equal(pow(x, 2.0), x * x));
+  CHECK(quench::testing::bit_equal(pow(x, 1.0), x));
   check_values(pow(x, 0.0), {1, 1, 1, 1});
   check_values(pow(x, 3.0), {0.027, -1.728, 8.0, 0.343}, 1e-6);
   // |x|^1.5, values from PyTorch 2.x.
@@ -180,7 +176,7 @@ TEST_CASE("pointwise: unary ops pass gradcheck, contiguous and strided") {
     // A permuted, sliced view gives the same values as its contiguous copy and passes gradcheck.
     Tensor v = c.in.permute({2, 0, 1}).slice(0, 0, 5, 2);
     CHECK_FALSE(v.is_contiguous());
-    CHECK(bit_equal(f(v), f(v.contiguous())));
+    CHECK(quench::testing::bit_equal(f(v), f(v.contiguous())));
     CHECK(gradcheck(
         [f](const std::vector<Tensor>& in) {
           return f(in[0].permute({2, 0, 1}).slice(0, 1, 5, 2));
@@ -357,17 +353,7 @@ TEST_CASE("pointwise: results are bit-identical for 1 and 2 threads") {
     out.push_back(eg.grad());
     return out;
   };
-  const int prev = get_num_threads();
-  set_num_threads(1);
-  std::vector<Tensor> one = run();
-  set_num_threads(2);
-  std::vector<Tensor> two = run();
-  set_num_threads(prev);
-  REQUIRE(one.size() == two.size());
-  for (size_t k = 0; k < one.size(); ++k) {
-    CAPTURE(k);
-    CHECK(bit_equal(one[k], two[k]));
-  }
+  quench::testing::check_thread_invariant(run);
 }
 
 TEST_CASE("vmath: vectorizable exp, erf, tanh against libm (their reference twins)") {
@@ -441,6 +427,6 @@ TEST_CASE("pointwise: the AVX2 and baseline loops give the same bits") {
   kernels::set_isa(prev);
   for (size_t k = 0; k < base.size(); ++k) {
     CAPTURE(k);
-    CHECK(bit_equal(base[k], best[k]));
+    CHECK(quench::testing::bit_equal(base[k], best[k]));
   }
 }

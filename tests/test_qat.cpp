@@ -32,11 +32,6 @@ nn::ViTConfig tiny_vit() {
   return c;
 }
 
-double max_abs(const Tensor& t) {
-  double m = 0.0;
-  for (double v : t.to_vector<double>()) m = std::max(m, std::abs(v));
-  return m;
-}
 
 std::string type_at(nn::Module& m, const std::string& path) { return m.get_submodule(path)->type_name(); }
 
@@ -194,7 +189,7 @@ TEST_CASE("qat: the fused QAT Linear equals fake_quantize + linear, forward and 
   for (size_t i = 0; i < 4; ++i) {
     CAPTURE(i);
     REQUIRE(a[i].sizes() == c[i].sizes());
-    const double scale = std::max(1.0, max_abs(c[i]));
+    const double scale = std::max(1.0, quench::testing::max_abs(c[i]));
     CHECK(testing::max_abs_diff(a[i], c[i]) <= 1e-5 * scale);
   }
   // Some inputs and weights were clamped: their gradient is exactly zero.

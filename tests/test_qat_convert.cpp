@@ -15,6 +15,7 @@
 #include "quant/prepare.hpp"
 #include "quant/qat_linear.hpp"
 #include "tests/gradcheck.hpp"
+#include "tests/nn_test_util.hpp"
 #include "tests/temp_dir.hpp"
 
 using namespace quench;
@@ -34,11 +35,6 @@ nn::ViTConfig small_vit() {
   return c;
 }
 
-double max_abs(const Tensor& t) {
-  double m = 0.0;
-  for (double v : t.to_vector<double>()) m = std::max(m, std::abs(v));
-  return m;
-}
 
 // A model whose weights are scaled up so activations and logits span a realistic range.
 std::shared_ptr<nn::ViT> make_vit(const nn::ViTConfig& c, uint64_t seed) {
@@ -97,9 +93,9 @@ TEST_CASE("qat convert: Int8Linear computes bit for bit what the frozen QATLinea
     const double diff = testing::max_abs_diff(y_fq, y_int8);
     const double diff_composed = testing::max_abs_diff(y_composed, y_int8);
     MESSAGE("K=", K, " max |QATLinear - Int8Linear| = ", diff, ", max |fq(x) fq(W)^T + b (fp32) - Int8Linear| = ",
-            diff_composed, " (max |y| ", max_abs(y_int8), ")");
+            diff_composed, " (max |y| ", quench::testing::max_abs(y_int8), ")");
     CHECK(diff == 0.0);
-    CHECK(diff_composed <= 1e-5 * max_abs(y_int8));
+    CHECK(diff_composed <= 1e-5 * quench::testing::max_abs(y_int8));
   }
 }
 
@@ -117,7 +113,7 @@ TEST_CASE("qat convert: a small ViT, fake-quant vs converted int8, logits and ar
     CHECK(p.int8->get_submodule("head")->type_name() == "Int8Linear");
     const double diff = testing::max_abs_diff(a, b);
     MESSAGE("ViT (attention matmuls quantized: ", attn, "): max |fake-quant - int8| logit difference ", diff,
-            " (max |logit| ", max_abs(a), ")");
+            " (max |logit| ", quench::testing::max_abs(a), ")");
     CHECK(diff == 0.0);  // the same grid and the same float epilogue: bit-identical
     CHECK(a.argmax(1).to_vector<int32_t>() == b.argmax(1).to_vector<int32_t>());
     // The grid is coarse enough to matter: the FP32 model differs.
@@ -181,7 +177,7 @@ TEST_CASE("qat convert: PTQ end to end on a tiny model") {
   convert(*net);
   Tensor y_int8 = (*net)(x), y_fp = (*fp)(x);
   CHECK(testing::max_abs_diff(y_fq, y_int8) == 0.0);
-  const double err = testing::max_abs_diff(y_fp, y_int8) / max_abs(y_fp);
+  const double err = testing::max_abs_diff(y_fp, y_int8) / quench::testing::max_abs(y_fp);
   MESSAGE("PTQ tiny model: max |int8 - fp32| / max |fp32| = ", err);
   CHECK(err < 0.05);
   CHECK(err > 0.0);

@@ -8,6 +8,7 @@
 #include "engine/ops.hpp"
 #include "kernels/parallel.hpp"
 #include "tests/gradcheck.hpp"
+#include "tests/nn_test_util.hpp"
 
 using namespace quench;
 using quench::testing::gradcheck;
@@ -16,11 +17,6 @@ namespace {
 
 const float kNaN = std::numeric_limits<float>::quiet_NaN();
 
-bool same_bits(const Tensor& a, const Tensor& b) {
-  if (a.sizes() != b.sizes() || a.dtype() != b.dtype()) return false;
-  Tensor x = a.contiguous(), y = b.contiguous();
-  return std::memcmp(x.raw_data(), y.raw_data(), x.nbytes()) == 0;
-}
 
 // Distinct values 0.25 apart in a random order, so a gradcheck step never changes which is largest.
 Tensor distinct(const Shape& shape, Generator& gen) {
@@ -49,7 +45,7 @@ TEST_CASE("var: known values, dims, keepdim, correction") {
   Generator gen(21);
   Tensor x = randn({4, 5, 6}, gen);
   Tensor p = x.permute({2, 0, 1});
-  CHECK(same_bits(var(p, {0, 2}), var(p.contiguous(), {0, 2})));
+  CHECK(quench::testing::bit_equal(var(p, {0, 2}), var(p.contiguous(), {0, 2})));
   CHECK_THROWS_WITH_AS(var(zeros({2}, kInt32)), "var: expected float32 for input, got int32 (shape [2])",
                        Error);
   CHECK_THROWS_WITH_AS(var(x, {3}), doctest::Contains("var: dimension 3 is out of range"), Error);
@@ -123,8 +119,8 @@ TEST_CASE("max / min over a dim: gradcheck and strided inputs") {
   CHECK(gradcheck([](const std::vector<Tensor>& in) { return max(in[0].permute({1, 2, 0}), 1); }, {x}));
   Tensor p = x.permute({2, 0, 1}).slice(1, 0, 3, 2);
   for (int64_t d = 0; d < 3; ++d) {
-    CHECK(same_bits(max(p, d), max(p.contiguous(), d)));
-    CHECK(same_bits(argmin(p, d, true), argmin(p.contiguous(), d, true)));
+    CHECK(quench::testing::bit_equal(max(p, d), max(p.contiguous(), d)));
+    CHECK(quench::testing::bit_equal(argmin(p, d, true), argmin(p.contiguous(), d, true)));
   }
 }
 
@@ -140,8 +136,8 @@ TEST_CASE("max / min over a dim: contiguous fast loops equal the generic strided
   REQUIRE_FALSE(y.is_contiguous());
   for (int64_t d = 0; d < 3; ++d) {
     CAPTURE(d);
-    CHECK(same_bits(max(x, d), max(y, d)));
-    CHECK(same_bits(min(x, d, true), min(y, d, true)));
+    CHECK(quench::testing::bit_equal(max(x, d), max(y, d)));
+    CHECK(quench::testing::bit_equal(min(x, d, true), min(y, d, true)));
   }
   CHECK(std::isnan(max(x, 2).at({0, 3})));
   CHECK(std::isnan(min(x, 0).at({36, 32})));
@@ -220,15 +216,5 @@ TEST_CASE("reductions: bit-identical for 1 and 2 threads") {
     out.push_back(bg.grad());
     return out;
   };
-  const int prev = get_num_threads();
-  set_num_threads(1);
-  std::vector<Tensor> one = run();
-  set_num_threads(2);
-  std::vector<Tensor> two = run();
-  set_num_threads(prev);
-  REQUIRE(one.size() == two.size());
-  for (size_t k = 0; k < one.size(); ++k) {
-    CAPTURE(k);
-    CHECK(same_bits(one[k], two[k]));
-  }
+  quench::testing::check_thread_invariant(run);
 }
