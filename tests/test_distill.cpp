@@ -10,6 +10,7 @@
 #include "distill/qat_component.hpp"
 #include "engine/ops.hpp"
 #include "tests/golden.hpp"
+#include "tests/tiny_vit.hpp"
 #include "nn/layers/linear.hpp"
 #include "nn/layers/vit.hpp"
 #include "nn/optim/adamw.hpp"
@@ -19,19 +20,7 @@ using namespace quench::distill;
 
 namespace {
 
-std::shared_ptr<nn::ViT> tiny_vit(uint64_t seed, int64_t dim = 16, int64_t heads = 2) {
-  nn::ViTConfig c;
-  c.img = 8;
-  c.patch = 4;
-  c.chans = 1;
-  c.dim = dim;
-  c.depth = 2;
-  c.heads = heads;
-  c.hidden = 2 * dim;
-  c.classes = 5;
-  Generator g(seed);
-  return std::make_shared<nn::ViT>(c, g);
-}
+using testing::tiny_vit;
 
 std::shared_ptr<nn::ViT> copy_of(const std::shared_ptr<nn::ViT>& m) {
   auto c = std::make_shared<nn::ViT>(m->cfg);

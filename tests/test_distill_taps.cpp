@@ -7,6 +7,7 @@
 #include "distill/taps.hpp"
 #include "engine/ops.hpp"
 #include "tests/golden.hpp"
+#include "tests/tiny_vit.hpp"
 #include "nn/layers/linear.hpp"
 #include "nn/layers/vit.hpp"
 
@@ -15,23 +16,7 @@ using namespace quench::distill;
 
 namespace {
 
-nn::ViTConfig tiny_cfg(int64_t dim = 16, int64_t heads = 2) {
-  nn::ViTConfig c;
-  c.img = 8;
-  c.patch = 4;
-  c.chans = 1;
-  c.dim = dim;
-  c.depth = 2;
-  c.heads = heads;
-  c.hidden = 2 * dim;
-  c.classes = 5;
-  return c;
-}
-
-std::shared_ptr<nn::ViT> tiny_vit(uint64_t seed, int64_t dim = 16) {
-  Generator g(seed);
-  return std::make_shared<nn::ViT>(tiny_cfg(dim), g);
-}
+using testing::tiny_vit;
 
 void check_close(const Tensor& a, const Tensor& b, double tol = 1e-6) {
   REQUIRE(a.sizes() == b.sizes());
