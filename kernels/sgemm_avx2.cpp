@@ -61,9 +61,11 @@ QUENCH_UNROLL
       __m256 r = unit_alpha ? acc[i][v] : _mm256_mul_ps(alpha, acc[i][v]);
       if (v == NV - 1 && !full) {
         if (use_beta) r = _mm256_fmadd_ps(beta, _mm256_maskload_ps(c + 8 * v, lm), r);
+        if (t.bias) r = _mm256_add_ps(r, _mm256_maskload_ps(t.bias + 8 * v, lm));
         _mm256_maskstore_ps(c + 8 * v, lm, r);
       } else {
         if (use_beta) r = _mm256_fmadd_ps(beta, _mm256_loadu_ps(c + 8 * v), r);
+        if (t.bias) r = _mm256_add_ps(r, _mm256_loadu_ps(t.bias + 8 * v));
         _mm256_storeu_ps(c + 8 * v, r);
       }
     }
@@ -109,6 +111,7 @@ void dot256(const DotArgs& d) {
       float* c = d.c + i * d.ldc + j;
       const float s = d.alpha * hsum(acc[i][j]);
       *c = d.beta == 0.f ? s : s + d.beta * *c;
+      if (d.bias) *c += d.bias[j];
     }
 }
 
@@ -185,8 +188,8 @@ namespace quench::kernels {
 
 void sgemm_avx2(bool trans_a, bool trans_b, int64_t M, int64_t N, int64_t K, float alpha,
                 const float* A, int64_t lda, const float* B, int64_t ldb, float beta, float* C,
-                int64_t ldc) {
-  gemm<Avx2>({trans_a, trans_b, M, N, K, alpha, A, lda, B, ldb, beta, C, ldc});
+                int64_t ldc, const float* bias) {
+  gemm<Avx2>({trans_a, trans_b, M, N, K, alpha, A, lda, B, ldb, beta, C, ldc, bias});
 }
 
 }  // namespace quench::kernels

@@ -70,9 +70,11 @@ QUENCH_UNROLL
       __m512 r = unit_alpha ? acc[i][v] : _mm512_mul_ps(alpha, acc[i][v]);
       if (v == NV - 1) {
         if (use_beta) r = _mm512_fmadd_ps(beta, _mm512_maskz_loadu_ps(lm, c + 16 * v), r);
+        if (t.bias) r = _mm512_add_ps(r, _mm512_maskz_loadu_ps(lm, t.bias + 16 * v));
         _mm512_mask_storeu_ps(c + 16 * v, lm, r);
       } else {
         if (use_beta) r = _mm512_fmadd_ps(beta, _mm512_loadu_ps(c + 16 * v), r);
+        if (t.bias) r = _mm512_add_ps(r, _mm512_loadu_ps(t.bias + 16 * v));
         _mm512_storeu_ps(c + 16 * v, r);
       }
     }
@@ -108,6 +110,7 @@ void dot512(const DotArgs& d) {
       float* c = d.c + i * d.ldc + j;
       const float s = d.alpha * _mm512_reduce_add_ps(acc[i][j]);
       *c = d.beta == 0.f ? s : s + d.beta * *c;
+      if (d.bias) *c += d.bias[j];
     }
 }
 
@@ -188,8 +191,8 @@ namespace quench::kernels {
 
 void sgemm_avx512(bool trans_a, bool trans_b, int64_t M, int64_t N, int64_t K, float alpha,
                   const float* A, int64_t lda, const float* B, int64_t ldb, float beta, float* C,
-                  int64_t ldc) {
-  gemm<Avx512>({trans_a, trans_b, M, N, K, alpha, A, lda, B, ldb, beta, C, ldc});
+                  int64_t ldc, const float* bias) {
+  gemm<Avx512>({trans_a, trans_b, M, N, K, alpha, A, lda, B, ldb, beta, C, ldc, bias});
 }
 
 }  // namespace quench::kernels

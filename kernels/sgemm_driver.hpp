@@ -37,9 +37,10 @@ struct TileArgs {
   int64_t a_rs, a_cs;
   const float* b;        // element (k, j) at b[k * b_rs + j]
   int64_t b_rs;
-  float* c;              // C = alpha * acc + beta * C; beta == 0 never reads C
+  float* c;              // C = alpha * acc + beta * C (+ bias); beta == 0 never reads C
   int64_t ldc;
   float alpha, beta;
+  const float* bias;     // the tile's first column of the bias, or nullptr (K blocks after the first)
   float* bp;             // kPackOut: where the B vectors go, [k][nv * VL]
   float* ap;             // kPackA: where the A micro-panel goes, [k][MR] (+ 2 floats of slack)
   int last;              // valid lanes of the last vector (1..VL): C loads/stores are masked, B
@@ -58,6 +59,7 @@ struct DotArgs {
   float* c;
   int64_t ldc;
   float alpha, beta;
+  const float* bias;  // the tile's first column of the bias, or nullptr
 };
 using DotFn = void (*)(const DotArgs&);
 
@@ -72,6 +74,7 @@ struct GemmArgs {
   float beta;
   float* C;
   int64_t ldc;
+  const float* bias;  // N floats added to every row, or nullptr
 };
 
 constexpr int64_t kKC = 256;  // k block: A micro-panel 6 x 256 x 4 B = 6 KiB in L1
@@ -99,7 +102,7 @@ inline float* pack_buffer() {
   return buf.get();
 }
 
-// K == 0 or alpha == 0: C = beta * C, without reading C when beta == 0.
+// K == 0 or alpha == 0: C = beta * C (+ bias), without reading C when beta == 0.
 inline void scale_c(const GemmArgs& g) {
   for (int64_t i = 0; i < g.M; ++i) {
     float* c = g.C + i * g.ldc;
@@ -107,6 +110,8 @@ inline void scale_c(const GemmArgs& g) {
       for (int64_t j = 0; j < g.N; ++j) c[j] = 0.f;
     else
       for (int64_t j = 0; j < g.N; ++j) c[j] *= g.beta;
+    if (g.bias)
+      for (int64_t j = 0; j < g.N; ++j) c[j] += g.bias[j];
   }
 }
 
@@ -180,6 +185,7 @@ void gemm_rect(const GemmArgs& g, int64_t m0, int64_t m1, int64_t n0, int64_t n1
           const int nv = (nr + VL - 1) / VL;
           t.last = nr - (nv - 1) * VL;
           t.c = g.C + (m0 + ir) * g.ldc + jc + jr;
+          t.bias = pc == 0 && g.bias ? g.bias + jc + jr : nullptr;
           t.a = a_in;
           float* panel = bpack + (jr / NR) * kc * NR;
           if (pack_b && (g.tb || ir > 0)) {
@@ -209,12 +215,13 @@ void gemm_rect(const GemmArgs& g, int64_t m0, int64_t m1, int64_t n0, int64_t n1
 template <class Arch>
 void gemm_dot(const GemmArgs& g, int64_t n0, int64_t n1) {
   constexpr int DMR = Arch::DMR, DNR = Arch::DNR;
-  DotArgs d{g.K, nullptr, g.lda, nullptr, g.ldb, nullptr, g.ldc, g.alpha, g.beta};
+  DotArgs d{g.K, nullptr, g.lda, nullptr, g.ldb, nullptr, g.ldc, g.alpha, g.beta, nullptr};
   for (int64_t j = n0; j < n1; j += DNR) {  // B rows stay in L1 while every row tile of A passes
     const int nr = static_cast<int>(min64(DNR, n1 - j));
     for (int64_t i = 0; i < g.M; i += DMR) {
       const int mr = static_cast<int>(min64(DMR, g.M - i));
       d.a = g.A + i * g.lda, d.b = g.B + j * g.ldb, d.c = g.C + i * g.ldc + j;
+      d.bias = g.bias ? g.bias + j : nullptr;
       Arch::dot(mr, nr)(d);
     }
   }

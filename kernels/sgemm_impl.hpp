@@ -8,13 +8,13 @@ namespace quench::kernels {
 
 using SgemmFn = void (*)(bool trans_a, bool trans_b, int64_t M, int64_t N, int64_t K, float alpha,
                          const float* A, int64_t lda, const float* B, int64_t ldb, float beta,
-                         float* C, int64_t ldc);
+                         float* C, int64_t ldc, const float* bias);
 
 void sgemm_avx2(bool trans_a, bool trans_b, int64_t M, int64_t N, int64_t K, float alpha,
                 const float* A, int64_t lda, const float* B, int64_t ldb, float beta, float* C,
-                int64_t ldc);
+                int64_t ldc, const float* bias);
 void sgemm_avx512(bool trans_a, bool trans_b, int64_t M, int64_t N, int64_t K, float alpha,
                   const float* A, int64_t lda, const float* B, int64_t ldb, float beta, float* C,
-                  int64_t ldc);
+                  int64_t ldc, const float* bias);
 
 }  // namespace quench::kernels

@@ -223,3 +223,35 @@ TEST_CASE("sgemm: results are bit-identical for 1 and 2 threads and inside a par
   }
   set_num_threads(saved_threads);
 }
+
+TEST_CASE("sgemm: the bias epilogue rounds exactly as C pre-filled with the bias and beta == 1") {
+  // Shapes reach every tile kind: NT with few rows (dot tiles), K over several KC blocks (the bias
+  // only in the first), ragged N (masked last vectors), K == 0 (C = bias).
+  const int64_t shapes[][3] = {{7, 65, 50}, {20, 33, 300}, {50, 130, 700}, {97, 17, 3}, {5, 9, 0}};
+  IsaRestore restore;
+  int n = 0;
+  for (Isa isa : runnable_isas()) {
+    kernels::set_isa(isa);
+    for (auto& s : shapes)
+      for (int t = 0; t < 4; ++t) {
+        Problem p{t / 2 == 1, t % 2 == 1, s[0], s[1], s[2], 1.f, 1.f, n % 2 ? 3 : 0};
+        CAPTURE(kernels::isa_name(isa));
+        CAPTURE(layout(p));
+        CAPTURE(p.M);
+        CAPTURE(p.N);
+        CAPTURE(p.K);
+        Operands o = make(p, 40 + n++);
+        const std::vector<float> bias = random_vec(p.N, 77);
+        std::vector<float> prefilled = o.C0, fused = o.C0;
+        for (int64_t i = 0; i < p.M; ++i)
+          for (int64_t j = 0; j < p.N; ++j) prefilled[i * p.ldc() + j] = bias[j];
+        kernels::sgemm(p.ta, p.tb, p.M, p.N, p.K, 1.f, o.A.data(), p.lda(), o.B.data(), p.ldb(), 1.f,
+                       prefilled.data(), p.ldc());
+        for (int64_t i = 0; i < p.M; ++i)  // beta == 0 never reads C; the padding keeps its values
+          for (int64_t j = 0; j < p.N; ++j) fused[i * p.ldc() + j] = std::numeric_limits<float>::quiet_NaN();
+        kernels::sgemm(p.ta, p.tb, p.M, p.N, p.K, 1.f, o.A.data(), p.lda(), o.B.data(), p.ldb(), 0.f,
+                       fused.data(), p.ldc(), bias.data());
+        CHECK(std::memcmp(prefilled.data(), fused.data(), fused.size() * sizeof(float)) == 0);
+      }
+  }
+}

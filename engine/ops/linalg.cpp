@@ -129,21 +129,11 @@ struct LinearFn : Function<LinearFn> {
     const int64_t in = w.sizes()[1], out_f = w.sizes()[0], rows = x.sizes()[0];
     ctx->save_for_backward({x, w});
     Tensor y = Tensor::empty({rows, out_f}, kFloat32);
-    float* py = y.data_ptr<float>();
-    float beta = 0.f;
-    if (bias.defined()) {
-      // Every row starts as the bias; the GEMM accumulates onto it.
-      Tensor bc = bias.contiguous();
-      const float* pb = bc.data_ptr<float>();
-      kernels::parallel_for(rows, 64, [&](int64_t r0, int64_t r1) {
-        for (int64_t r = r0; r < r1; ++r) std::copy(pb, pb + out_f, py + r * out_f);
-      });
-      beta = 1.f;
-    }
+    Tensor bc = bias.defined() ? bias.contiguous() : Tensor();  // added in the GEMM's epilogue
     GemmOperand W = as_operand(w);
     kernels::sgemm(false, !W.trans, rows, out_f, in, 1.f, x.data_ptr<float>(), in,
-                   W.t.data_ptr<float>(), W.ld, beta, py, out_f);
-    if (in == 0 && !bias.defined()) y.zero_();
+                   W.t.data_ptr<float>(), W.ld, 0.f, y.data_ptr<float>(), out_f,
+                   bc.defined() ? bc.data_ptr<float>() : nullptr);
     return y;
   }
   static tensor_list backward(AutogradContext* ctx, tensor_list g) {
