@@ -2,6 +2,7 @@
 
 #include "engine/autograd.hpp"
 #include "quant/int8_linear.hpp"
+#include "quant/int8_mlp.hpp"
 #include "quant/prepare.hpp"
 #include "quant/qat_attention.hpp"
 #include "quant/qat_linear.hpp"
@@ -59,7 +60,7 @@ std::pair<std::string, std::string> split_name(const std::string& name) {
 
 }  // namespace
 
-ConvertSummary convert(nn::Module& model) {
+ConvertSummary convert(nn::Module& model, bool fuse) {
   ConvertSummary sum;
   for (const auto& [name, m] : model.named_modules()) {
     if (auto* a = dynamic_cast<QATAttention*>(m.get())) {
@@ -83,6 +84,7 @@ ConvertSummary convert(nn::Module& model) {
                    "' never saw data; train or calibrate the model first");
   freeze_observers(model);
   enable_fake_quant(model, true);
+  if (fuse) sum.int8_mlps = fuse_int8_mlps(model);
   model.eval();
   return sum;
 }
