@@ -1,6 +1,7 @@
 #include "quant/convert.hpp"
 
 #include "engine/autograd.hpp"
+#include "quant/int8_block.hpp"
 #include "quant/int8_linear.hpp"
 #include "quant/int8_mlp.hpp"
 #include "quant/prepare.hpp"
@@ -84,7 +85,10 @@ ConvertSummary convert(nn::Module& model, bool fuse) {
                    "' never saw data; train or calibrate the model first");
   freeze_observers(model);
   enable_fake_quant(model, true);
-  if (fuse) sum.int8_mlps = fuse_int8_mlps(model);
+  if (fuse) {
+    sum.int8_mlps = fuse_int8_mlps(model);
+    sum.int8_blocks = fuse_int8_blocks(model);
+  }
   model.eval();
   return sum;
 }

@@ -5,6 +5,7 @@
 
 #include "nn/layers/attention.hpp"
 #include "nn/layers/linear.hpp"
+#include "quant/int8_block.hpp"
 #include "quant/int8_linear.hpp"
 #include "quant/int8_mlp.hpp"
 #include "quant/prepare.hpp"
@@ -130,6 +131,7 @@ nn::Metadata load_int8(const std::string& path, nn::Module& skeleton) {
   freeze_observers(skeleton);
   enable_fake_quant(skeleton, true);
   fuse_int8_mlps(skeleton);  // the fast paths quant::convert installs
+  fuse_int8_blocks(skeleton);
   skeleton.eval();
   return f.metadata;
 }

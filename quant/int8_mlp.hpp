@@ -17,9 +17,12 @@
 #include <string>
 #include <vector>
 
+#include "kernels/gemm_u8s8.hpp"
 #include "nn/module.hpp"
 
 namespace quench::quant {
+
+class Int8Linear;
 
 class Int8Mlp : public nn::Module {
  public:
@@ -29,9 +32,23 @@ class Int8Mlp : public nn::Module {
   // hooks on the children).
   bool fused() const;
 
+  // The fused pass for callers that cut the rows themselves (Int8Block): plan() once per forward
+  // (packs the weights when needed; requires fused()), then rows() on any block of rows, serially
+  // from inside a parallel_for.  x f32 [m, in] -> y f32 [m, out] (both contiguous rows).
+  struct Plan {
+    Int8Linear *fc1, *fc2;
+    const kernels::PackedWeightsU8S8 *w1, *w2;
+  };
+  Plan plan();
+  static void rows(const Plan& p, const float* x, int64_t m, float* y);
+
  protected:
   Tensor forward(const Tensor& x) override;
 };
+
+// y = GELU(x) (exact erf form), bit for bit what gelu(x) / nn::GELU("none") computes; x and y do not
+// overlap (an in-place loop would fall back to scalar code).
+void gelu_row(const float* x, int64_t n, float* y);
 
 // Replaces every nn::Mlp of `model` whose fc1 and fc2 are Int8Linear and whose act is an exact GELU
 // by an Int8Mlp (quant::convert and quant::load_int8 call it). Returns their dotted names.
