@@ -83,8 +83,7 @@ Tensor Int8Block::forward_multi(const tensor_list& inputs) {
   auto& qkv = static_cast<Int8Linear&>(*attn.child("qkv"));
   auto& proj = static_cast<Int8Linear&>(*attn.child("proj"));
   const int64_t B = x_in.size(0), N = x_in.size(1), D = attn.dim;
-  // Shape errors are the composition's to report; fewer images than threads run faster op by op.
-  if (x_in.size(2) != D || B < get_num_threads()) return composed(inputs);
+  if (x_in.size(2) != D) return composed(inputs);  // the composition reports the shape error
   const Int8Mlp::Plan mlp = static_cast<Int8Mlp&>(*child("mlp")).plan();
   const kernels::PackedWeightsU8S8& wqkv = qkv.packed();
   const kernels::PackedWeightsU8S8& wproj = proj.packed();
@@ -92,7 +91,8 @@ Tensor Int8Block::forward_multi(const tensor_list& inputs) {
   Tensor y = Tensor::empty({B, N, D}, kFloat32);
   if (B == 0 || N == 0) return y;
   // Groups of whole images of about 256 rows (qkv, probs and the MLP's hidden rows fit in L2), at
-  // least one group per thread. Each image goes through the same ops whatever the grouping.
+  // least one group per thread. Each image goes through the same ops whatever the grouping. A single
+  // image runs on one thread: measured 2x faster than splitting its small ops over two.
   const int64_t nt = get_num_threads();
   const int64_t per = std::max<int64_t>(1, std::min((256 + N - 1) / N, (B + nt - 1) / nt));
   kernels::parallel_for((B + per - 1) / per, 1, [&](int64_t g0, int64_t g1) {

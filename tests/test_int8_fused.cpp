@@ -202,7 +202,7 @@ TEST_CASE("int8 fused block: a ViT's blocks become Int8Block, bit-identical to u
   CHECK(t.fused->state_dict().size() == t.unfused->state_dict().size());
   Generator gen(5);
   const kernels::Isa prev = kernels::active_isa();
-  // 1 image (op by op below the thread count), 3 (uneven groups), 70 (several 26-image groups).
+  // 1 image (one group), 3 (uneven groups on 2 threads), 70 (26-image groups).
   for (int64_t B : {1, 3, 70}) {
     Tensor x = randn({B, 1, 12, 12}, gen);
     Tensor y_qat = (*t.qat)(x);
