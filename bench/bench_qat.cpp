@@ -1,6 +1,7 @@
 // The reference ViT (D=128, 6 blocks, batch 128 unless noted) in the engine: FP32 inference vs the
-// converted int8 model (with its fused fast paths, and unfused: convert(model, false)), and an FP32 training step vs a QAT training step (AdamW). Compare the rows
-// as ratios within one run (the machine is shared). Threads: QUENCH threads as set by the env.
+// converted int8 model (as quant::convert leaves it, with the fused Int8Block / Int8Mlp paths, and
+// unfused: convert(model, false)), and an FP32 training step vs a QAT training step (AdamW). Compare
+// the rows as ratios within one run (the machine is shared). Threads: QUENCH_NUM_THREADS.
 #include <benchmark/benchmark.h>
 
 #include "engine/autograd.hpp"
