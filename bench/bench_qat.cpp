@@ -1,6 +1,7 @@
 // The reference ViT (D=128, 6 blocks, batch 128 unless noted) in the engine: FP32 inference vs the
-// converted int8 model, and an FP32 training step vs a QAT training step (AdamW). Compare the rows
-// as ratios within one run (the machine is shared). Threads: QUENCH threads as set by the env.
+// converted int8 model (as quant::convert leaves it, with the fused Int8Block / Int8Mlp paths, and
+// unfused: convert(model, false)), and an FP32 training step vs a QAT training step (AdamW). Compare
+// the rows as ratios within one run (the machine is shared). Threads: QUENCH_NUM_THREADS.
 #include <benchmark/benchmark.h>
 
 #include "engine/autograd.hpp"
@@ -13,7 +14,7 @@ using namespace quench;
 
 namespace {
 
-std::shared_ptr<nn::ViT> make_vit(bool qat, bool int8) {
+std::shared_ptr<nn::ViT> make_vit(bool qat, bool int8, bool fuse = true) {
   Generator gen(1);
   auto v = std::make_shared<nn::ViT>(nn::ViTConfig{}, gen);
   if (qat || int8) {
@@ -21,12 +22,12 @@ std::shared_ptr<nn::ViT> make_vit(bool qat, bool int8) {
     NoGradGuard ng;
     (*v)(randn({8, 1, 28, 28}, gen));  // observers see one batch
   }
-  if (int8) quant::convert(*v);
+  if (int8) quant::convert(*v, fuse);
   return v;
 }
 
-void infer(benchmark::State& st, bool int8) {
-  auto v = make_vit(false, int8);
+void infer(benchmark::State& st, bool int8, bool fuse = true) {
+  auto v = make_vit(false, int8, fuse);
   v->eval();
   Generator gen(2);
   Tensor x = randn({st.range(0), 1, 28, 28}, gen);
@@ -53,6 +54,7 @@ void train_step(benchmark::State& st, bool qat) {
 
 void BM_vit_infer_fp32(benchmark::State& st) { infer(st, false); }
 void BM_vit_infer_int8(benchmark::State& st) { infer(st, true); }
+void BM_vit_infer_int8_unfused(benchmark::State& st) { infer(st, true, false); }
 void BM_vit_train_step_fp32(benchmark::State& st) { train_step(st, false); }
 void BM_vit_qat_train_step(benchmark::State& st) { train_step(st, true); }
 
@@ -60,5 +62,6 @@ void BM_vit_qat_train_step(benchmark::State& st) { train_step(st, true); }
 
 BENCHMARK(BM_vit_infer_fp32)->Name("vit_infer_fp32/engine")->Arg(128)->Arg(1)->Unit(benchmark::kMillisecond);
 BENCHMARK(BM_vit_infer_int8)->Name("vit_infer_int8/engine")->Arg(128)->Arg(1)->Unit(benchmark::kMillisecond);
+BENCHMARK(BM_vit_infer_int8_unfused)->Name("vit_infer_int8_unfused/engine")->Arg(128)->Arg(1)->Unit(benchmark::kMillisecond);
 BENCHMARK(BM_vit_train_step_fp32)->Name("vit_train_step/engine")->Arg(128)->Unit(benchmark::kMillisecond);
 BENCHMARK(BM_vit_qat_train_step)->Name("vit_qat_train_step/engine")->Arg(128)->Unit(benchmark::kMillisecond);

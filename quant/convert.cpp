@@ -1,7 +1,9 @@
 #include "quant/convert.hpp"
 
 #include "engine/autograd.hpp"
+#include "quant/int8_block.hpp"
 #include "quant/int8_linear.hpp"
+#include "quant/int8_mlp.hpp"
 #include "quant/prepare.hpp"
 #include "quant/qat_attention.hpp"
 #include "quant/qat_linear.hpp"
@@ -59,7 +61,7 @@ std::pair<std::string, std::string> split_name(const std::string& name) {
 
 }  // namespace
 
-ConvertSummary convert(nn::Module& model) {
+ConvertSummary convert(nn::Module& model, bool fuse) {
   ConvertSummary sum;
   for (const auto& [name, m] : model.named_modules()) {
     if (auto* a = dynamic_cast<QATAttention*>(m.get())) {
@@ -83,6 +85,10 @@ ConvertSummary convert(nn::Module& model) {
                    "' never saw data; train or calibrate the model first");
   freeze_observers(model);
   enable_fake_quant(model, true);
+  if (fuse) {
+    sum.int8_mlps = fuse_int8_mlps(model);
+    sum.int8_blocks = fuse_int8_blocks(model);
+  }
   model.eval();
   return sum;
 }

@@ -6,6 +6,9 @@
 // Observers are frozen and the model is put in eval mode. The result is still an nn::Module with the
 // same tree (only the Linear children changed), so evaluation code runs unchanged, and it computes
 // bit for bit what the fake-quant model computes in eval mode with the same scales.
+// Fast paths: every nn::Mlp whose fc1 / fc2 became Int8Linear (with an exact GELU between) becomes an
+// Int8Mlp (quant/int8_mlp.hpp), and every nn::Block with an int8 attention and such an MLP an
+// Int8Block (quant/int8_block.hpp): the same children and state dict run as fused passes, same bits.
 //
 // Requirements, checked with errors naming the module: every quantizer saw data (trained or
 // calibrated) or was loaded; activations u8 (unsigned, within [0, 255]) per tensor; weights signed,
@@ -22,8 +25,11 @@ namespace quench::quant {
 struct ConvertSummary {
   std::vector<std::string> int8_linears;   // dotted names now Int8Linear
   std::vector<std::string> qat_attention;  // QATAttention modules kept with frozen fake quant
+  std::vector<std::string> int8_mlps;      // nn::Mlp modules now Int8Mlp (fused fc1 -> GELU -> fc2)
+  std::vector<std::string> int8_blocks;    // nn::Block modules now Int8Block (fused by groups of images)
 };
 
-ConvertSummary convert(nn::Module& model);
+// fuse = false leaves the modules unfused (the reference the fast paths are tested and timed against).
+ConvertSummary convert(nn::Module& model, bool fuse = true);
 
 }  // namespace quench::quant

@@ -5,7 +5,9 @@
 
 #include "nn/layers/attention.hpp"
 #include "nn/layers/linear.hpp"
+#include "quant/int8_block.hpp"
 #include "quant/int8_linear.hpp"
+#include "quant/int8_mlp.hpp"
 #include "quant/prepare.hpp"
 #include "quant/qat_attention.hpp"
 
@@ -128,6 +130,8 @@ nn::Metadata load_int8(const std::string& path, nn::Module& skeleton) {
   for (auto& [name, l] : lins) l->validate("load_int8: " + path + ": '" + name + "'");
   freeze_observers(skeleton);
   enable_fake_quant(skeleton, true);
+  fuse_int8_mlps(skeleton);  // the fast paths quant::convert installs
+  fuse_int8_blocks(skeleton);
   skeleton.eval();
   return f.metadata;
 }

@@ -55,6 +55,42 @@ const kernels::PackedWeightsU8S8& Int8Linear::packed() {
   return packed_;
 }
 
+void Int8Linear::quantize_input(const float* x, int64_t M, int64_t ldx, uint8_t* q) const {
+  const int64_t K = in_features;
+  const float s = input_scale.data_ptr<float>()[0];
+  const int32_t z = input_zero_point.data_ptr<int32_t>()[0];
+  if (input_qmin == 0 && input_qmax == 255) {
+    if (ldx == K) return kernels::quantize_row_u8(x, M * K, s, z, q);
+    for (int64_t m = 0; m < M; ++m) kernels::quantize_row_u8(x + m * ldx, K, s, z, q + m * K);
+    return;
+  }
+  const float inv = 1.0f / s;
+  for (int64_t m = 0; m < M; ++m)
+    for (int64_t k = 0; k < K; ++k)
+      q[m * K + k] = static_cast<uint8_t>(quantize_value(x[m * ldx + k], inv, z, input_qmin, input_qmax));
+}
+
+void Int8Linear::gemm_f32(const kernels::PackedWeightsU8S8& pw, const uint8_t* q, int64_t M, float* y,
+                          int64_t ldy) const {
+  kernels::GemmU8S8Args a;
+  a.M = M;
+  a.A = q;
+  a.lda = in_features;
+  a.a_zero_point = input_zero_point.data_ptr<int32_t>()[0];
+  a.W = &pw;
+  a.out = kernels::U8S8Output::f32;
+  a.C = y;
+  a.ldc = ldy;
+  a.a_scale = input_scale.data_ptr<float>()[0];
+  a.w_scale = weight_scale.data_ptr<float>();
+  a.bias = bias.defined() ? bias.data_ptr<float>() : nullptr;
+  try {
+    kernels::gemm_u8s8(a);
+  } catch (const std::exception& e) {
+    throw Error(std::string("Int8Linear: ") + e.what());
+  }
+}
+
 Tensor Int8Linear::forward(const Tensor& x) {
   check_dtype(x, kFloat32, "Int8Linear", "input");
   QUENCH_CHECK(x.dim() >= 1 && x.sizes().back() == in_features, "Int8Linear: input of shape ",
@@ -65,38 +101,13 @@ Tensor Int8Linear::forward(const Tensor& x) {
   Tensor y = Tensor::empty(out_shape, kFloat32);
   if (M == 0) return y;
   Tensor xc = x.detach().contiguous();
-  const float s = input_scale.data_ptr<float>()[0];
-  const int32_t z = input_zero_point.data_ptr<int32_t>()[0];
   const float* px = xc.data_ptr<float>();
-  std::vector<uint8_t> qa(static_cast<size_t>(M * K));
-  const bool full_range = input_qmin == 0 && input_qmax == 255;
-  const float inv = 1.0f / s;
-  kernels::parallel_for(M, std::max<int64_t>(1, 16384 / K), [&](int64_t b, int64_t e) {
-    if (full_range) {
-      kernels::quantize_row_u8(px + b * K, (e - b) * K, s, z, qa.data() + b * K);
-      return;
-    }
-    for (int64_t i = b * K; i < e * K; ++i)
-      qa[i] = static_cast<uint8_t>(quantize_value(px[i], inv, z, input_qmin, input_qmax));
-  });
-  const kernels::PackedWeightsU8S8& pw = packed();
-  kernels::GemmU8S8Args a;
-  a.M = M;
-  a.A = qa.data();
-  a.lda = K;
-  a.a_zero_point = z;
-  a.W = &pw;
-  a.out = kernels::U8S8Output::f32;
-  a.C = y.data_ptr<float>();
-  a.ldc = N;
-  a.a_scale = s;
-  a.w_scale = weight_scale.data_ptr<float>();
-  a.bias = bias.defined() ? bias.data_ptr<float>() : nullptr;
-  try {
-    kernels::gemm_u8s8(a);
-  } catch (const std::exception& e) {
-    throw Error(std::string("Int8Linear: ") + e.what());
-  }
+  // From the caching allocator: a fresh std::vector would be zero-filled (and page faulted) per call.
+  Tensor qa = Tensor::empty({M * K}, kUInt8);
+  uint8_t* pq = qa.data_ptr<uint8_t>();
+  kernels::parallel_for(M, std::max<int64_t>(1, 16384 / K),
+                        [&](int64_t b, int64_t e) { quantize_input(px + b * K, e - b, K, pq + b * K); });
+  gemm_f32(packed(), pq, M, y.data_ptr<float>(), N);
   return y;
 }
 

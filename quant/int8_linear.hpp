@@ -34,8 +34,16 @@ class Int8Linear : public nn::Module {
   // Checks the state (scales positive and finite, zero point inside the activation range, ...);
   // throws naming the module and the bad entry. `where` prefixes the message (a dotted name).
   void validate(const std::string& where = "Int8Linear") const;
-  // The packed weights for the active ISA (packs when needed).
+  // The packed weights for the active ISA (packs when needed; compares the weight bytes, so call it
+  // once per forward, not per row block).
   const kernels::PackedWeightsU8S8& packed();
+
+  // forward's two halves on raw rows, for fused modules (quant/int8_mlp.hpp) that run them block by
+  // block while the data is in cache. Serial; call from inside a parallel_for over row blocks.
+  //   x f32 [M, in] (row stride ldx) -> q u8 [M, in]   (input_scale / input_zero_point, the shared rule)
+  void quantize_input(const float* x, int64_t M, int64_t ldx, uint8_t* q) const;
+  //   q u8 [M, in] -> y f32 [M, out] (row stride ldy) = float(acc) * (s_x * s_w[n]) + bias[n]
+  void gemm_f32(const kernels::PackedWeightsU8S8& pw, const uint8_t* q, int64_t M, float* y, int64_t ldy) const;
 
  protected:
   Tensor forward(const Tensor& x) override;

@@ -216,6 +216,7 @@ TEST_CASE("qat convert: int8 ViT checkpoints round-trip through safetensors, 4x 
 
   auto loaded = load_int8_vit(f8);
   CHECK(loaded->get_submodule("blocks.5.mlp.fc1")->type_name() == "Int8Linear");
+  CHECK(loaded->get_submodule("blocks.5.mlp")->type_name() == "Int8Mlp");  // the fast path, as convert
   CHECK((*loaded)(x).to_vector<float>() == y.to_vector<float>());
 }
 

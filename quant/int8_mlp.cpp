@@ -1,0 +1,123 @@
+#include "quant/int8_mlp.hpp"
+
+#include <algorithm>
+#include <memory>
+
+#include "engine/elementwise.hpp"
+#include "engine/vmath.hpp"
+#include "kernels/parallel.hpp"
+#include "nn/layers/activation.hpp"
+#include "nn/layers/mlp.hpp"
+#include "quant/int8_linear.hpp"
+
+namespace quench::quant {
+namespace {
+
+// nn::GELU("none") element for element: the lambda of GeluFn in engine/ops/activation.cpp (same
+// constant, same order of operations, engine/vmath.hpp's erf). tests/test_int8_fused.cpp compares
+// gelu_row with gelu() bit for bit.
+constexpr float kSqrt1_2 = 0.70710678118654752440f;
+inline float gelu_exact(float x) { return x * 0.5f * (1.0f + detail::verf(x * kSqrt1_2)); }
+
+
+// Grow-only per-thread scratch: a block's buffers are reused across blocks and calls.
+template <class T>
+T* scratch(std::vector<T>& v, int64_t n) {
+  if (static_cast<int64_t>(v.size()) < n) v.resize(static_cast<size_t>(n));
+  return v.data();
+}
+
+}  // namespace
+
+void gelu_row(const float* x, int64_t n, float* y) {
+  // The engine's own loop (baseline or AVX2 without FMA: the same bits either way).
+  detail::contiguous_loop(detail::use_avx2(), y, n, [](float v) { return gelu_exact(v); }, x);
+}
+
+Int8Mlp::Int8Mlp(nn::Module& mlp) : Module("Int8Mlp") {
+  for (const char* n : {"fc1", "act", "fc2"}) {
+    nn::ModulePtr c = mlp.child(n);
+    QUENCH_CHECK(c != nullptr, "Int8Mlp: the module has no child '", n, "' (expected an nn::Mlp)");
+    register_module(n, c);
+  }
+  train(mlp.is_training());
+}
+
+bool Int8Mlp::fused() const {
+  auto fc1 = std::dynamic_pointer_cast<Int8Linear>(child("fc1"));
+  auto fc2 = std::dynamic_pointer_cast<Int8Linear>(child("fc2"));
+  auto act = std::dynamic_pointer_cast<nn::GELU>(child("act"));
+  return fc1 && fc2 && act && act->approximate == "none" && fc1->out_features == fc2->in_features &&
+         fc1->num_forward_hooks() == 0 && act->num_forward_hooks() == 0 && fc2->num_forward_hooks() == 0;
+}
+
+Int8Mlp::Plan Int8Mlp::plan() {
+  QUENCH_CHECK(fused(), "Int8Mlp: the fused path needs Int8Linear fc1 / fc2, an exact GELU and no hooks");
+  Plan p;
+  p.fc1 = static_cast<Int8Linear*>(child("fc1").get());
+  p.fc2 = static_cast<Int8Linear*>(child("fc2").get());
+  p.w1 = &p.fc1->packed();
+  p.w2 = &p.fc2->packed();
+  return p;
+}
+
+void Int8Mlp::rows(const Plan& p, const float* x, int64_t m, float* y) {
+  const int64_t K = p.fc1->in_features, H = p.fc1->out_features, N = p.fc2->out_features;
+  thread_local std::vector<uint8_t> qx_buf, qh_buf;
+  thread_local std::vector<float> h_buf, g_buf;
+  // At most 128 rows at a time: h (128 x hidden f32) and both weight matrices stay in L2.
+  for (int64_t m0 = 0; m0 < m; m0 += 128) {
+    const int64_t r = std::min<int64_t>(128, m - m0);
+    uint8_t* qx = scratch(qx_buf, r * K);
+    uint8_t* qh = scratch(qh_buf, r * H);
+    float* h = scratch(h_buf, r * H);
+    float* g = scratch(g_buf, H);
+    p.fc1->quantize_input(x + m0 * K, r, K, qx);
+    p.fc1->gemm_f32(*p.w1, qx, r, h, H);
+    for (int64_t i = 0; i < r; ++i) {  // one row of GELU at a time, quantized while in L1
+      gelu_row(h + i * H, H, g);
+      p.fc2->quantize_input(g, 1, H, qh + i * H);
+    }
+    p.fc2->gemm_f32(*p.w2, qh, r, y + (m0 * N), N);
+  }
+}
+
+Tensor Int8Mlp::forward(const Tensor& x) {
+  auto fc1 = std::dynamic_pointer_cast<Int8Linear>(child("fc1"));
+  if (!fused() || x.dtype() != kFloat32 || x.dim() < 1 || x.sizes().back() != fc1->in_features)
+    return (*child("fc2"))((*child("act"))((*child("fc1"))(x)));  // nn::Mlp's composition
+  const Plan p = plan();
+  const int64_t K = p.fc1->in_features, N = p.fc2->out_features, M = x.numel() / K;
+  Shape out_shape = x.sizes();
+  out_shape.back() = N;
+  Tensor y = Tensor::empty(out_shape, kFloat32);
+  if (M == 0) return y;
+  Tensor xc = x.detach().contiguous();
+  const float* px = xc.data_ptr<float>();
+  float* py = y.data_ptr<float>();
+  // Blocks of 128 rows; small inputs one block per thread (multiples of 6, the micro-kernel's
+  // rows). Every row is computed the same way whatever the cut, so the blocking never changes a bit.
+  const int64_t nt = get_num_threads();
+  const int64_t rows_per = std::min<int64_t>(128, ((M + nt - 1) / nt + 5) / 6 * 6);
+  kernels::parallel_for((M + rows_per - 1) / rows_per, 1, [&](int64_t b0, int64_t b1) {
+    const int64_t m0 = b0 * rows_per, m1 = std::min(M, b1 * rows_per);
+    rows(p, px + m0 * K, m1 - m0, py + m0 * N);
+  });
+  return y;
+}
+
+std::vector<std::string> fuse_int8_mlps(nn::Module& model) {
+  std::vector<std::string> fused;
+  for (const auto& [name, m] : model.named_modules()) {
+    if (!dynamic_cast<nn::Mlp*>(m.get()) || name.empty()) continue;
+    auto mlp = std::make_shared<Int8Mlp>(*m);
+    if (!mlp->fused()) continue;
+    const size_t dot = name.rfind('.');
+    nn::ModulePtr parent = model.get_submodule(dot == std::string::npos ? "" : name.substr(0, dot));
+    parent->replace_module(dot == std::string::npos ? name : name.substr(dot + 1), mlp);
+    fused.push_back(name);
+  }
+  return fused;
+}
+
+}  // namespace quench::quant

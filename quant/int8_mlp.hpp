@@ -1,0 +1,57 @@
+// Int8Mlp: the converted transformer MLP, fc2(GELU(fc1(x))) with fc1 / fc2 Int8Linear, run as one
+// fused pass over blocks of rows so that no fp32 [M, hidden] tensor is ever written or re-read:
+//   x f32 [..., dim] -> y f32 [..., out]
+//   per block of rows: q_x = fc1.quantize_input(x)          u8 [rows, dim]
+//                      h   = fc1.gemm_f32(q_x)              f32 [rows, hidden], in L2
+//                      q_h = fc2.quantize_input(gelu(h))    u8 [rows, hidden] (GELU in place)
+//                      y   = fc2.gemm_f32(q_h)
+// Each step is the same arithmetic as the unfused modules (Int8Linear, nn::GELU's exact erf GELU of
+// engine/ops/activation.cpp, Int8Linear), row by row, so the result is bit-identical to
+// fc2(act(fc1(x))) for any block size and thread count (tests/test_int8_fused.cpp).
+//
+// Children fc1, act, fc2 are the nn::Mlp's own (shared), so the state dict, int8 checkpoints and
+// get_submodule("...mlp.fc1") are unchanged. Whenever the fast path does not apply (a child was
+// swapped for another type, a tanh GELU, a forward hook on a child) forward runs the children one
+// after the other, exactly as nn::Mlp.
+#pragma once
+#include <string>
+#include <vector>
+
+#include "kernels/gemm_u8s8.hpp"
+#include "nn/module.hpp"
+
+namespace quench::quant {
+
+class Int8Linear;
+
+class Int8Mlp : public nn::Module {
+ public:
+  // Takes over mlp's fc1 / act / fc2 children (shared).
+  explicit Int8Mlp(nn::Module& mlp);
+  // True when forward will take the fused path for a float input (children types, exact GELU, no
+  // hooks on the children).
+  bool fused() const;
+
+  // The fused pass for callers that cut the rows themselves (Int8Block): plan() once per forward
+  // (packs the weights when needed; requires fused()), then rows() on any block of rows, serially
+  // from inside a parallel_for.  x f32 [m, in] -> y f32 [m, out] (both contiguous rows).
+  struct Plan {
+    Int8Linear *fc1, *fc2;
+    const kernels::PackedWeightsU8S8 *w1, *w2;
+  };
+  Plan plan();
+  static void rows(const Plan& p, const float* x, int64_t m, float* y);
+
+ protected:
+  Tensor forward(const Tensor& x) override;
+};
+
+// y = GELU(x) (exact erf form), bit for bit what gelu(x) / nn::GELU("none") computes; x and y do not
+// overlap (an in-place loop would fall back to scalar code).
+void gelu_row(const float* x, int64_t n, float* y);
+
+// Replaces every nn::Mlp of `model` whose fc1 and fc2 are Int8Linear and whose act is an exact GELU
+// by an Int8Mlp (quant::convert and quant::load_int8 call it). Returns their dotted names.
+std::vector<std::string> fuse_int8_mlps(nn::Module& model);
+
+}  // namespace quench::quant
