@@ -1,11 +1,12 @@
 #include "quant/fake_quantize.hpp"
 
+#include <algorithm>
 #include <cmath>
 
 #include "engine/autograd.hpp"
 #include "engine/ops/creation.hpp"
+#include "kernels/fake_quant_rows.hpp"
 #include "kernels/parallel.hpp"
-#include "quant/qparams.hpp"
 
 namespace quench::quant {
 namespace {
@@ -43,29 +44,19 @@ void check_qparams(const Tensor& x, const Tensor& scale, const Tensor& zp, const
                shape_str(scale.sizes()), " and zero_point ", shape_str(zp.sizes()));
 }
 
-// y = fake_quant(x); mask[i] = 1 when the unclamped q is inside [qmin, qmax].
+// y = fake_quant(x); mask[i] = 1 when the unclamped q is inside [qmin, qmax]. Work items are
+// pieces of at most kPiece elements of each [inner] row, so a per-tensor x (one row) uses every thread.
 void fq_forward(const Tensor& x, const float* scale, const int32_t* zp, const QuantSpec& spec,
                 const ChannelLayout& l, float* y, uint8_t* mask) {
+  constexpr int64_t kPiece = 16384;
   const float* px = x.data_ptr<float>();
   const int32_t qmin = static_cast<int32_t>(spec.quant_min), qmax = static_cast<int32_t>(spec.quant_max);
-  const int64_t rows = l.outer * l.channels;
-  kernels::parallel_for(rows, std::max<int64_t>(1, 16384 / std::max<int64_t>(1, l.inner)),
-                        [&](int64_t b, int64_t e) {
-    for (int64_t r = b; r < e; ++r) {
-      const int64_t c = r % l.channels;
-      const float s = scale[c], inv = 1.0f / s;
-      const int32_t z = zp[c];
-      const float* xr = px + r * l.inner;
-      float* yr = y + r * l.inner;
-      uint8_t* mr = mask ? mask + r * l.inner : nullptr;
-      for (int64_t i = 0; i < l.inner; ++i) {
-        const int32_t q = quantize_value(xr[i], inv, z, qmin, qmax);
-        yr[i] = dequantize_value(q, s, z);
-        if (mr) {
-          const float u = std::nearbyint(xr[i] * inv) + static_cast<float>(z);
-          mr[i] = u >= static_cast<float>(qmin) && u <= static_cast<float>(qmax);
-        }
-      }
+  const int64_t pieces = (l.inner + kPiece - 1) / kPiece, rows = l.outer * l.channels;
+  kernels::parallel_for(rows * pieces, 1, [&](int64_t b, int64_t e) {
+    for (int64_t t = b; t < e; ++t) {
+      const int64_t r = t / pieces, c = r % l.channels, i0 = r * l.inner + (t % pieces) * kPiece;
+      const int64_t n = std::min(kPiece, (r + 1) * l.inner - i0);
+      kernels::fake_quant_row(px + i0, n, scale[c], zp[c], qmin, qmax, nullptr, y + i0, mask ? mask + i0 : nullptr);
     }
   });
 }

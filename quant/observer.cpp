@@ -6,6 +6,8 @@
 
 #include "engine/autograd.hpp"
 #include "engine/ops/creation.hpp"
+#include "kernels/fake_quant_rows.hpp"
+#include "kernels/parallel.hpp"
 
 namespace quench::quant {
 namespace {
@@ -49,18 +51,23 @@ void Observer::init_state(int64_t channels) {
 }
 
 std::pair<std::vector<float>, std::vector<float>> Observer::batch_min_max(const Tensor& x) const {
+  // Each channel row is cut into pieces reduced in parallel, then folded in order with the same
+  // strict comparisons: exactly the serial loop's result (first extreme kept), for any thread count.
+  constexpr int64_t kPiece = 16384;
   Tensor rows = as_channel_rows(x, spec_, "observer");
-  const int64_t c = rows.size(0), n = rows.size(1);
-  std::vector<float> lo(c, kInf), hi(c, -kInf);
+  const int64_t c = rows.size(0), n = rows.size(1), pieces = (n + kPiece - 1) / kPiece;
+  std::vector<float> plo(c * pieces, kInf), phi(c * pieces, -kInf);
   const float* p = rows.data_ptr<float>();
-  for (int64_t i = 0; i < c; ++i) {
-    float a = kInf, b = -kInf;
-    for (int64_t j = 0; j < n; ++j) {
-      a = std::min(a, p[i * n + j]);
-      b = std::max(b, p[i * n + j]);
+  kernels::parallel_for(c * pieces, 1, [&](int64_t b, int64_t e) {
+    for (int64_t t = b; t < e; ++t) {
+      const int64_t i = t / pieces, j0 = (t % pieces) * kPiece;
+      kernels::min_max_row(p + i * n + j0, std::min(kPiece, n - j0), &plo[t], &phi[t]);
     }
-    lo[i] = a;
-    hi[i] = b;
+  });
+  std::vector<float> lo(c, kInf), hi(c, -kInf);
+  for (int64_t t = 0; t < c * pieces; ++t) {
+    if (plo[t] < lo[t / pieces]) lo[t / pieces] = plo[t];
+    if (phi[t] > hi[t / pieces]) hi[t / pieces] = phi[t];
   }
   return {lo, hi};
 }

@@ -5,9 +5,9 @@
 
 #include "engine/autograd.hpp"
 #include "engine/ops.hpp"
+#include "kernels/fake_quant_rows.hpp"
 #include "kernels/gemm.hpp"
 #include "kernels/parallel.hpp"
-#include "quant/qparams.hpp"
 
 namespace quench::quant {
 namespace {
@@ -16,24 +16,16 @@ using autograd::AutogradContext;
 using autograd::Function;
 
 // Rows of src [R, K]: qi = float(q - z) (exact small integers), deq = qi * s (fake_quantize's value),
-// mask = unclamped q inside [qmin, qmax]. Row r uses scale[r % nscale] (1 scale per tensor, R per row).
+// mask = unclamped q inside [qmin, qmax] (kernels/fake_quant_rows.hpp). Row r uses scale[r % nscale]
+// (1 scale per tensor, R per row).
 void quantize_rows(const float* src, int64_t R, int64_t K, const float* scale, const int32_t* zp, int64_t nscale,
                    const QuantSpec& spec, float* qi, float* deq, uint8_t* mask) {
   const int32_t qmin = static_cast<int32_t>(spec.quant_min), qmax = static_cast<int32_t>(spec.quant_max);
   kernels::parallel_for(R, std::max<int64_t>(1, 16384 / std::max<int64_t>(1, K)), [&](int64_t b, int64_t e) {
     for (int64_t r = b; r < e; ++r) {
       const int64_t c = nscale == 1 ? 0 : r;
-      const float s = scale[c], inv = 1.0f / s;
-      const int32_t z = zp[c];
-      for (int64_t k = r * K, end = (r + 1) * K; k < end; ++k) {
-        const int32_t q = quantize_value(src[k], inv, z, qmin, qmax);
-        qi[k] = static_cast<float>(q - z);
-        deq[k] = dequantize_value(q, s, z);
-        if (mask) {
-          const float u = std::nearbyint(src[k] * inv) + static_cast<float>(z);
-          mask[k] = u >= static_cast<float>(qmin) && u <= static_cast<float>(qmax);
-        }
-      }
+      kernels::fake_quant_row(src + r * K, K, scale[c], zp[c], qmin, qmax, qi + r * K, deq + r * K,
+                              mask ? mask + r * K : nullptr);
     }
   });
 }
@@ -42,8 +34,7 @@ void apply_mask(Tensor& g, const Tensor& mask) {
   float* pg = g.data_ptr<float>();
   const uint8_t* pm = mask.data_ptr<uint8_t>();
   kernels::parallel_for(g.numel(), 32768, [&](int64_t b, int64_t e) {
-    for (int64_t i = b; i < e; ++i)
-      if (!pm[i]) pg[i] = 0.f;
+    for (int64_t i = b; i < e; ++i) pg[i] = pm[i] ? pg[i] : 0.f;  // branch-free: vectorizes
   });
 }
 

@@ -1,0 +1,25 @@
+#include "kernels/fake_quant_rows.hpp"
+
+#include "kernels/fake_quant_rows_internal.hpp"
+#include "kernels/isa.hpp"
+
+namespace quench::kernels {
+void fake_quant_row(const float* x, int64_t n, float scale, int32_t z, int32_t qmin, int32_t qmax, float* qi,
+                    float* deq, uint8_t* mask) {
+  if (active_isa() >= Isa::avx2) return fqrows::fake_quant_row_avx2(x, n, scale, z, qmin, qmax, qi, deq, mask);
+  fqrows::fake_quant_scalar(x, 0, n, scale, 1.0f / scale, z, qmin, qmax, qi, deq, mask);
+}
+
+void fake_quant_row_ref(const float* x, int64_t n, float scale, int32_t z, int32_t qmin, int32_t qmax,
+                        float* qi, float* deq, uint8_t* mask) {
+  fqrows::fake_quant_scalar(x, 0, n, scale, 1.0f / scale, z, qmin, qmax, qi, deq, mask);
+}
+
+void min_max_row(const float* x, int64_t n, float* lo, float* hi) {
+  if (active_isa() >= Isa::avx2) return fqrows::min_max_row_avx2(x, n, lo, hi);
+  fqrows::min_max_scalar(x, 0, n, lo, hi);
+}
+
+void min_max_row_ref(const float* x, int64_t n, float* lo, float* hi) { fqrows::min_max_scalar(x, 0, n, lo, hi); }
+
+}  // namespace quench::kernels

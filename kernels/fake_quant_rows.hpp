@@ -1,0 +1,27 @@
+// The row passes of fake quantization (quant/fake_quantize, quant/qat_linear_op, quant/observer):
+// fake-quantize a row, and a row's min / max. Both run once per activation element per Linear in a
+// QAT step, so they are vectorized; the _ref twins are plain loops and every path is bit-exact with
+// them (tests/test_fake_quant_rows.cpp). Single-threaded: callers split rows / chunks over threads.
+#pragma once
+#include <cstdint>
+
+namespace quench::kernels {
+
+// One row of n values under (scale, zero_point, [qmin, qmax]), the project's one rounding rule
+// (quant/qparams.hpp, PyTorch's arithmetic): inv = 1.0f / scale, r = nearbyint(x * inv) (ties to
+// even), rc = clamp(r, qmin - z, qmax - z) with NaN -> qmin - z. Writes (each output may be null):
+//   qi[i]   = float(q - z) = rc, an exact small integer (+0, never -0), the int8 GEMM's operand
+//   deq[i]  = qi[i] * scale, fake_quantize's value
+//   mask[i] = 1 when the unclamped r + z (in float) lies in [qmin, qmax], else 0 (the STE mask)
+// Defined for any arguments (callers validate scales and zero points); n >= 0.
+void fake_quant_row(const float* x, int64_t n, float scale, int32_t zero_point, int32_t qmin, int32_t qmax,
+                    float* qi, float* deq, uint8_t* mask);
+void fake_quant_row_ref(const float* x, int64_t n, float scale, int32_t zero_point, int32_t qmin,
+                        int32_t qmax, float* qi, float* deq, uint8_t* mask);
+
+// Folds x[0, n) into the running *lo / *hi as the loop `if (x < lo) lo = x; if (x > hi) hi = x;`
+// does: NaN is skipped, and among equal values (+0 / -0) the first one seen is kept.
+void min_max_row(const float* x, int64_t n, float* lo, float* hi);
+void min_max_row_ref(const float* x, int64_t n, float* lo, float* hi);
+
+}  // namespace quench::kernels

@@ -1,0 +1,42 @@
+// Shared between fake_quant_rows.cpp (dispatch, reference) and the ISA files.
+#pragma once
+#include <cmath>
+#include <cstdint>
+
+namespace quench::kernels::fqrows {
+
+// The scalar rule of kernels/fake_quant_rows.hpp, used by the reference and the vector tails.
+inline void fake_quant_scalar(const float* x, int64_t b, int64_t e, float scale, float inv, int32_t z,
+                              int32_t qmin, int32_t qmax, float* qi, float* deq, uint8_t* mask) {
+  const float lo = static_cast<float>(qmin - z), hi = static_cast<float>(qmax - z);
+  const float zf = static_cast<float>(z), qminf = static_cast<float>(qmin), qmaxf = static_cast<float>(qmax);
+  for (int64_t i = b; i < e; ++i) {
+    const float r = std::nearbyint(x[i] * inv);
+    float rc = r;
+    if (!(rc >= lo)) rc = lo;
+    if (rc > hi) rc = hi;
+    const float v = static_cast<float>(static_cast<int32_t>(rc));  // -0 -> +0, as int q - z
+    if (qi) qi[i] = v;
+    if (deq) deq[i] = v * scale;
+    if (mask) {
+      const float u = r + zf;
+      mask[i] = u >= qminf && u <= qmaxf;
+    }
+  }
+}
+
+inline void min_max_scalar(const float* x, int64_t b, int64_t e, float* lo, float* hi) {
+  float a = *lo, c = *hi;
+  for (int64_t i = b; i < e; ++i) {
+    if (x[i] < a) a = x[i];
+    if (x[i] > c) c = x[i];
+  }
+  *lo = a;
+  *hi = c;
+}
+
+void fake_quant_row_avx2(const float* x, int64_t n, float scale, int32_t z, int32_t qmin, int32_t qmax, float* qi,
+                         float* deq, uint8_t* mask);
+void min_max_row_avx2(const float* x, int64_t n, float* lo, float* hi);
+
+}  // namespace quench::kernels::fqrows
