@@ -16,6 +16,7 @@
 
 #include "distill/compression.hpp"
 #include "distill/vit_recipe.hpp"
+#include "engine/allocator.hpp"
 #include "engine/autograd.hpp"
 #include "engine/ops.hpp"
 #include "kernels/parallel.hpp"
@@ -46,7 +47,10 @@ void BM_vit_train_step(benchmark::State& st, int threads) {
     opt.step();
   };
   step();  // warm-up: optimizer state, allocator caches
+  const size_t misses0 = alloc::cache_stats().misses;
   for (auto _ : st) step();
+  st.counters["alloc_misses/step"] =
+      static_cast<double>(alloc::cache_stats().misses - misses0) / static_cast<double>(st.iterations());
   st.counters["images/s"] =
       benchmark::Counter(static_cast<double>(st.iterations() * kBatch), benchmark::Counter::kIsRate);
   st.counters["peak_rss_MiB"] = peak_rss_mib();
@@ -80,7 +84,10 @@ void BM_vit_distill_train_step(benchmark::State& st, int threads) {
     cm.on_step_end();
   };
   step();
+  const size_t misses0 = alloc::cache_stats().misses;
   for (auto _ : st) step();
+  st.counters["alloc_misses/step"] =
+      static_cast<double>(alloc::cache_stats().misses - misses0) / static_cast<double>(st.iterations());
   st.counters["images/s"] =
       benchmark::Counter(static_cast<double>(st.iterations() * kBatch), benchmark::Counter::kIsRate);
   st.counters["peak_rss_MiB"] = peak_rss_mib();

@@ -58,6 +58,16 @@ nn::DataLoaderOptions loader_options(int64_t batch_size, bool shuffle, uint64_t 
   return lo;
 }
 
+distill::ViTDistillRecipe kd_recipe(const DistillOptions& o) {
+  distill::ViTDistillRecipe r;
+  r.temperature = o.temperature;
+  r.kd_weight = o.kd_weight;
+  r.block_weight = o.layer_weight;
+  r.attn_weight = o.attn_weight;
+  r.layers = o.layers;
+  return r;
+}
+
 std::shared_ptr<nn::ViT> copy_vit(const nn::ViT& src) {
   Generator gen(0);
   auto m = std::make_shared<nn::ViT>(src.cfg, gen);
@@ -86,16 +96,6 @@ std::shared_ptr<nn::ViT> ptq_quantize(const nn::ViT& fp32, const nn::LabeledImag
   });
   quant::convert(*model);
   return model;
-}
-
-distill::ViTDistillRecipe DistillOptions::recipe() const {
-  distill::ViTDistillRecipe r;
-  r.temperature = temperature;
-  r.kd_weight = kd_weight;
-  r.block_weight = layer_weight;
-  r.attn_weight = attn_weight;
-  r.layers = layers;
-  return r;
 }
 
 json DistillOptions::to_json() const {
@@ -180,7 +180,7 @@ DistillResult distill(const DistillOptions& o, const std::shared_ptr<nn::ViT>& t
   std::vector<distill::CompressionConfig> configs{qcfg};
   if (o.kd) {
     std::string note;
-    configs.emplace_back(distill::vit_distillation_config(teacher, scfg, teacher->cfg, o.recipe(), &note));
+    configs.emplace_back(distill::vit_distillation_config(teacher, scfg, teacher->cfg, kd_recipe(o), &note));
     if (!note.empty()) log("distill: " + note);
   }
   distill::CompressionManager cm = distill::prepare_compression(student, configs);

@@ -7,7 +7,6 @@
 #include <string>
 #include <vector>
 
-#include "distill/vit_recipe.hpp"
 #include "nn/layers/vit.hpp"
 #include "quant/qconfig.hpp"
 #include "tools/cli/checkpoint.hpp"
@@ -57,7 +56,6 @@ struct DistillOptions {
   int freeze_observers_epoch = -1;  // observers freeze at the start of this 0-based epoch (< 0: never)
   uint64_t seed = 0;
   nlohmann::json to_json() const;
-  distill::ViTDistillRecipe recipe() const;
 };
 
 struct DistillEpoch {
