@@ -85,6 +85,55 @@ TEST_CASE("report: report.json has every key of the main job, report.md the tabl
   CHECK(text.find("| QAT+KD int8 | 89.00%") != std::string::npos);
   CHECK(text.find("curves.png") != std::string::npos);
   CHECK(std::filesystem::exists(dir.file("curves.png")));
+  CHECK(!j.contains("small_int8_acc"));
+}
+
+TEST_CASE("report: the fake-quant / int8 agreement of QAT+KD's best epoch and the small-student rows") {
+  testing::TempDir dir;
+  Report r = sample_report();
+  for (auto& e : r.qat_kd_curve) {
+    e.fq_int8_agreement = 0.99 + 0.001 * e.epoch;
+    e.fq_int8_max_logit_diff = 0.01 * e.epoch;
+  }
+  r.qat_kd_curve[2].int8_test_acc = 0.5;  // epoch 2 is the best now
+  r.has_small = true;
+  r.small_int8_acc = 0.81;
+  r.small_kd_int8_acc = 0.83;
+  r.small_int8_size_bytes = 500;
+  r.small_student.dim = 96;
+  r.small_student.depth = 4;
+  r.small_curve = r.qat_curve;
+  r.small_kd_curve = r.qat_curve;
+  write_report(r, dir.path());
+  std::ifstream f(dir.file("report.json"));
+  nlohmann::json j = nlohmann::json::parse(f);
+  CHECK(j["qat_kd_fq_int8_agreement"].get<double>() == doctest::Approx(0.992));
+  CHECK(j["qat_kd_fq_int8_max_logit_diff"].get<double>() == doctest::Approx(0.02));
+  CHECK(j["small_int8_acc"].get<double>() == doctest::Approx(0.81));
+  CHECK(j["small_kd_int8_acc"].get<double>() == doctest::Approx(0.83));
+  CHECK(j["small_student"]["dim"].get<int64_t>() == 96);
+  CHECK(j["curves"]["small_kd"].size() == 3);
+  std::ifstream md(dir.file("report.md"));
+  std::string text((std::istreambuf_iterator<char>(md)), std::istreambuf_iterator<char>());
+  CHECK(text.find("| small int8 (dim 96, depth 4), KD | 83.00%") != std::string::npos);
+  CHECK(text.find("| small int8 (dim 96, depth 4), no teacher | 81.00%") != std::string::npos);
+  CHECK(text.find("agree on 99.20%") != std::string::npos);
+  CHECK(text.find("small+KD int8 acc") != std::string::npos);
+  CHECK(best_epoch(r.qat_kd_curve)->epoch == 2);
+  CHECK(best_epoch({}) == nullptr);
+}
+
+TEST_CASE("evaluate: prediction_agreement counts equal argmax rows and the largest logit difference") {
+  // Row 0 agrees (class 1), row 1 disagrees (0 vs 2), row 2 ties resolve to the first maximum in both.
+  Tensor a = tensor({1.f, 2.f, 0.f, /**/ 3.f, 1.f, 0.f, /**/ 5.f, 5.f, 1.f}, {3, 3});
+  Tensor b = tensor({1.f, 2.5f, 0.f, /**/ 0.f, 1.f, 3.f, /**/ 4.f, 4.f, 1.f}, {3, 3});
+  Agreement g = prediction_agreement(a, b);
+  CHECK(g.fraction == doctest::Approx(2.0 / 3.0));
+  CHECK(g.max_abs_diff == doctest::Approx(3.0));
+  g = prediction_agreement(a, a);
+  CHECK(g.fraction == 1.0);
+  CHECK(g.max_abs_diff == 0.0);
+  CHECK_THROWS_AS(prediction_agreement(a, zeros({3, 2})), Error);
 }
 
 TEST_CASE("plot: the PNG decodes back at its size with both line colors, axes and text") {
@@ -156,15 +205,28 @@ TEST_CASE("distill: QAT and QAT+KD write per-epoch metrics and the best int8 mod
     o.lr = 1e-3;
     o.freeze_observers_epoch = 1;
     const std::string out = dir.file(kd ? "kd" : "qat");
-    DistillResult r = distill(o, t.vit, t.preprocess, data, out);
+    std::vector<std::string> lines;
+    TrainHooks hooks;
+    hooks.log = [&](const std::string& l) { lines.push_back(l); };
+    DistillResult r = distill(o, t.vit, t.preprocess, data, out, hooks);
     REQUIRE(r.epochs.size() == 2);
     CHECK(r.best_epoch >= 1);
     for (const auto& e : r.epochs) CHECK(std::isfinite(e.train_loss));
     // Observers frozen from epoch 1 on: the int8 copy agrees with the fake-quant student.
     CHECK(r.epochs[1].int8_test_acc == doctest::Approx(r.epochs[1].fq_test_acc).epsilon(0.07));
+    // ... on the same grid: every test image gets the same class, logits nearly equal (issue 5, item 7).
+    const DistillEpoch& e1 = r.epochs[1];
+    CHECK(e1.fq_int8_agreement == 1.0);
+    CHECK(e1.int8_test_acc == e1.fq_test_acc);
+    CHECK(e1.fq_int8_max_logit_diff >= 0);
+    CHECK(e1.fq_int8_max_logit_diff < 1e-2);
     std::vector<DistillEpoch> back = read_distill_metrics(out + "/metrics.jsonl");
     REQUIRE(back.size() == 2);
     CHECK(back[1].int8_test_acc == doctest::Approx(r.epochs[1].int8_test_acc));
+    CHECK(back[1].fq_int8_agreement == doctest::Approx(e1.fq_int8_agreement));
+    CHECK(back[1].fq_int8_max_logit_diff == doctest::Approx(e1.fq_int8_max_logit_diff));
+    REQUIRE(lines.size() >= 2);
+    CHECK(lines[1].find("agree 100.00%") != std::string::npos);
     LoadedModel m = load_model(r.int8_path);
     CHECK(m.int8);
     CHECK(evaluate(*m.vit, data.test, m.preprocess, 4).accuracy() == doctest::Approx(r.best_int8_acc));

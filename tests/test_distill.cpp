@@ -8,6 +8,7 @@
 #include "distill/compression.hpp"
 #include "distill/distillation.hpp"
 #include "distill/qat_component.hpp"
+#include "distill/vit_recipe.hpp"
 #include "engine/ops.hpp"
 #include "tests/golden.hpp"
 #include "tests/tiny_vit.hpp"
@@ -387,4 +388,54 @@ TEST_CASE("distill manager: QatComponent runs prepare, the epoch schedule and co
     CHECK(cm.model() == int8_model);
   }
   CHECK_THROWS_AS(QatComponent(QatCallbacks{}), Error);
+}
+
+TEST_CASE("distill ViT recipe: uniform block mapping, attention maps only with equal heads, weights") {
+  nn::ViTConfig t, s;  // the reference ViT: depth 6, 4 heads
+  s.depth = 4;
+  s.dim = 96;
+  std::string note;
+  std::vector<LayerMapping> m = vit_layer_mappings(s, t, ViTDistillRecipe{}, &note);
+  REQUIRE(m.size() == 8);
+  // Student block i follows teacher block (i + 1) * 6 / 4 - 1: 0, 2, 3, 5.
+  const char* expect[] = {"blocks.0", "blocks.2", "blocks.3", "blocks.5"};
+  for (int i = 0; i < 4; ++i) {
+    CHECK(m[2 * i].student == "blocks." + std::to_string(i));
+    CHECK(m[2 * i].teacher == expect[i]);
+    CHECK(m[2 * i + 1].student == "blocks." + std::to_string(i) + ".attn:probs");
+    CHECK(m[2 * i + 1].teacher == std::string(expect[i]) + ".attn:probs");
+  }
+  CHECK(note.empty());
+
+  ViTDistillRecipe r;
+  r.block_weight = 0.5;
+  r.attn_weight = 0;  // no attention maps
+  m = vit_layer_mappings(s, t, r);
+  REQUIRE(m.size() == 4);
+  for (const auto& x : m) CHECK(*x.weight == 0.5);
+
+  s.heads = 2;  // attention maps of different head counts cannot be compared
+  m = vit_layer_mappings(s, t, ViTDistillRecipe{}, &note);
+  CHECK(m.size() == 4);
+  CHECK(note.find("head counts differ") != std::string::npos);
+
+  r = ViTDistillRecipe{};
+  r.layers = {"norm", "blocks.1"};
+  r.block_weight = 2;
+  m = vit_layer_mappings(s, t, r);
+  REQUIRE(m.size() == 2);
+  CHECK(m[1].teacher_name() == "blocks.1");
+  CHECK(*m[1].weight == 2);
+
+  // The config: logit KD with (1 - kd_weight, kd_weight), then the layer criterion.
+  auto teacher = tiny_vit(1);
+  r = ViTDistillRecipe{};
+  r.kd_weight = 0.7;
+  r.temperature = 4;
+  DistillationConfig c = vit_distillation_config(teacher, teacher->cfg, teacher->cfg, r);
+  REQUIRE(c.criteria.size() == 2);
+  const auto& kd = std::get<KnowledgeDistillationLossConfig>(c.criteria[0]);
+  CHECK(kd.temperature == 4);
+  CHECK(kd.loss_weights[0] == doctest::Approx(0.3));
+  CHECK(std::get<IntermediateLayersKnowledgeDistillationLossConfig>(c.criteria[1]).layer_mappings.size() == 4);
 }

@@ -2,9 +2,13 @@
 # The main job, one command on a fresh Debian 12 machine: install, build, train an FP32 ViT teacher on
 # Fashion-MNIST, then PTQ, QAT and QAT + distillation to int8, evaluate all, and print the report.
 #   ./tools/quickstart.sh          short recipe (a small ViT, a subset; < 20 minutes on 2 cores)
-#   ./tools/quickstart.sh --full   full recipe (the reference ViT, all 60k images, more epochs)
-# Files: runs/quickstart/ (or runs/quickstart-full/): teacher/, ptq/, qat/, qat_kd/, report.json,
-# report.md, curves.png.
+#   ./tools/quickstart.sh --full   full recipe (the reference ViT on all 60k images, plus a smaller
+#                                  int8 student trained without and with the teacher; hours on 2 cores)
+# Files: runs/quickstart/ (or runs/quickstart-full/): teacher/, ptq/, qat/, qat_kd/ (full: small/,
+# small_kd/), report.json, report.md, curves.png.
+# The full recipe writes a `done` marker in each stage's folder when the stage finishes and skips a
+# finished stage on a re-run, so an interrupted run continues (an interrupted teacher resumes from its
+# last.safetensors). Delete runs/quickstart-full/ to start over.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
@@ -25,10 +29,16 @@ threads=$(nproc)
 if [ "$full" = 1 ]; then
   out=runs/quickstart-full
   model=()  # the reference ViT: img 28, patch 4, dim 128, depth 6, heads 4, hidden 512
-  teacher=(--epochs 30 --lr 1e-3 --warmup-epochs 2 --label-smoothing 0.1 --crop-padding 2 --hflip)
+  teacher=(--epochs 9 --lr 2e-3 --hflip --label-smoothing 0.1)
   qat_data=()
-  qat=(--epochs 5 --lr 2e-5 --freeze-observers-epoch 3)
+  qat=(--epochs 2 --lr 2e-5 --freeze-observers-epoch 1)
   calib=32
+  # The smaller int8 student (4 blocks, width 96), from scratch (distill's fresh-student defaults:
+  # lr 1e-3, 0.5 warmup epochs, weight decay 0.05), without and with the teacher.
+  small=(--dim 96 --depth 4 --heads 4 --hidden 384 --epochs 3)
+  # Its KD recipe: distill's default (0.5 CE + 0.5 T^2 KL at T = 2, MSE weight 1 on every block output
+  # through a projection and every attention map), the best of six tried on short runs (README).
+  small_kd=()
 else
   out=runs/quickstart
   # A small ViT (16 patches of 7x7, width 64, 4 blocks): the teacher on all 60k training images,
@@ -41,17 +51,46 @@ else
 fi
 mkdir -p "$out"
 
-echo "== 1/5 FP32 teacher"
-if [ ! -f "$out/teacher/best.safetensors" ]; then
+# stage DIR COMMAND...: runs COMMAND; with --full, only when DIR/done is absent, and writes it after.
+stage() {
+  local dir=$1
+  shift
+  if [ "$full" = 1 ] && [ -f "$dir/done" ]; then
+    echo "   (done earlier: $dir/done; skipped)"
+    return
+  fi
+  "$@"
+  if [ "$full" = 1 ]; then mkdir -p "$dir" && touch "$dir/done"; fi
+}
+n=$([ "$full" = 1 ] && echo 7 || echo 5)
+tb="$out/teacher/best.safetensors"
+
+echo "== 1/$n FP32 teacher"
+if [ "$full" = 1 ]; then
+  if [ ! -f "$out/teacher/done" ] && [ -f "$out/teacher/last.safetensors" ]; then
+    stage "$out/teacher" "$q" train --resume "$out/teacher/last.safetensors" -j "$threads" --out "$out/teacher"
+  else
+    stage "$out/teacher" "$q" train "${model[@]}" "${teacher[@]}" -j "$threads" --out "$out/teacher"
+  fi
+elif [ ! -f "$tb" ]; then
   "$q" train "${model[@]}" "${teacher[@]}" -j "$threads" --out "$out/teacher"
 fi
-echo "== 2/5 PTQ int8"
-"$q" quantize "$out/teacher/best.safetensors" --calib-batches "$calib" -j "$threads" --out "$out/ptq/int8.safetensors"
-echo "== 3/5 QAT int8 (no teacher)"
-"$q" distill --teacher "$out/teacher/best.safetensors" --no-kd "${qat[@]}" "${qat_data[@]}" -j "$threads" --out "$out/qat"
-echo "== 4/5 QAT + KD int8 (logits + every block's output and attention probabilities)"
-"$q" distill --teacher "$out/teacher/best.safetensors" "${qat[@]}" "${qat_data[@]}" -j "$threads" --out "$out/qat_kd"
-echo "== 5/5 report"
-"$q" report --teacher "$out/teacher/best.safetensors" --ptq "$out/ptq/int8.safetensors" \
-  --qat "$out/qat" --qat-kd "$out/qat_kd" --threads 2 --out "$out"
+echo "== 2/$n PTQ int8"
+mkdir -p "$out/ptq"
+stage "$out/ptq" "$q" quantize "$tb" --calib-batches "$calib" -j "$threads" --out "$out/ptq/int8.safetensors"
+echo "== 3/$n QAT int8 (no teacher)"
+stage "$out/qat" "$q" distill --teacher "$tb" --no-kd "${qat[@]}" "${qat_data[@]}" -j "$threads" --out "$out/qat"
+echo "== 4/$n QAT + KD int8 (logits + every block's output and attention probabilities)"
+stage "$out/qat_kd" "$q" distill --teacher "$tb" "${qat[@]}" "${qat_data[@]}" -j "$threads" --out "$out/qat_kd"
+small_args=()
+if [ "$full" = 1 ]; then
+  echo "== 5/$n small int8 student, no teacher"
+  stage "$out/small" "$q" distill --teacher "$tb" --no-kd "${small[@]}" -j "$threads" --out "$out/small"
+  echo "== 6/$n small int8 student distilled from the teacher"
+  stage "$out/small_kd" "$q" distill --teacher "$tb" "${small[@]}" "${small_kd[@]}" -j "$threads" --out "$out/small_kd"
+  small_args=(--small "$out/small" --small-kd "$out/small_kd")
+fi
+echo "== $n/$n report"
+"$q" report --teacher "$tb" --ptq "$out/ptq/int8.safetensors" --qat "$out/qat" --qat-kd "$out/qat_kd" \
+  "${small_args[@]}" --threads 2 --out "$out"
 echo "quickstart: done in $(( $(date +%s) - start )) s; see $out/report.md"

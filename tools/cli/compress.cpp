@@ -7,6 +7,7 @@
 
 #include "distill/compression.hpp"
 #include "distill/distillation.hpp"
+#include "distill/vit_recipe.hpp"
 #include "engine/error.hpp"
 #include "engine/ops.hpp"
 #include "nn/data/loader.hpp"
@@ -57,6 +58,16 @@ nn::DataLoaderOptions loader_options(int64_t batch_size, bool shuffle, uint64_t 
   return lo;
 }
 
+distill::ViTDistillRecipe kd_recipe(const DistillOptions& o) {
+  distill::ViTDistillRecipe r;
+  r.temperature = o.temperature;
+  r.kd_weight = o.kd_weight;
+  r.block_weight = o.layer_weight;
+  r.attn_weight = o.attn_weight;
+  r.layers = o.layers;
+  return r;
+}
+
 std::shared_ptr<nn::ViT> copy_vit(const nn::ViT& src) {
   Generator gen(0);
   auto m = std::make_shared<nn::ViT>(src.cfg, gen);
@@ -87,21 +98,16 @@ std::shared_ptr<nn::ViT> ptq_quantize(const nn::ViT& fp32, const nn::LabeledImag
   return model;
 }
 
-std::vector<std::string> default_distill_layers(int64_t depth) {
-  std::vector<std::string> out;
-  for (int64_t i = 0; i < depth; ++i) out.push_back("blocks." + std::to_string(i));
-  for (int64_t i = 0; i < depth; ++i) out.push_back("blocks." + std::to_string(i) + ".attn:probs");
-  return out;
-}
-
 json DistillOptions::to_json() const {
   return {{"student", copy_teacher ? json("copy of the teacher") : cli::to_json(student)},
           {"kd", kd},
-          {"loss", kd ? "(1-kd_weight)*CE(labels) + kd_weight*T^2*KL(logits/T) + layer_weight*sum MSE(taps)"
+          {"loss", kd ? "(1-kd_weight)*CE(labels) + kd_weight*T^2*KL(logits/T) + layer_weight*sum MSE(blocks.i) + "
+                      "attn_weight*sum MSE(blocks.i.attn:probs)"
                       : "CE(labels)"},
           {"temperature", temperature},
           {"kd_weight", kd_weight},
           {"layer_weight", layer_weight},
+          {"attn_weight", attn_weight},
           {"layers", layers},
           {"epochs", epochs},
           {"batch_size", batch_size},
@@ -118,6 +124,7 @@ json DistillOptions::to_json() const {
 json to_json(const DistillEpoch& e) {
   return {{"epoch", e.epoch},           {"train_loss", e.train_loss},         {"train_acc", e.train_acc},
           {"fq_test_acc", e.fq_test_acc}, {"int8_test_acc", e.int8_test_acc}, {"int8_test_loss", e.int8_test_loss},
+          {"fq_int8_agreement", e.fq_int8_agreement}, {"fq_int8_max_logit_diff", e.fq_int8_max_logit_diff},
           {"seconds", e.seconds}};
 }
 
@@ -131,6 +138,8 @@ DistillEpoch distill_epoch_from_json(const json& j) {
     e.int8_test_acc = j.at("int8_test_acc").get<double>();
     e.int8_test_loss = j.at("int8_test_loss").get<double>();
     e.seconds = j.at("seconds").get<double>();
+    e.fq_int8_agreement = j.value("fq_int8_agreement", -1.0);
+    e.fq_int8_max_logit_diff = j.value("fq_int8_max_logit_diff", -1.0);
   } catch (const json::exception& ex) {
     throw Error(std::string("distill metrics: bad epoch entry ") + j.dump() + ": " + ex.what());
   }
@@ -170,27 +179,9 @@ DistillResult distill(const DistillOptions& o, const std::shared_ptr<nn::ViT>& t
   qcfg.freeze_observer_epoch = o.freeze_observers_epoch;
   std::vector<distill::CompressionConfig> configs{qcfg};
   if (o.kd) {
-    std::vector<distill::LayerMapping> maps;
-    if (!o.layers.empty()) {
-      for (const auto& l : o.layers) maps.emplace_back(l);
-    } else {
-      // Student block i follows teacher block (i + 1) * Dt / Ds - 1 (the last blocks line up, as
-      // TinyBERT's uniform mapping); attention maps only when the head counts agree.
-      const int64_t ds = scfg.depth, dt = teacher->cfg.depth;
-      for (int64_t i = 0; i < ds; ++i) {
-        const std::string s = "blocks." + std::to_string(i), t = "blocks." + std::to_string((i + 1) * dt / ds - 1);
-        maps.emplace_back(s, t);
-        if (scfg.heads == teacher->cfg.heads) maps.emplace_back(s + ".attn:probs", t + ".attn:probs");
-      }
-      if (scfg.heads != teacher->cfg.heads)
-        log("distill: student and teacher head counts differ; attention maps are not distilled");
-    }
-    distill::KnowledgeDistillationLossConfig kd(o.temperature, {"CE", "KL"}, {1.0 - o.kd_weight, o.kd_weight});
-    std::vector<distill::DistillationCriterion> criteria{kd};
-    if (!maps.empty())
-      criteria.emplace_back(distill::IntermediateLayersKnowledgeDistillationLossConfig(
-          maps, std::vector<std::string>(maps.size(), "MSE"), std::vector<double>(maps.size(), o.layer_weight)));
-    configs.emplace_back(distill::DistillationConfig(teacher, criteria));
+    std::string note;
+    configs.emplace_back(distill::vit_distillation_config(teacher, scfg, teacher->cfg, kd_recipe(o), &note));
+    if (!note.empty()) log("distill: " + note);
   }
   distill::CompressionManager cm = distill::prepare_compression(student, configs);
   cm.on_train_begin();
@@ -267,13 +258,14 @@ DistillResult distill(const DistillOptions& o, const std::shared_ptr<nn::ViT>& t
     const double train_s = std::chrono::duration<double>(Clock::now() - epoch_start).count();
 
     // Evaluate the fake-quant student and its int8 conversion (a second model, so training goes on).
-    EvalResult fq = evaluate(*cm.model(), data.test, pp, scfg.classes);
+    EvalResult fq = evaluate(*cm.model(), data.test, pp, scfg.classes, 256, /*keep_logits=*/true);
     Generator g2(0);
     auto int8 = std::make_shared<nn::ViT>(scfg, g2);
     quant::prepare_qat(*int8, qcfg);
     int8->load_state_dict(cm.model()->state_dict(), true);
     quant::convert(*int8);
-    EvalResult iv = evaluate(*int8, data.test, pp, scfg.classes);
+    EvalResult iv = evaluate(*int8, data.test, pp, scfg.classes, 256, /*keep_logits=*/true);
+    const Agreement agree = prediction_agreement(fq.logits, iv.logits);
 
     DistillEpoch e;
     e.epoch = epoch + 1;
@@ -282,14 +274,18 @@ DistillResult distill(const DistillOptions& o, const std::shared_ptr<nn::ViT>& t
     e.fq_test_acc = fq.accuracy();
     e.int8_test_acc = iv.accuracy();
     e.int8_test_loss = iv.loss;
+    e.fq_int8_agreement = agree.fraction;
+    e.fq_int8_max_logit_diff = agree.max_abs_diff;
     e.seconds = train_s;
     result.epochs.push_back(e);
     metrics << to_json(e).dump() << "\n" << std::flush;
     char buf[256];
     std::snprintf(buf, sizeof buf,
-                  "epoch %lld/%lld: train loss %.4f acc %.2f%% | test fake-quant %.2f%% int8 %.2f%% | %s",
+                  "epoch %lld/%lld: train loss %.4f acc %.2f%% | test fake-quant %.2f%% int8 %.2f%% "
+                  "(agree %.2f%%, max logit diff %.2g) | %s",
                   static_cast<long long>(e.epoch), static_cast<long long>(o.epochs), e.train_loss,
-                  100 * e.train_acc, 100 * e.fq_test_acc, 100 * e.int8_test_acc, format_duration(train_s).c_str());
+                  100 * e.train_acc, 100 * e.fq_test_acc, 100 * e.int8_test_acc, 100 * e.fq_int8_agreement,
+                  e.fq_int8_max_logit_diff, format_duration(train_s).c_str());
     std::string line = buf;
     if (e.int8_test_acc > result.best_int8_acc) {
       result.best_int8_acc = e.int8_test_acc;

@@ -42,15 +42,15 @@ std::shared_ptr<nn::ViT> ptq_quantize(const nn::ViT& fp32, const nn::LabeledImag
 // QAT of a student, with (kd) or without distillation from the teacher.
 // Default loss (kd): 0.5 * CE(student, labels) + 0.5 * T^2 * KL(student/T || teacher/T), T = 2, plus
 // MSE with weight 1 for every block's output ("blocks.i") and every block's attention probabilities
-// ("blocks.i.attn:probs"), i.e. INC's BERT recipe of layer-wise MSE plus logit KD and the task loss.
-// A shallower student's block i follows the teacher's block (i + 1) * Dt / Ds - 1; attention maps are
-// distilled only when the head counts agree (a narrower student gets learnable projections).
+// ("blocks.i.attn:probs"), i.e. INC's BERT recipe of layer-wise MSE plus logit KD and the task loss;
+// the mapping of a smaller student is distill::vit_layer_mappings (distill/vit_recipe.hpp).
 struct DistillOptions {
   bool copy_teacher = true;   // the student starts as the teacher (else a random init of `student`)
   nn::ViTConfig student;      // used when !copy_teacher
   bool kd = true;             // false: QAT alone (the task loss)
-  double temperature = 2.0, kd_weight = 0.5, layer_weight = 1.0;
-  std::vector<std::string> layers;  // tap names; empty: the defaults above
+  double temperature = 2.0, kd_weight = 0.5;
+  double layer_weight = 1.0, attn_weight = 1.0;  // per block-output / attention-map MSE term (0: none)
+  std::vector<std::string> layers;  // tap names (each with layer_weight); empty: the defaults above
   int64_t epochs = 2, batch_size = 128;
   double lr = 5e-5, min_lr = 1e-6, weight_decay = 0.01, warmup_epochs = 0.0;
   int freeze_observers_epoch = -1;  // observers freeze at the start of this 0-based epoch (< 0: never)
@@ -61,6 +61,10 @@ struct DistillOptions {
 struct DistillEpoch {
   int64_t epoch = 0;  // 1-based
   double train_loss = 0, train_acc = 0, fq_test_acc = 0, int8_test_acc = 0, int8_test_loss = 0, seconds = 0;
+  // Fake-quant student against its int8 conversion on the whole test set: the fraction of images with
+  // the same predicted class and the largest absolute logit difference (issue 5, item 7). Optional in
+  // JSON (metrics written before they existed read as -1).
+  double fq_int8_agreement = -1, fq_int8_max_logit_diff = -1;
 };
 nlohmann::json to_json(const DistillEpoch& e);
 DistillEpoch distill_epoch_from_json(const nlohmann::json& j);
@@ -77,8 +81,5 @@ struct DistillResult {
 // student and its int8 conversion (a second model that loads the student's state and is converted).
 DistillResult distill(const DistillOptions& o, const std::shared_ptr<nn::ViT>& teacher, const Preprocess& pp,
                       const DataSplits& data, const std::string& out_dir, const TrainHooks& hooks = {});
-
-// The default layer taps of a ViT of `depth` blocks.
-std::vector<std::string> default_distill_layers(int64_t depth);
 
 }  // namespace quench::cli

@@ -20,7 +20,12 @@ struct DistillArgs {
   int64_t limit_train = 0, limit_test = 0;
   int threads = 0;
   CLI::Option *dim = nullptr, *depth = nullptr, *heads = nullptr, *hidden = nullptr;
+  CLI::Option *lr = nullptr, *warmup = nullptr, *wd = nullptr;
 };
+
+// A fresh (random) student learns from scratch, not fine-tunes: these replace the fine-tuning
+// defaults (lr 5e-5, no warmup, wd 0.01) unless given on the command line.
+constexpr double kScratchLr = 1e-3, kScratchWarmupEpochs = 0.5, kScratchWeightDecay = 0.05;
 
 int run_distill(DistillArgs& a) {
   if (a.threads > 0) set_num_threads(a.threads);
@@ -37,6 +42,9 @@ int run_distill(DistillArgs& a) {
     if (a.hidden->count()) s.hidden = a.o.student.hidden;
     o.student = s;
     o.copy_teacher = false;
+    if (!a.lr->count()) o.lr = kScratchLr;
+    if (!a.warmup->count()) o.warmup_epochs = kScratchWarmupEpochs;
+    if (!a.wd->count()) o.weight_decay = kScratchWeightDecay;
   }
   if (a.list_taps) {
     Generator g(0);
@@ -77,7 +85,9 @@ Command add_distill_command(CLI::App& app) {
   sub->add_option("--teacher", a->teacher, "FP32 teacher checkpoint")->required()->check(CLI::ExistingFile);
   sub->add_flag("--no-kd", a->no_kd, "QAT alone (task loss only, no teacher)");
   sub->add_flag("--list-taps", a->list_taps, "print the tap names of student and teacher and exit");
-  a->dim = sub->add_option("--dim", o.student.dim, "student width (default: a copy of the teacher)");
+  a->dim = sub->add_option("--dim", o.student.dim,
+                           "student width (default: a copy of the teacher; any of --dim/--depth/--heads/"
+                           "--hidden starts a fresh random student with from-scratch defaults)");
   a->depth = sub->add_option("--depth", o.student.depth, "student blocks");
   a->heads = sub->add_option("--heads", o.student.heads, "student heads");
   a->hidden = sub->add_option("--hidden", o.student.hidden, "student MLP width");
@@ -86,13 +96,18 @@ Command add_distill_command(CLI::App& app) {
   sub->add_option("--temperature,-T", o.temperature, "logit KD temperature")->capture_default_str();
   sub->add_option("--kd-weight", o.kd_weight, "weight of the logit KD term (the task loss gets 1 - it)")
       ->capture_default_str();
-  sub->add_option("--layer-weight", o.layer_weight, "weight of each layer MSE term")->capture_default_str();
+  sub->add_option("--layer-weight", o.layer_weight, "weight of each block-output (or --layers) MSE term")
+      ->capture_default_str();
+  sub->add_option("--attn-weight", o.attn_weight, "weight of each attention-probability MSE term (0: none)")
+      ->capture_default_str();
   sub->add_option("--epochs", o.epochs, "epochs")->capture_default_str();
   sub->add_option("--batch-size,-b", o.batch_size, "batch size")->capture_default_str();
-  sub->add_option("--lr", o.lr, "AdamW peak learning rate")->capture_default_str();
+  a->lr = sub->add_option("--lr", o.lr, "AdamW peak learning rate (a fresh student: 1e-3)")->capture_default_str();
   sub->add_option("--min-lr", o.min_lr, "learning rate at the end of the cosine")->capture_default_str();
-  sub->add_option("--weight-decay", o.weight_decay, "AdamW weight decay")->capture_default_str();
-  sub->add_option("--warmup-epochs", o.warmup_epochs, "linear warmup (epochs)")->capture_default_str();
+  a->wd = sub->add_option("--weight-decay", o.weight_decay, "AdamW weight decay (a fresh student: 0.05)")
+              ->capture_default_str();
+  a->warmup = sub->add_option("--warmup-epochs", o.warmup_epochs, "linear warmup (epochs; a fresh student: 0.5)")
+                  ->capture_default_str();
   sub->add_option("--freeze-observers-epoch", o.freeze_observers_epoch,
                   "freeze the observers at the start of this 0-based epoch (-1: never)")
       ->capture_default_str();

@@ -1,6 +1,7 @@
 #include "tools/cli/evaluate.hpp"
 
 #include <algorithm>
+#include <cmath>
 #include <cstdio>
 #include <cstring>
 
@@ -21,6 +22,35 @@ std::vector<double> EvalResult::per_class_accuracy() const {
   return acc;
 }
 
+namespace {
+
+int64_t argmax_row(const float* row, int64_t C) {
+  int64_t best = 0;
+  for (int64_t c = 1; c < C; ++c)
+    if (row[c] > row[best]) best = c;
+  return best;
+}
+
+}  // namespace
+
+Agreement prediction_agreement(const Tensor& a, const Tensor& b) {
+  QUENCH_CHECK(a.dim() == 2 && a.sizes() == b.sizes() && a.size(0) > 0,
+               "prediction_agreement: expected two logit tensors [n, classes] of one shape with n > 0, got ",
+               shape_str(a.sizes()), " and ", shape_str(b.sizes()));
+  Tensor ac = a.contiguous(), bc = b.contiguous();
+  const float *A = ac.data_ptr<float>(), *B = bc.data_ptr<float>();
+  const int64_t n = ac.size(0), C = ac.size(1);
+  Agreement r;
+  int64_t same = 0;
+  for (int64_t i = 0; i < n; ++i) {
+    same += argmax_row(A + i * C, C) == argmax_row(B + i * C, C);
+    for (int64_t c = 0; c < C; ++c)
+      r.max_abs_diff = std::max(r.max_abs_diff, static_cast<double>(std::abs(A[i * C + c] - B[i * C + c])));
+  }
+  r.fraction = static_cast<double>(same) / static_cast<double>(n);
+  return r;
+}
+
 void accumulate_predictions(EvalResult& r, const Tensor& logits, const Tensor& labels) {
   QUENCH_CHECK(logits.dim() == 2 && logits.size(1) == r.classes && labels.dim() == 1 &&
                    labels.size(0) == logits.size(0),
@@ -34,10 +64,7 @@ void accumulate_predictions(EvalResult& r, const Tensor& logits, const Tensor& l
   for (int64_t i = 0; i < B; ++i) {
     QUENCH_CHECK(y[i] >= 0 && y[i] < C, "evaluate: label ", y[i], " of row ", r.n + i, " is outside [0, ", C,
                  ")");
-    const float* row = L + i * C;
-    int64_t best = 0;
-    for (int64_t c = 1; c < C; ++c)
-      if (row[c] > row[best]) best = c;
+    const int64_t best = argmax_row(L + i * C, C);
     r.confusion[y[i] * C + best] += 1;
     r.correct += best == y[i];
   }

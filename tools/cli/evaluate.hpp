@@ -29,6 +29,14 @@ struct EvalResult {
 // [0, classes) throw.
 void accumulate_predictions(EvalResult& r, const Tensor& logits, const Tensor& labels);
 
+// How two models' logits over the same images agree (e.g. a fake-quant student and its int8
+// conversion): the fraction of rows whose predicted class (first maximum) is the same, and the largest
+// absolute logit difference. a, b f32 [n, classes] of equal shape.
+struct Agreement {
+  double fraction = 0.0, max_abs_diff = 0.0;
+};
+Agreement prediction_agreement(const Tensor& a, const Tensor& b);
+
 // Runs `model` in eval mode without grad over `data` in order (normalized by `pp`), batch by batch.
 // The model's training flag is restored afterwards.
 EvalResult evaluate(nn::Module& model, const nn::LabeledImages& data, const Preprocess& pp, int64_t classes,

@@ -39,6 +39,6 @@ void draw_text(Image& img, int x, int y, const std::string& text, Rgb color, int
 void write_png(const std::string& path, const Image& img);
 
 // The palette of the report's curves.
-inline constexpr Rgb kBlue{31, 119, 180}, kOrange{255, 127, 14};
+inline constexpr Rgb kBlue{31, 119, 180}, kOrange{255, 127, 14}, kGreen{44, 160, 44}, kRed{214, 39, 40};
 
 }  // namespace quench::cli

@@ -15,11 +15,26 @@ namespace quench::cli {
 
 using nlohmann::json;
 
+const DistillEpoch* best_epoch(const std::vector<DistillEpoch>& curve) {
+  const DistillEpoch* best = nullptr;
+  for (const auto& e : curve)
+    if (!best || e.int8_test_acc > best->int8_test_acc) best = &e;
+  return best;
+}
+
+namespace {
+
+json curve_json(const std::vector<DistillEpoch>& c) {
+  json out = json::array();
+  for (const auto& e : c) out.push_back(to_json(e));
+  return out;
+}
+
+}  // namespace
+
 json to_json(const Report& r) {
-  json qat = json::array(), qat_kd = json::array();
-  for (const auto& e : r.qat_curve) qat.push_back(to_json(e));
-  for (const auto& e : r.qat_kd_curve) qat_kd.push_back(to_json(e));
-  return {{"teacher_fp32_acc", r.teacher_fp32_acc},
+  const DistillEpoch* kd_best = best_epoch(r.qat_kd_curve);
+  json j = {{"teacher_fp32_acc", r.teacher_fp32_acc},
           {"ptq_int8_acc", r.ptq_int8_acc},
           {"qat_int8_acc", r.qat_int8_acc},
           {"qat_kd_int8_acc", r.qat_kd_int8_acc},
@@ -30,8 +45,19 @@ json to_json(const Report& r) {
           {"infer_batch", r.infer_batch},
           {"infer_threads", r.infer_threads},
           {"test_images", r.test_images},
+          {"qat_kd_fq_int8_agreement", kd_best ? kd_best->fq_int8_agreement : -1.0},
+          {"qat_kd_fq_int8_max_logit_diff", kd_best ? kd_best->fq_int8_max_logit_diff : -1.0},
           {"recipe", r.recipe},
-          {"curves", {{"qat", qat}, {"qat_kd", qat_kd}}}};
+          {"curves", {{"qat", curve_json(r.qat_curve)}, {"qat_kd", curve_json(r.qat_kd_curve)}}}};
+  if (r.has_small) {
+    j["small_int8_acc"] = r.small_int8_acc;
+    j["small_kd_int8_acc"] = r.small_kd_int8_acc;
+    j["small_int8_size_bytes"] = r.small_int8_size_bytes;
+    j["small_student"] = to_json(r.small_student);
+    j["curves"]["small"] = curve_json(r.small_curve);
+    j["curves"]["small_kd"] = curve_json(r.small_kd_curve);
+  }
+  return j;
 }
 
 std::string format_report_table(const Report& r) {
@@ -48,7 +74,25 @@ std::string format_report_table(const Report& r) {
                 100 * r.teacher_fp32_acc, r.fp32_size_bytes * mb, r.fp32_infer_ms, 100 * r.ptq_int8_acc,
                 r.int8_size_bytes * mb, r.int8_infer_ms, 100 * r.qat_int8_acc, r.int8_size_bytes * mb,
                 r.int8_infer_ms, 100 * r.qat_kd_int8_acc, r.int8_size_bytes * mb, r.int8_infer_ms);
-  return buf;
+  std::string out = buf;
+  if (r.has_small) {
+    const nn::ViTConfig& c = r.small_student;
+    std::snprintf(buf, sizeof buf,
+                  "| small int8 (dim %lld, depth %lld), no teacher | %.2f%% | %.2f MiB | |\n"
+                  "| small int8 (dim %lld, depth %lld), KD | %.2f%% | %.2f MiB | |\n",
+                  static_cast<long long>(c.dim), static_cast<long long>(c.depth), 100 * r.small_int8_acc,
+                  r.small_int8_size_bytes * mb, static_cast<long long>(c.dim), static_cast<long long>(c.depth),
+                  100 * r.small_kd_int8_acc, r.small_int8_size_bytes * mb);
+    out += buf;
+  }
+  if (const DistillEpoch* b = best_epoch(r.qat_kd_curve); b && b->fq_int8_agreement >= 0) {
+    std::snprintf(buf, sizeof buf,
+                  "\nQAT+KD fake-quant vs int8 (epoch %lld): predictions agree on %.2f%% of the test images, "
+                  "largest logit difference %.3g\n",
+                  static_cast<long long>(b->epoch), 100 * b->fq_int8_agreement, b->fq_int8_max_logit_diff);
+    out += buf;
+  }
+  return out;
 }
 
 namespace {
@@ -76,10 +120,16 @@ void write_report(const Report& r, const std::string& out_dir) {
   // Two panels: training loss (the runs' own objectives: QAT+KD's includes the distillation terms)
   // and int8 test accuracy per epoch.
   Image img(1000, 420);
-  draw_panel(img, 0, 0, 500, 420, "TRAIN LOSS",
-             {curve(r.qat_curve, "QAT", kBlue, true), curve(r.qat_kd_curve, "QAT+KD", kOrange, true)});
-  draw_panel(img, 500, 0, 500, 420, "INT8 TEST ACCURACY %",
-             {curve(r.qat_curve, "QAT", kBlue, false), curve(r.qat_kd_curve, "QAT+KD", kOrange, false)});
+  auto panel = [&](bool loss) {
+    std::vector<Series> s{curve(r.qat_curve, "QAT", kBlue, loss), curve(r.qat_kd_curve, "QAT+KD", kOrange, loss)};
+    if (r.has_small) {
+      s.push_back(curve(r.small_curve, "SMALL", kGreen, loss));
+      s.push_back(curve(r.small_kd_curve, "SMALL+KD", kRed, loss));
+    }
+    return s;
+  };
+  draw_panel(img, 0, 0, 500, 420, "TRAIN LOSS", panel(true));
+  draw_panel(img, 500, 0, 500, 420, "INT8 TEST ACCURACY %", panel(false));
   write_png(out_dir + "/curves.png", img);
 
   std::ofstream md(out_dir + "/report.md");
@@ -89,20 +139,31 @@ void write_report(const Report& r, const std::string& out_dir) {
      << format_report_table(r)
      << "\n## Training curves\n\nLeft: training loss per epoch (QAT: cross-entropy; QAT+KD: its whole "
         "objective, distillation terms included). Right: accuracy of the converted int8 model on the test "
-        "set after each epoch. Blue: QAT only; orange: QAT+KD.\n\n![curves](curves.png)\n\n"
-     << "| epoch | QAT loss | QAT int8 acc | QAT+KD loss | QAT+KD int8 acc |\n|---|---|---|---|---|\n";
-  const size_t n = std::max(r.qat_curve.size(), r.qat_kd_curve.size());
+        "set after each epoch. Blue: QAT only; orange: QAT+KD"
+     << (r.has_small ? "; green: the small student without a teacher; red: the small student with KD" : "")
+     << ".\n\n![curves](curves.png)\n\n";
+  auto cell = [](const std::vector<DistillEpoch>& v, size_t i, bool loss) {
+    char b[32] = "";
+    if (i < v.size()) std::snprintf(b, sizeof b, loss ? "%.4f" : "%.2f%%", loss ? v[i].train_loss : 100 * v[i].int8_test_acc);
+    return std::string(b);
+  };
+  std::vector<std::pair<std::string, const std::vector<DistillEpoch>*>> runs{{"QAT", &r.qat_curve},
+                                                                           {"QAT+KD", &r.qat_kd_curve}};
+  if (r.has_small) {
+    runs.emplace_back("small", &r.small_curve);
+    runs.emplace_back("small+KD", &r.small_kd_curve);
+  }
+  md << "| epoch |";
+  for (const auto& [name, c] : runs) md << " " << name << " loss | " << name << " int8 acc |";
+  md << "\n|---|";
+  for (size_t i = 0; i < runs.size(); ++i) md << "---|---|";
+  md << "\n";
+  size_t n = 0;
+  for (const auto& [name, c] : runs) n = std::max(n, c->size());
   for (size_t i = 0; i < n; ++i) {
-    char row[256];
-    auto cell = [](const std::vector<DistillEpoch>& v, size_t i, bool loss) {
-      char b[32] = "";
-      if (i < v.size()) std::snprintf(b, sizeof b, loss ? "%.4f" : "%.2f%%", loss ? v[i].train_loss : 100 * v[i].int8_test_acc);
-      return std::string(b);
-    };
-    std::snprintf(row, sizeof row, "| %zu | %s | %s | %s | %s |\n", i + 1, cell(r.qat_curve, i, true).c_str(),
-                  cell(r.qat_curve, i, false).c_str(), cell(r.qat_kd_curve, i, true).c_str(),
-                  cell(r.qat_kd_curve, i, false).c_str());
-    md << row;
+    md << "| " << i + 1 << " |";
+    for (const auto& [name, c] : runs) md << " " << cell(*c, i, true) << " | " << cell(*c, i, false) << " |";
+    md << "\n";
   }
   md << "\n## Recipe\n\n```json\n" << r.recipe.dump(2) << "\n```\n";
 }

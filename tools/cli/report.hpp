@@ -18,16 +18,27 @@ struct Report {
   int64_t infer_batch = 128, infer_threads = 2, test_images = 0;
   nlohmann::json recipe;                              // free-form: how each model was made
   std::vector<DistillEpoch> qat_curve, qat_kd_curve;  // per-epoch metrics of the two QAT runs
+  // Optional (has_small): a smaller student trained without (small) and with (small_kd) the teacher.
+  bool has_small = false;
+  double small_int8_acc = 0, small_kd_int8_acc = 0;
+  int64_t small_int8_size_bytes = 0;
+  nn::ViTConfig small_student;
+  std::vector<DistillEpoch> small_curve, small_kd_curve;
 };
 
+// The epoch distill() kept (the first with the highest int8 test accuracy), or null when none.
+const DistillEpoch* best_epoch(const std::vector<DistillEpoch>& curve);
+
 // Keys: teacher_fp32_acc, ptq_int8_acc, qat_int8_acc, qat_kd_int8_acc, fp32_size_bytes,
-// int8_size_bytes, fp32_infer_ms, int8_infer_ms, infer_batch, infer_threads, test_images, recipe,
-// curves {qat, qat_kd} (lists of DistillEpoch JSON).
+// int8_size_bytes, fp32_infer_ms, int8_infer_ms, infer_batch, infer_threads, test_images,
+// qat_kd_fq_int8_agreement and qat_kd_fq_int8_max_logit_diff (the QAT+KD run's best epoch), recipe,
+// curves {qat, qat_kd} (lists of DistillEpoch JSON); with has_small also small_int8_acc,
+// small_kd_int8_acc, small_int8_size_bytes, small_student (its ViTConfig) and curves {small, small_kd}.
 nlohmann::json to_json(const Report& r);
 // The table printed by the tool and shown in report.md (Markdown).
 std::string format_report_table(const Report& r);
 // Writes out_dir/report.json, out_dir/curves.png (train loss and int8 test accuracy per epoch, QAT
-// against QAT+KD) and out_dir/report.md (the table, the recipe, the plot).
+// against QAT+KD, and the small students when present) and out_dir/report.md (the table, the recipe, the plot).
 void write_report(const Report& r, const std::string& out_dir);
 
 // Milliseconds of one eval forward of `model` on a random [batch, chans, img, img] input with

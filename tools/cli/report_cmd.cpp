@@ -1,4 +1,5 @@
-// `quench report`: evaluates the teacher and the three int8 models on the test set, measures size and
+// `quench report`: evaluates the teacher and the three int8 models (and optionally a smaller student
+// without and with KD) on the test set, measures size and
 // inference time, and writes report.json, report.md and curves.png; prints the table.
 #include <cstdio>
 #include <filesystem>
@@ -17,7 +18,7 @@ namespace quench::cli {
 namespace {
 
 struct ReportArgs {
-  std::string teacher, ptq, qat_dir, qat_kd_dir, out = "runs/report",
+  std::string teacher, ptq, qat_dir, qat_kd_dir, small_dir, small_kd_dir, out = "runs/report",
                                                  fashion_root = "/usr/share/datasets/fashion-mnist/";
   int64_t limit_test = 0;
   int threads = 2;
@@ -60,6 +61,23 @@ int run_report(const ReportArgs& a) {
               {"qat_kd", meta(a.qat_kd_dir + "/int8.safetensors")}};
   r.qat_curve = read_distill_metrics(a.qat_dir + "/metrics.jsonl");
   r.qat_kd_curve = read_distill_metrics(a.qat_kd_dir + "/metrics.jsonl");
+  QUENCH_CHECK(a.small_dir.empty() == a.small_kd_dir.empty(),
+               "report: give --small and --small-kd together (the small student without and with the teacher)");
+  if (!a.small_dir.empty()) {
+    LoadedModel sm = load_model(a.small_dir + "/int8.safetensors"),
+                skd = load_model(a.small_kd_dir + "/int8.safetensors");
+    QUENCH_CHECK(sm.int8 && skd.int8, "report: --small and --small-kd must hold int8.safetensors from quench distill");
+    r.has_small = true;
+    r.small_int8_acc = evaluate(*sm.vit, data.test, pp, C).accuracy();
+    r.small_kd_int8_acc = evaluate(*skd.vit, data.test, pp, C).accuracy();
+    r.small_student = skd.vit->cfg;
+    r.small_int8_size_bytes =
+        static_cast<int64_t>(std::filesystem::file_size(a.small_kd_dir + "/int8.safetensors"));
+    r.recipe["small"] = meta(a.small_dir + "/int8.safetensors");
+    r.recipe["small_kd"] = meta(a.small_kd_dir + "/int8.safetensors");
+    r.small_curve = read_distill_metrics(a.small_dir + "/metrics.jsonl");
+    r.small_kd_curve = read_distill_metrics(a.small_kd_dir + "/metrics.jsonl");
+  }
   write_report(r, a.out);
   std::printf("%s\nwritten: %s/report.json, %s/report.md, %s/curves.png\n", format_report_table(r).c_str(),
               a.out.c_str(), a.out.c_str(), a.out.c_str());
@@ -75,6 +93,10 @@ Command add_report_command(CLI::App& app) {
   sub->add_option("--ptq", a->ptq, "int8 checkpoint from quench quantize")->required()->check(CLI::ExistingFile);
   sub->add_option("--qat", a->qat_dir, "output folder of quench distill --no-kd")->required()->check(CLI::ExistingDirectory);
   sub->add_option("--qat-kd", a->qat_kd_dir, "output folder of quench distill")->required()->check(CLI::ExistingDirectory);
+  sub->add_option("--small", a->small_dir, "optional: quench distill --no-kd folder of a smaller student")
+      ->check(CLI::ExistingDirectory);
+  sub->add_option("--small-kd", a->small_kd_dir, "optional: quench distill folder of the same student with KD")
+      ->check(CLI::ExistingDirectory);
   sub->add_option("--out,-o", a->out, "folder for report.json, report.md, curves.png")->capture_default_str();
   sub->add_option("--fashion-root", a->fashion_root, "Fashion-MNIST folder")->capture_default_str();
   sub->add_option("--limit-test", a->limit_test, "only the first N test images (0: all)");
