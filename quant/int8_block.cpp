@@ -85,6 +85,10 @@ Tensor Int8Block::forward_multi(const tensor_list& inputs) {
   auto& proj = static_cast<Int8Linear&>(*attn.child("proj"));
   const int64_t B = x_in.size(0), N = x_in.size(1), D = attn.dim;
   if (x_in.size(2) != D) return composed(inputs);  // the composition reports the shape error
+  // Fewer images than threads: the fused path would leave threads idle, while the composition splits
+  // each GEMM over all of them (quiet machine, 2 threads, batch 1: 0.75 ms composed, 0.89 ms fused).
+  const int64_t nt = get_num_threads();
+  if (B < nt) return composed(inputs);
   const Int8Mlp::Plan mlp = static_cast<Int8Mlp&>(*child("mlp")).plan();
   const kernels::PackedWeightsU8S8& wqkv = qkv.packed();
   const kernels::PackedWeightsU8S8& wproj = proj.packed();
@@ -92,9 +96,7 @@ Tensor Int8Block::forward_multi(const tensor_list& inputs) {
   Tensor y = Tensor::empty({B, N, D}, kFloat32);
   if (B == 0 || N == 0) return y;
   // Groups of whole images of about 192 rows (qkv, probs and the MLP's hidden rows fit in L2), at
-  // least one group per thread. Each image goes through the same ops whatever the grouping. A single
-  // image runs on one thread: measured 2x faster than splitting its small ops over two.
-  const int64_t nt = get_num_threads();
+  // least one group per thread. Each image goes through the same ops whatever the grouping.
   const int64_t per = std::max<int64_t>(1, std::min((192 + N - 1) / N, (B + nt - 1) / nt));
   // One chunk per thread, each taking the next group until none is left: the pool's own chunks
   // (4 per thread) would leave one thread idle for up to an eighth of the block at the end.

@@ -114,13 +114,18 @@ TEST_CASE("cli config: TrainConfig survives JSON; wrong types name the key") {
   c.ema = 0.99;
   c.preprocess.mean = {0.5f, 0.4f, 0.3f};
   c.train_dir = "/x";
+  c.init = "torch";
   TrainConfig d = train_config_from_json(to_json(c));
   CHECK(to_json(d) == to_json(c));
+  CHECK(d.init == "torch");
   CHECK(d.model.dim == 16);
   CHECK(d.preprocess.mean.size() == 3);
   nlohmann::json bad = to_json(c);
   bad["lr"] = "fast";
   CHECK_THROWS_WITH_AS(train_config_from_json(bad), doctest::Contains("\"lr\""), Error);
+  nlohmann::json bad_init = to_json(c);
+  bad_init["init"] = "xavier";
+  CHECK_THROWS_WITH_AS(train_config_from_json(bad_init), doctest::Contains("timm or torch"), Error);
 }
 
 TEST_CASE("cli checkpoint: split by prefix; a wrong model is refused naming the keys") {

@@ -8,6 +8,7 @@
 #include "nn/layers/linear.hpp"
 #include "nn/layers/patch_embed.hpp"
 #include "nn/layers/sequential.hpp"
+#include "nn/layers/vit.hpp"
 #include "nn/module.hpp"
 #include "tests/gradcheck.hpp"
 
@@ -382,4 +383,39 @@ TEST_CASE("init: trunc_normal_ stays in bounds and has the requested spread") {
   CHECK(std::sqrt(s2 / t.numel()) == doctest::Approx(0.02).epsilon(0.05));
   CHECK(init::fan_in_and_fan_out(empty({8, 3, 4, 4})) == std::pair<int64_t, int64_t>{48, 128});
   CHECK_THROWS_WITH_AS(init::trunc_normal_(t, 0.0, 1.0, 50.0, 60.0, gen), doctest::Contains("too far"), Error);
+}
+
+TEST_CASE("init: ViT's timm init and vit_reference.py's PyTorch-default init have their spreads") {
+  auto rms = [](const Tensor& t) {
+    double s = 0;
+    for (float x : t.to_vector<float>()) s += double(x) * x;
+    return std::sqrt(s / double(t.numel()));
+  };
+  auto max_abs = [](const Tensor& t) {
+    float m = 0;
+    for (float x : t.to_vector<float>()) m = std::max(m, std::abs(x));
+    return m;
+  };
+  Generator gen(4);
+  nn::ViT vit(nn::ViTConfig{}, gen);  // timm: Linear weights trunc_normal(.02), zero biases
+  auto param = [&](const std::string& name) {
+    for (auto& [n, t] : vit.named_parameters())
+      if (n == name) return t;
+    FAIL("no parameter " << name);
+    return Tensor();
+  };
+  CHECK(rms(param("blocks.0.mlp.fc2.weight")) == doctest::Approx(0.02).epsilon(0.05));
+  CHECK(max_abs(param("blocks.0.attn.qkv.bias")) == 0.f);
+  vit.init_weights_torch(gen);  // Linear: kaiming_uniform(a = sqrt 5) = U(+-1/sqrt(fan_in)), bias likewise
+  for (const char* name : {"blocks.0.attn.qkv", "blocks.5.mlp.fc2", "head"}) {
+    CAPTURE(name);
+    const Tensor w = param(std::string(name) + ".weight"), b = param(std::string(name) + ".bias");
+    const double bound = 1.0 / std::sqrt(double(w.size(1)));
+    CHECK(max_abs(w) <= bound);
+    CHECK(rms(w) == doctest::Approx(bound / std::sqrt(3.0)).epsilon(0.1));
+    CHECK(max_abs(b) <= bound);
+    CHECK(max_abs(b) > 0.5 * bound);
+  }
+  CHECK(rms(param("pos_embed")) == doctest::Approx(0.02).epsilon(0.1));
+  CHECK(max_abs(param("cls_token")) == 0.f);
 }

@@ -42,6 +42,14 @@ void ViT::init_weights(Generator& gen) {
   });
 }
 
+void ViT::init_weights_torch(Generator& gen) {
+  init::normal_(pos_embed, 0.0, 0.02, gen);
+  init::zeros_(cls_token);
+  apply([&](Module& m) {
+    if (auto* lin = dynamic_cast<Linear*>(&m)) lin->reset_parameters(gen);
+  });
+}
+
 Tensor ViT::forward(const Tensor& images) {
   QUENCH_CHECK(images.dim() == 4 && images.size(1) == cfg.chans && images.size(2) == cfg.img &&
                    images.size(3) == cfg.img,

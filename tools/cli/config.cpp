@@ -74,7 +74,8 @@ json to_json(const TrainConfig& c) {
           {"label_smoothing", c.label_smoothing},
           {"clip_grad", c.clip_grad},
           {"ema", c.ema},
-          {"seed", c.seed}};
+          {"seed", c.seed},
+          {"init", c.init}};
 }
 
 TrainConfig train_config_from_json(const json& j) {
@@ -98,6 +99,9 @@ TrainConfig train_config_from_json(const json& j) {
   get_opt(j, "beta1", c.beta1);
   get_opt(j, "beta2", c.beta2);
   get_opt(j, "warmup_epochs", c.warmup_epochs);
+  get_opt(j, "init", c.init);
+  QUENCH_CHECK(c.init == "timm" || c.init == "torch", "config: \"init\" must be timm or torch, got \"", c.init,
+               "\"");
   get_opt(j, "label_smoothing", c.label_smoothing);
   get_opt(j, "clip_grad", c.clip_grad);
   get_opt(j, "ema", c.ema);

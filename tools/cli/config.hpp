@@ -37,6 +37,7 @@ struct TrainConfig {
   double warmup_epochs = 1.0;
   double label_smoothing = 0.0, clip_grad = 0.0, ema = 0.0;
   uint64_t seed = 0;
+  std::string init = "timm";  // "timm" (nn::ViT::init_weights) or "torch" (init_weights_torch)
 };
 
 nlohmann::json to_json(const nn::ViTConfig& c);

@@ -174,6 +174,12 @@ Command add_train_command(CLI::App& app) {
   cfg_opt(sub->add_option("--seed", c.seed, "seed of the init, shuffling and augmentation")
               ->capture_default_str(),
           O);
+  cfg_opt(sub->add_option("--init", c.init,
+                          "weight init: timm (trunc-normal .02 Linears) or torch (vit_reference.py's "
+                          "PyTorch module defaults, faster in short schedules)")
+              ->capture_default_str()
+              ->check(CLI::IsMember({"timm", "torch"})),
+          O);
   sub->add_option("--out,-o", a->out, "output folder (last/best.safetensors, metrics.jsonl)")
       ->capture_default_str();
   sub->add_option("--resume", a->resume,

@@ -89,6 +89,7 @@ TrainResult train(const TrainConfig& cfg, const DataSplits& data, const std::str
   // Model, optimizer, schedule: everything random derives from cfg.seed.
   Generator gen(cfg.seed);
   auto model = std::make_shared<nn::ViT>(cfg.model, gen);
+  if (cfg.init == "torch") model->init_weights_torch(gen);
   auto groups = optim::param_groups_weight_decay(model->named_parameters(), cfg.weight_decay,
                                                  {"pos_embed", "cls_token"});
   optim::AdamW opt(groups,
