@@ -35,8 +35,43 @@ void contiguous_loop(bool avx2, Out* o, int64_t n, const F& f, const In*... x) {
 }
 inline bool use_avx2() { return kernels::active_isa() >= kernels::Isa::avx2; }
 
-// out[i] = f(a[i]) over float32 `a` (any strides); out is contiguous.
-template <class F>
+// The same loop compiled a third time for AVX-512: 16 floats a step and 32 registers, so long
+// polynomial bodies (erf, exp) do not spill. AVX-512 brings FMA, so this is only for f whose
+// multiply-adds cannot contract (every a * b + c written under QUENCH_NO_CONTRACT, as in
+// vmath.hpp): then every path gives the same bits. Only clang honours that pragma; gcc (which
+// contracts by default) stays on the AVX2 loop.
+#if defined(__x86_64__) && defined(__clang__)
+#define QUENCH_WIDE_LOOP 1
+template <class Out, class F, class... In>
+__attribute__((target("avx512f,avx512vl,avx512bw,avx512dq"))) void contiguous_loop_avx512(
+    Out* o, int64_t n, const F& f, const In*... x) {
+  for (int64_t i = 0; i < n; ++i) o[i] = static_cast<Out>(f(x[i]...));
+}
+#endif
+// Which loop a map runs: 0 base, 1 AVX2, 2 AVX-512 (only when the map asks for the wide loop).
+inline int loop_level(bool wide) {
+  const kernels::Isa isa = kernels::active_isa();
+#if defined(QUENCH_WIDE_LOOP)
+  if (wide && isa >= kernels::Isa::avx512) return 2;
+#endif
+  return isa >= kernels::Isa::avx2 ? 1 : 0;
+}
+template <bool kWide, class Out, class F, class... In>
+void contiguous_loop_level(int level, Out* o, int64_t n, const F& f, const In*... x) {
+#if defined(QUENCH_WIDE_LOOP)
+  if constexpr (kWide) {
+    if (level == 2) {
+      contiguous_loop_avx512(o, n, f, x...);
+      return;
+    }
+  }
+#endif
+  contiguous_loop(level >= 1, o, n, f, x...);
+}
+
+// out[i] = f(a[i]) over float32 `a` (any strides); out is contiguous. kWide: f may run in the
+// AVX-512 loop (see contiguous_loop_avx512 for what f must guarantee).
+template <bool kWide = false, class F>
 Tensor map_unary(const Tensor& a, const char* op, F f) {
   check_dtype(a, kFloat32, op, "input");
   Tensor out = Tensor::empty(a.sizes(), kFloat32);
@@ -44,13 +79,13 @@ Tensor map_unary(const Tensor& a, const char* op, F f) {
   const Shape& sa = a.strides();
   float* po = out.data_ptr<float>();
   const float* pa = a.data_ptr<float>();
-  const bool avx2 = use_avx2();
+  const int level = loop_level(kWide);
   for_each_row<2>(a.sizes(), {&so, &sa},
                   [&](const std::array<int64_t, 2>& off, int64_t n, const std::array<int64_t, 2>& st) {
                     float* o = po + off[0];
                     const float* x = pa + off[1];
                     if (st[1] == 1) {
-                      contiguous_loop(avx2, o, n, f, x);
+                      contiguous_loop_level<kWide>(level, o, n, f, x);
                     } else {
                       for (int64_t i = 0; i < n; ++i) o[i] = f(x[i * st[1]]);
                     }
@@ -58,8 +93,9 @@ Tensor map_unary(const Tensor& a, const char* op, F f) {
   return out;
 }
 
-// out[i] = f(a[i], b[i]) with a and b broadcast to a common shape; both float32.
-template <class F>
+// out[i] = f(a[i], b[i]) with a and b broadcast to a common shape; both float32. kWide as in
+// map_unary.
+template <bool kWide = false, class F>
 Tensor map_binary(const Tensor& a_in, const Tensor& b_in, const char* op, F f) {
   check_dtype(a_in, kFloat32, op, "first input");
   check_dtype(b_in, kFloat32, op, "second input");
@@ -72,14 +108,14 @@ Tensor map_binary(const Tensor& a_in, const Tensor& b_in, const char* op, F f) {
   float* po = out.data_ptr<float>();
   const float* pa = a.data_ptr<float>();
   const float* pb = b.data_ptr<float>();
-  const bool avx2 = use_avx2();
+  const int level = loop_level(kWide);
   for_each_row<3>(shape, {&so, &sa, &sb},
                   [&](const std::array<int64_t, 3>& off, int64_t n, const std::array<int64_t, 3>& st) {
                     float* o = po + off[0];
                     const float* x = pa + off[1];
                     const float* y = pb + off[2];
                     if (st[1] == 1 && st[2] == 1) {
-                      contiguous_loop(avx2, o, n, f, x, y);
+                      contiguous_loop_level<kWide>(level, o, n, f, x, y);
                     } else if (st[1] == 1 && st[2] == 0) {
                       const float yv = *y;
                       for (int64_t i = 0; i < n; ++i) o[i] = f(x[i], yv);

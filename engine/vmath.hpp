@@ -5,15 +5,25 @@
 // SIMD inside map_unary / map_binary loops. Their reference twins are std::exp / std::erf /
 // std::tanh; tests/test_pointwise.cpp bounds the difference (exp: 2e-7 relative, erf: 5e-7
 // absolute, tanh: 3e-7 relative) and checks NaN, infinities and the denormal range.
+// Their multiply-adds never contract to FMA (QUENCH_NO_CONTRACT), so a loop compiled for AVX-512
+// (which brings FMA) gives the same bits as the SSE and AVX2 ones (elementwise.hpp's wide loops).
 #pragma once
 #include <bit>
 #include <cstdint>
+
+// First statement of a function body whose a * b + c must stay two roundings whatever the target.
+#if defined(__clang__)
+#define QUENCH_NO_CONTRACT _Pragma("clang fp contract(off)")
+#else
+#define QUENCH_NO_CONTRACT
+#endif
 
 namespace quench::detail {
 
 // exp(x) = 2^n exp(r) with n = round(x / ln 2), |r| <= ln2 / 2 (Cephes expf polynomial). 2^n is
 // applied as two factors so that results in the denormal range round once, like libm's.
 inline float vexp(float x) {
+  QUENCH_NO_CONTRACT
   float xc = x > -104.0f ? x : -104.0f;  // also maps NaN to -104; NaN is restored at the end
   xc = xc < 89.0f ? xc : 89.0f;          // exp(89) = inf in float, exp(-104) rounds to 0
   // Round to nearest integer by adding and removing 1.5 * 2^23 (no -ffast-math, so not folded).
@@ -38,6 +48,7 @@ inline float vexp(float x) {
 // erf(x) as x P(x^2) / Q(x^2) on [-4, 4] (Eigen's generic_fast_erf_float); |erf| rounds to 1
 // outside.
 inline float verf(float x) {
+  QUENCH_NO_CONTRACT
   float xc = x > -4.0f ? x : -4.0f;
   xc = xc < 4.0f ? xc : 4.0f;
   const float x2 = xc * xc;
@@ -64,6 +75,7 @@ inline float verf(float x) {
 // where tanh(x) rounds to x), else sign(x) (1 - 2 / (exp(2|x|) + 1)), which keeps 1 - tanh^2
 // (the tanh and GELU-tanh gradients) accurate where tanh is near +-1.
 inline float vtanh(float x) {
+  QUENCH_NO_CONTRACT
   const float ax = x < 0.0f ? -x : x;
   const float xs = ax < 0.55f ? x : 0.55f;  // the rational branch only sees small arguments
   const float x2 = xs * xs;

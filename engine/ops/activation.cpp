@@ -47,7 +47,11 @@ struct GeluFn : Function<GeluFn> {
         const float inner = kTanhBeta * (x + kTanhKappa * x * x * x);
         return 0.5f * x * (1.0f + detail::vtanh(inner));
       });
-    return map_unary(a, "gelu", [](float x) { return x * 0.5f * (1.0f + detail::verf(x * kSqrt1_2)); });
+    // The exact GELU runs in the AVX-512 loop too: no multiply-add of it may contract.
+    return map_unary<true>(a, "gelu", [](float x) {
+      QUENCH_NO_CONTRACT
+      return x * 0.5f * (1.0f + detail::verf(x * kSqrt1_2));
+    });
   }
   static tensor_list backward(AutogradContext* ctx, tensor_list g) {
     Tensor x = ctx->get_saved_variables()[0];
@@ -62,7 +66,8 @@ struct GeluFn : Function<GeluFn> {
             left * (1.0f - t * t) * (kTanhBeta * (1.0f + 3.0f * kTanhKappa * x_sq));
         return gv * (left_derivative + right_derivative);
       })};
-    return {map_binary(g[0], x, "gelu_backward", [](float gv, float xv) {
+    return {map_binary<true>(g[0], x, "gelu_backward", [](float gv, float xv) {
+      QUENCH_NO_CONTRACT
       const float cdf = 0.5f * (1.0f + detail::verf(xv * kSqrt1_2));
       const float pdf = detail::vexp(-0.5f * xv * xv) * kGeluBeta;
       return gv * (cdf + xv * pdf);
