@@ -218,3 +218,21 @@ TEST_CASE("reductions: bit-identical for 1 and 2 threads") {
   };
   quench::testing::check_thread_invariant(run);
 }
+
+TEST_CASE("sum over rows (bias gradients): each column summed in order in double, any thread count") {
+  Generator gen(27);
+  // 128 columns: split in blocks of 64 over two threads; 700 and 10: other splits and a single block.
+  for (int64_t cols : {128, 700, 10}) {
+    CAPTURE(cols);
+    Tensor x = randn({1500, cols}, gen);
+    std::vector<float> v = x.to_vector<float>();
+    std::vector<float> want(cols);
+    for (int64_t j = 0; j < cols; ++j) {
+      double a = 0.0;
+      for (int64_t r = 0; r < 1500; ++r) a += v[r * cols + j];
+      want[j] = static_cast<float>(a);
+    }
+    quench::testing::check_thread_invariant([&] { return std::vector<Tensor>{sum(x, {0}), mean(x, {0})}; });
+    CHECK(quench::testing::bit_equal(sum(x, {0}), tensor(want, {cols})));
+  }
+}
