@@ -142,6 +142,20 @@ TEST_CASE("layer_norm: 1 and 2 threads give bit-identical results") {
   });
 }
 
+TEST_CASE("layer_norm: a row's result does not depend on the rows around it (row groups)") {
+  // The forward sums several rows at once; each row must still get its own single-row sums.
+  Generator gen(8);
+  for (int64_t n : {128, 130, 7}) {
+    CAPTURE(n);
+    Tensor x = randn({11, n}, gen) * 3.0 + 1.0, w = randn({n}, gen), b = randn({n}, gen);
+    Tensor whole = layer_norm(x, {n}, w, b);
+    for (int64_t i = 0; i < 11; ++i) {
+      CAPTURE(i);
+      CHECK(quench::testing::bit_equal(whole.slice(0, i, i + 1), layer_norm(x.slice(0, i, i + 1), {n}, w, b)));
+    }
+  }
+}
+
 // ---------------------------------------------------------------------------------------------
 // embedding / index_select
 
