@@ -27,7 +27,9 @@ QUENCH_UNROLL
   float* bp = t.bp;
   float* ap = t.ap;
   const int64_t rs = t.a_rs, cs = t.a_cs, brs = t.b_rs;
+  PrefetchWalk pf(t);
   for (int64_t k = 0; k < t.kc; ++k) {
+    pf.step(t);
     __m256 bv[NV];
 QUENCH_UNROLL
     for (int v = 0; v < NV; ++v)

@@ -33,7 +33,9 @@ QUENCH_UNROLL
   for (int i = 0; i < MR_; ++i)
     QUENCH_UNROLL
     for (int v = 0; v < NV; ++v) _mm_prefetch(reinterpret_cast<const char*>(t.c + i * t.ldc + 16 * v), _MM_HINT_T0);
+  PrefetchWalk pf(t);
   for (int64_t k = 0; k < t.kc; ++k) {
+    pf.step(t);
     QUENCH_UNROLL
     for (int v = 0; v < NV; ++v)  // B comes from L2 (or memory when read in place): ask early
       _mm_prefetch(reinterpret_cast<const char*>(b + 8 * brs + 16 * v), _MM_HINT_T0);

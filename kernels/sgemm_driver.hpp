@@ -45,6 +45,26 @@ struct TileArgs {
   float* ap;             // kPackA: where the A micro-panel goes, [k][MR] (+ 2 floats of slack)
   int last;              // valid lanes of the last vector (1..VL): C loads/stores are masked, B
                          // loads too in kMasked and kPackOut
+  // Lines of the next A micro-panel to prefetch, one per k step for the first pf_n steps (0: none):
+  // pf + r * pf_rs for r < pf_rows, then pf advances by pf_cs. Spread over the multiply-adds, so
+  // they never queue up in a burst of their own.
+  const float* pf;
+  int64_t pf_n, pf_rs, pf_cs;
+  int pf_rows;
+};
+
+// One prefetch step of TileArgs::pf (called at each k while steps are left).
+struct PrefetchWalk {
+  const float* p;
+  int64_t left;
+  int r = 0;
+  explicit PrefetchWalk(const TileArgs& t) : p(t.pf), left(t.pf_n) {}
+  inline void step(const TileArgs& t) {
+    if (left <= 0) return;
+    __builtin_prefetch(p + r * t.pf_rs, 0, 3);
+    if (++r == t.pf_rows) r = 0, p += t.pf_cs;
+    --left;
+  }
 };
 using TileFn = void (*)(const TileArgs&);
 
@@ -168,19 +188,21 @@ void gemm_rect(const GemmArgs& g, int64_t m0, int64_t m1, int64_t n0, int64_t n1
         const int64_t rest = mrect - ir;
         mr = rest > MR && rest < MR + 3 ? (rest + 1) / 2 : min64(MR, rest);
         const float* a_in;  // the micro-panel in place
+        // The next micro-panel is prefetched by the first tile, one line per k step (TileArgs::pf).
+        const bool next = ir + mr < mrect;
         if (g.ta) {
           a_in = g.A + pc * g.lda + m0 + ir, t.a_rs = 1, t.a_cs = g.lda;
-          // The next micro-panel: one line per k, a new one every ~16 / MR panels.
-          if (ir + mr < mrect)
-            for (int64_t k = 0; k < kc; ++k) __builtin_prefetch(a_in + k * g.lda + mr + MR - 1, 0, 3);
+          // One line per k, a new one every ~16 / MR panels.
+          t.pf = a_in + mr + MR - 1, t.pf_n = next ? kc : 0, t.pf_rs = 0, t.pf_cs = g.lda, t.pf_rows = 1;
         } else {
           a_in = g.A + (m0 + ir) * g.lda + pc, t.a_rs = g.lda, t.a_cs = 1;
           // The next micro-panel's rows: short streams the hardware prefetcher picks up late.
-          if (ir + mr < mrect)
-            for (int i = 0; i < MR; ++i)
-              for (int64_t k = 0; k < kc; k += 16) __builtin_prefetch(a_in + (mr + i) * g.lda + k, 0, 3);
+          t.pf = a_in + mr * g.lda, t.pf_n = next ? MR * cdiv(kc, 16) : 0, t.pf_rs = g.lda, t.pf_cs = 16,
+          t.pf_rows = MR;
         }
+        const int64_t pf_n = t.pf_n;
         for (int64_t jr = 0; jr < nc; jr += NR) {
+          t.pf_n = jr == 0 ? pf_n : 0;
           const int nr = static_cast<int>(min64(NR, nc - jr));
           const int nv = (nr + VL - 1) / VL;
           t.last = nr - (nv - 1) * VL;
