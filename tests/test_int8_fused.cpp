@@ -66,7 +66,9 @@ TEST_CASE("int8 fused MLP: gelu_row is gelu() bit for bit, every ISA") {
                  0);
   const kernels::Isa prev = kernels::active_isa();
   for (int i = 0; i <= static_cast<int>(kernels::cpu_isa()); ++i) {
-    CAPTURE(kernels::isa_name(kernels::set_isa(static_cast<kernels::Isa>(i))));
+    // set_isa outside CAPTURE: doctest evaluates a capture only when it reports a failure.
+    const std::string isa(kernels::isa_name(kernels::set_isa(static_cast<kernels::Isa>(i))));
+    CAPTURE(isa);
     Tensor y = Tensor::empty(x.sizes(), kFloat32);
     gelu_row(x.data_ptr<float>(), x.numel(), y.data_ptr<float>());
     CHECK(testing::bit_equal(y, gelu(x)));
