@@ -98,4 +98,13 @@ inline float vtanh(float x) {
   return x != x ? x : out;
 }
 
+// The exact GELU, x * Phi(x) = 0.5 x (1 + erf(x / sqrt 2)), in PyTorch's order of operations: the one
+// element function of nn::GELU("none") (engine/ops/activation.cpp) and of the int8 MLP
+// (quant/int8_mlp.cpp), which must agree bit for bit.
+inline float vgelu(float x) {
+  QUENCH_NO_CONTRACT
+  constexpr float kSqrt1_2 = 0.70710678118654752440f;  // 1/sqrt(2)
+  return x * 0.5f * (1.0f + verf(x * kSqrt1_2));
+}
+
 }  // namespace quench::detail

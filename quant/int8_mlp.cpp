@@ -13,12 +13,6 @@
 namespace quench::quant {
 namespace {
 
-// nn::GELU("none") element for element: the lambda of GeluFn in engine/ops/activation.cpp (same
-// constant, same order of operations, engine/vmath.hpp's erf). tests/test_int8_fused.cpp compares
-// gelu_row with gelu() bit for bit.
-constexpr float kSqrt1_2 = 0.70710678118654752440f;
-inline float gelu_exact(float x) { return x * 0.5f * (1.0f + detail::verf(x * kSqrt1_2)); }
-
 
 // Grow-only per-thread scratch: a block's buffers are reused across blocks and calls.
 template <class T>
@@ -29,9 +23,11 @@ T* scratch(std::vector<T>& v, int64_t n) {
 
 }  // namespace
 
+// nn::GELU("none") element for element: the engine's own element function and loops (baseline,
+// AVX2 or AVX-512, the same bits on each). tests/test_int8_fused.cpp compares it with gelu().
 void gelu_row(const float* x, int64_t n, float* y) {
-  // The engine's own loop (baseline or AVX2 without FMA: the same bits either way).
-  detail::contiguous_loop(detail::use_avx2(), y, n, [](float v) { return gelu_exact(v); }, x);
+  detail::contiguous_loop_level<true>(detail::loop_level(true), y, n, [](float v) { return detail::vgelu(v); },
+                                      x);
 }
 
 Int8Mlp::Int8Mlp(nn::Module& mlp) : Module("Int8Mlp") {

@@ -48,10 +48,7 @@ struct GeluFn : Function<GeluFn> {
         return 0.5f * x * (1.0f + detail::vtanh(inner));
       });
     // The exact GELU runs in the AVX-512 loop too: no multiply-add of it may contract.
-    return map_unary<true>(a, "gelu", [](float x) {
-      QUENCH_NO_CONTRACT
-      return x * 0.5f * (1.0f + detail::verf(x * kSqrt1_2));
-    });
+    return map_unary<true>(a, "gelu", [](float x) { return detail::vgelu(x); });
   }
   static tensor_list backward(AutogradContext* ctx, tensor_list g) {
     Tensor x = ctx->get_saved_variables()[0];
