@@ -1,15 +1,13 @@
 // Multi-head self-attention on the packed qkv projection, fused per (batch, head): q, k and v are
 // read in place from the qkv Linear's output and the heads are written straight into [B, N, D], so
-// neither the permuted views nor the head concatenation are ever copied, and the scale and mask are
-// applied inside the softmax rows (kernels/softmax_rows.hpp: sums over 16 double lanes, so the
-// probabilities may differ from the general softmax op in the last bit). The per-head products are small (50x50x32 for the reference ViT)
-// and L1-resident, so they go through kernels::sgemm_small (register tiles on the strided rows, no
-// packing); only k and v are transposed (into [hd, N] scratch) where a product needs them as B^T.
-// Each product element is a chain of FMAs in k order from zero, as sgemm's fast paths compute it for
-// these K, so results match the composed path (matmul(q, k^T) * scale, masked_fill, softmax,
-// matmul(probs, v)) up to sgemm's own path differences (tests/test_attention.cpp).
-#include <cmath>
-#include <limits>
+// neither the permuted views nor the head concatenation are ever copied. The per-head products are
+// small (50x50x32 for the reference ViT) and L1-resident, so they go through kernels::sgemm_small
+// (register tiles on the strided rows, no packing); only k and v are copied, transposed into [hd, N]
+// scratch, where a product needs them as B^T. Each product element is one FMA chain in k order from
+// zero, as sgemm's fast paths compute it for these K. The scale and the key mask are applied inside
+// the softmax rows (kernels/softmax_rows.hpp), whose sums run over 16 double lanes rather than the
+// general softmax op's 4, so probabilities may differ from the composed path (matmul(q, k^T) * scale,
+// masked_fill, softmax, matmul(probs, v)) in the last bits (tests/test_attention.cpp).
 #include <vector>
 
 #include "engine/autograd.hpp"
@@ -50,9 +48,8 @@ void zero_rows(float* p, int64_t n, int64_t hd, int64_t ld) {
     for (int64_t d = 0; d < hd; ++d) p[r * ld + d] = 0.f;
 }
 
-// Asks for n rows of hd floats (row stride ld) into L2 ahead of use: a head's rows are 128-byte pieces
-// 3D floats apart, a pattern the hardware prefetcher does not follow, so without this every product
-// and transpose would wait on memory row by row. Called one head ahead.
+// Asks for n rows of hd floats (row stride ld) into L2 ahead of use, one head ahead: a head's rows are
+// 128-byte pieces 3D floats apart, which the hardware prefetcher is not counted on to follow.
 void prefetch_rows(const float* p, int64_t n, int64_t hd, int64_t ld) {
   for (int64_t r = 0; r < n; ++r) {
     for (int64_t d = 0; d < hd; d += 16) __builtin_prefetch(p + r * ld + d, 0, 2);
