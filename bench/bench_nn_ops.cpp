@@ -102,6 +102,7 @@ void BM_cross_entropy_fwd_bwd_quench(benchmark::State& st) {
 // The reference ViT's attention (B = 128, N = 50 tokens, D = 128, 4 heads): attention_probs and
 // attention_apply forward and backward, on range(0) threads.
 void BM_attention_fwd_bwd_quench(benchmark::State& st) {
+  const int prev = get_num_threads();
   set_num_threads(static_cast<int>(st.range(0)));
   const int64_t B = 128, N = 50, D = 128, H = 4;
   Generator gen(1);
@@ -110,10 +111,11 @@ void BM_attention_fwd_bwd_quench(benchmark::State& st) {
     qkv.set_grad(Tensor());  // as for the qkv Linear's output in a model: no gradient to add to
     attention_apply(attention_probs(qkv, H, 1.0 / std::sqrt(32.0)), qkv, H).backward(g);
   }
-  set_num_threads(2);
+  set_num_threads(prev);
 }
 
 void BM_attention_fwd_quench(benchmark::State& st) {
+  const int prev = get_num_threads();
   set_num_threads(static_cast<int>(st.range(0)));
   const int64_t B = 128, N = 50, D = 128, H = 4;
   Generator gen(1);
@@ -121,7 +123,7 @@ void BM_attention_fwd_quench(benchmark::State& st) {
   NoGradGuard ng;
   for (auto _ : st)
     benchmark::DoNotOptimize(attention_apply(attention_probs(qkv, H, 1.0 / std::sqrt(32.0)), qkv, H).raw_data());
-  set_num_threads(2);
+  set_num_threads(prev);
 }
 
 }  // namespace
