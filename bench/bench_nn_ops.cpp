@@ -1,12 +1,16 @@
 // softmax and layer_norm forward against oneDNN in the same process, on ViT training shapes
 // (batch 128: attention rows of 50, token rows of 128 or 512 features); plus quench's fused
-// backward and cross_entropy, which have no anchor here.
+// backward and cross_entropy, which have no anchor here; and the fused attention forward and
+// backward at the ViT's shape on 1 and 2 threads.
 #include <benchmark/benchmark.h>
+
+#include <cmath>
 
 #include <oneapi/dnnl/dnnl.hpp>
 
 #include "engine/autograd.hpp"
 #include "engine/ops.hpp"
+#include "kernels/parallel.hpp"
 
 using namespace quench;
 
@@ -95,8 +99,37 @@ void BM_cross_entropy_fwd_bwd_quench(benchmark::State& st) {
   for (auto _ : st) cross_entropy(x, t, -100, 0.1).backward();
 }
 
+// The reference ViT's attention (B = 128, N = 50 tokens, D = 128, 4 heads): attention_probs and
+// attention_apply forward and backward, on range(0) threads.
+void BM_attention_fwd_bwd_quench(benchmark::State& st) {
+  const int prev = get_num_threads();
+  set_num_threads(static_cast<int>(st.range(0)));
+  const int64_t B = 128, N = 50, D = 128, H = 4;
+  Generator gen(1);
+  Tensor qkv = randn({B, N, 3 * D}, gen).requires_grad_(), g = randn({B, N, D}, gen);
+  for (auto _ : st) {
+    qkv.set_grad(Tensor());  // as for the qkv Linear's output in a model: no gradient to add to
+    attention_apply(attention_probs(qkv, H, 1.0 / std::sqrt(32.0)), qkv, H).backward(g);
+  }
+  set_num_threads(prev);
+}
+
+void BM_attention_fwd_quench(benchmark::State& st) {
+  const int prev = get_num_threads();
+  set_num_threads(static_cast<int>(st.range(0)));
+  const int64_t B = 128, N = 50, D = 128, H = 4;
+  Generator gen(1);
+  Tensor qkv = randn({B, N, 3 * D}, gen);
+  NoGradGuard ng;
+  for (auto _ : st)
+    benchmark::DoNotOptimize(attention_apply(attention_probs(qkv, H, 1.0 / std::sqrt(32.0)), qkv, H).raw_data());
+  set_num_threads(prev);
+}
+
 }  // namespace
 
+BENCHMARK(BM_attention_fwd_quench)->Arg(1)->Arg(2)->Unit(benchmark::kMicrosecond);
+BENCHMARK(BM_attention_fwd_bwd_quench)->Arg(1)->Arg(2)->Unit(benchmark::kMicrosecond);
 // 128 images x 4 heads x 50 tokens rows of 50; 128 x 50 token rows of 128 and 512.
 BENCHMARK(BM_softmax_quench)->Args({25600, 50})->Unit(benchmark::kMicrosecond);
 BENCHMARK(BM_softmax_onednn)->Args({25600, 50})->Unit(benchmark::kMicrosecond);

@@ -1,19 +1,20 @@
 // Multi-head self-attention on the packed qkv projection, fused per (batch, head): q, k and v are
 // read in place from the qkv Linear's output and the heads are written straight into [B, N, D], so
-// neither the permuted views nor the head concatenation are ever copied, and the scale and mask are
-// applied inside the softmax row. Every product is the same kernels::sgemm call (operands, layouts,
-// leading dimensions aside) that matmul makes on the composed path (matmul(q, k^T) * scale,
-// masked_fill, softmax, matmul(probs, v)), so results are bit-identical to it.
-#include <cmath>
-#include <limits>
+// neither the permuted views nor the head concatenation are ever copied. The per-head products are
+// small (50x50x32 for the reference ViT) and L1-resident, so they go through kernels::sgemm_small
+// (register tiles on the strided rows, no packing); only k and v are copied, transposed into [hd, N]
+// scratch, where a product needs them as B^T. Each product element is one FMA chain in k order from
+// zero, as sgemm's fast paths compute it for these K. The scale and the key mask are applied inside
+// the softmax rows (kernels/softmax_rows.hpp), whose sums run over 16 double lanes rather than the
+// general softmax op's 4, so probabilities may differ from the composed path (matmul(q, k^T) * scale,
+// masked_fill, softmax, matmul(probs, v)) in the last bits (tests/test_attention.cpp).
 #include <vector>
 
 #include "engine/autograd.hpp"
 #include "engine/ops/nn_common.hpp"
 #include "engine/ops/nn_ops.hpp"
-#include "engine/ops/row_math.hpp"
-#include "kernels/gemm.hpp"
-#include "kernels/isa.hpp"
+#include "kernels/sgemm_small.hpp"
+#include "kernels/softmax_rows.hpp"
 #include "kernels/parallel.hpp"
 
 namespace quench {
@@ -41,14 +42,30 @@ Heads heads_of(const Tensor& qkv, int64_t heads, const char* op) {
   return {qkv.size(0), qkv.size(1), heads, D / heads, D};
 }
 
-// Zeroes the q/k/v slot `which` of a [B, N, 3D] gradient.
-void zero_slot(const Heads& s, float* dqkv, int64_t which) {
-  kernels::parallel_for(s.B * s.N, 64, [&](int64_t r0, int64_t r1) {
-    for (int64_t r = r0; r < r1; ++r) {
-      float* p = dqkv + r * 3 * s.D + which * s.D;
-      for (int64_t j = 0; j < s.D; ++j) p[j] = 0.f;
-    }
-  });
+// Zeroes rows of a head's slot: n rows of hd floats, row stride ld.
+void zero_rows(float* p, int64_t n, int64_t hd, int64_t ld) {
+  for (int64_t r = 0; r < n; ++r)
+    for (int64_t d = 0; d < hd; ++d) p[r * ld + d] = 0.f;
+}
+
+// Asks for n rows of hd floats (row stride ld) into L2 ahead of use, one head ahead: a head's rows are
+// 128-byte pieces 3D floats apart, which the hardware prefetcher is not counted on to follow.
+void prefetch_rows(const float* p, int64_t n, int64_t hd, int64_t ld) {
+  for (int64_t r = 0; r < n; ++r) {
+    for (int64_t d = 0; d < hd; d += 16) __builtin_prefetch(p + r * ld + d, 0, 2);
+    __builtin_prefetch(p + r * ld + hd - 1, 0, 2);
+  }
+}
+
+// The same for a contiguous block of n floats (a head's [N, N] probabilities or their gradient).
+void prefetch_block(const float* p, int64_t n) {
+  for (int64_t j = 0; j < n; j += 16) __builtin_prefetch(p + j, 0, 2);
+}
+
+// t [hd, n] = x^T for x n rows of hd floats, row stride ld: the B operand of an NT product.
+void transpose_head(const float* x, int64_t n, int64_t hd, int64_t ld, float* t) {
+  for (int64_t r = 0; r < n; ++r)
+    for (int64_t d = 0; d < hd; ++d) t[d * n + r] = x[r * ld + d];
 }
 
 // probs = softmax(scale * q k^T, keys with mask != 0 at -inf)
@@ -73,24 +90,18 @@ struct AttentionProbsFn : Function<AttentionProbsFn> {
     float* pp = probs.data_ptr<float>();
     const float sc = static_cast<float>(scale);
     const int64_t N = s.N, ld = 3 * s.D;
-    const bool avx2 = kernels::active_isa() >= kernels::Isa::avx2;
     kernels::parallel_for(s.B * s.H, 1, [&](int64_t i0, int64_t i1) {
-      std::vector<float> scores(N * N);
+      std::vector<float> kt(s.hd * N), scores(N * N);
       for (int64_t i = i0; i < i1; ++i) {
         const int64_t b = i / s.H, h = i % s.H;
-        kernels::sgemm(false, true, N, N, s.hd, 1.f, s.q(px, b, h), ld, s.k(px, b, h), ld, 0.f, scores.data(),
-                       N);
-        const uint8_t* mb = pm ? pm + b * N : nullptr;
-        detail::call_isa(avx2, [&]() QUENCH_ROW_INLINE {
-          for (int64_t r = 0; r < N; ++r) {
-            float* row = scores.data() + r * N;
-            for (int64_t j = 0; j < N; ++j) row[j] = row[j] * sc;
-            if (mb)
-              for (int64_t j = 0; j < N; ++j)
-                if (mb[j]) row[j] = -std::numeric_limits<float>::infinity();
-            detail::softmax_row(row, pp + (i * N + r) * N, N, false);
-          }
-        });
+        if (i + 1 < i1) {
+          prefetch_rows(s.q(px, (i + 1) / s.H, (i + 1) % s.H), N, s.hd, ld);
+          prefetch_rows(s.k(px, (i + 1) / s.H, (i + 1) % s.H), N, s.hd, ld);
+        }
+        transpose_head(s.k(px, b, h), N, s.hd, ld, kt.data());
+        // (scores in scratch: in place, the rows' masked tail stores would stall the next row's loads)
+        kernels::sgemm_small(N, N, s.hd, s.q(px, b, h), ld, 1, kt.data(), N, scores.data(), N);
+        kernels::attn_softmax_rows(scores.data(), N, N, sc, pm ? pm + b * N : nullptr, pp + i * N * N);
       }
     });
     ctx->save_for_backward({qkv, probs});
@@ -99,7 +110,7 @@ struct AttentionProbsFn : Function<AttentionProbsFn> {
     return probs;
   }
 
-  // dS = scale * softmax_backward(probs, dprobs);  dq = dS k;  dk = (q^T dS)^T;  dv = 0
+  // dS = scale * softmax_backward(probs, dprobs);  dq = dS k;  dk = dS^T q;  dv = 0
   static tensor_list backward(AutogradContext* ctx, tensor_list g) {
     auto v = ctx->get_saved_variables();
     const Tensor &qkv = v[0], &probs = v[1];
@@ -113,26 +124,21 @@ struct AttentionProbsFn : Function<AttentionProbsFn> {
     const float* pg = gp.data_ptr<float>();
     float* pd = dqkv.data_ptr<float>();
     const int64_t N = s.N, hd = s.hd, ld = 3 * s.D;
-    const bool avx2 = kernels::active_isa() >= kernels::Isa::avx2;
-    zero_slot(s, pd, 2);
     kernels::parallel_for(s.B * s.H, 1, [&](int64_t i0, int64_t i1) {
-      std::vector<float> ds(N * N), dkt(hd * N);
+      std::vector<float> ds(N * N);
       for (int64_t i = i0; i < i1; ++i) {
         const int64_t b = i / s.H, h = i % s.H;
-        detail::call_isa(avx2, [&]() QUENCH_ROW_INLINE {
-          for (int64_t r = 0; r < N; ++r) {
-            float* row = ds.data() + r * N;
-            detail::softmax_row_backward(pp + (i * N + r) * N, pg + (i * N + r) * N, row, N, false);
-            for (int64_t j = 0; j < N; ++j) row[j] = row[j] * sc;
-          }
-        });
-        kernels::sgemm(false, false, N, hd, N, 1.f, ds.data(), N, s.k(px, b, h), ld, 0.f, s.slot(pd, b, h, 0),
-                       ld);
-        // k's gradient as the composed path computes it, [hd, N], then transposed into place.
-        kernels::sgemm(true, false, hd, N, N, 1.f, s.q(px, b, h), ld, ds.data(), N, 0.f, dkt.data(), N);
-        float* dk = s.slot(pd, b, h, 1);
-        for (int64_t n = 0; n < N; ++n)
-          for (int64_t d = 0; d < hd; ++d) dk[n * ld + d] = dkt[d * N + n];
+        if (i + 1 < i1) {
+          prefetch_rows(s.q(px, (i + 1) / s.H, (i + 1) % s.H), N, hd, ld);
+          prefetch_rows(s.k(px, (i + 1) / s.H, (i + 1) % s.H), N, hd, ld);
+          prefetch_block(pp + (i + 1) * N * N, N * N);
+          prefetch_block(pg + (i + 1) * N * N, N * N);
+        }
+        kernels::attn_softmax_rows_backward(pp + i * N * N, pg + i * N * N, N, N, sc, ds.data());
+        kernels::sgemm_small(N, hd, N, ds.data(), N, 1, s.k(px, b, h), ld, s.slot(pd, b, h, 0), ld);
+        // dk[j] = sum_i dS[i, j] q[i]: dS read transposed in place (same FMA chain as (q^T dS)^T).
+        kernels::sgemm_small(N, hd, N, ds.data(), 1, N, s.q(px, b, h), ld, s.slot(pd, b, h, 1), ld);
+        zero_rows(s.slot(pd, b, h, 2), N, hd, ld);
       }
     });
     return {dqkv, Tensor()};
@@ -157,8 +163,12 @@ struct AttentionApplyFn : Function<AttentionApplyFn> {
     kernels::parallel_for(s.B * s.H, 1, [&](int64_t i0, int64_t i1) {
       for (int64_t i = i0; i < i1; ++i) {
         const int64_t b = i / s.H, h = i % s.H;
-        kernels::sgemm(false, false, N, s.hd, N, 1.f, pp + i * N * N, N, s.v(px, b, h), 3 * s.D, 0.f,
-                       po + b * N * s.D + h * s.hd, s.D);
+        if (i + 1 < i1) {
+          prefetch_rows(s.v(px, (i + 1) / s.H, (i + 1) % s.H), N, s.hd, 3 * s.D);
+          prefetch_block(pp + (i + 1) * N * N, N * N);
+        }
+        kernels::sgemm_small(N, s.hd, N, pp + i * N * N, N, 1, s.v(px, b, h), 3 * s.D, po + b * N * s.D + h * s.hd,
+                             s.D);
       }
     });
     ctx->save_for_backward({probs, qkv});
@@ -182,19 +192,26 @@ struct AttentionApplyFn : Function<AttentionApplyFn> {
     float* pdp = need_p ? dp.data_ptr<float>() : nullptr;
     float* pdx = need_x ? dqkv.data_ptr<float>() : nullptr;
     const int64_t N = s.N, hd = s.hd, D = s.D;
-    if (need_x) {
-      zero_slot(s, pdx, 0);
-      zero_slot(s, pdx, 1);
-    }
     kernels::parallel_for(s.B * s.H, 1, [&](int64_t i0, int64_t i1) {
+      std::vector<float> vt(need_p ? hd * N : 0);
       for (int64_t i = i0; i < i1; ++i) {
         const int64_t b = i / s.H, h = i % s.H;
         const float* gbh = pg + b * N * D + h * hd;
-        if (need_p)
-          kernels::sgemm(false, true, N, N, hd, 1.f, gbh, D, s.v(px, b, h), 3 * D, 0.f, pdp + i * N * N, N);
-        if (need_x)
-          kernels::sgemm(true, false, N, hd, N, 1.f, pp + i * N * N, N, gbh, D, 0.f, s.slot(pdx, b, h, 2),
-                         3 * D);
+        if (i + 1 < i1) {
+          prefetch_rows(gbh + ((i + 1) / s.H - b) * N * D + ((i + 1) % s.H - h) * hd, N, hd, D);
+          if (need_p) prefetch_rows(s.v(px, (i + 1) / s.H, (i + 1) % s.H), N, hd, 3 * D);
+          if (need_x) prefetch_block(pp + (i + 1) * N * N, N * N);
+        }
+        if (need_p) {
+          transpose_head(s.v(px, b, h), N, hd, 3 * D, vt.data());
+          kernels::sgemm_small(N, N, hd, gbh, D, 1, vt.data(), N, pdp + i * N * N, N);
+        }
+        if (need_x) {
+          // dv = probs^T dO: probs read transposed in place.
+          kernels::sgemm_small(N, hd, N, pp + i * N * N, 1, N, gbh, D, s.slot(pdx, b, h, 2), 3 * D);
+          zero_rows(s.slot(pdx, b, h, 0), N, hd, 3 * D);
+          zero_rows(s.slot(pdx, b, h, 1), N, hd, 3 * D);
+        }
       }
     });
     return {dp, dqkv};

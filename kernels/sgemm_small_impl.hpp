@@ -1,0 +1,94 @@
+// Internal: the register-tiled body of sgemm_small, written once over a vector type V (Vec512 in
+// sgemm_small_avx512.cpp, Vec256 in sgemm_small_avx2.cpp) and compiled in each ISA's unit.
+// V provides: kW lanes, kAcc accumulators the register file holds beside the B row, reg, zero(),
+// bcast(const float*), load(p, lanes), store(p, reg, lanes) (lanes < kW masks the tail), fma(a, b, c).
+#pragma once
+#include <array>
+#include <cstdint>
+#include <utility>
+
+#include "kernels/sgemm_small.hpp"
+
+namespace quench::kernels::small {
+
+struct Args {
+  int64_t K;
+  const float* a;  // row i0 of A(i, k)
+  int64_t a_rs, a_ks;
+  const float* b;  // column j0 of B
+  int64_t ldb;
+  float* c;  // C[i0, j0]
+  int64_t ldc;
+  int last;  // lanes of the last of the NV vectors (1..kW)
+};
+
+// R rows x NV vectors of C: per k, NV loads of B's row, R broadcasts of A, R * NV FMAs.
+template <class V, int R, int NV>
+void tile(const Args& t) {
+  typename V::reg acc[R][NV];
+#pragma GCC unroll 16
+  for (int r = 0; r < R; ++r)
+#pragma GCC unroll 4
+    for (int v = 0; v < NV; ++v) acc[r][v] = V::zero();
+  const float* a = t.a;
+  const float* b = t.b;
+  for (int64_t k = 0; k < t.K; ++k, a += t.a_ks, b += t.ldb) {
+    typename V::reg bv[NV];
+#pragma GCC unroll 4
+    for (int v = 0; v < NV; ++v) bv[v] = V::load(b + v * V::kW, v == NV - 1 ? t.last : V::kW);
+#pragma GCC unroll 16
+    for (int r = 0; r < R; ++r) {
+      const typename V::reg av = V::bcast(a + r * t.a_rs);
+#pragma GCC unroll 4
+      for (int v = 0; v < NV; ++v) acc[r][v] = V::fma(av, bv[v], acc[r][v]);
+    }
+  }
+#pragma GCC unroll 16
+  for (int r = 0; r < R; ++r)
+#pragma GCC unroll 4
+    for (int v = 0; v < NV; ++v) V::store(t.c + r * t.ldc + v * V::kW, acc[r][v], v == NV - 1 ? t.last : V::kW);
+}
+
+inline constexpr int kMaxNV = 4;
+inline constexpr int kMaxR = 12;
+
+// Rows per tile for NV vectors: as many as the accumulators allow, at most kMaxR.
+template <class V>
+constexpr int rows_for(int nv) {
+  return V::kAcc / nv < kMaxR ? V::kAcc / nv : kMaxR;
+}
+
+using TileFn = void (*)(const Args&);
+
+template <class V, int NV, int... Rm1>
+constexpr std::array<TileFn, kMaxR> row_table(std::integer_sequence<int, Rm1...>) {
+  return {(Rm1 + 1 <= rows_for<V>(NV) ? &tile<V, Rm1 + 1, NV> : nullptr)...};
+}
+
+// kTiles[nv - 1][r - 1]: the tile for r rows and nv vectors.
+template <class V>
+inline constexpr std::array<std::array<TileFn, kMaxR>, kMaxNV> kTiles = {
+    row_table<V, 1>(std::make_integer_sequence<int, kMaxR>{}),
+    row_table<V, 2>(std::make_integer_sequence<int, kMaxR>{}),
+    row_table<V, 3>(std::make_integer_sequence<int, kMaxR>{}),
+    row_table<V, 4>(std::make_integer_sequence<int, kMaxR>{})};
+
+// Column blocks of up to kMaxNV vectors, each swept by row tiles.
+template <class V>
+void run(int64_t M, int64_t N, int64_t K, const float* A, int64_t a_rs, int64_t a_ks, const float* B,
+         int64_t ldb, float* C, int64_t ldc) {
+  constexpr int64_t kBlock = kMaxNV * V::kW;
+  for (int64_t j0 = 0; j0 < N; j0 += kBlock) {
+    const int64_t n = N - j0 < kBlock ? N - j0 : kBlock;
+    const int nv = static_cast<int>((n + V::kW - 1) / V::kW);
+    const int last = static_cast<int>(n - (nv - 1) * V::kW);
+    const int rmax = rows_for<V>(nv);
+    for (int64_t i0 = 0; i0 < M; i0 += rmax) {
+      const int r = static_cast<int>(M - i0 < rmax ? M - i0 : rmax);
+      kTiles<V>[nv - 1][r - 1](
+          Args{K, A + i0 * a_rs, a_rs, a_ks, B + j0, ldb, C + i0 * ldc + j0, ldc, last});
+    }
+  }
+}
+
+}  // namespace quench::kernels::small

@@ -1,0 +1,199 @@
+// attn_softmax_rows, AVX-512 path: 16 keys per zmm with the row's tail masked (N = 50 is 3 zmm + 2
+// lanes), the double sums in two zmm of 8 lanes (lanes 0-7 and 8-15 of each 16), exp_approx's
+// operations one for one. Compiled with the avx512 flags and -ffp-contract=off.
+#include <immintrin.h>
+
+#include <cstdint>
+#include <limits>
+
+namespace quench::kernels {
+namespace {
+
+__mmask16 tail(int64_t left) { return left >= 16 ? __mmask16(0xFFFF) : static_cast<__mmask16>((1u << left) - 1u); }
+
+// kernels::exp_approx on 16 lanes, the same operations in the same order.
+__m512 exp16(__m512 x) {
+  const __m512 xc = _mm512_max_ps(_mm512_set1_ps(-87.3f), x);  // std::max(x, -87.3f), NaN kept
+  const __m512 t = _mm512_add_ps(_mm512_mul_ps(xc, _mm512_set1_ps(1.44269504088896341f)), _mm512_set1_ps(12582912.f));
+  const __m512 n = _mm512_sub_ps(t, _mm512_set1_ps(12582912.f));
+  __m512 r = _mm512_sub_ps(xc, _mm512_mul_ps(n, _mm512_set1_ps(0.693359375f)));
+  r = _mm512_sub_ps(r, _mm512_mul_ps(n, _mm512_set1_ps(-2.12194440e-4f)));
+  const __m512 z = _mm512_mul_ps(r, r);
+  __m512 p = _mm512_add_ps(_mm512_mul_ps(_mm512_set1_ps(1.9875691500e-4f), r), _mm512_set1_ps(1.3981999507e-3f));
+  p = _mm512_add_ps(_mm512_mul_ps(p, r), _mm512_set1_ps(8.3334519073e-3f));
+  p = _mm512_add_ps(_mm512_mul_ps(p, r), _mm512_set1_ps(4.1665795894e-2f));
+  p = _mm512_add_ps(_mm512_mul_ps(p, r), _mm512_set1_ps(1.6666665459e-1f));
+  p = _mm512_add_ps(_mm512_mul_ps(p, r), _mm512_set1_ps(5.0000001201e-1f));
+  p = _mm512_add_ps(_mm512_add_ps(_mm512_mul_ps(p, z), r), _mm512_set1_ps(1.0f));
+  const __m512i bits = _mm512_slli_epi32(
+      _mm512_add_epi32(_mm512_sub_epi32(_mm512_castps_si512(t), _mm512_set1_epi32(0x4B400000)), _mm512_set1_epi32(127)),
+      23);
+  const __m512 e = _mm512_mul_ps(p, _mm512_castsi512_ps(bits));
+  return _mm512_mask_blend_ps(_mm512_cmp_ps_mask(x, _mm512_set1_ps(-87.3f), _CMP_LT_OQ), e, _mm512_setzero_ps());
+}
+
+// Lanes of 16 folded as l + 8, l + 4, l + 2, l + 1 (srows::tree_sum).
+double tree_sum(__m512d lo, __m512d hi) {
+  const __m512d s8 = _mm512_add_pd(lo, hi);
+  const __m256d s4 = _mm256_add_pd(_mm512_castpd512_pd256(s8), _mm512_extractf64x4_pd(s8, 1));
+  const __m128d s2 = _mm_add_pd(_mm256_castpd256_pd128(s4), _mm256_extractf128_pd(s4, 1));
+  return _mm_cvtsd_f64(_mm_add_sd(s2, _mm_unpackhi_pd(s2, s2)));
+}
+
+// Lanes of 16 folded by m = hi > m ? hi : m (srows::max_of).
+float tree_max(__m512 m) {
+  const __m256 m8 = _mm256_max_ps(_mm512_extractf32x8_ps(m, 1), _mm512_castps512_ps256(m));
+  const __m128 m4 = _mm_max_ps(_mm256_extractf128_ps(m8, 1), _mm256_castps256_ps128(m8));
+  const __m128 m2 = _mm_max_ps(_mm_movehl_ps(m4, m4), m4);
+  return _mm_cvtss_f32(_mm_max_ss(_mm_movehdup_ps(m2), m2));
+}
+
+// Adds the 16 floats' doubles into lo (lanes 0-7) and hi (8-15), only the lanes in k.
+void add_lanes(__m512d& lo, __m512d& hi, __m512 v, __mmask16 k) {
+  lo = _mm512_mask_add_pd(lo, static_cast<__mmask8>(k), lo, _mm512_cvtps_pd(_mm512_castps512_ps256(v)));
+  hi = _mm512_mask_add_pd(hi, static_cast<__mmask8>(k >> 8), hi, _mm512_cvtps_pd(_mm512_extractf32x8_ps(v, 1)));
+}
+
+// R rows (of n floats each, contiguous) of rows_in_registers, interleaved.
+template <int NC, int R>
+__attribute__((always_inline)) inline void row_pair(const float* x, int64_t n, __m512 vs, __m512 ninf,
+                                                    const __mmask16* k, const __mmask16* km, float* y) {
+  __m512 t[R][NC];
+  __m512 m[R];
+  for (int i = 0; i < R; ++i) m[i] = ninf;
+  for (int c = 0; c < NC; ++c)
+    for (int i = 0; i < R; ++i) {
+      t[i][c] = _mm512_mask_blend_ps(km[c], _mm512_mul_ps(_mm512_maskz_loadu_ps(k[c], x + i * n + 16 * c), vs), ninf);
+      m[i] = _mm512_mask_max_ps(m[i], k[c], t[i][c], m[i]);
+    }
+  __m512 vm[R];
+  __m512d lo[R], hi[R];
+  for (int i = 0; i < R; ++i) {
+    vm[i] = _mm512_set1_ps(tree_max(m[i]));
+    lo[i] = _mm512_setzero_pd();
+    hi[i] = _mm512_setzero_pd();
+  }
+  for (int c = 0; c < NC; ++c)
+    for (int i = 0; i < R; ++i) {
+      t[i][c] = exp16(_mm512_sub_ps(t[i][c], vm[i]));
+      add_lanes(lo[i], hi[i], t[i][c], k[c]);
+    }
+  for (int i = 0; i < R; ++i) {
+    const __m512 inv = _mm512_set1_ps(static_cast<float>(1.0 / tree_sum(lo[i], hi[i])));
+    for (int c = 0; c < NC; ++c) _mm512_mask_storeu_ps(y + i * n + 16 * c, k[c], _mm512_mul_ps(t[i][c], inv));
+  }
+}
+
+// Rows of n <= 16 * NC held in NC registers from load to store: nothing goes through memory between
+// the passes (a masked store does not forward to the load after it), and rows overlap in the core.
+template <int NC>
+void rows_in_registers(const float* x, int64_t rows, int64_t n, float scale, const uint8_t* mask, float* y) {
+  const __m512 vs = _mm512_set1_ps(scale), ninf = _mm512_set1_ps(-std::numeric_limits<float>::infinity());
+  __mmask16 k[NC], km[NC];
+  for (int c = 0; c < NC; ++c) {
+    k[c] = tail(n - 16 * c);
+    km[c] = 0;
+    if (mask) {
+      const __m512i mb = _mm512_cvtepu8_epi32(_mm_maskz_loadu_epi8(k[c], mask + 16 * c));
+      km[c] = _mm512_test_epi32_mask(mb, mb);
+    }
+  }
+  // Two rows at a time: each row is one long dependency chain (max, exp, sum, reciprocal), so two
+  // side by side keep the core busy.
+  int64_t r = 0;
+  for (; r + 2 <= rows; r += 2, x += 2 * n, y += 2 * n) row_pair<NC, 2>(x, n, vs, ninf, k, km, y);
+  if (r < rows) row_pair<NC, 1>(x, n, vs, ninf, k, km, y);
+}
+
+template <int NC>
+void rows_backward_in_registers(const float* y, const float* g, int64_t rows, int64_t n, float scale, float* dx) {
+  const __m512 vs = _mm512_set1_ps(scale);
+  __mmask16 k[NC];
+  for (int c = 0; c < NC; ++c) k[c] = tail(n - 16 * c);
+  for (int64_t r = 0; r < rows; ++r, y += n, g += n, dx += n) {
+    __m512 yv[NC], gv[NC];
+    __m512d lo = _mm512_setzero_pd(), hi = _mm512_setzero_pd();
+    for (int c = 0; c < NC; ++c) {
+      yv[c] = _mm512_maskz_loadu_ps(k[c], y + 16 * c);
+      gv[c] = _mm512_maskz_loadu_ps(k[c], g + 16 * c);
+      const __m512d plo = _mm512_mul_pd(_mm512_cvtps_pd(_mm512_castps512_ps256(gv[c])),
+                                        _mm512_cvtps_pd(_mm512_castps512_ps256(yv[c])));
+      const __m512d phi = _mm512_mul_pd(_mm512_cvtps_pd(_mm512_extractf32x8_ps(gv[c], 1)),
+                                        _mm512_cvtps_pd(_mm512_extractf32x8_ps(yv[c], 1)));
+      lo = _mm512_mask_add_pd(lo, static_cast<__mmask8>(k[c]), lo, plo);
+      hi = _mm512_mask_add_pd(hi, static_cast<__mmask8>(k[c] >> 8), hi, phi);
+    }
+    const __m512 dot = _mm512_set1_ps(static_cast<float>(tree_sum(lo, hi)));
+    for (int c = 0; c < NC; ++c)
+      _mm512_mask_storeu_ps(dx + 16 * c, k[c], _mm512_mul_ps(_mm512_mul_ps(yv[c], _mm512_sub_ps(gv[c], dot)), vs));
+  }
+}
+
+using RowsFn = void (*)(const float*, int64_t, int64_t, float, const uint8_t*, float*);
+using RowsBackwardFn = void (*)(const float*, const float*, int64_t, int64_t, float, float*);
+// Indexed by the number of zmm a row needs, 1..4.
+constexpr RowsFn kInRegisters[4] = {rows_in_registers<1>, rows_in_registers<2>, rows_in_registers<3>,
+                                    rows_in_registers<4>};
+constexpr RowsBackwardFn kBackwardInRegisters[4] = {rows_backward_in_registers<1>, rows_backward_in_registers<2>,
+                                                    rows_backward_in_registers<3>, rows_backward_in_registers<4>};
+
+}  // namespace
+
+void attn_softmax_rows_avx512(const float* x, int64_t rows, int64_t n, float scale, const uint8_t* mask,
+                              float* y) {
+  if (n > 0 && n <= 64) return kInRegisters[(n - 1) / 16](x, rows, n, scale, mask, y);
+  const __m512 vs = _mm512_set1_ps(scale), ninf = _mm512_set1_ps(-std::numeric_limits<float>::infinity());
+  for (int64_t r = 0; r < rows; ++r, x += n, y += n) {
+    __m512 m = ninf;
+    for (int64_t j = 0; j < n; j += 16) {
+      const __mmask16 k = tail(n - j);
+      __m512 t = _mm512_mul_ps(_mm512_maskz_loadu_ps(k, x + j), vs);
+      if (mask) {
+        const __m512i mb = _mm512_cvtepu8_epi32(_mm_maskz_loadu_epi8(k, mask + j));
+        t = _mm512_mask_blend_ps(_mm512_test_epi32_mask(mb, mb), t, ninf);
+      }
+      m = _mm512_mask_max_ps(m, k, t, m);
+      _mm512_mask_storeu_ps(y + j, k, t);
+    }
+    const __m512 vm = _mm512_set1_ps(tree_max(m));
+    __m512d lo = _mm512_setzero_pd(), hi = _mm512_setzero_pd();
+    for (int64_t j = 0; j < n; j += 16) {
+      const __mmask16 k = tail(n - j);
+      const __m512 e = exp16(_mm512_sub_ps(_mm512_maskz_loadu_ps(k, y + j), vm));
+      _mm512_mask_storeu_ps(y + j, k, e);
+      add_lanes(lo, hi, e, k);
+    }
+    const __m512 inv = _mm512_set1_ps(static_cast<float>(1.0 / tree_sum(lo, hi)));
+    for (int64_t j = 0; j < n; j += 16) {
+      const __mmask16 k = tail(n - j);
+      _mm512_mask_storeu_ps(y + j, k, _mm512_mul_ps(_mm512_maskz_loadu_ps(k, y + j), inv));
+    }
+  }
+}
+
+void attn_softmax_rows_backward_avx512(const float* y, const float* g, int64_t rows, int64_t n, float scale,
+                                       float* dx) {
+  if (n > 0 && n <= 64) return kBackwardInRegisters[(n - 1) / 16](y, g, rows, n, scale, dx);
+  const __m512 vs = _mm512_set1_ps(scale);
+  for (int64_t r = 0; r < rows; ++r, y += n, g += n, dx += n) {
+    __m512d lo = _mm512_setzero_pd(), hi = _mm512_setzero_pd();
+    for (int64_t j = 0; j < n; j += 16) {
+      const __mmask16 k = tail(n - j);
+      const __m512 yv = _mm512_maskz_loadu_ps(k, y + j), gv = _mm512_maskz_loadu_ps(k, g + j);
+      const __m512d plo = _mm512_mul_pd(_mm512_cvtps_pd(_mm512_castps512_ps256(gv)),
+                                        _mm512_cvtps_pd(_mm512_castps512_ps256(yv)));
+      const __m512d phi = _mm512_mul_pd(_mm512_cvtps_pd(_mm512_extractf32x8_ps(gv, 1)),
+                                        _mm512_cvtps_pd(_mm512_extractf32x8_ps(yv, 1)));
+      lo = _mm512_mask_add_pd(lo, static_cast<__mmask8>(k), lo, plo);
+      hi = _mm512_mask_add_pd(hi, static_cast<__mmask8>(k >> 8), hi, phi);
+    }
+    const __m512 dot = _mm512_set1_ps(static_cast<float>(tree_sum(lo, hi)));
+    for (int64_t j = 0; j < n; j += 16) {
+      const __mmask16 k = tail(n - j);
+      const __m512 yv = _mm512_maskz_loadu_ps(k, y + j), gv = _mm512_maskz_loadu_ps(k, g + j);
+      _mm512_mask_storeu_ps(dx + j, k, _mm512_mul_ps(_mm512_mul_ps(yv, _mm512_sub_ps(gv, dot)), vs));
+    }
+  }
+}
+
+}  // namespace quench::kernels
