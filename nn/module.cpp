@@ -269,6 +269,15 @@ ModulePtr Module::child(const std::string& name) const {
   return nullptr;
 }
 
+void Module::set_submodule(const std::string& path, ModulePtr m) {
+  QUENCH_CHECK(!path.empty(), type_name_,
+               ": set_submodule needs a descendant's path; the root cannot replace itself (wrap it in a parent "
+               "module, e.g. nn::Sequential)");
+  const size_t dot = path.rfind('.');
+  ModulePtr parent = dot == std::string::npos ? get_submodule("") : get_submodule(path.substr(0, dot));
+  parent->replace_module(dot == std::string::npos ? path : path.substr(dot + 1), std::move(m));
+}
+
 ModulePtr Module::get_submodule(const std::string& path) {
   ModulePtr self = weak_from_this().lock();
   QUENCH_CHECK(self != nullptr, type_name_,

@@ -151,6 +151,9 @@ class Module : public std::enable_shared_from_this<Module> {
   ModulePtr child(const std::string& name) const;
   // The descendant at a dotted path ("" is this module). Throws listing the nearest valid names.
   ModulePtr get_submodule(const std::string& path);
+  // Replaces the descendant at a dotted path (torch.nn.Module.set_submodule): its parent's
+  // replace_module. The path must name an existing descendant, not this module.
+  void set_submodule(const std::string& path, ModulePtr m);
 
   // ---- modes ----
   // Sets the training flag on this module and every descendant.

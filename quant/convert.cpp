@@ -53,11 +53,6 @@ std::shared_ptr<Int8Linear> to_int8(QATLinear& q, const std::string& name) {
   return m;
 }
 
-std::pair<std::string, std::string> split_name(const std::string& name) {
-  const size_t dot = name.rfind('.');
-  if (dot == std::string::npos) return {"", name};
-  return {name.substr(0, dot), name.substr(dot + 1)};
-}
 
 }  // namespace
 
@@ -72,8 +67,7 @@ ConvertSummary convert(nn::Module& model, bool fuse) {
     auto* q = dynamic_cast<QATLinear*>(m.get());
     if (!q) continue;
     QUENCH_CHECK(!name.empty(), "convert: the root module is a QATLinear; wrap it in a parent module");
-    auto [parent, child] = split_name(name);
-    model.get_submodule(parent)->replace_module(child, to_int8(*q, name));
+    model.set_submodule(name, to_int8(*q, name));
     sum.int8_linears.push_back(name);
   }
   QUENCH_CHECK(!sum.int8_linears.empty() || !sum.qat_attention.empty(), "convert: ", model.type_name(),

@@ -137,9 +137,7 @@ std::vector<std::string> fuse_int8_blocks(nn::Module& model) {
     if (!dynamic_cast<nn::Block*>(m.get()) || name.empty()) continue;
     auto blk = std::make_shared<Int8Block>(*m);
     if (!blk->fused()) continue;
-    const size_t dot = name.rfind('.');
-    nn::ModulePtr parent = model.get_submodule(dot == std::string::npos ? "" : name.substr(0, dot));
-    parent->replace_module(dot == std::string::npos ? name : name.substr(dot + 1), blk);
+    model.set_submodule(name, blk);
     fused.push_back(name);
   }
   return fused;

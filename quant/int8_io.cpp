@@ -33,11 +33,6 @@ int64_t to_int(const std::string& s, const std::string& what, const std::string&
   throw Error("load_int8: " + path + ": metadata field " + what + " is not an integer: '" + s + "'");
 }
 
-std::pair<std::string, std::string> split_name(const std::string& name) {
-  const size_t dot = name.rfind('.');
-  if (dot == std::string::npos) return {"", name};
-  return {name.substr(0, dot), name.substr(dot + 1)};
-}
 
 const char* kScheme =
     "weights int8 symmetric per output channel (weight I8 [out,in], weight_scale F32 [out], zero point 0); "
@@ -103,8 +98,7 @@ nn::Metadata load_int8(const std::string& path, nn::Module& skeleton) {
     qc.activation.quant_min = to_int(p[5], "qmin", path);
     qc.activation.quant_max = to_int(p[6], "qmax", path);
     qc.learnable_scale = to_int(p[7], "learnable", path) != 0;
-    auto [parent, child] = split_name(p[0]);
-    skeleton.get_submodule(parent)->replace_module(child, std::make_shared<QATAttention>(*a, qc));
+    skeleton.set_submodule(p[0], std::make_shared<QATAttention>(*a, qc));
   }
   std::vector<std::pair<std::string, std::shared_ptr<Int8Linear>>> lins;
   for (const std::string& e : split(meta("int8_linear"), ';')) {
@@ -118,8 +112,7 @@ nn::Metadata load_int8(const std::string& path, nn::Module& skeleton) {
                  ") in the model but Linear(", in, ", ", out, ") in the file");
     auto q = std::make_shared<Int8Linear>(in, out, p[3] == "1", static_cast<int32_t>(to_int(p[4], "qmin", path)),
                                           static_cast<int32_t>(to_int(p[5], "qmax", path)));
-    auto [parent, child] = split_name(p[0]);
-    skeleton.get_submodule(parent)->replace_module(child, q);
+    skeleton.set_submodule(p[0], q);
     lins.emplace_back(p[0], q);
   }
   QUENCH_CHECK(!lins.empty(), "load_int8: ", path, ": no int8_linear layers listed");

@@ -108,9 +108,7 @@ std::vector<std::string> fuse_int8_mlps(nn::Module& model) {
     if (!dynamic_cast<nn::Mlp*>(m.get()) || name.empty()) continue;
     auto mlp = std::make_shared<Int8Mlp>(*m);
     if (!mlp->fused()) continue;
-    const size_t dot = name.rfind('.');
-    nn::ModulePtr parent = model.get_submodule(dot == std::string::npos ? "" : name.substr(0, dot));
-    parent->replace_module(dot == std::string::npos ? name : name.substr(dot + 1), mlp);
+    model.set_submodule(name, mlp);
     fused.push_back(name);
   }
   return fused;

@@ -10,12 +10,6 @@
 namespace quench::quant {
 namespace {
 
-// (parent path, child name) of a dotted name.
-std::pair<std::string, std::string> split_name(const std::string& name) {
-  const size_t dot = name.rfind('.');
-  if (dot == std::string::npos) return {"", name};
-  return {name.substr(0, dot), name.substr(dot + 1)};
-}
 
 std::vector<FakeQuantize*> fake_quants(nn::Module& model) {
   std::vector<FakeQuantize*> out;
@@ -49,9 +43,7 @@ PrepareSummary prepare_qat(nn::Module& model, const QuantizationAwareTrainingCon
     }
     QUENCH_CHECK(!name.empty(), "prepare_qat: the root module is a ", m->type_name(),
                  "; wrap it in a parent module (e.g. nn::Sequential) so it can be swapped");
-    auto [parent, child] = split_name(name);
-    nn::ModulePtr p = model.get_submodule(parent);
-    nn::ModulePtr current = p->child(child);
+    nn::ModulePtr current = model.get_submodule(name);
     nn::ModulePtr repl;
     if (auto* l = dynamic_cast<nn::Linear*>(current.get()))
       repl = std::make_shared<QATLinear>(*l, *qc);
@@ -59,7 +51,7 @@ PrepareSummary prepare_qat(nn::Module& model, const QuantizationAwareTrainingCon
       repl = std::make_shared<QATAttention>(*a, *qc);
     else
       continue;
-    p->replace_module(child, repl);
+    model.set_submodule(name, repl);
     sum.swapped.push_back({name, m->type_name(), repl->type_name(), qc->str()});
   }
   return sum;

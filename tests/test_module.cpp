@@ -284,6 +284,23 @@ TEST_CASE("module: replace_module swaps what the parent's forward runs") {
   CHECK(seq->str().find("(1): Linear(in_features=3, out_features=1, bias=True)") != std::string::npos);
 }
 
+TEST_CASE("module: set_submodule replaces a descendant by its dotted path") {
+  Generator gen(4);
+  auto inner = std::make_shared<Sequential>(
+      std::vector<ModulePtr>{std::make_shared<Linear>(2, 3, true, gen), std::make_shared<Linear>(3, 1, true, gen)});
+  auto outer = std::make_shared<Sequential>(std::vector<ModulePtr>{inner});
+  auto repl = std::make_shared<Linear>(3, 1, false, gen);
+  outer->set_submodule("0.1", repl);
+  CHECK(outer->get_submodule("0.1") == repl);
+  CHECK((*inner)[1] == repl);
+  auto top = std::make_shared<Linear>(2, 1, true, gen);
+  outer->set_submodule("0", top);  // a direct child: no dot
+  CHECK((*outer)[0] == top);
+  CHECK_THROWS_WITH_AS(outer->set_submodule("", top), doctest::Contains("root cannot replace itself"), Error);
+  CHECK_THROWS_WITH_AS(outer->set_submodule("1", top), doctest::Contains("children: 0"), Error);
+  CHECK_THROWS_WITH_AS(outer->set_submodule("0.bias.x", top), doctest::Contains("has no module"), Error);
+}
+
 TEST_CASE("Linear: layout, PyTorch init bounds, forward and gradients") {
   Generator gen(11);
   auto lin = std::make_shared<Linear>(50, 7, true, gen);
