@@ -7,30 +7,30 @@
 #include <cstdint>
 #include <limits>
 
+#include "kernels/exp_approx_simd.hpp"
+
 #include "kernels/softmax_rows_scalar.hpp"
 
 namespace quench::kernels {
 namespace {
 
-__m256 exp8(__m256 x) {
-  const __m256 xc = _mm256_max_ps(_mm256_set1_ps(-87.3f), x);  // std::max(x, -87.3f), NaN kept
-  const __m256 t = _mm256_add_ps(_mm256_mul_ps(xc, _mm256_set1_ps(1.44269504088896341f)), _mm256_set1_ps(12582912.f));
-  const __m256 n = _mm256_sub_ps(t, _mm256_set1_ps(12582912.f));
-  __m256 r = _mm256_sub_ps(xc, _mm256_mul_ps(n, _mm256_set1_ps(0.693359375f)));
-  r = _mm256_sub_ps(r, _mm256_mul_ps(n, _mm256_set1_ps(-2.12194440e-4f)));
-  const __m256 z = _mm256_mul_ps(r, r);
-  __m256 p = _mm256_add_ps(_mm256_mul_ps(_mm256_set1_ps(1.9875691500e-4f), r), _mm256_set1_ps(1.3981999507e-3f));
-  p = _mm256_add_ps(_mm256_mul_ps(p, r), _mm256_set1_ps(8.3334519073e-3f));
-  p = _mm256_add_ps(_mm256_mul_ps(p, r), _mm256_set1_ps(4.1665795894e-2f));
-  p = _mm256_add_ps(_mm256_mul_ps(p, r), _mm256_set1_ps(1.6666665459e-1f));
-  p = _mm256_add_ps(_mm256_mul_ps(p, r), _mm256_set1_ps(5.0000001201e-1f));
-  p = _mm256_add_ps(_mm256_add_ps(_mm256_mul_ps(p, z), r), _mm256_set1_ps(1.0f));
-  const __m256i bits = _mm256_slli_epi32(
-      _mm256_add_epi32(_mm256_sub_epi32(_mm256_castps_si256(t), _mm256_set1_epi32(0x4B400000)), _mm256_set1_epi32(127)),
-      23);
-  const __m256 e = _mm256_mul_ps(p, _mm256_castsi256_ps(bits));
-  return _mm256_blendv_ps(e, _mm256_setzero_ps(), _mm256_cmp_ps(x, _mm256_set1_ps(-87.3f), _CMP_LT_OQ));
-}
+// exp_approx_simd's vector type for 8 lanes.
+struct Ps8 {
+  using reg = __m256;
+  static reg set1(float v) { return _mm256_set1_ps(v); }
+  static reg max(reg a, reg b) { return _mm256_max_ps(a, b); }
+  static reg add(reg a, reg b) { return _mm256_add_ps(a, b); }
+  static reg sub(reg a, reg b) { return _mm256_sub_ps(a, b); }
+  static reg mul(reg a, reg b) { return _mm256_mul_ps(a, b); }
+  static reg pow2(reg t) {
+    const __m256i n = _mm256_sub_epi32(_mm256_castps_si256(t), _mm256_set1_epi32(0x4B400000));
+    return _mm256_castsi256_ps(_mm256_slli_epi32(_mm256_add_epi32(n, _mm256_set1_epi32(127)), 23));
+  }
+  static reg zero_below(reg x, reg c, reg e) {
+    return _mm256_blendv_ps(e, _mm256_setzero_ps(), _mm256_cmp_ps(x, c, _CMP_LT_OQ));
+  }
+};
+__m256 exp8(__m256 x) { return exp_approx_simd<Ps8>(x); }
 
 // a[0..3] hold lanes 0-3, 4-7, 8-11, 12-15; folded as l + 8, l + 4, l + 2, l + 1 (srows::tree_sum).
 double tree_sum(const __m256d* a) {

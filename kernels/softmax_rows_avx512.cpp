@@ -6,31 +6,30 @@
 #include <cstdint>
 #include <limits>
 
+#include "kernels/exp_approx_simd.hpp"
+
 namespace quench::kernels {
 namespace {
 
 __mmask16 tail(int64_t left) { return left >= 16 ? __mmask16(0xFFFF) : static_cast<__mmask16>((1u << left) - 1u); }
 
-// kernels::exp_approx on 16 lanes, the same operations in the same order.
-__m512 exp16(__m512 x) {
-  const __m512 xc = _mm512_max_ps(_mm512_set1_ps(-87.3f), x);  // std::max(x, -87.3f), NaN kept
-  const __m512 t = _mm512_add_ps(_mm512_mul_ps(xc, _mm512_set1_ps(1.44269504088896341f)), _mm512_set1_ps(12582912.f));
-  const __m512 n = _mm512_sub_ps(t, _mm512_set1_ps(12582912.f));
-  __m512 r = _mm512_sub_ps(xc, _mm512_mul_ps(n, _mm512_set1_ps(0.693359375f)));
-  r = _mm512_sub_ps(r, _mm512_mul_ps(n, _mm512_set1_ps(-2.12194440e-4f)));
-  const __m512 z = _mm512_mul_ps(r, r);
-  __m512 p = _mm512_add_ps(_mm512_mul_ps(_mm512_set1_ps(1.9875691500e-4f), r), _mm512_set1_ps(1.3981999507e-3f));
-  p = _mm512_add_ps(_mm512_mul_ps(p, r), _mm512_set1_ps(8.3334519073e-3f));
-  p = _mm512_add_ps(_mm512_mul_ps(p, r), _mm512_set1_ps(4.1665795894e-2f));
-  p = _mm512_add_ps(_mm512_mul_ps(p, r), _mm512_set1_ps(1.6666665459e-1f));
-  p = _mm512_add_ps(_mm512_mul_ps(p, r), _mm512_set1_ps(5.0000001201e-1f));
-  p = _mm512_add_ps(_mm512_add_ps(_mm512_mul_ps(p, z), r), _mm512_set1_ps(1.0f));
-  const __m512i bits = _mm512_slli_epi32(
-      _mm512_add_epi32(_mm512_sub_epi32(_mm512_castps_si512(t), _mm512_set1_epi32(0x4B400000)), _mm512_set1_epi32(127)),
-      23);
-  const __m512 e = _mm512_mul_ps(p, _mm512_castsi512_ps(bits));
-  return _mm512_mask_blend_ps(_mm512_cmp_ps_mask(x, _mm512_set1_ps(-87.3f), _CMP_LT_OQ), e, _mm512_setzero_ps());
-}
+// exp_approx_simd's vector type for 16 lanes.
+struct Ps16 {
+  using reg = __m512;
+  static reg set1(float v) { return _mm512_set1_ps(v); }
+  static reg max(reg a, reg b) { return _mm512_max_ps(a, b); }
+  static reg add(reg a, reg b) { return _mm512_add_ps(a, b); }
+  static reg sub(reg a, reg b) { return _mm512_sub_ps(a, b); }
+  static reg mul(reg a, reg b) { return _mm512_mul_ps(a, b); }
+  static reg pow2(reg t) {
+    const __m512i n = _mm512_sub_epi32(_mm512_castps_si512(t), _mm512_set1_epi32(0x4B400000));
+    return _mm512_castsi512_ps(_mm512_slli_epi32(_mm512_add_epi32(n, _mm512_set1_epi32(127)), 23));
+  }
+  static reg zero_below(reg x, reg c, reg e) {
+    return _mm512_mask_blend_ps(_mm512_cmp_ps_mask(x, c, _CMP_LT_OQ), e, _mm512_setzero_ps());
+  }
+};
+__m512 exp16(__m512 x) { return exp_approx_simd<Ps16>(x); }
 
 // Lanes of 16 folded as l + 8, l + 4, l + 2, l + 1 (srows::tree_sum).
 double tree_sum(__m512d lo, __m512d hi) {
