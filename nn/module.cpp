@@ -83,6 +83,18 @@ ScopedHook& ScopedHook::operator=(ScopedHook&& o) noexcept {
   return *this;
 }
 
+bool Module::any_forward_hooks() {
+  bool hooked = false;
+  apply([&](Module& m) { hooked = hooked || m.num_forward_hooks() > 0; });
+  return hooked;
+}
+
+bool Module::children_row_independent() const {
+  for (const auto& [name, c] : children_)
+    if (!c->row_independent()) return false;
+  return true;
+}
+
 HookHandle Module::register_forward_hook(ForwardHook hook) {
   QUENCH_CHECK(static_cast<bool>(hook), "register_forward_hook: empty hook on ", type_name_);
   const int64_t id = hooks_->next_id++;

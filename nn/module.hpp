@@ -175,6 +175,16 @@ class Module : public std::enable_shared_from_this<Module> {
   // ---- hooks ----
   HookHandle register_forward_hook(ForwardHook hook);
   size_t num_forward_hooks() const { return hooks_->hooks.size(); }
+  // True when this module or any descendant has a forward hook (whose calls must then happen as written).
+  bool any_forward_hooks();
+
+  // True when forward treats every row of its input (all leading dims) on its own, so running it on
+  // some rows gives exactly those rows of the full result: no statistics over the batch, no random
+  // draws, children included. A ViT then computes only the CLS row of its last block (the other rows
+  // never reach the head). Default false: layers that do not say so keep the full computation.
+  virtual bool row_independent() const { return false; }
+  // Every child row_independent (for containers that only compose their children).
+  bool children_row_independent() const;
 
   // Multi-line tree like PyTorch's print(model).
   std::string str() const;

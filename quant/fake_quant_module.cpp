@@ -48,6 +48,10 @@ void FakeQuantize::update_qparams() {
   Tensor(zero_point).copy_(qp.zero_point.reshape(zero_point.sizes()));
 }
 
+bool FakeQuantize::row_independent() const {
+  return !spec_.per_channel && !(observer_enabled() && is_training());
+}
+
 std::string FakeQuantize::extra_repr() const {
   return spec_.str() + ", observer=" + obs_->observer().name() + (learnable_ ? ", learnable" : "") +
          ", fake_quant=" + (fake_quant_enabled() ? "on" : "off") +

@@ -67,6 +67,8 @@ class FakeQuantize : public nn::Module {
   bool learnable() const { return learnable_; }
   Tensor scale, zero_point;  // handles to the registered state
   std::string extra_repr() const override;
+  // Per tensor with statistics that do not move (eval mode, or the observer off).
+  bool row_independent() const override;
 
  protected:
   Tensor forward(const Tensor& x) override;

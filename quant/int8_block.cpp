@@ -73,28 +73,39 @@ Tensor Int8Block::composed(const tensor_list& inputs) {
 Tensor Int8Block::forward_multi(const tensor_list& inputs) {
   QUENCH_CHECK(inputs.size() == 1 || inputs.size() == 2, "Int8Block: expected inputs {x} or {x, mask}, got ",
                inputs.size());
+  Tensor y = fused_rows(inputs, -1);
+  return y.defined() ? y : composed(inputs);
+}
+
+Tensor Int8Block::forward_prefix(const tensor_list& inputs, int64_t tokens) {
+  if (inputs.empty() || inputs.size() > 2 || num_forward_hooks() > 0) return Tensor();
+  Tensor y = fused_rows(inputs, tokens);
+  return y.defined() ? y : nn::block_forward_prefix(*this, inputs, tokens);
+}
+
+Tensor Int8Block::fused_rows(const tensor_list& inputs, int64_t tokens) {
   const Tensor& x_in = inputs[0];
   const bool plain = inputs.size() == 1 || !inputs[1].defined();
   if (!plain || !fused() || x_in.dtype() != kFloat32 || x_in.dim() != 3 ||
       (GradMode::is_enabled() && x_in.requires_grad()))
-    return composed(inputs);
+    return Tensor();
   auto& ln1 = static_cast<nn::LayerNorm&>(*child("norm1"));
   auto& ln2 = static_cast<nn::LayerNorm&>(*child("norm2"));
   auto& attn = static_cast<nn::Attention&>(*child("attn"));
   auto& qkv = static_cast<Int8Linear&>(*attn.child("qkv"));
   auto& proj = static_cast<Int8Linear&>(*attn.child("proj"));
-  const int64_t B = x_in.size(0), N = x_in.size(1), D = attn.dim;
-  if (x_in.size(2) != D) return composed(inputs);  // the composition reports the shape error
+  const int64_t B = x_in.size(0), N = x_in.size(1), D = attn.dim, T = tokens < 0 ? N : tokens;
+  if (x_in.size(2) != D || T > N) return Tensor();  // the composition reports the shape error
   // Fewer images than threads: the fused path would leave threads idle, while the composition splits
   // each GEMM over all of them (quiet machine, 2 threads, batch 1: 0.75 ms composed, 0.89 ms fused).
   const int64_t nt = get_num_threads();
-  if (B < nt) return composed(inputs);
+  if (B < nt) return Tensor();
   const Int8Mlp::Plan mlp = static_cast<Int8Mlp&>(*child("mlp")).plan();
   const kernels::PackedWeightsU8S8& wqkv = qkv.packed();
   const kernels::PackedWeightsU8S8& wproj = proj.packed();
   Tensor x = x_in.detach().contiguous();
-  Tensor y = Tensor::empty({B, N, D}, kFloat32);
-  if (B == 0 || N == 0) return y;
+  Tensor y = Tensor::empty({B, T, D}, kFloat32);
+  if (B == 0 || T == 0) return y;
   // Groups of whole images of about 192 rows (qkv, probs and the MLP's hidden rows fit in L2), at
   // least one group per thread. Each image goes through the same ops whatever the grouping.
   const int64_t per = std::max<int64_t>(1, std::min((192 + N - 1) / N, (B + nt - 1) / nt));
@@ -107,25 +118,29 @@ Tensor Int8Block::forward_multi(const tensor_list& inputs) {
     thread_local std::vector<uint8_t> q_buf;
     thread_local std::vector<float> p_buf;
     for (int64_t g = next++; g < groups; g = next++) {
-      const int64_t b0 = g * per, nb = std::min(per, B - b0), rows = nb * N;
+      const int64_t b0 = g * per, nb = std::min(per, B - b0), rows = nb * N, trows = nb * T;
       Tensor xg = x.narrow(0, b0, nb), yg = y.narrow(0, b0, nb);
       const float* px = xg.data_ptr<float>();
       float* py = yg.data_ptr<float>();
       uint8_t* q = scratch(q_buf, rows * D);
-      float* p = scratch(p_buf, rows * D);
-      // x1 = x + proj(attention(qkv(norm1(x)))), written into y's rows
+      float* p = scratch(p_buf, trows * D);
+      // x1 = x + proj(attention(qkv(norm1(x)))) on the first T rows of each image, written into y
       Tensor h = layer_norm(xg, ln1.normalized_shape, ln1.weight, ln1.bias, ln1.eps);
       qkv.quantize_input(h.data_ptr<float>(), rows, D, q);
       Tensor t = Tensor::empty({nb, N, 3 * D}, kFloat32);
       qkv.gemm_f32(wqkv, q, rows, t.data_ptr<float>(), 3 * D);
-      Tensor a = attention_apply(attention_probs(t, attn.heads, attn.scale), t, attn.heads);
-      proj.quantize_input(a.data_ptr<float>(), rows, D, q);
-      proj.gemm_f32(wproj, q, rows, p, D);
-      add_rows(px, p, rows * D, py);
+      Tensor a = attention_apply(attention_probs(t, attn.heads, attn.scale, Tensor(), T), t, attn.heads);
+      proj.quantize_input(a.data_ptr<float>(), trows, D, q);
+      proj.gemm_f32(wproj, q, trows, p, D);
+      if (T == N) {
+        add_rows(px, p, rows * D, py);
+      } else {
+        for (int64_t j = 0; j < nb; ++j) add_rows(px + j * N * D, p + j * T * D, T * D, py + j * T * D);
+      }
       // y = x1 + mlp(norm2(x1))
       Tensor h2 = layer_norm(yg, ln2.normalized_shape, ln2.weight, ln2.bias, ln2.eps);
-      Int8Mlp::rows(mlp, h2.data_ptr<float>(), rows, p);
-      add_rows(py, p, rows * D, py);
+      Int8Mlp::rows(mlp, h2.data_ptr<float>(), trows, p);
+      add_rows(py, p, trows * D, py);
     }
   });
   return y;

@@ -19,16 +19,20 @@
 #include <string>
 #include <vector>
 
+#include "nn/layers/block.hpp"
 #include "nn/module.hpp"
 
 namespace quench::quant {
 
-class Int8Block : public nn::Module {
+class Int8Block : public nn::Module, public nn::PrefixForward {
  public:
   // Takes over block's norm1 / attn / norm2 / mlp children (shared).
   explicit Int8Block(nn::Module& block);
   // True when forward will take the fused path for a plain float input.
   bool fused();
+  // The first `tokens` rows of each image (nn::PrefixForward), fused as forward when it can be,
+  // else nn::block_forward_prefix.
+  Tensor forward_prefix(const tensor_list& inputs, int64_t tokens) override;
 
  protected:
   Tensor forward(const Tensor& x) override;
@@ -36,6 +40,8 @@ class Int8Block : public nn::Module {
 
  private:
   Tensor composed(const tensor_list& inputs);  // nn::Block::forward_multi
+  // The fused pass for the first `tokens` rows of each image (-1: all); undefined when it does not apply.
+  Tensor fused_rows(const tensor_list& inputs, int64_t tokens);
 };
 
 // Replaces every nn::Block of `model` whose attn is an nn::Attention with Int8Linear qkv / proj and

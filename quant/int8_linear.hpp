@@ -26,6 +26,7 @@ class Int8Linear : public nn::Module {
   // Zero-filled state of the given shape (filled by convert or load_state_dict).
   Int8Linear(int64_t in_features, int64_t out_features, bool bias, int32_t input_qmin = 0, int32_t input_qmax = 255);
   std::string extra_repr() const override;
+  bool row_independent() const override { return true; }  // the input's scale is frozen
 
   int64_t in_features, out_features;
   int32_t input_qmin, input_qmax;

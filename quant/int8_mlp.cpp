@@ -39,6 +39,10 @@ Int8Mlp::Int8Mlp(nn::Module& mlp) : Module("Int8Mlp") {
   train(mlp.is_training());
 }
 
+bool Int8Mlp::row_independent() const {
+  return children_row_independent();
+}
+
 bool Int8Mlp::fused() const {
   auto fc1 = std::dynamic_pointer_cast<Int8Linear>(child("fc1"));
   auto fc2 = std::dynamic_pointer_cast<Int8Linear>(child("fc2"));

@@ -31,6 +31,7 @@ class Int8Mlp : public nn::Module {
   // True when forward will take the fused path for a float input (children types, exact GELU, no
   // hooks on the children).
   bool fused() const;
+  bool row_independent() const override;
 
   // The fused pass for callers that cut the rows themselves (Int8Block): plan() once per forward
   // (packs the weights when needed; requires fused()), then rows() on any block of rows, serially

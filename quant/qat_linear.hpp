@@ -20,6 +20,8 @@ class QATLinear : public nn::Module {
   // Shares the weight / bias tensors of `fp32` (optimizers holding them keep working).
   QATLinear(const nn::Linear& fp32, const QConfig& qconfig);
   std::string extra_repr() const override;
+  // The weight's fake quantization sees the weight alone; the input's decides.
+  bool row_independent() const override { return in_fq_->row_independent(); }
 
   FakeQuantize& input_fake_quant() { return *in_fq_; }
   FakeQuantize& weight_fake_quant() { return *w_fq_; }

@@ -80,6 +80,36 @@ TEST_CASE("attention: fused probs, output and qkv gradient equal the composed op
   }
 }
 
+TEST_CASE("attention: the first Q queries alone give the first Q rows of the full result and its gradient") {
+  Generator gen(9);
+  const int64_t B = 3, N = 50, D = 128, H = 4;
+  Tensor qkv = randn({B, N, 3 * D}, gen);
+  const double scale = 1.0 / std::sqrt(32.0);
+  for (int64_t Q : {1, 7, 50}) {
+    for (bool masked : {false, true}) {
+      CAPTURE(Q);
+      CAPTURE(masked);
+      Tensor mask = masked ? key_mask(B, N) : Tensor();
+      // Upstream gradients that vanish past the first Q queries: the full result's other rows are dead.
+      Tensor rp = cat({randn({B, H, Q, N}, gen), zeros({B, H, N - Q, N})}, 2);
+      Tensor ro = cat({randn({B, Q, D}, gen), zeros({B, N - Q, D})}, 1);
+      TL full = run(fused, qkv, H, mask, rp, ro);
+      auto prefix = [&](const Tensor& x, int64_t heads, double sc, const Tensor& m) {
+        Tensor probs = attention_probs(x, heads, sc, m, Q);
+        return TL{probs, attention_apply(probs, x, heads)};
+      };
+      TL part = run(prefix, qkv, H, mask, rp.narrow(2, 0, Q), ro.narrow(1, 0, Q));
+      REQUIRE(part[0].sizes() == Shape{B, H, Q, N});
+      REQUIRE(part[1].sizes() == Shape{B, Q, D});
+      // Each row is the same FMA chains and softmax sums; a zero upstream row adds exact zeros.
+      CHECK(testing::bit_equal(part[0], full[0].narrow(2, 0, Q)));
+      CHECK(testing::bit_equal(part[1], full[1].narrow(1, 0, Q)));
+      CHECK(max_abs_diff(part[2], full[2]) == 0.0);
+    }
+  }
+  CHECK_THROWS_WITH_AS(attention_probs(qkv, H, scale, Tensor(), 51), doctest::Contains("queries (51)"), Error);
+}
+
 TEST_CASE("attention: gradcheck of attention_probs and attention_apply, with and without a mask") {
   Generator gen(3);
   const int64_t B = 2, N = 5, D = 8, H = 2;
@@ -94,6 +124,12 @@ TEST_CASE("attention: gradcheck of attention_probs and attention_apply, with and
   }
   Tensor probs = softmax(randn({B, H, N, N}, gen), -1);
   CHECK(gradcheck([&](const TL& in) { return attention_apply(in[0], in[1], H); }, {probs, qkv}));
+  // Two of the five tokens ask.
+  CHECK(gradcheck(
+      [&](const TL& in) { return attention_apply(attention_probs(in[0], H, 0.5, key_mask(B, N), 2), in[0], H); },
+      {qkv}));
+  CHECK(gradcheck([&](const TL& in) { return attention_apply(in[0], in[1], H); },
+                  {softmax(randn({B, H, 2, N}, gen), -1), qkv}));
 }
 
 TEST_CASE("attention: bit-identical for 1 and 2 threads") {

@@ -221,6 +221,31 @@ TEST_CASE("int8 fused block: a ViT's blocks become Int8Block, bit-identical to u
   }
 }
 
+TEST_CASE("int8 fused block: the CLS-only last block is bit-identical to the full block, every ISA, 1 and 2 threads") {
+  VitTrio t = make_vit_trio(tiny_cfg());
+  Generator gen(8);
+  const kernels::Isa prev = kernels::active_isa();
+  for (int64_t B : {1, 3, 70}) {
+    Tensor x = randn({B, 1, 12, 12}, gen);
+    for (int i = 0; i <= static_cast<int>(kernels::cpu_isa()); ++i) {
+      const kernels::Isa isa = kernels::set_isa(static_cast<kernels::Isa>(i));
+      CAPTURE(B);
+      CAPTURE(kernels::isa_name(isa));
+      for (auto* m : {&t.fused, &t.unfused}) {
+        Tensor part = (**m)(x);
+        testing::check_thread_invariant([&] { return testing::TL{(**m)(x)}; });
+        // A hook on the final norm needs every row: the last block runs in full.
+        Shape seen;
+        nn::ScopedHook h((*m)->child("norm")->register_forward_hook(
+            [&](const nn::ForwardCall& c) { seen = c.output.sizes(); }));
+        CHECK(testing::bit_equal(part, (**m)(x)));
+        CHECK(seen == Shape{B, 10, 32});
+      }
+    }
+    kernels::set_isa(prev);
+  }
+}
+
 TEST_CASE("int8 fused block: masks, hooks, gradients and QATAttention take the composed path") {
   VitTrio t = make_vit_trio(tiny_cfg());
   auto blk = std::dynamic_pointer_cast<Int8Block>(t.fused->get_submodule("blocks.0"));

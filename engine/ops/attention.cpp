@@ -68,13 +68,16 @@ void transpose_head(const float* x, int64_t n, int64_t hd, int64_t ld, float* t)
     for (int64_t d = 0; d < hd; ++d) t[d * n + r] = x[r * ld + d];
 }
 
-// probs = softmax(scale * q k^T, keys with mask != 0 at -inf)
-//   qkv [B, N, 3D] -> probs [B, H, N, N]; mask u8 [B, N] or undefined
+// probs = softmax(scale * q k^T, keys with mask != 0 at -inf) for the first Q query tokens
+//   qkv [B, N, 3D] -> probs [B, H, Q, N]; mask u8 [B, N] or undefined
 struct AttentionProbsFn : Function<AttentionProbsFn> {
   static Tensor forward(AutogradContext* ctx, const Tensor& qkv_in, const Tensor& mask_in, int64_t heads,
-                        double scale) {
+                        double scale, int64_t queries) {
     check_dtype(qkv_in, kFloat32, "attention_probs", "qkv");
     const Heads s = heads_of(qkv_in, heads, "attention_probs");
+    const int64_t Q = queries < 0 ? s.N : queries;
+    QUENCH_CHECK(Q >= 0 && Q <= s.N, "attention_probs: queries (", queries, ") must be at most the ", s.N,
+                 " tokens of qkv ", shape_str(qkv_in.sizes()), " (-1: all)");
     Tensor mask;
     if (mask_in.defined()) {
       QUENCH_CHECK(
@@ -84,24 +87,24 @@ struct AttentionProbsFn : Function<AttentionProbsFn> {
       mask = mask_in.contiguous();
     }
     Tensor qkv = qkv_in.contiguous();
-    Tensor probs = Tensor::empty({s.B, s.H, s.N, s.N}, kFloat32);
+    Tensor probs = Tensor::empty({s.B, s.H, Q, s.N}, kFloat32);
     const float* px = qkv.data_ptr<float>();
     const uint8_t* pm = mask.defined() ? mask.data_ptr<uint8_t>() : nullptr;
     float* pp = probs.data_ptr<float>();
     const float sc = static_cast<float>(scale);
     const int64_t N = s.N, ld = 3 * s.D;
     kernels::parallel_for(s.B * s.H, 1, [&](int64_t i0, int64_t i1) {
-      std::vector<float> kt(s.hd * N), scores(N * N);
+      std::vector<float> kt(s.hd * N), scores(Q * N);
       for (int64_t i = i0; i < i1; ++i) {
         const int64_t b = i / s.H, h = i % s.H;
         if (i + 1 < i1) {
-          prefetch_rows(s.q(px, (i + 1) / s.H, (i + 1) % s.H), N, s.hd, ld);
+          prefetch_rows(s.q(px, (i + 1) / s.H, (i + 1) % s.H), Q, s.hd, ld);
           prefetch_rows(s.k(px, (i + 1) / s.H, (i + 1) % s.H), N, s.hd, ld);
         }
         transpose_head(s.k(px, b, h), N, s.hd, ld, kt.data());
         // (scores in scratch: in place, the rows' masked tail stores would stall the next row's loads)
-        kernels::sgemm_small(N, N, s.hd, s.q(px, b, h), ld, 1, kt.data(), N, scores.data(), N);
-        kernels::attn_softmax_rows(scores.data(), N, N, sc, pm ? pm + b * N : nullptr, pp + i * N * N);
+        kernels::sgemm_small(Q, N, s.hd, s.q(px, b, h), ld, 1, kt.data(), N, scores.data(), N);
+        kernels::attn_softmax_rows(scores.data(), Q, N, sc, pm ? pm + b * N : nullptr, pp + i * Q * N);
       }
     });
     ctx->save_for_backward({qkv, probs});
@@ -110,7 +113,7 @@ struct AttentionProbsFn : Function<AttentionProbsFn> {
     return probs;
   }
 
-  // dS = scale * softmax_backward(probs, dprobs);  dq = dS k;  dk = dS^T q;  dv = 0
+  // dS = scale * softmax_backward(probs, dprobs);  dq = dS k (0 past the Q queries);  dk = dS^T q;  dv = 0
   static tensor_list backward(AutogradContext* ctx, tensor_list g) {
     auto v = ctx->get_saved_variables();
     const Tensor &qkv = v[0], &probs = v[1];
@@ -123,21 +126,22 @@ struct AttentionProbsFn : Function<AttentionProbsFn> {
     const float* pp = probs.data_ptr<float>();
     const float* pg = gp.data_ptr<float>();
     float* pd = dqkv.data_ptr<float>();
-    const int64_t N = s.N, hd = s.hd, ld = 3 * s.D;
+    const int64_t N = s.N, Q = probs.size(2), hd = s.hd, ld = 3 * s.D;
     kernels::parallel_for(s.B * s.H, 1, [&](int64_t i0, int64_t i1) {
-      std::vector<float> ds(N * N);
+      std::vector<float> ds(Q * N);
       for (int64_t i = i0; i < i1; ++i) {
         const int64_t b = i / s.H, h = i % s.H;
         if (i + 1 < i1) {
-          prefetch_rows(s.q(px, (i + 1) / s.H, (i + 1) % s.H), N, hd, ld);
+          prefetch_rows(s.q(px, (i + 1) / s.H, (i + 1) % s.H), Q, hd, ld);
           prefetch_rows(s.k(px, (i + 1) / s.H, (i + 1) % s.H), N, hd, ld);
-          prefetch_block(pp + (i + 1) * N * N, N * N);
-          prefetch_block(pg + (i + 1) * N * N, N * N);
+          prefetch_block(pp + (i + 1) * Q * N, Q * N);
+          prefetch_block(pg + (i + 1) * Q * N, Q * N);
         }
-        kernels::attn_softmax_rows_backward(pp + i * N * N, pg + i * N * N, N, N, sc, ds.data());
-        kernels::sgemm_small(N, hd, N, ds.data(), N, 1, s.k(px, b, h), ld, s.slot(pd, b, h, 0), ld);
+        kernels::attn_softmax_rows_backward(pp + i * Q * N, pg + i * Q * N, Q, N, sc, ds.data());
+        kernels::sgemm_small(Q, hd, N, ds.data(), N, 1, s.k(px, b, h), ld, s.slot(pd, b, h, 0), ld);
+        zero_rows(s.slot(pd, b, h, 0) + Q * ld, N - Q, hd, ld);
         // dk[j] = sum_i dS[i, j] q[i]: dS read transposed in place (same FMA chain as (q^T dS)^T).
-        kernels::sgemm_small(N, hd, N, ds.data(), 1, N, s.q(px, b, h), ld, s.slot(pd, b, h, 1), ld);
+        kernels::sgemm_small(N, hd, Q, ds.data(), 1, N, s.q(px, b, h), ld, s.slot(pd, b, h, 1), ld);
         zero_rows(s.slot(pd, b, h, 2), N, hd, ld);
       }
     });
@@ -145,17 +149,19 @@ struct AttentionProbsFn : Function<AttentionProbsFn> {
   }
 };
 
-// out = probs v, heads side by side   probs [B, H, N, N], qkv [B, N, 3D] -> out [B, N, D]
+// out = probs v, heads side by side   probs [B, H, Q, N], qkv [B, N, 3D] -> out [B, Q, D]
 struct AttentionApplyFn : Function<AttentionApplyFn> {
   static Tensor forward(AutogradContext* ctx, const Tensor& probs_in, const Tensor& qkv_in, int64_t heads) {
     check_dtype(probs_in, kFloat32, "attention_apply", "probs");
     check_dtype(qkv_in, kFloat32, "attention_apply", "qkv");
     const Heads s = heads_of(qkv_in, heads, "attention_apply");
-    QUENCH_CHECK(probs_in.sizes() == Shape({s.B, s.H, s.N, s.N}), "attention_apply: expected probs [", s.B,
-                 ", ", s.H, ", ", s.N, ", ", s.N, "] for qkv ", shape_str(qkv_in.sizes()), ", got ",
-                 shape_str(probs_in.sizes()));
+    QUENCH_CHECK(probs_in.dim() == 4 && probs_in.size(2) <= s.N &&
+                     probs_in.sizes() == Shape({s.B, s.H, probs_in.size(2), s.N}),
+                 "attention_apply: expected probs [", s.B, ", ", s.H, ", Q <= ", s.N, ", ", s.N, "] for qkv ",
+                 shape_str(qkv_in.sizes()), ", got ", shape_str(probs_in.sizes()));
     Tensor probs = probs_in.contiguous(), qkv = qkv_in.contiguous();
-    Tensor out = Tensor::empty({s.B, s.N, s.D}, kFloat32);
+    const int64_t Q = probs.size(2);
+    Tensor out = Tensor::empty({s.B, Q, s.D}, kFloat32);
     const float* pp = probs.data_ptr<float>();
     const float* px = qkv.data_ptr<float>();
     float* po = out.data_ptr<float>();
@@ -165,9 +171,9 @@ struct AttentionApplyFn : Function<AttentionApplyFn> {
         const int64_t b = i / s.H, h = i % s.H;
         if (i + 1 < i1) {
           prefetch_rows(s.v(px, (i + 1) / s.H, (i + 1) % s.H), N, s.hd, 3 * s.D);
-          prefetch_block(pp + (i + 1) * N * N, N * N);
+          prefetch_block(pp + (i + 1) * Q * N, Q * N);
         }
-        kernels::sgemm_small(N, s.hd, N, pp + i * N * N, N, 1, s.v(px, b, h), 3 * s.D, po + b * N * s.D + h * s.hd,
+        kernels::sgemm_small(Q, s.hd, N, pp + i * Q * N, N, 1, s.v(px, b, h), 3 * s.D, po + b * Q * s.D + h * s.hd,
                              s.D);
       }
     });
@@ -191,24 +197,24 @@ struct AttentionApplyFn : Function<AttentionApplyFn> {
     const float* pg = go.data_ptr<float>();
     float* pdp = need_p ? dp.data_ptr<float>() : nullptr;
     float* pdx = need_x ? dqkv.data_ptr<float>() : nullptr;
-    const int64_t N = s.N, hd = s.hd, D = s.D;
+    const int64_t N = s.N, Q = probs.size(2), hd = s.hd, D = s.D;
     kernels::parallel_for(s.B * s.H, 1, [&](int64_t i0, int64_t i1) {
       std::vector<float> vt(need_p ? hd * N : 0);
       for (int64_t i = i0; i < i1; ++i) {
         const int64_t b = i / s.H, h = i % s.H;
-        const float* gbh = pg + b * N * D + h * hd;
+        const float* gbh = pg + b * Q * D + h * hd;
         if (i + 1 < i1) {
-          prefetch_rows(gbh + ((i + 1) / s.H - b) * N * D + ((i + 1) % s.H - h) * hd, N, hd, D);
+          prefetch_rows(gbh + ((i + 1) / s.H - b) * Q * D + ((i + 1) % s.H - h) * hd, Q, hd, D);
           if (need_p) prefetch_rows(s.v(px, (i + 1) / s.H, (i + 1) % s.H), N, hd, 3 * D);
-          if (need_x) prefetch_block(pp + (i + 1) * N * N, N * N);
+          if (need_x) prefetch_block(pp + (i + 1) * Q * N, Q * N);
         }
         if (need_p) {
           transpose_head(s.v(px, b, h), N, hd, 3 * D, vt.data());
-          kernels::sgemm_small(N, N, hd, gbh, D, 1, vt.data(), N, pdp + i * N * N, N);
+          kernels::sgemm_small(Q, N, hd, gbh, D, 1, vt.data(), N, pdp + i * Q * N, N);
         }
         if (need_x) {
           // dv = probs^T dO: probs read transposed in place.
-          kernels::sgemm_small(N, hd, N, pp + i * N * N, 1, N, gbh, D, s.slot(pdx, b, h, 2), 3 * D);
+          kernels::sgemm_small(N, hd, Q, pp + i * Q * N, 1, N, gbh, D, s.slot(pdx, b, h, 2), 3 * D);
           zero_rows(s.slot(pdx, b, h, 0), N, hd, 3 * D);
           zero_rows(s.slot(pdx, b, h, 1), N, hd, 3 * D);
         }
@@ -220,9 +226,10 @@ struct AttentionApplyFn : Function<AttentionApplyFn> {
 
 }  // namespace
 
-Tensor attention_probs(const Tensor& qkv, int64_t heads, double scale, const Tensor& key_padding_mask) {
+Tensor attention_probs(const Tensor& qkv, int64_t heads, double scale, const Tensor& key_padding_mask,
+                       int64_t queries) {
   check_defined(qkv, "attention_probs", "qkv");
-  return AttentionProbsFn::apply(qkv, key_padding_mask, heads, scale);
+  return AttentionProbsFn::apply(qkv, key_padding_mask, heads, scale, queries);
 }
 
 Tensor attention_apply(const Tensor& probs, const Tensor& qkv, int64_t heads) {

@@ -19,14 +19,16 @@ Tensor index_select(const Tensor& x, int64_t dim, const Tensor& indices);
 
 // Multi-head self-attention on a packed qkv projection, fused (what nn::Attention runs):
 // qkv [B, N, 3D] is read as [B, N, 3, heads, D / heads] (q, k, v; head h at columns h * hd ..).
-// attention_probs: softmax(scale * q k^T) over keys -> [B, heads, N, N]; keys where the u8
-// key_padding_mask [B, N] is nonzero get probability 0 (mask optional).
-// attention_apply: probs @ v with the heads side by side -> [B, N, D].
+// attention_probs: softmax(scale * q k^T) over keys -> [B, heads, Q, N]; keys where the u8
+// key_padding_mask [B, N] is nonzero get probability 0 (mask optional). Only the first `queries`
+// tokens ask (Q = queries; -1: all N): a ViT's last block needs only its CLS token's row, and those
+// rows are exactly the first Q rows of the full result.
+// attention_apply: probs [B, heads, Q, N] @ v with the heads side by side -> [B, Q, D].
 // Same sgemm calls as the composed ops (matmul, mul, masked_fill, softmax, matmul, transpose):
 // bit-identical to them with an sgemm whose results do not depend on leading dimensions (the
 // current one; tests allow 1e-6 for a blocked GEMM that differs there).
 Tensor attention_probs(const Tensor& qkv, int64_t heads, double scale,
-                       const Tensor& key_padding_mask = Tensor());
+                       const Tensor& key_padding_mask = Tensor(), int64_t queries = -1);
 Tensor attention_apply(const Tensor& probs, const Tensor& qkv, int64_t heads);
 
 enum class Reduction { none, mean, sum, batchmean };

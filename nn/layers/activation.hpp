@@ -11,6 +11,7 @@ class GELU : public Module {
  public:
   explicit GELU(std::string approximate = "none");
   std::string extra_repr() const override { return "approximate='" + approximate + "'"; }
+  bool row_independent() const override { return true; }
   std::string approximate;
 
  protected:
@@ -22,6 +23,8 @@ class Dropout : public Module {
   // gen = nullptr draws from the default generator; a given generator must outlive the module.
   explicit Dropout(double p = 0.5, Generator* gen = nullptr);
   std::string extra_repr() const override;
+  // In training it draws a mask for every element, so a subset of rows would shift the draws.
+  bool row_independent() const override { return !is_training() || p == 0.0; }
   double p;
 
  protected:

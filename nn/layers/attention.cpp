@@ -24,7 +24,14 @@ std::string Attention::extra_repr() const {
 
 Tensor Attention::forward(const Tensor& x) { return forward_multi({x}); }
 
-Tensor Attention::forward_multi(const tensor_list& inputs) {
+Tensor Attention::forward_multi(const tensor_list& inputs) { return attend(inputs, -1); }
+
+Tensor Attention::forward_prefix(const tensor_list& inputs, int64_t tokens) {
+  if (num_forward_hooks() > 0) return Tensor();
+  return attend(inputs, tokens);
+}
+
+Tensor Attention::attend(const tensor_list& inputs, int64_t queries) {
   QUENCH_CHECK(inputs.size() == 1 || inputs.size() == 2,
                "Attention: expected inputs {x} or {x, key_padding_mask}, got ", inputs.size());
   const Tensor& x = inputs[0];
@@ -38,9 +45,9 @@ Tensor Attention::forward_multi(const tensor_list& inputs) {
                      mask.size(1) == x.size(1),
                  "Attention: expected a u8 key-padding mask [", x.size(0), ", ", x.size(1), "], got ",
                  dtype_name(mask.dtype()), " ", shape_str(mask.sizes()));
-  Tensor probs = attention_probs(qkv, heads, scale, mask);  // [B, H, N, N]
+  Tensor probs = attention_probs(qkv, heads, scale, mask, queries);  // [B, H, Q, N]
   emit("probs", probs);
-  Tensor out = attention_apply(probs, qkv, heads);  // [B, N, D]
+  Tensor out = attention_apply(probs, qkv, heads);  // [B, Q, D]
   return (*child("proj"))(out);
 }
 

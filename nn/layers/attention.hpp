@@ -15,6 +15,9 @@ class Attention : public Module {
   Attention(int64_t dim, int64_t heads, bool qkv_bias, Generator& gen);
   Attention(int64_t dim, int64_t heads, bool qkv_bias = true);
   std::string extra_repr() const override;
+  // The first `tokens` rows of forward_multi(inputs) (only those queries; all keys): [B, T, D], for
+  // block_forward_prefix. Undefined when this module has hooks (they must see the full call).
+  Tensor forward_prefix(const tensor_list& inputs, int64_t tokens);
 
   int64_t dim, heads, head_dim;
   double scale;
@@ -23,6 +26,9 @@ class Attention : public Module {
   Tensor forward(const Tensor& x) override;
   // inputs: {x} or {x, key_padding_mask}
   Tensor forward_multi(const tensor_list& inputs) override;
+
+ private:
+  Tensor attend(const tensor_list& inputs, int64_t queries);  // queries -1: all
 };
 
 }  // namespace quench::nn

@@ -11,6 +11,7 @@ class LayerNorm : public Module {
   LayerNorm(int64_t dim, double eps = 1e-5, bool elementwise_affine = true)
       : LayerNorm(Shape{dim}, eps, elementwise_affine) {}
   std::string extra_repr() const override;
+  bool row_independent() const override { return true; }
 
   Shape normalized_shape;
   double eps;

@@ -13,6 +13,7 @@ class Linear : public Module {
   Linear(int64_t in_features, int64_t out_features, bool bias, Generator& gen);
   void reset_parameters(Generator& gen);
   std::string extra_repr() const override;
+  bool row_independent() const override { return true; }
 
   int64_t in_features, out_features;
   Tensor weight, bias;  // handles to the registered parameters

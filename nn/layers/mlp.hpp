@@ -11,6 +11,7 @@ class Mlp : public Module {
   // out = 0 means out = dim.
   Mlp(int64_t dim, int64_t hidden, int64_t out, Generator& gen);
   Mlp(int64_t dim, int64_t hidden, int64_t out = 0);
+  bool row_independent() const override;
 
  protected:
   Tensor forward(const Tensor& x) override;

@@ -8,6 +8,10 @@ Sequential::Sequential(std::vector<ModulePtr> modules) : Sequential() {
 
 void Sequential::push_back(ModulePtr m) { register_module(std::to_string(size()), std::move(m)); }
 
+bool Sequential::row_independent() const {
+  return children_row_independent();
+}
+
 ModulePtr Sequential::operator[](size_t i) const {
   QUENCH_CHECK(i < size(), "Sequential: index ", i, " out of range for ", size(), " modules");
   return named_children()[i].second;

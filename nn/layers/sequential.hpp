@@ -13,6 +13,7 @@ class Sequential : public Module {
   size_t size() const { return named_children().size(); }
   // The i-th child (through the registry, so replace_module is seen).
   ModulePtr operator[](size_t i) const;
+  bool row_independent() const override;
 
  protected:
   // Each child's output feeds the next. With several inputs, the extra inputs (e.g. an attention

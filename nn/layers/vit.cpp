@@ -58,8 +58,26 @@ Tensor ViT::forward(const Tensor& images) {
   const int64_t B = images.size(0);
   Tensor x = (*child("patch_embed"))(images);                          // [B, N, D]
   x = cat({cls_token.expand({B, 1, cfg.dim}), x}, 1) + pos_embed;      // [B, N + 1, D]
-  x = (*child("norm"))((*child("blocks"))(x));
+  x = (*child("norm"))(run_blocks(x));                                 // [B, N + 1 or 1, D]
   return (*child("head"))(x.select(1, 0));                             // [B, classes]
+}
+
+Tensor ViT::run_blocks(const Tensor& x) {
+  auto& blocks = static_cast<Sequential&>(*child("blocks"));
+  ModulePtr norm = child("norm");
+  // Only the CLS row reaches the head, so the last block may skip the other rows, unless a hook
+  // watches the blocks or the final norm (it must see every row) or norm is not row-wise.
+  if (blocks.size() == 0 || blocks.num_forward_hooks() > 0 || norm->any_forward_hooks() ||
+      !norm->row_independent())
+    return blocks(x);
+  Tensor y = x;
+  for (size_t i = 0; i + 1 < blocks.size(); ++i) y = (*blocks[i])(y);
+  ModulePtr last = blocks[blocks.size() - 1];
+  if (auto* prefix = dynamic_cast<PrefixForward*>(last.get())) {
+    Tensor cls = prefix->forward_prefix({y}, 1);                        // [B, 1, D]
+    if (cls.defined()) return cls;
+  }
+  return (*last)(y);
 }
 
 }  // namespace quench::nn

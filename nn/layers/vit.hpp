@@ -4,6 +4,9 @@
 //   patch_embed.proj.{weight [D, C, P, P], bias [D]}; cls_token [1, 1, D]; pos_embed [1, N + 1, D];
 //   blocks.{i} (Block: norm1, attn.qkv, attn.proj, norm2, mlp.fc1, mlp.fc2); norm [D]; head [classes, D].
 //   N = (img / patch)^2; classification reads the CLS token after the final norm.
+//   The other rows of the last block never reach the head, so unless a hook watches them the last
+//   block computes the CLS row alone (nn::PrefixForward): the same logits and gradients for 7/8 of the
+//   reference ViT's GEMM work (PyTorch's reference computes every row).
 //
 // Init (timm VisionTransformer.init_weights with weight_init = '', checked against timm 0.9):
 //   pos_embed trunc_normal(std .02, bounds +-2), every Linear weight trunc_normal(std .02) with zero
@@ -38,6 +41,9 @@ class ViT : public Module {
 
  protected:
   Tensor forward(const Tensor& images) override;
+
+ private:
+  Tensor run_blocks(const Tensor& x);  // [B, N + 1, D] -> [B, N + 1, D], or [B, 1, D] (CLS row only)
 };
 
 }  // namespace quench::nn
