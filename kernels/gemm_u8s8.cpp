@@ -163,6 +163,7 @@ namespace {
 void quantize_row(const float* x, int64_t n, float scale, int32_t zp, uint8_t* y, bool ref) {
   check_quant(x, n, scale, zp, y);
   const float inv = 1.0f / scale;  // PyTorch multiplies by the float reciprocal
+  if (!ref && active_isa() >= Isa::avx512_vnni) return u8s8::quantize_row_avx512(x, n, inv, zp, y);
   if (!ref && active_isa() >= Isa::avx2) return u8s8::quantize_row_avx2(x, n, inv, zp, y);
   const float zf = static_cast<float>(zp);
   for (int64_t i = 0; i < n; ++i) y[i] = u8s8::quantize_u8(x[i], inv, zf);

@@ -24,7 +24,9 @@ inline int32_t load_i32(const uint8_t* p) {
 // apart.
 template <int MR>
 void kernel_6x16(int64_t Kp, const uint8_t* a, int64_t astride, const uint8_t* w,
-                 const int32_t* colsum, int32_t offset, int32_t* out, int64_t ldo, int ncols) {
+                 const int32_t* colsum, int32_t offset, const TileOut& to, int ncols) {
+  int32_t* out = static_cast<int32_t*>(to.c);
+  const int64_t ldo = to.ldc;
   __m256i acc[MR][2];
   const __m256i neg = _mm256_set1_epi32(-offset);  // start at -offset * colsum
   const __m256i c0 =
@@ -67,9 +69,11 @@ void kernel_6x16(int64_t Kp, const uint8_t* a, int64_t astride, const uint8_t* w
 struct KernAvx2 {
   static constexpr int MR = 6, NR = 16, AElem = 2;
   using Fn = void (*)(int64_t, const uint8_t*, int64_t, const uint8_t*, const int32_t*, int32_t,
-                      int32_t*, int64_t, int);
+                      const TileOut&, int);
   static constexpr Fn kernels[MR] = {kernel_6x16<1>, kernel_6x16<2>, kernel_6x16<3>,
                                      kernel_6x16<4>, kernel_6x16<5>, kernel_6x16<6>};
+  // int32 tiles only: the epilogues run on the ymm rows of epilogue_row_avx2.
+  static Fn kernel(U8S8Output out, int mr) { return out == U8S8Output::s32 ? kernels[mr - 1] : nullptr; }
   // int16 is signed, so s8 activations widen as they are: only the zero point is folded.
   static int32_t offset(const Job& job) { return job.za; }
   static bool direct(const Job&) { return false; }  // always widened to int16

@@ -24,9 +24,11 @@ namespace {
 inline int64_t ceil_div(int64_t a, int64_t b) { return (a + b - 1) / b; }
 
 // Kern provides: MR, NR, AElem (bytes per packed activation), direct(job) (read A in place),
-// pack_a(job, m0, rows, dst, stride), offset(job) and kernels[mr-1](kp, a, astride, w, colsum,
-// offset, out, ldo, ncols), which start every accumulator at -offset * colsum[n] (the zero-point
-// compensation) and store an mr x NR tile (ncols valid) of int32 at out, row stride ldo.
+// pack_a(job, m0, rows, dst, stride), offset(job) and kernel(out, mr) -> fn(kp, a, astride, w,
+// colsum, offset, TileOut, ncols), which starts every accumulator at -offset * colsum[n] (the
+// zero-point compensation) and leaves an mr x NR tile (ncols valid) through the `out` epilogue;
+// null where the kernel has no such epilogue (s32 always exists): the tile then goes through an
+// int32 buffer and epilogue_row_avx2.
 template <class Kern>
 void run_gemm(const Job& job) {
   constexpr int MR = Kern::MR, NR = Kern::NR;
@@ -62,11 +64,15 @@ void run_gemm(const Job& job) {
     const uint8_t* a = abase + r * astride;
     const uint8_t* w = W.panel(p);
     const int32_t* cs = W.panel_colsum(p);
-    if (job.out == U8S8Output::s32) {
-      int32_t* c = static_cast<int32_t*>(job.C) + (m0 + r) * job.ldc + n0;
-      Kern::kernels[mr - 1](Kp, a, astride, w, cs, offset, c, job.ldc, ncols);
+    if (auto fn = Kern::kernel(job.out, mr)) {
+      const int64_t elem = job.out == U8S8Output::u8 ? 1 : 4;
+      void* c = static_cast<uint8_t*>(job.C) + ((m0 + r) * job.ldc + n0) * elem;
+      fn(Kp, a, astride, w, cs, offset,
+         TileOut{c, job.ldc, job.mult ? job.mult + n0 : nullptr, job.bias ? job.bias + n0 : nullptr, job.zy},
+         ncols);
     } else {
-      Kern::kernels[mr - 1](Kp, a, astride, w, cs, offset, tile, NR, ncols);
+      Kern::kernel(U8S8Output::s32, mr)(Kp, a, astride, w, cs, offset, TileOut{tile, NR, nullptr, nullptr, 0.f},
+                                        ncols);
       for (int i = 0; i < mr; ++i) epilogue_row_avx2(job, m0 + r + i, n0, ncols, tile + i * NR);
     }
   };

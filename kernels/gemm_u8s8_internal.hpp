@@ -27,11 +27,24 @@ struct Job {
   float zy;           // y zero point as float (u8 output)
 };
 
+// Where a micro-kernel leaves its mr x NR tile: C's element at the tile's first row and channel
+// (int32, float or uint8 by the kernel's output kind), the row stride, and for the epilogues the
+// job's mult / bias from the tile's first channel (bias may be null) and zy.
+struct TileOut {
+  void* c;
+  int64_t ldc;
+  const float* mult;
+  const float* bias;
+  float zy;
+};
+
 void gemm_vnni(const Job& job);  // vnni layout, AVX-512 VNNI
 void gemm_avx2(const Job& job);  // i16 layout, AVX2 (also the avx512 level)
 void gemm_ref(const Job& job);
 // q = clamp(nearbyint(x * inv_scale) + zero_point, 0, 255).
 void quantize_row_avx2(const float* x, int64_t n, float inv_scale, int32_t zero_point, uint8_t* y);
+// The same in zmm (compiled in the VNNI TU, so dispatched at the avx512_vnni level only).
+void quantize_row_avx512(const float* x, int64_t n, float inv_scale, int32_t zero_point, uint8_t* y);
 // The epilogue of one row segment: acc[0..cnt) are columns n0.. of row m. Used by both SIMD paths.
 void epilogue_row_avx2(const Job& job, int64_t m, int64_t n0, int64_t cnt, const int32_t* acc);
 

@@ -1,8 +1,10 @@
 // AVX-512 VNNI u8s8 path: vpdpbusd (u8 x s8, four products summed straight into int32: exact) on a
 // 6x64 tile, 24 zmm accumulators; weights in the vnni layout, activations broadcast 4 bytes at a
 // time from rows packed with K zero padded to Kp (s8 activations XOR 0x80 to u8, the +128 folded
-// into the column-sum compensation). Compiled with -mavx512f/bw/vl/dq -mavx512vnni
-// -ffp-contract=off.
+// into the column-sum compensation). The f32 and u8 epilogues run on the accumulators in
+// registers (the int32 tile never goes to memory), the same IEEE operations in the same order as
+// the scalar and ymm epilogues; f32_gelu goes through epilogue_row_avx2. Also the zmm row
+// quantizer. Compiled with -mavx512f/bw/vl/dq -mavx512vnni -ffp-contract=off.
 #include <immintrin.h>
 
 #include "kernels/gemm_u8s8_driver.hpp"
@@ -16,17 +18,84 @@ inline int32_t load_i32(const uint8_t* p) {
   return v;
 }
 
+constexpr int64_t out_bytes(U8S8Output out) { return out == U8S8Output::u8 ? 1 : 4; }
+
+// Column masks of a tile with ncols valid channels: 16 per zmm.
+inline void column_masks(int ncols, __mmask16 (&mask)[4]) {
+#pragma GCC unroll 8
+  for (int j = 0; j < 4; ++j) {
+    const int left = std::clamp(ncols - 16 * j, 0, 16);
+    mask[j] = static_cast<__mmask16>((1u << left) - 1u);
+  }
+}
+
+// Leaves an MR x 64 tile of accumulators through the Out epilogue (gemm_u8s8.hpp):
+//   s32: acc;  f32: float(acc) * mult (+ bias);  u8: clamp(nearbyint(float(acc) * mult) + zy, 0, 255).
+template <int MR, U8S8Output Out>
+inline void store_tile(__m512i (&acc)[MR][4], const TileOut& to, int ncols) {
+  __mmask16 mask[4];
+  column_masks(ncols, mask);
+  if constexpr (Out == U8S8Output::s32) {
+    int32_t* c = static_cast<int32_t*>(to.c);
+    if (ncols == 64) {  // full tiles: plain stores
+#pragma GCC unroll 8
+      for (int r = 0; r < MR; ++r)
+#pragma GCC unroll 8
+        for (int j = 0; j < 4; ++j) _mm512_storeu_si512(c + r * to.ldc + 16 * j, acc[r][j]);
+      return;
+    }
+#pragma GCC unroll 8
+    for (int r = 0; r < MR; ++r)
+#pragma GCC unroll 8
+      for (int j = 0; j < 4; ++j) _mm512_mask_storeu_epi32(c + r * to.ldc + 16 * j, mask[j], acc[r][j]);
+  } else {
+    __m512 mult[4];
+#pragma GCC unroll 8
+    for (int j = 0; j < 4; ++j) mult[j] = _mm512_maskz_loadu_ps(mask[j], to.mult + 16 * j);
+    if constexpr (Out == U8S8Output::f32) {
+      float* c = static_cast<float*>(to.c);
+      __m512 bias[4];
+#pragma GCC unroll 8
+      for (int j = 0; j < 4; ++j)
+        bias[j] = to.bias ? _mm512_maskz_loadu_ps(mask[j], to.bias + 16 * j) : _mm512_setzero_ps();
+#pragma GCC unroll 8
+      for (int r = 0; r < MR; ++r)
+#pragma GCC unroll 8
+        for (int j = 0; j < 4; ++j) {
+          __m512 f = _mm512_mul_ps(_mm512_cvtepi32_ps(acc[r][j]), mult[j]);
+          if (to.bias) f = _mm512_add_ps(f, bias[j]);
+          _mm512_mask_storeu_ps(c + r * to.ldc + 16 * j, mask[j], f);
+        }
+    } else {
+      static_assert(Out == U8S8Output::u8);
+      uint8_t* c = static_cast<uint8_t*>(to.c);
+      const __m512 zy = _mm512_set1_ps(to.zy), lo = _mm512_setzero_ps(), hi = _mm512_set1_ps(255.f);
+#pragma GCC unroll 8
+      for (int r = 0; r < MR; ++r)
+#pragma GCC unroll 8
+        for (int j = 0; j < 4; ++j) {
+          __m512 f = _mm512_mul_ps(_mm512_cvtepi32_ps(acc[r][j]), mult[j]);
+          f = _mm512_add_ps(_mm512_roundscale_ps(f, _MM_FROUND_TO_NEAREST_INT | _MM_FROUND_NO_EXC), zy);
+          f = _mm512_min_ps(_mm512_max_ps(f, lo), hi);  // NaN -> 0, as clamp_0_255
+          _mm512_mask_cvtepi32_storeu_epi8(c + r * to.ldc + 16 * j, mask[j], _mm512_cvttps_epi32(f));
+        }
+    }
+  }
+}
+
 // w: vnni panel, per group of 4 k: 64 channels x 4 bytes (256 bytes).
 // a: activation rows, astride bytes apart.
-template <int MR>
+template <int MR, U8S8Output Out>
 void kernel_6x64(int64_t Kp, const uint8_t* a, int64_t astride, const uint8_t* w,
-                 const int32_t* colsum, int32_t offset, int32_t* out, int64_t ldo, int ncols) {
+                 const int32_t* colsum, int32_t offset, const TileOut& to, int ncols) {
   // Fetch the C lines this tile writes (for ownership) while the k loop runs: at small K the
   // read-for-ownership of C is otherwise exposed at the stores.
+  constexpr int64_t eb = out_bytes(Out);
+  const uint8_t* cb = static_cast<const uint8_t*>(to.c);
 #pragma GCC unroll 8
   for (int r = 0; r < MR; ++r)
 #pragma GCC unroll 8
-    for (int j = 0; j < 4; ++j) __builtin_prefetch(out + r * ldo + 16 * j, 1, 3);
+    for (int64_t j = 0; j < 64 * eb; j += 64) __builtin_prefetch(cb + r * to.ldc * eb + j, 1, 3);
   __m512i acc[MR][4];
   const __m512i neg = _mm512_set1_epi32(-offset);  // start at -offset * colsum
 #pragma GCC unroll 8
@@ -50,32 +119,15 @@ void kernel_6x64(int64_t Kp, const uint8_t* a, int64_t astride, const uint8_t* w
       acc[r][3] = _mm512_dpbusd_epi32(acc[r][3], av, b3);
     }
   }
-  if (ncols == 64) {  // full tiles: plain stores
-#pragma GCC unroll 8
-    for (int r = 0; r < MR; ++r)
-#pragma GCC unroll 8
-      for (int j = 0; j < 4; ++j) _mm512_storeu_si512(out + r * ldo + 16 * j, acc[r][j]);
-    return;
-  }
-  __mmask16 mask[4];
-#pragma GCC unroll 8
-  for (int j = 0; j < 4; ++j) {
-    const int left = std::clamp(ncols - 16 * j, 0, 16);
-    mask[j] = static_cast<__mmask16>((1u << left) - 1u);
-  }
-#pragma GCC unroll 8
-  for (int r = 0; r < MR; ++r)
-#pragma GCC unroll 8
-    for (int j = 0; j < 4; ++j)
-      _mm512_mask_storeu_epi32(out + r * ldo + 16 * j, mask[j], acc[r][j]);
+  store_tile<MR, Out>(acc, to, ncols);
 }
 
 // One or two rows: a k step has too few independent vpdpbusd to cover its latency, so KU sets of
 // accumulators take turns over the k steps and are added at the end (int32 wraparound addition is
 // associative: the sum is the same bits).
-template <int MR>
+template <int MR, U8S8Output Out>
 void kernel_small_x64(int64_t Kp, const uint8_t* a, int64_t astride, const uint8_t* w,
-                      const int32_t* colsum, int32_t offset, int32_t* out, int64_t ldo, int ncols) {
+                      const int32_t* colsum, int32_t offset, const TileOut& to, int ncols) {
   constexpr int KU = MR == 1 ? 4 : 2;
   __m512i acc[KU][MR][4];
   const __m512i neg = _mm512_set1_epi32(-offset);
@@ -116,21 +168,29 @@ void kernel_small_x64(int64_t Kp, const uint8_t* a, int64_t astride, const uint8
 #pragma GCC unroll 8
   for (int r = 0; r < MR; ++r)
 #pragma GCC unroll 8
-    for (int j = 0; j < 4; ++j) {
+    for (int j = 0; j < 4; ++j)
 #pragma GCC unroll 8
       for (int u = 1; u < KU; ++u) acc[0][r][j] = _mm512_add_epi32(acc[0][r][j], acc[u][r][j]);
-      const int left = std::clamp(ncols - 16 * j, 0, 16);
-      _mm512_mask_storeu_epi32(out + r * ldo + 16 * j, static_cast<__mmask16>((1u << left) - 1u),
-                               acc[0][r][j]);
-    }
+  store_tile<MR, Out>(acc[0], to, ncols);
 }
+
+using KernelFn = void (*)(int64_t, const uint8_t*, int64_t, const uint8_t*, const int32_t*, int32_t,
+                          const TileOut&, int);
+
+template <U8S8Output Out>
+constexpr KernelFn kKernels[6] = {kernel_small_x64<1, Out>, kernel_small_x64<2, Out>, kernel_6x64<3, Out>,
+                                  kernel_6x64<4, Out>,      kernel_6x64<5, Out>,      kernel_6x64<6, Out>};
 
 struct KernVnni {
   static constexpr int MR = 6, NR = 64, AElem = 1;
-  using Fn = void (*)(int64_t, const uint8_t*, int64_t, const uint8_t*, const int32_t*, int32_t,
-                      int32_t*, int64_t, int);
-  static constexpr Fn kernels[MR] = {kernel_small_x64<1>, kernel_small_x64<2>, kernel_6x64<3>,
-                                     kernel_6x64<4>,      kernel_6x64<5>,      kernel_6x64<6>};
+  static KernelFn kernel(U8S8Output out, int mr) {
+    switch (out) {
+      case U8S8Output::s32: return kKernels<U8S8Output::s32>[mr - 1];
+      case U8S8Output::f32: return kKernels<U8S8Output::f32>[mr - 1];
+      case U8S8Output::u8: return kKernels<U8S8Output::u8>[mr - 1];
+      default: return nullptr;  // f32_gelu: through an int32 tile and epilogue_row_avx2
+    }
+  }
   // vpdpbusd wants u8 activations: s8 ones are stored as a + 128, so 128 more column sums come off.
   static int32_t offset(const Job& job) { return job.za + (job.a_signed ? 128 : 0); }
   static bool direct(const Job& job) { return !job.a_signed && job.K % 4 == 0; }
@@ -149,5 +209,17 @@ struct KernVnni {
 }  // namespace
 
 void gemm_vnni(const Job& job) { run_gemm<KernVnni>(job); }
+
+void quantize_row_avx512(const float* x, int64_t n, float inv_scale, int32_t zero_point, uint8_t* y) {
+  const __m512 sv = _mm512_set1_ps(inv_scale), zf = _mm512_set1_ps(static_cast<float>(zero_point));
+  const __m512 lo = _mm512_setzero_ps(), hi = _mm512_set1_ps(255.f);
+  for (int64_t i = 0; i < n; i += 16) {
+    const __mmask16 m = n - i >= 16 ? __mmask16(0xffff) : static_cast<__mmask16>((1u << (n - i)) - 1u);
+    const __m512 v = _mm512_mul_ps(_mm512_maskz_loadu_ps(m, x + i), sv);
+    __m512 q = _mm512_add_ps(_mm512_roundscale_ps(v, _MM_FROUND_TO_NEAREST_INT | _MM_FROUND_NO_EXC), zf);
+    q = _mm512_min_ps(_mm512_max_ps(q, lo), hi);  // NaN -> 0, as clamp_0_255
+    _mm512_mask_cvtepi32_storeu_epi8(y + i, m, _mm512_cvttps_epi32(q));
+  }
+}
 
 }  // namespace quench::kernels::u8s8
