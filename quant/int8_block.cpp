@@ -129,7 +129,7 @@ Tensor Int8Block::fused_rows(const tensor_list& inputs, int64_t tokens) {
       qkv.quantize_input(h.data_ptr<float>(), rows, D, q);
       Tensor t = Tensor::empty({nb, N, 3 * D}, kFloat32);
       qkv.gemm_f32(wqkv, q, rows, t.data_ptr<float>(), 3 * D);
-      Tensor a = attention_apply(attention_probs(t, attn.heads, attn.scale, Tensor(), T), t, attn.heads);
+      Tensor a = attention(t, attn.heads, attn.scale, Tensor(), T);
       proj.quantize_input(a.data_ptr<float>(), trows, D, q);
       proj.gemm_f32(wproj, q, trows, p, D);
       if (T == N) {

@@ -110,6 +110,35 @@ TEST_CASE("attention: the first Q queries alone give the first Q rows of the ful
   CHECK_THROWS_WITH_AS(attention_probs(qkv, H, scale, Tensor(), 51), doctest::Contains("queries (51)"), Error);
 }
 
+TEST_CASE("attention: the one-op attention() equals attention_apply(attention_probs()) and its qkv gradient") {
+  Generator gen(12);
+  const int64_t B = 3, N = 50, D = 128, H = 4;
+  Tensor qkv = randn({B, N, 3 * D}, gen);
+  const double scale = 1.0 / std::sqrt(32.0);
+  for (int64_t Q : {1, 50}) {
+    for (bool masked : {false, true}) {
+      CAPTURE(Q);
+      CAPTURE(masked);
+      Tensor mask = masked ? key_mask(B, N) : Tensor();
+      Tensor g = randn({B, Q, D}, gen);
+      auto two_ops = [&](const TL& in) {
+        return attention_apply(attention_probs(in[0], H, scale, mask, Q), in[0], H);
+      };
+      auto one_op = [&](const TL& in) { return attention(in[0], H, scale, mask, Q); };
+      TL a = testing::forward_backward(one_op, {qkv}, g), b = testing::forward_backward(two_ops, {qkv}, g);
+      CHECK(testing::bit_equal(a[0], b[0]));
+      // The two-op gradient adds exact zeros (dq, dk + 0; 0 + dv): equal up to the sign of zero.
+      CHECK(max_abs_diff(a[1], b[1]) == 0.0);
+      check_thread_invariant([&] { return testing::forward_backward(one_op, {qkv}, g); });
+    }
+  }
+  CHECK(gradcheck([&](const TL& in) { return attention(in[0], 2, 0.5, key_mask(2, 5)); }, {randn({2, 5, 24}, gen)}));
+  CHECK(gradcheck([&](const TL& in) { return attention(in[0], 2, 0.5, Tensor(), 2); }, {randn({2, 5, 24}, gen)}));
+  CHECK_THROWS_WITH_AS(attention(zeros({2, 5, 25}), 2, 1.0), doctest::Contains("attention"), Error);
+  CHECK_THROWS_WITH_AS(attention(zeros({2, 5, 24}), 2, 1.0, zeros({2, 4}, kUInt8)), doctest::Contains("[2, 5]"),
+                       Error);
+}
+
 TEST_CASE("attention: gradcheck of attention_probs and attention_apply, with and without a mask") {
   Generator gen(3);
   const int64_t B = 2, N = 5, D = 8, H = 2;
@@ -163,6 +192,8 @@ TEST_CASE(
   Tensor mask = key_mask(B, N), wide = randn({300, 301}, gen);
   auto both = [&] {
     TL a = run(fused, qkv, H, mask, rp, ro);
+    TL one = testing::forward_backward([&](const TL& in) { return attention(in[0], H, 0.3, mask); }, {qkv}, ro);
+    a.insert(a.end(), one.begin(), one.end());
     TL l = quench::testing::forward_backward(
         [](const TL& in) { return layer_norm(in[0], {128}, in[1], in[2], 1e-6); }, {x, w, b}, g);
     l.push_back(x.sum({0}));

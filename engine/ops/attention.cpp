@@ -42,6 +42,23 @@ Heads heads_of(const Tensor& qkv, int64_t heads, const char* op) {
   return {qkv.size(0), qkv.size(1), heads, D / heads, D};
 }
 
+// The number of queries asked for (-1: all N), checked.
+int64_t query_count(const Heads& s, int64_t queries, const Tensor& qkv, const char* op) {
+  const int64_t Q = queries < 0 ? s.N : queries;
+  QUENCH_CHECK(Q >= 0 && Q <= s.N, op, ": queries (", queries, ") must be at most the ", s.N, " tokens of qkv ",
+               shape_str(qkv.sizes()), " (-1: all)");
+  return Q;
+}
+
+// The key-padding mask, checked (u8 [B, N]) and contiguous, or undefined.
+Tensor checked_mask(const Heads& s, const Tensor& mask, const char* op) {
+  if (!mask.defined()) return Tensor();
+  QUENCH_CHECK(mask.dtype() == kUInt8 && mask.dim() == 2 && mask.size(0) == s.B && mask.size(1) == s.N, op,
+               ": expected a u8 key-padding mask [", s.B, ", ", s.N, "], got ", dtype_name(mask.dtype()), " ",
+               shape_str(mask.sizes()));
+  return mask.contiguous();
+}
+
 // Zeroes rows of a head's slot: n rows of hd floats, row stride ld.
 void zero_rows(float* p, int64_t n, int64_t hd, int64_t ld) {
   for (int64_t r = 0; r < n; ++r)
@@ -75,17 +92,8 @@ struct AttentionProbsFn : Function<AttentionProbsFn> {
                         double scale, int64_t queries) {
     check_dtype(qkv_in, kFloat32, "attention_probs", "qkv");
     const Heads s = heads_of(qkv_in, heads, "attention_probs");
-    const int64_t Q = queries < 0 ? s.N : queries;
-    QUENCH_CHECK(Q >= 0 && Q <= s.N, "attention_probs: queries (", queries, ") must be at most the ", s.N,
-                 " tokens of qkv ", shape_str(qkv_in.sizes()), " (-1: all)");
-    Tensor mask;
-    if (mask_in.defined()) {
-      QUENCH_CHECK(
-          mask_in.dtype() == kUInt8 && mask_in.dim() == 2 && mask_in.size(0) == s.B && mask_in.size(1) == s.N,
-          "attention_probs: expected a u8 key-padding mask [", s.B, ", ", s.N, "], got ",
-          dtype_name(mask_in.dtype()), " ", shape_str(mask_in.sizes()));
-      mask = mask_in.contiguous();
-    }
+    const int64_t Q = query_count(s, queries, qkv_in, "attention_probs");
+    Tensor mask = checked_mask(s, mask_in, "attention_probs");
     Tensor qkv = qkv_in.contiguous();
     Tensor probs = Tensor::empty({s.B, s.H, Q, s.N}, kFloat32);
     const float* px = qkv.data_ptr<float>();
@@ -224,7 +232,97 @@ struct AttentionApplyFn : Function<AttentionApplyFn> {
   }
 };
 
+// out = softmax(scale * q k^T, mask) v for the first Q queries, one (batch, head) at a time: the
+// head's probabilities are still in L1 when they meet v, and the backward writes dq, dk and dv of
+// a head into one gradient (the two-op path makes two [B, N, 3D] gradients, each two thirds zeros,
+// and adds them). Same kernel calls as attention_probs + attention_apply, so the same bits.
+//   qkv [B, N, 3D] -> out [B, Q, D]; probs [B, H, Q, N] saved for the backward
+struct AttentionFn : Function<AttentionFn> {
+  static Tensor forward(AutogradContext* ctx, const Tensor& qkv_in, const Tensor& mask_in, int64_t heads,
+                        double scale, int64_t queries) {
+    check_dtype(qkv_in, kFloat32, "attention", "qkv");
+    const Heads s = heads_of(qkv_in, heads, "attention");
+    const int64_t Q = query_count(s, queries, qkv_in, "attention");
+    Tensor mask = checked_mask(s, mask_in, "attention");
+    Tensor qkv = qkv_in.contiguous();
+    Tensor probs = Tensor::empty({s.B, s.H, Q, s.N}, kFloat32);
+    Tensor out = Tensor::empty({s.B, Q, s.D}, kFloat32);
+    const float* px = qkv.data_ptr<float>();
+    const uint8_t* pm = mask.defined() ? mask.data_ptr<uint8_t>() : nullptr;
+    float* pp = probs.data_ptr<float>();
+    float* po = out.data_ptr<float>();
+    const float sc = static_cast<float>(scale);
+    const int64_t N = s.N, hd = s.hd, ld = 3 * s.D;
+    kernels::parallel_for(s.B * s.H, 1, [&](int64_t i0, int64_t i1) {
+      std::vector<float> kt(hd * N), scores(Q * N);
+      for (int64_t i = i0; i < i1; ++i) {
+        const int64_t b = i / s.H, h = i % s.H;
+        if (i + 1 < i1) {
+          const int64_t bn = (i + 1) / s.H, hn = (i + 1) % s.H;
+          prefetch_rows(s.q(px, bn, hn), Q, hd, ld);
+          prefetch_rows(s.k(px, bn, hn), N, hd, ld);
+          prefetch_rows(s.v(px, bn, hn), N, hd, ld);
+        }
+        transpose_head(s.k(px, b, h), N, hd, ld, kt.data());
+        kernels::sgemm_small(Q, N, hd, s.q(px, b, h), ld, 1, kt.data(), N, scores.data(), N);
+        float* p = pp + i * Q * N;
+        kernels::attn_softmax_rows(scores.data(), Q, N, sc, pm ? pm + b * N : nullptr, p);
+        kernels::sgemm_small(Q, hd, N, p, N, 1, s.v(px, b, h), ld, po + b * Q * s.D + h * hd, s.D);
+      }
+    });
+    ctx->save_for_backward({qkv, probs});
+    ctx->saved_data["heads"] = heads;
+    ctx->saved_data["scale"] = scale;
+    return out;
+  }
+
+  // dP = dO v^T;  dS = scale * softmax_backward(P, dP);  dq = dS k (0 past Q);  dk = dS^T q;  dv = P^T dO
+  static tensor_list backward(AutogradContext* ctx, tensor_list g) {
+    auto sv = ctx->get_saved_variables();
+    const Tensor &qkv = sv[0], &probs = sv[1];
+    if (!ctx->needs_input_grad(0)) return {Tensor(), Tensor()};
+    const Heads s = heads_of(qkv, std::get<int64_t>(ctx->saved_data["heads"]), "attention");
+    const float sc = static_cast<float>(std::get<double>(ctx->saved_data["scale"]));
+    Tensor go = g[0].contiguous();
+    Tensor dqkv = Tensor::empty(qkv.sizes(), kFloat32);
+    const float* px = qkv.data_ptr<float>();
+    const float* pp = probs.data_ptr<float>();
+    const float* pg = go.data_ptr<float>();
+    float* pd = dqkv.data_ptr<float>();
+    const int64_t N = s.N, Q = probs.size(2), hd = s.hd, D = s.D, ld = 3 * D;
+    kernels::parallel_for(s.B * s.H, 1, [&](int64_t i0, int64_t i1) {
+      std::vector<float> vt(hd * N), dp(Q * N), ds(Q * N);
+      for (int64_t i = i0; i < i1; ++i) {
+        const int64_t b = i / s.H, h = i % s.H;
+        const float* gbh = pg + b * Q * D + h * hd;
+        const float* p = pp + i * Q * N;
+        if (i + 1 < i1) {
+          const int64_t bn = (i + 1) / s.H, hn = (i + 1) % s.H;
+          prefetch_rows(pg + bn * Q * D + hn * hd, Q, hd, D);
+          prefetch_rows(s.q(px, bn, hn), Q, hd, ld);
+          prefetch_rows(s.k(px, bn, hn), N, hd, ld);
+          prefetch_rows(s.v(px, bn, hn), N, hd, ld);
+          prefetch_block(pp + (i + 1) * Q * N, Q * N);
+        }
+        transpose_head(s.v(px, b, h), N, hd, ld, vt.data());
+        kernels::sgemm_small(Q, N, hd, gbh, D, 1, vt.data(), N, dp.data(), N);
+        kernels::attn_softmax_rows_backward(p, dp.data(), Q, N, sc, ds.data());
+        kernels::sgemm_small(Q, hd, N, ds.data(), N, 1, s.k(px, b, h), ld, s.slot(pd, b, h, 0), ld);
+        zero_rows(s.slot(pd, b, h, 0) + Q * ld, N - Q, hd, ld);
+        kernels::sgemm_small(N, hd, Q, ds.data(), 1, N, s.q(px, b, h), ld, s.slot(pd, b, h, 1), ld);
+        kernels::sgemm_small(N, hd, Q, p, 1, N, gbh, D, s.slot(pd, b, h, 2), ld);
+      }
+    });
+    return {dqkv, Tensor()};
+  }
+};
+
 }  // namespace
+
+Tensor attention(const Tensor& qkv, int64_t heads, double scale, const Tensor& key_padding_mask, int64_t queries) {
+  check_defined(qkv, "attention", "qkv");
+  return AttentionFn::apply(qkv, key_padding_mask, heads, scale, queries);
+}
 
 Tensor attention_probs(const Tensor& qkv, int64_t heads, double scale, const Tensor& key_padding_mask,
                        int64_t queries) {

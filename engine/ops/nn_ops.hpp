@@ -30,6 +30,11 @@ Tensor index_select(const Tensor& x, int64_t dim, const Tensor& indices);
 Tensor attention_probs(const Tensor& qkv, int64_t heads, double scale,
                        const Tensor& key_padding_mask = Tensor(), int64_t queries = -1);
 Tensor attention_apply(const Tensor& probs, const Tensor& qkv, int64_t heads);
+// attention_apply(attention_probs(...), qkv, heads) as one op: -> [B, Q, D], the same bits, each
+// head's probabilities used while in cache and one qkv gradient written in place (what
+// nn::Attention runs when no hook asks for the probabilities).
+Tensor attention(const Tensor& qkv, int64_t heads, double scale, const Tensor& key_padding_mask = Tensor(),
+                 int64_t queries = -1);
 
 enum class Reduction { none, mean, sum, batchmean };
 

@@ -45,9 +45,15 @@ Tensor Attention::attend(const tensor_list& inputs, int64_t queries) {
                      mask.size(1) == x.size(1),
                  "Attention: expected a u8 key-padding mask [", x.size(0), ", ", x.size(1), "], got ",
                  dtype_name(mask.dtype()), " ", shape_str(mask.sizes()));
-  Tensor probs = attention_probs(qkv, heads, scale, mask, queries);  // [B, H, Q, N]
-  emit("probs", probs);
-  Tensor out = attention_apply(probs, qkv, heads);  // [B, Q, D]
+  Tensor out;  // [B, Q, D]
+  if (num_forward_hooks() > 0) {
+    // The probabilities as a tensor of the graph, for hooks (distillation losses on attention maps).
+    Tensor probs = attention_probs(qkv, heads, scale, mask, queries);  // [B, H, Q, N]
+    emit("probs", probs);
+    out = attention_apply(probs, qkv, heads);
+  } else {
+    out = attention(qkv, heads, scale, mask, queries);  // the same bits in one op
+  }
   return (*child("proj"))(out);
 }
 
