@@ -1,6 +1,7 @@
 // layer_norm over the trailing normalized_shape: fused forward (mean and rstd saved per row) and
 // fused backward for x, weight and bias (the formulas of PyTorch's native_layer_norm_backward).
 #include <cmath>
+#include <cstring>
 
 #include "engine/autograd.hpp"
 #include "engine/ops/nn_common.hpp"
@@ -19,22 +20,42 @@ using autograd::Function;
 // (Grouping the backward's two sums per row measured slower: it stays one row at a time.)
 constexpr int kRowsForward = 4;
 
-// detail::lane_sum (row_math.hpp) of R rows at once: out[i] is exactly
-// lane_sum(n, [&](int64_t j) { return f(i, j); }), the same lanes added in the same order, so
-// results do not depend on how rows are grouped.
-template <int R, class F>
-inline QUENCH_ROW_INLINE void lane_sum_rows(int64_t n, F f, double* out) {
-  double a[R][4];
-  for (int i = 0; i < R; ++i)
-    for (int k = 0; k < 4; ++k) a[i][k] = 0.0;
+// The forward's two sums for R rows at once, in detail::lane_sum's lanes (row_math.hpp: element j
+// in lane j % 4, lanes added pairwise at the end): out[i] = sum_j x[i][j] or, kDeviation,
+// sum_j (x[i][j] - c[i])^2, in double. Written on explicit 4-double vectors so every target keeps
+// those lanes and runs them as whole vectors (left to itself the compiler interleaved the rows
+// instead, two doubles at a time). Results do not depend on how rows are grouped.
+using double4 = double __attribute__((vector_size(32)));
+using float4 = float __attribute__((vector_size(16)));
+
+template <int R, bool kDeviation>
+inline QUENCH_ROW_INLINE void lane_sums(const float* x, int64_t n, const double* c, double* out) {
+  double4 a[R];
+  for (int i = 0; i < R; ++i) a[i] = double4{0.0, 0.0, 0.0, 0.0};
   int64_t j = 0;
   for (; j + 4 <= n; j += 4)
-    for (int i = 0; i < R; ++i)
-      for (int k = 0; k < 4; ++k) a[i][k] += f(i, j + k);
+    for (int i = 0; i < R; ++i) {
+      float4 f;
+      std::memcpy(&f, x + i * n + j, sizeof f);
+      double4 v = __builtin_convertvector(f, double4);
+      if constexpr (kDeviation) {
+        v = v - c[i];
+        v = v * v;
+      }
+      a[i] += v;
+    }
   for (int i = 0; i < R; ++i) {
-    int k = 0;
-    for (int64_t t = j; t < n; ++t, ++k) a[i][k] += f(i, t);
-    out[i] = (a[i][0] + a[i][1]) + (a[i][2] + a[i][3]);
+    double t[4];
+    std::memcpy(t, &a[i], sizeof t);
+    for (int64_t u = j, k = 0; u < n; ++u, ++k) {
+      double v = x[i * n + u];
+      if constexpr (kDeviation) {
+        v = v - c[i];
+        v = v * v;
+      }
+      t[k] += v;
+    }
+    out[i] = (t[0] + t[1]) + (t[2] + t[3]);
   }
 }
 
@@ -87,12 +108,9 @@ struct LayerNormFn : Function<LayerNormFn> {
           const float* xg = px + rg * N;
           // Two passes in double: the variance never goes negative and rows of 512 keep full precision.
           double mu[R], v[R];
-          lane_sum_rows<R>(N, [&](int i, int64_t j) { return static_cast<double>(xg[i * N + j]); }, mu);
+          lane_sums<R, false>(xg, N, nullptr, mu);
           for (int i = 0; i < R; ++i) mu[i] /= static_cast<double>(N);
-          lane_sum_rows<R>(N, [&](int i, int64_t j) {
-            const double d = xg[i * N + j] - mu[i];
-            return d * d;
-          }, v);
+          lane_sums<R, true>(xg, N, mu, v);
           for (int i = 0; i < R; ++i) {
             const int64_t r = rg + i;
             const float* xr = xg + i * N;
