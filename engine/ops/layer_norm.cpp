@@ -1,5 +1,6 @@
 // layer_norm over the trailing normalized_shape: fused forward (mean and rstd saved per row) and
 // fused backward for x, weight and bias (the formulas of PyTorch's native_layer_norm_backward).
+#include <algorithm>
 #include <cmath>
 #include <cstring>
 
@@ -28,6 +29,13 @@ constexpr int kRowsForward = 4;
 using double4 = double __attribute__((vector_size(32)));
 using float4 = float __attribute__((vector_size(16)));
 
+inline QUENCH_ROW_INLINE double4 widen4(const float* p) {
+  float4 f;
+  std::memcpy(&f, p, sizeof f);
+  return __builtin_convertvector(f, double4);
+}
+inline QUENCH_ROW_INLINE double lanes_total(double4 a) { return (a[0] + a[1]) + (a[2] + a[3]); }
+
 template <int R, bool kDeviation>
 inline QUENCH_ROW_INLINE void lane_sums(const float* x, int64_t n, const double* c, double* out) {
   double4 a[R];
@@ -35,9 +43,7 @@ inline QUENCH_ROW_INLINE void lane_sums(const float* x, int64_t n, const double*
   int64_t j = 0;
   for (; j + 4 <= n; j += 4)
     for (int i = 0; i < R; ++i) {
-      float4 f;
-      std::memcpy(&f, x + i * n + j, sizeof f);
-      double4 v = __builtin_convertvector(f, double4);
+      double4 v = widen4(x + i * n + j);
       if constexpr (kDeviation) {
         v = v - c[i];
         v = v * v;
@@ -45,18 +51,60 @@ inline QUENCH_ROW_INLINE void lane_sums(const float* x, int64_t n, const double*
       a[i] += v;
     }
   for (int i = 0; i < R; ++i) {
-    double t[4];
-    std::memcpy(t, &a[i], sizeof t);
     for (int64_t u = j, k = 0; u < n; ++u, ++k) {
       double v = x[i * n + u];
       if constexpr (kDeviation) {
         v = v - c[i];
         v = v * v;
       }
-      t[k] += v;
+      a[i][k] += v;
     }
-    out[i] = (t[0] + t[1]) + (t[2] + t[3]);
+    out[i] = lanes_total(a[i]);
   }
+}
+
+// The backward's two row sums in one pass, in the same lanes: ds = sum_j (g[j] * w[j]) * x[j] and
+// dbs = sum_j g[j] * w[j] in double (without w: g[j] alone).
+inline QUENCH_ROW_INLINE void backward_sums(const float* g, const float* w, const float* x, int64_t n, double& ds,
+                                            double& dbs) {
+  double4 a = {0.0, 0.0, 0.0, 0.0}, b = a;
+  int64_t j = 0;
+  for (; j + 4 <= n; j += 4) {
+    double4 gw = widen4(g + j);
+    if (w) gw = gw * widen4(w + j);
+    a += gw * widen4(x + j);
+    b += gw;
+  }
+  for (int k = 0; j < n; ++j, ++k) {
+    double gw = g[j];
+    if (w) gw = gw * w[j];
+    a[k] += gw * x[j];
+    b[k] += gw;
+  }
+  ds = lanes_total(a);
+  dbs = lanes_total(b);
+}
+
+// Columns of the weight and bias gradients a register block holds: 16 doubles each in 4 + 4 ymm.
+constexpr int64_t kGradCols = 16;
+
+// dw[j] += g[j] * ((x[j] - mu) * rs) and db[j] += g[j] down rows [0, M) for nc <= kGradCols columns
+// starting at c0 (each column its own sum in row order, in double).
+template <int64_t NC>
+inline QUENCH_ROW_INLINE void column_grads(const float* px, const float* pg, const float* pm, const float* pr,
+                                           int64_t M, int64_t N, int64_t c0, int64_t nc, double* dw, double* db) {
+  const int64_t n = NC > 0 ? NC : nc;
+  double aw[kGradCols] = {}, ab[kGradCols] = {};
+  for (int64_t r = 0; r < M; ++r) {
+    const float* xr = px + r * N + c0;
+    const float* gr = pg + r * N + c0;
+    const float mu = pm[r], rs = pr[r];
+    for (int64_t j = 0; j < n; ++j) {
+      aw[j] += static_cast<double>(gr[j]) * ((xr[j] - mu) * rs);
+      ab[j] += gr[j];
+    }
+  }
+  for (int64_t j = 0; j < n; ++j) dw[j] = aw[j], db[j] = ab[j];
 }
 
 // fn.template operator()<R>(r) for rows [r0, r1): groups of G rows, then single rows.
@@ -163,13 +211,7 @@ struct LayerNormFn : Function<LayerNormFn> {
             float* dr = pd + r * N;
             // ds = sum(g * w * x), dbs = sum(g * w); dx = rstd * g * w + b * x + c
             double ds, dbs;
-            if (pw) {
-              ds = detail::lane_sum(N, [&](int64_t j) { return static_cast<double>(gr[j]) * pw[j] * xr[j]; });
-              dbs = detail::row_dot(gr, pw, N);
-            } else {
-              ds = detail::row_dot(gr, xr, N);
-              dbs = detail::row_sum(gr, N);
-            }
+            backward_sums(gr, pw, xr, N, ds, dbs);
             const double mu = pm[r], rs = pr[r];
             const double bb = (dbs * mu - ds) * rs * rs * rs * inv_n;
             const double cc = -bb * mu - dbs * rs * inv_n;
@@ -192,23 +234,21 @@ struct LayerNormFn : Function<LayerNormFn> {
       float* pdw = need_w ? dw.data_ptr<float>() : nullptr;
       float* pdb = need_b ? db.data_ptr<float>() : nullptr;
       const bool avx2 = kernels::active_isa() >= kernels::Isa::avx2;
-      kernels::parallel_for(N, 32, [&](int64_t c0, int64_t c1) {
-        const int64_t nc = c1 - c0;
-        std::vector<double> aw(nc, 0.0), ab(nc, 0.0);
-        detail::call_isa(avx2, [&]() QUENCH_ROW_INLINE {
-          for (int64_t r = 0; r < M; ++r) {
-            const float* xr = px + r * N + c0;
-            const float* gr = pg + r * N + c0;
-            const float mu = pm[r], rs = pr[r];
-            if (need_w)
-              for (int64_t j = 0; j < nc; ++j) aw[j] += static_cast<double>(gr[j]) * ((xr[j] - mu) * rs);
-            if (need_b)
-              for (int64_t j = 0; j < nc; ++j) ab[j] += gr[j];
+      // Blocks of kGradCols columns whose sums stay in registers while the rows stream past.
+      kernels::parallel_for((N + kGradCols - 1) / kGradCols, 1, [&](int64_t b0, int64_t b1) {
+        for (int64_t blk = b0; blk < b1; ++blk) {
+          const int64_t c0 = blk * kGradCols, nc = std::min(kGradCols, N - c0);
+          double aw[kGradCols], ab[kGradCols];
+          detail::call_isa(avx2, [&]() QUENCH_ROW_INLINE {
+            if (nc == kGradCols)
+              column_grads<kGradCols>(px, pg, pm, pr, M, N, c0, nc, aw, ab);
+            else
+              column_grads<0>(px, pg, pm, pr, M, N, c0, nc, aw, ab);
+          });
+          for (int64_t j = 0; j < nc; ++j) {
+            if (need_w) pdw[c0 + j] = static_cast<float>(aw[j]);
+            if (need_b) pdb[c0 + j] = static_cast<float>(ab[j]);
           }
-        });
-        for (int64_t j = 0; j < nc; ++j) {
-          if (need_w) pdw[c0 + j] = static_cast<float>(aw[j]);
-          if (need_b) pdb[c0 + j] = static_cast<float>(ab[j]);
         }
       });
     }
