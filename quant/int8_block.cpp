@@ -55,10 +55,9 @@ bool Int8Block::fused() {
       proj->out_features != D || fc1->in_features != D || fc2->out_features != D ||
       ln1->normalized_shape != Shape{D} || ln2->normalized_shape != Shape{D})
     return false;
-  bool hooked = false;
   for (const nn::ModulePtr& c : children())
-    c->apply([&](nn::Module& m) { hooked = hooked || m.num_forward_hooks() > 0; });
-  return !hooked;
+    if (c->any_forward_hooks()) return false;
+  return true;
 }
 
 Tensor Int8Block::forward(const Tensor& x) { return forward_multi({x}); }
@@ -132,11 +131,7 @@ Tensor Int8Block::fused_rows(const tensor_list& inputs, int64_t tokens) {
       Tensor a = attention(t, attn.heads, attn.scale, Tensor(), T);
       proj.quantize_input(a.data_ptr<float>(), trows, D, q);
       proj.gemm_f32(wproj, q, trows, p, D);
-      if (T == N) {
-        add_rows(px, p, rows * D, py);
-      } else {
-        for (int64_t j = 0; j < nb; ++j) add_rows(px + j * N * D, p + j * T * D, T * D, py + j * T * D);
-      }
+      for (int64_t j = 0; j < nb; ++j) add_rows(px + j * N * D, p + j * T * D, T * D, py + j * T * D);
       // y = x1 + mlp(norm2(x1))
       Tensor h2 = layer_norm(yg, ln2.normalized_shape, ln2.weight, ln2.bias, ln2.eps);
       Int8Mlp::rows(mlp, h2.data_ptr<float>(), trows, p);

@@ -4,7 +4,7 @@
 //   x f32 [B, N, D] -> y f32 [B, N, D]; per group of images (rows = images * N):
 //     h   = layer_norm(x, norm1)                          (the engine op on the group's rows)
 //     qkv = attn.qkv(h)                                   (Int8Linear halves)
-//     a   = attention_apply(attention_probs(qkv), qkv)    (the engine ops nn::Attention runs)
+//     a   = attention(qkv)                                (the engine op nn::Attention runs)
 //     x1  = x + attn.proj(a)
 //     y   = x1 + mlp(layer_norm(x1, norm2))               (Int8Mlp::rows)
 // Every op is the one nn::Block's children run, on whole images (attention never mixes images), so
