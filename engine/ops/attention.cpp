@@ -85,6 +85,26 @@ void transpose_head(const float* x, int64_t n, int64_t hd, int64_t ld, float* t)
     for (int64_t d = 0; d < hd; ++d) t[d * n + r] = x[r * ld + d];
 }
 
+// One head's probabilities p [Q, N] = softmax(sc * q k^T, mask) (mask: the image's key mask or null);
+// kt [hd, N] and scores [Q, N] are scratch.
+void head_probs(const Heads& s, const float* px, int64_t b, int64_t h, int64_t Q, float sc, const uint8_t* mask,
+                float* kt, float* scores, float* p) {
+  const int64_t N = s.N, ld = 3 * s.D;
+  transpose_head(s.k(px, b, h), N, s.hd, ld, kt);
+  // (scores in scratch: in place, the rows' masked tail stores would stall the next row's loads)
+  kernels::sgemm_small(Q, N, s.hd, s.q(px, b, h), ld, 1, kt, N, scores, N);
+  kernels::attn_softmax_rows(scores, Q, N, sc, mask, p);
+}
+
+// One head's dq = dS k (zero past the Q queries) and dk = dS^T q into its slots of dqkv, from dS [Q, N].
+void head_grad_qk(const Heads& s, const float* px, int64_t b, int64_t h, int64_t Q, const float* ds, float* pd) {
+  const int64_t N = s.N, hd = s.hd, ld = 3 * s.D;
+  kernels::sgemm_small(Q, hd, N, ds, N, 1, s.k(px, b, h), ld, s.slot(pd, b, h, 0), ld);
+  zero_rows(s.slot(pd, b, h, 0) + Q * ld, N - Q, hd, ld);
+  // dk[j] = sum_i dS[i, j] q[i]: dS read transposed in place (same FMA chain as (q^T dS)^T).
+  kernels::sgemm_small(N, hd, Q, ds, 1, N, s.q(px, b, h), ld, s.slot(pd, b, h, 1), ld);
+}
+
 // probs = softmax(scale * q k^T, keys with mask != 0 at -inf) for the first Q query tokens
 //   qkv [B, N, 3D] -> probs [B, H, Q, N]; mask u8 [B, N] or undefined
 struct AttentionProbsFn : Function<AttentionProbsFn> {
@@ -109,10 +129,7 @@ struct AttentionProbsFn : Function<AttentionProbsFn> {
           prefetch_rows(s.q(px, (i + 1) / s.H, (i + 1) % s.H), Q, s.hd, ld);
           prefetch_rows(s.k(px, (i + 1) / s.H, (i + 1) % s.H), N, s.hd, ld);
         }
-        transpose_head(s.k(px, b, h), N, s.hd, ld, kt.data());
-        // (scores in scratch: in place, the rows' masked tail stores would stall the next row's loads)
-        kernels::sgemm_small(Q, N, s.hd, s.q(px, b, h), ld, 1, kt.data(), N, scores.data(), N);
-        kernels::attn_softmax_rows(scores.data(), Q, N, sc, pm ? pm + b * N : nullptr, pp + i * Q * N);
+        head_probs(s, px, b, h, Q, sc, pm ? pm + b * N : nullptr, kt.data(), scores.data(), pp + i * Q * N);
       }
     });
     ctx->save_for_backward({qkv, probs});
@@ -146,10 +163,7 @@ struct AttentionProbsFn : Function<AttentionProbsFn> {
           prefetch_block(pg + (i + 1) * Q * N, Q * N);
         }
         kernels::attn_softmax_rows_backward(pp + i * Q * N, pg + i * Q * N, Q, N, sc, ds.data());
-        kernels::sgemm_small(Q, hd, N, ds.data(), N, 1, s.k(px, b, h), ld, s.slot(pd, b, h, 0), ld);
-        zero_rows(s.slot(pd, b, h, 0) + Q * ld, N - Q, hd, ld);
-        // dk[j] = sum_i dS[i, j] q[i]: dS read transposed in place (same FMA chain as (q^T dS)^T).
-        kernels::sgemm_small(N, hd, Q, ds.data(), 1, N, s.q(px, b, h), ld, s.slot(pd, b, h, 1), ld);
+        head_grad_qk(s, px, b, h, Q, ds.data(), pd);
         zero_rows(s.slot(pd, b, h, 2), N, hd, ld);
       }
     });
@@ -263,10 +277,8 @@ struct AttentionFn : Function<AttentionFn> {
           prefetch_rows(s.k(px, bn, hn), N, hd, ld);
           prefetch_rows(s.v(px, bn, hn), N, hd, ld);
         }
-        transpose_head(s.k(px, b, h), N, hd, ld, kt.data());
-        kernels::sgemm_small(Q, N, hd, s.q(px, b, h), ld, 1, kt.data(), N, scores.data(), N);
         float* p = pp + i * Q * N;
-        kernels::attn_softmax_rows(scores.data(), Q, N, sc, pm ? pm + b * N : nullptr, p);
+        head_probs(s, px, b, h, Q, sc, pm ? pm + b * N : nullptr, kt.data(), scores.data(), p);
         kernels::sgemm_small(Q, hd, N, p, N, 1, s.v(px, b, h), ld, po + b * Q * s.D + h * hd, s.D);
       }
     });
@@ -307,9 +319,7 @@ struct AttentionFn : Function<AttentionFn> {
         transpose_head(s.v(px, b, h), N, hd, ld, vt.data());
         kernels::sgemm_small(Q, N, hd, gbh, D, 1, vt.data(), N, dp.data(), N);
         kernels::attn_softmax_rows_backward(p, dp.data(), Q, N, sc, ds.data());
-        kernels::sgemm_small(Q, hd, N, ds.data(), N, 1, s.k(px, b, h), ld, s.slot(pd, b, h, 0), ld);
-        zero_rows(s.slot(pd, b, h, 0) + Q * ld, N - Q, hd, ld);
-        kernels::sgemm_small(N, hd, Q, ds.data(), 1, N, s.q(px, b, h), ld, s.slot(pd, b, h, 1), ld);
+        head_grad_qk(s, px, b, h, Q, ds.data(), pd);
         kernels::sgemm_small(N, hd, Q, p, 1, N, gbh, D, s.slot(pd, b, h, 2), ld);
       }
     });
