@@ -42,6 +42,7 @@ TrainConfig full_config() {
   TrainConfig c = testing::tiny_config();
   c.crop_padding = 2;
   c.hflip = true;
+  c.random_erase = 0.5;
   c.label_smoothing = 0.1;
   c.clip_grad = 1.0;
   c.ema = 0.9;

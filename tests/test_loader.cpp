@@ -1,6 +1,7 @@
 #include <doctest/doctest.h>
 
 #include <algorithm>
+#include <cmath>
 #include <numeric>
 #include <set>
 
@@ -194,6 +195,103 @@ TEST_CASE("loader: augmented samples are valid crops / flips, and the variants a
   }
   CHECK(unmatched == 0);
   CHECK(variants.size() == 18);  // 3 x 3 offsets x 2 flips, over 120 samples
+}
+
+TEST_CASE("loader: random erasing zeroes one box of the normalized image, as torchvision draws it") {
+  // transform_image: the box is 0 on every channel after normalization, the rest untouched.
+  Tensor img = tensor({10, 20, 30, 40, 50, 60, 70, 80, 90, 11, 21, 31, 41, 51, 61, 71, 81, 91}, {2, 3, 3},
+                      kUInt8);
+  std::vector<float> plain = floats(transform_image(img, {}, {0.1f}, {0.5f}));
+  std::vector<float> erased = floats(transform_image(img, {}, {0.1f}, {0.5f}, {1, 0, 2, 2}));
+  for (int64_t c = 0; c < 2; ++c)
+    for (int64_t y = 0; y < 3; ++y)
+      for (int64_t x = 0; x < 3; ++x) {
+        const size_t i = static_cast<size_t>((c * 3 + y) * 3 + x);
+        CHECK(erased[i] == ((y >= 1 && x < 2) ? 0.f : plain[i]));
+      }
+  CHECK_THROWS_WITH_AS(transform_image(img, {}, {}, {}, {2, 0, 2, 1}), doctest::Contains("erase box"), Error);
+
+  // The draw: boxes strictly smaller than the image, area and aspect within the ranges (up to the
+  // rounding of h and w), placed inside; the erase probability holds.
+  const float scale[2] = {0.02f, 0.33f}, ratio[2] = {0.3f, 3.3f};
+  Generator gen(5);
+  int64_t erased_count = 0;
+  std::set<std::pair<int64_t, int64_t>> corners;
+  const int64_t n = 4000;
+  for (int64_t i = 0; i < n; ++i) {
+    EraseBox b = sample_erase_box(gen, 28, 28, 0.5f, scale, ratio);
+    if (b.h == 0) {
+      CHECK(b.w == 0);
+      continue;
+    }
+    ++erased_count;
+    corners.insert({b.y, b.x});
+    REQUIRE(b.h >= 1);
+    REQUIRE(b.w >= 1);
+    CHECK(b.h < 28);
+    CHECK(b.w < 28);
+    CHECK(b.y + b.h <= 28);
+    CHECK(b.x + b.w <= 28);
+    const double h = static_cast<double>(b.h), w = static_cast<double>(b.w);
+    CHECK((h + 0.5) * (w + 0.5) >= 0.02 * 784);
+    CHECK((h - 0.5) * (w - 0.5) <= 0.33 * 784);
+    CHECK((h + 0.5) / (w - 0.5) >= 0.3);
+    CHECK((h - 0.5) / (w + 0.5) <= 3.3);
+  }
+  CHECK(std::abs(static_cast<double>(erased_count) / n - 0.5) < 0.03);
+  CHECK(corners.size() > 300);  // positions spread over the image
+  CHECK(sample_erase_box(gen, 28, 28, 0.f, scale, ratio).h == 0);
+  // A 1-pixel-wide image never fits a box narrower than itself: no erasing, however often asked.
+  for (int i = 0; i < 20; ++i) CHECK(sample_erase_box(gen, 5, 1, 1.f, scale, ratio).h == 0);
+}
+
+TEST_CASE("loader: erasing changes nothing but the erased boxes; samples stay reproducible") {
+  LabeledImages d = make_dataset(60, 2, 8, 8, 4);
+  DataLoaderOptions opt;
+  opt.batch_size = 16;
+  opt.seed = 9;
+  opt.crop_padding = 1;
+  opt.horizontal_flip = true;
+  opt.mean = {0.3f};
+  opt.std = {0.4f};
+  DataLoader plain(d, opt);
+  opt.erase_prob = 0.7f;
+  DataLoader erasing(d, opt), again(d, opt);
+  std::vector<Batch> p = epoch_batches(plain), e = epoch_batches(erasing);
+  CHECK(same_batches(e, epoch_batches(again)));
+  REQUIRE(p.size() == e.size());
+  int64_t samples = 0, touched = 0;
+  for (size_t b = 0; b < p.size(); ++b) {
+    CHECK(ints(p[b].indices) == ints(e[b].indices));
+    const std::vector<float> pv = floats(p[b].images), ev = floats(e[b].images);
+    const size_t chw = 2 * 8 * 8;
+    for (size_t s = 0; s * chw < pv.size(); ++s, ++samples) {
+      // Each differing pixel is a 0 in a rectangle shared by both channels.
+      int64_t y0 = 8, y1 = -1, x0 = 8, x1 = -1, diffs = 0;
+      for (size_t c = 0; c < 2; ++c)
+        for (int64_t y = 0; y < 8; ++y)
+          for (int64_t x = 0; x < 8; ++x) {
+            const size_t i = s * chw + c * 64 + static_cast<size_t>(y * 8 + x);
+            if (pv[i] == ev[i]) continue;
+            ++diffs;
+            CHECK(ev[i] == 0.f);
+            y0 = std::min(y0, y), y1 = std::max(y1, y), x0 = std::min(x0, x), x1 = std::max(x1, x);
+          }
+      if (diffs == 0) continue;
+      ++touched;
+      CHECK(diffs <= 2 * (y1 - y0 + 1) * (x1 - x0 + 1));
+    }
+  }
+  CHECK(samples == 60);
+  CHECK(touched > 25);  // ~0.7 of 60, less the few boxes that erase pixels already 0
+  CHECK(touched < 55);
+
+  opt.erase_prob = 1.5f;
+  CHECK_THROWS_WITH_AS(DataLoader(d, opt), doctest::Contains("erase_prob must be in [0, 1], got 1.5"), Error);
+  opt.erase_prob = 0.5f;
+  opt.erase_scale[0] = 0.5f;
+  opt.erase_scale[1] = 0.1f;
+  CHECK_THROWS_WITH_AS(DataLoader(d, opt), doctest::Contains("random erasing needs"), Error);
 }
 
 TEST_CASE("loader: range-for, [N, H, W] images, u8 labels, argument checks") {

@@ -1,6 +1,7 @@
 #include "nn/data/loader.hpp"
 
 #include <algorithm>
+#include <cmath>
 #include <cstring>
 #include <numeric>
 
@@ -67,10 +68,36 @@ void crop_flip_normalize(const uint8_t* src, int64_t C, int64_t H, int64_t W, co
   }
 }
 
+void erase(const EraseBox& box, int64_t C, int64_t H, int64_t W, float* dst) {
+  for (int64_t c = 0; c < C; ++c)
+    for (int64_t y = box.y; y < box.y + box.h; ++y) {
+      float* row = dst + (c * H + y) * W + box.x;
+      std::fill(row, row + box.w, 0.f);
+    }
+}
+
 }  // namespace
 
+EraseBox sample_erase_box(Generator& gen, int64_t H, int64_t W, float prob, const float scale[2],
+                          const float ratio[2]) {
+  if (!(gen.uniform() < prob)) return {};
+  const double area = static_cast<double>(H * W);
+  const double log_r0 = std::log(ratio[0]), log_r1 = std::log(ratio[1]);
+  for (int attempt = 0; attempt < 10; ++attempt) {
+    const double target = area * (scale[0] + (scale[1] - scale[0]) * gen.uniform());
+    const double aspect = std::exp(log_r0 + (log_r1 - log_r0) * gen.uniform());
+    const auto h = static_cast<int64_t>(std::lround(std::sqrt(target * aspect)));
+    const auto w = static_cast<int64_t>(std::lround(std::sqrt(target / aspect)));
+    if (h < 1 || w < 1 || h >= H || w >= W) continue;
+    const auto y = static_cast<int64_t>(gen.below(static_cast<uint64_t>(H - h + 1)));
+    const auto x = static_cast<int64_t>(gen.below(static_cast<uint64_t>(W - w + 1)));
+    return {y, x, h, w};
+  }
+  return {};
+}
+
 Tensor transform_image(const Tensor& image, const CropFlip& aug, const std::vector<float>& mean,
-                       const std::vector<float>& std) {
+                       const std::vector<float>& std, const EraseBox& box) {
   check_dtype(image, kUInt8, "transform_image", "image");
   QUENCH_CHECK(image.dim() == 3, "transform_image: expected an image [C, H, W], got ",
                shape_str(image.sizes()));
@@ -79,10 +106,15 @@ Tensor transform_image(const Tensor& image, const CropFlip& aug, const std::vect
                "transform_image: crop offsets (", aug.dy, ", ", aug.dx, ") must lie in [0, ",
                2 * aug.pad, "] for padding ", aug.pad);
   const int64_t C = image.size(0), H = image.size(1), W = image.size(2);
+  QUENCH_CHECK(box.y >= 0 && box.x >= 0 && box.h >= 0 && box.w >= 0 && box.y + box.h <= H &&
+                   box.x + box.w <= W,
+               "transform_image: erase box rows [", box.y, ", ", box.y + box.h, ") x columns [", box.x, ", ",
+               box.x + box.w, ") must lie inside the ", H, " x ", W, " image");
   std::vector<float> lut = make_lut(C, mean, std, "transform_image");
   Tensor src = image.contiguous();
   Tensor out = Tensor::empty({C, H, W}, kFloat32);
   crop_flip_normalize(src.data_ptr<uint8_t>(), C, H, W, aug, lut.data(), out.data_ptr<float>());
+  erase(box, C, H, W, out.data_ptr<float>());
   return out;
 }
 
@@ -100,6 +132,14 @@ DataLoader::DataLoader(const Tensor& images, const Tensor& labels, DataLoaderOpt
                shape_str(labels.sizes()));
   QUENCH_CHECK(opt_.batch_size > 0, "DataLoader: batch_size must be positive, got ", opt_.batch_size);
   QUENCH_CHECK(opt_.crop_padding >= 0, "DataLoader: crop_padding must be >= 0, got ", opt_.crop_padding);
+  QUENCH_CHECK(opt_.erase_prob >= 0.f && opt_.erase_prob <= 1.f,
+               "DataLoader: erase_prob must be in [0, 1], got ", opt_.erase_prob);
+  QUENCH_CHECK(0.f < opt_.erase_scale[0] && opt_.erase_scale[0] <= opt_.erase_scale[1] &&
+                   opt_.erase_scale[1] <= 1.f && 0.f < opt_.erase_ratio[0] &&
+                   opt_.erase_ratio[0] <= opt_.erase_ratio[1],
+               "DataLoader: random erasing needs 0 < scale min <= scale max <= 1 and 0 < ratio min <= ratio ",
+               "max, got scale (", opt_.erase_scale[0], ", ", opt_.erase_scale[1], ") and ratio (",
+               opt_.erase_ratio[0], ", ", opt_.erase_ratio[1], ")");
   images_ = images.dim() == 3 ? images.unsqueeze(1).contiguous() : images.contiguous();
   labels_ = labels.dtype() == kInt32 ? labels.contiguous() : labels.to(kInt32);
   n_ = images_.size(0);
@@ -141,15 +181,21 @@ Batch DataLoader::make_batch(int64_t epoch, int64_t b) const {
   for (int64_t i = 0; i < count; ++i) {
     const int32_t row = order_[start + i];
     CropFlip a{pad, pad, pad, false};
-    if (pad > 0 || opt_.horizontal_flip) {
+    EraseBox box;
+    if (pad > 0 || opt_.horizontal_flip || opt_.erase_prob > 0.f) {
+      // Draws in a fixed order; an augmentation that is off draws nothing, so turning erasing on
+      // leaves each sample's crop and flip as they were.
       Generator gen(derive_seed(opt_.seed, kAugmentSalt, epoch, start + i));
       if (pad > 0) {
         a.dy = static_cast<int64_t>(gen.below(2 * pad + 1));
         a.dx = static_cast<int64_t>(gen.below(2 * pad + 1));
       }
       if (opt_.horizontal_flip) a.flip = gen.next_u64() >> 63;
+      if (opt_.erase_prob > 0.f)
+        box = sample_erase_box(gen, h_, w_, opt_.erase_prob, opt_.erase_scale, opt_.erase_ratio);
     }
     crop_flip_normalize(src + row * chw, c_, h_, w_, a, lut_.data(), dst + i * chw);
+    erase(box, c_, h_, w_, dst + i * chw);
     out_labels[i] = labels[row];
     out_indices[i] = row;
   }

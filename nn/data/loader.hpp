@@ -13,6 +13,7 @@
 #include <thread>
 #include <vector>
 
+#include "engine/generator.hpp"
 #include "engine/tensor.hpp"
 #include "nn/data/dataset.hpp"
 
@@ -30,6 +31,12 @@ struct DataLoaderOptions {
   int64_t crop_padding = 0;     // > 0: random crop of the original size from the image zero-padded
                                 // by this many pixels on each side (torchvision RandomCrop(padding))
   bool horizontal_flip = false; // random horizontal flip with probability 1/2
+  // Random erasing (torchvision RandomErasing(p, scale, ratio, value=0), Zhong et al. 2017): with
+  // probability erase_prob, a rectangle covering erase_scale of the area with aspect ratio (h / w) drawn
+  // log-uniformly from erase_ratio is set to 0 after normalization (the mean pixel), on every channel.
+  float erase_prob = 0.f;
+  float erase_scale[2] = {0.02f, 0.33f};
+  float erase_ratio[2] = {0.3f, 3.3f};
   bool prefetch = true;         // build the next batch on a background thread
   // Runs on the loader thread after each batch is built (custom augmentation); its exceptions reach
   // the consumer at that batch.
@@ -51,10 +58,21 @@ struct CropFlip {
   bool flip = false;
 };
 
-// u8 [C, H, W] -> f32 [C, H, W]: (augmented x / 255 - mean[c]) / std[c]. Padding pixels are 0 before
-// normalization. mean / std hold C values or one (empty: 0 / 1).
+// The rectangle random erasing zeroes, rows [y, y + h) and columns [x, x + w); h = w = 0: none.
+struct EraseBox {
+  int64_t y = 0, x = 0, h = 0, w = 0;
+};
+
+// torchvision's RandomErasing draw for an H x W image: with probability `prob`, up to 10 tries of an
+// area fraction in [scale[0], scale[1]) and a log-uniform aspect ratio in [ratio[0], ratio[1]); the
+// first box smaller than the image in both directions is placed uniformly. No success: an empty box.
+EraseBox sample_erase_box(Generator& gen, int64_t H, int64_t W, float prob, const float scale[2],
+                          const float ratio[2]);
+
+// u8 [C, H, W] -> f32 [C, H, W]: (augmented x / 255 - mean[c]) / std[c], then `erase` set to 0.
+// Padding pixels are 0 before normalization. mean / std hold C values or one (empty: 0 / 1).
 Tensor transform_image(const Tensor& image, const CropFlip& aug, const std::vector<float>& mean,
-                       const std::vector<float>& std);
+                       const std::vector<float>& std, const EraseBox& erase = {});
 
 class DataLoader {
  public:

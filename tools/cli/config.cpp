@@ -63,6 +63,7 @@ json to_json(const TrainConfig& c) {
           {"limit_test", c.limit_test},
           {"crop_padding", c.crop_padding},
           {"hflip", c.hflip},
+          {"random_erase", c.random_erase},
           {"epochs", c.epochs},
           {"batch_size", c.batch_size},
           {"lr", c.lr},
@@ -91,6 +92,7 @@ TrainConfig train_config_from_json(const json& j) {
   get_opt(j, "limit_test", c.limit_test);
   get_opt(j, "crop_padding", c.crop_padding);
   get_opt(j, "hflip", c.hflip);
+  get_opt(j, "random_erase", c.random_erase);
   get_opt(j, "epochs", c.epochs);
   get_opt(j, "batch_size", c.batch_size);
   get_opt(j, "lr", c.lr);

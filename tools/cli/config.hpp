@@ -26,9 +26,10 @@ struct TrainConfig {
   double test_split = 0.1;
   int64_t limit_train = 0, limit_test = 0;
 
-  // Augmentation (torchvision RandomCrop(padding) and RandomHorizontalFlip).
+  // Augmentation (torchvision RandomCrop(padding), RandomHorizontalFlip, RandomErasing(p)).
   int64_t crop_padding = 0;
   bool hflip = false;
+  double random_erase = 0.0;
 
   // Optimization: AdamW (no decay on biases, norms, pos_embed, cls_token), per-step linear warmup then
   // cosine decay to min_lr, label smoothing, global-norm clipping (0: off), EMA of weights (0: off).

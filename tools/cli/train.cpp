@@ -143,6 +143,12 @@ Command add_train_command(CLI::App& app) {
               ->capture_default_str(),
           D);
   cfg_opt(sub->add_flag("--hflip", c.hflip, "random horizontal flips"), D);
+  cfg_opt(sub->add_option("--random-erase", c.random_erase,
+                          "random erasing probability (torchvision RandomErasing: 2-33% of the area, aspect "
+                          "0.3-3.3, set to the mean pixel; 0: off)")
+              ->capture_default_str()
+              ->check(CLI::Range(0.0, 1.0)),
+          D);
   const char* O = "Optimization";
   cfg_opt(sub->add_option("--epochs", c.epochs, "epochs")->capture_default_str(), O);
   cfg_opt(sub->add_option("--batch-size,-b", c.batch_size, "batch size")->capture_default_str(), O);

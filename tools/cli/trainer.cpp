@@ -104,6 +104,7 @@ TrainResult train(const TrainConfig& cfg, const DataSplits& data, const std::str
   lo.std = cfg.preprocess.std;
   lo.crop_padding = cfg.crop_padding;
   lo.horizontal_flip = cfg.hflip;
+  lo.erase_prob = static_cast<float>(cfg.random_erase);
   nn::DataLoader loader(data.train, lo);
   const int64_t steps = loader.size(), total_steps = steps * cfg.epochs;
   optim::LRScheduleOptions so;
