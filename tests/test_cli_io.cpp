@@ -219,7 +219,7 @@ TEST_CASE("cli tool: --help on the tool and every subcommand") {
   CHECK(run_tool("--help", out) == 0);
   for (const char* s : {"train", "eval", "classify"}) CHECK(out.find(s) != std::string::npos);
   CHECK(run_tool("train --help", out) == 0);
-  for (const char* s : {"--epochs", "--lr", "--resume", "--hflip", "--crop-padding", "--random-erase",
+  for (const char* s : {"--epochs", "--lr", "--resume", "--hflip", "--crop-padding", "--random-erase", "--patch-dropout",
                         "--label-smoothing",
                         "--clip-grad", "--ema", "--data-dir", "--out", "--threads", "--dim"})
     CHECK_MESSAGE(out.find(s) != std::string::npos, s);

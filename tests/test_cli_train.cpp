@@ -43,6 +43,8 @@ TrainConfig full_config() {
   c.crop_padding = 2;
   c.hflip = true;
   c.random_erase = 0.5;
+  c.patch_dropout = 0.5;
+  c.patch_dropout_epochs = 1;
   c.label_smoothing = 0.1;
   c.clip_grad = 1.0;
   c.ema = 0.9;

@@ -5,6 +5,7 @@
 #include "nn/layers/block.hpp"
 #include "nn/layers/layer_norm.hpp"
 #include "nn/layers/linear.hpp"
+#include "nn/layers/patch_dropout.hpp"
 #include "nn/layers/patch_embed.hpp"
 #include "nn/layers/sequential.hpp"
 
@@ -58,6 +59,8 @@ Tensor ViT::forward(const Tensor& images) {
   const int64_t B = images.size(0);
   Tensor x = (*child("patch_embed"))(images);                          // [B, N, D]
   x = cat({cls_token.expand({B, 1, cfg.dim}), x}, 1) + pos_embed;      // [B, N + 1, D]
+  if (is_training() && patch_dropout > 0.0)                           // [B, K + 1, D]
+    x = drop_patches(x, 1, patches_kept(cfg.num_patches(), patch_dropout), patch_generator);
   x = (*child("norm"))(run_blocks(x));                                 // [B, N + 1 or 1, D]
   return (*child("head"))(x.select(1, 0));                             // [B, classes]
 }

@@ -40,6 +40,13 @@ class ViT : public Module {
   ViTConfig cfg;
   Tensor cls_token, pos_embed;
 
+  // PatchDropout (nn/layers/patch_dropout.hpp, timm's patch_drop): in training, each image keeps
+  // patches_kept(N, patch_dropout) of its N patch tokens, drawn from patch_generator, and its CLS
+  // token; the blocks run on those rows only. 0 (the default) or eval mode: every token. Not part of
+  // the state dict; reseed the generator for reproducible runs (quench train does, per step).
+  double patch_dropout = 0.0;
+  Generator patch_generator;
+
  protected:
   Tensor forward(const Tensor& images) override;
 

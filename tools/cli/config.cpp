@@ -64,6 +64,8 @@ json to_json(const TrainConfig& c) {
           {"crop_padding", c.crop_padding},
           {"hflip", c.hflip},
           {"random_erase", c.random_erase},
+          {"patch_dropout", c.patch_dropout},
+          {"patch_dropout_epochs", c.patch_dropout_epochs},
           {"epochs", c.epochs},
           {"batch_size", c.batch_size},
           {"lr", c.lr},
@@ -93,6 +95,8 @@ TrainConfig train_config_from_json(const json& j) {
   get_opt(j, "crop_padding", c.crop_padding);
   get_opt(j, "hflip", c.hflip);
   get_opt(j, "random_erase", c.random_erase);
+  get_opt(j, "patch_dropout", c.patch_dropout);
+  get_opt(j, "patch_dropout_epochs", c.patch_dropout_epochs);
   get_opt(j, "epochs", c.epochs);
   get_opt(j, "batch_size", c.batch_size);
   get_opt(j, "lr", c.lr);

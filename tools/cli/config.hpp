@@ -30,6 +30,11 @@ struct TrainConfig {
   int64_t crop_padding = 0;
   bool hflip = false;
   double random_erase = 0.0;
+  // PatchDropout (nn::ViT::patch_dropout): drop this share of the patch tokens of every training
+  // image, in the first patch_dropout_epochs epochs (0: all of them); the last epochs then train on
+  // every token, as evaluation sees them.
+  double patch_dropout = 0.0;
+  int64_t patch_dropout_epochs = 0;
 
   // Optimization: AdamW (no decay on biases, norms, pos_embed, cls_token), per-step linear warmup then
   // cosine decay to min_lr, label smoothing, global-norm clipping (0: off), EMA of weights (0: off).
