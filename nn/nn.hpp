@@ -13,6 +13,7 @@
 #include "nn/layers/layer_norm.hpp"
 #include "nn/layers/linear.hpp"
 #include "nn/layers/mlp.hpp"
+#include "nn/layers/patch_dropout.hpp"
 #include "nn/layers/patch_embed.hpp"
 #include "nn/layers/sequential.hpp"
 #include "nn/layers/vit.hpp"

@@ -61,7 +61,7 @@ Tensor ViT::forward(const Tensor& images) {
   x = cat({cls_token.expand({B, 1, cfg.dim}), x}, 1) + pos_embed;      // [B, N + 1, D]
   if (is_training() && patch_dropout > 0.0)                           // [B, K + 1, D]
     x = drop_patches(x, 1, patches_kept(cfg.num_patches(), patch_dropout), patch_generator);
-  x = (*child("norm"))(run_blocks(x));                                 // [B, N + 1 or 1, D]
+  x = (*child("norm"))(run_blocks(x));                                 // [B, K + 1 or 1, D]
   return (*child("head"))(x.select(1, 0));                             // [B, classes]
 }
 

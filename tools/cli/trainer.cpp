@@ -172,7 +172,8 @@ TrainResult train(const TrainConfig& cfg, const DataSplits& data, const std::str
       const bool drop = cfg.patch_dropout > 0 &&
                         (cfg.patch_dropout_epochs == 0 || prog.epoch < cfg.patch_dropout_epochs);
       model->patch_dropout = drop ? cfg.patch_dropout : 0.0;
-      model->patch_generator.manual_seed(cfg.seed ^ (0x9e3779b97f4a7c15ULL * static_cast<uint64_t>(prog.global_step + 1)));
+      const auto step = static_cast<uint64_t>(prog.global_step);
+      model->patch_generator.manual_seed(cfg.seed ^ (0x9e3779b97f4a7c15ULL * (step + 1)));
       Tensor logits = (*model)(batch->images);
       Tensor loss = cross_entropy(logits, batch->labels, -100, cfg.label_smoothing);
       const float lv = loss.item<float>();
