@@ -127,17 +127,6 @@ Command add_train_command(CLI::App& app) {
               ->capture_default_str()
               ->check(CLI::Range(0.0, 1.0)),
           D);
-  cfg_opt(sub->add_option("--patch-dropout", c.patch_dropout,
-                          "PatchDropout: share of each training image's patch tokens dropped (CLS kept; "
-                          "fewer rows, cheaper steps; evaluation sees all; 0: off)")
-              ->capture_default_str()
-              ->check(CLI::Range(0.0, 0.99)),
-          D);
-  cfg_opt(sub->add_option("--patch-dropout-epochs", c.patch_dropout_epochs,
-                          "apply --patch-dropout in the first N epochs only, the rest on every token (0: all)")
-              ->capture_default_str()
-              ->check(CLI::NonNegativeNumber),
-          D);
   cfg_opt(sub->add_option("--limit-train", c.limit_train, "use only the first N training images (0: all)"),
           D);
   cfg_opt(sub->add_option("--limit-test", c.limit_test, "use only the first N test images (0: all)"), D);
@@ -159,6 +148,17 @@ Command add_train_command(CLI::App& app) {
                           "0.3-3.3, set to the mean pixel; 0: off)")
               ->capture_default_str()
               ->check(CLI::Range(0.0, 1.0)),
+          D);
+  cfg_opt(sub->add_option("--patch-dropout", c.patch_dropout,
+                          "PatchDropout: share of each training image's patch tokens dropped (CLS kept; "
+                          "fewer rows, cheaper steps; evaluation sees all; 0: off)")
+              ->capture_default_str()
+              ->check(CLI::Range(0.0, 0.99)),
+          D);
+  cfg_opt(sub->add_option("--patch-dropout-epochs", c.patch_dropout_epochs,
+                          "apply --patch-dropout in the first N epochs only, the rest on every token (0: all)")
+              ->capture_default_str()
+              ->check(CLI::NonNegativeNumber),
           D);
   const char* O = "Optimization";
   cfg_opt(sub->add_option("--epochs", c.epochs, "epochs")->capture_default_str(), O);
