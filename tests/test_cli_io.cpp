@@ -112,6 +112,8 @@ TEST_CASE("cli config: TrainConfig survives JSON; wrong types name the key") {
   TrainConfig c = testing::tiny_config();
   c.hflip = true;
   c.random_erase = 0.25;
+  c.patch_dropout = 0.5;
+  c.patch_dropout_epochs = 3;
   c.ema = 0.99;
   c.preprocess.mean = {0.5f, 0.4f, 0.3f};
   c.train_dir = "/x";
@@ -219,9 +221,8 @@ TEST_CASE("cli tool: --help on the tool and every subcommand") {
   CHECK(run_tool("--help", out) == 0);
   for (const char* s : {"train", "eval", "classify"}) CHECK(out.find(s) != std::string::npos);
   CHECK(run_tool("train --help", out) == 0);
-  for (const char* s : {"--epochs", "--lr", "--resume", "--hflip", "--crop-padding", "--random-erase", "--patch-dropout",
-                        "--label-smoothing",
-                        "--clip-grad", "--ema", "--data-dir", "--out", "--threads", "--dim"})
+  for (const char* s : {"--epochs", "--lr", "--resume", "--hflip", "--crop-padding", "--random-erase",
+                        "--patch-dropout", "--patch-dropout-epochs", "--label-smoothing", "--clip-grad", "--ema", "--data-dir", "--out", "--threads", "--dim"})
     CHECK_MESSAGE(out.find(s) != std::string::npos, s);
   CHECK(run_tool("eval --help", out) == 0);
   CHECK(out.find("--logits") != std::string::npos);
