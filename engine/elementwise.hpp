@@ -11,15 +11,16 @@
 namespace quench::detail {
 
 // The contiguous inner loop of every map, out[i] = f(x[i]...), compiled for the baseline ISA and
-// again with AVX2 enabled (8 floats a step instead of 4; f is inlined into each). AVX2 without FMA:
-// multiply-adds stay two roundings, so both paths give the same bits.
+// again with AVX2 and FMA enabled (8 floats a step instead of 4; f is inlined into each). The build
+// never contracts a * b + c (-ffp-contract=off) and f's FMAs are explicit (kernels/fmadd.hpp), so
+// both paths give the same bits.
 template <class Out, class F, class... In>
 void contiguous_loop_base(Out* o, int64_t n, const F& f, const In*... x) {
   for (int64_t i = 0; i < n; ++i) o[i] = static_cast<Out>(f(x[i]...));
 }
 #if defined(__x86_64__)
 template <class Out, class F, class... In>
-__attribute__((target("avx2"))) void contiguous_loop_avx2(Out* o, int64_t n, const F& f, const In*... x) {
+__attribute__((target("avx2,fma"))) void contiguous_loop_avx2(Out* o, int64_t n, const F& f, const In*... x) {
   for (int64_t i = 0; i < n; ++i) o[i] = static_cast<Out>(f(x[i]...));
 }
 #endif
@@ -36,10 +37,10 @@ void contiguous_loop(bool avx2, Out* o, int64_t n, const F& f, const In*... x) {
 inline bool use_avx2() { return kernels::active_isa() >= kernels::Isa::avx2; }
 
 // The same loop compiled a third time for AVX-512: 16 floats a step and 32 registers, so long
-// polynomial bodies (erf, exp) do not spill. AVX-512 brings FMA, so this is only for f whose
-// multiply-adds cannot contract (every a * b + c written under QUENCH_NO_CONTRACT, as in
-// vmath.hpp): then every path gives the same bits. Only clang honours that pragma; gcc (which
-// contracts by default) stays on the AVX2 loop.
+// polynomial bodies (erf, exp) do not spill. Only for f that has been checked to give every path's
+// bits (tests/test_pointwise.cpp): nothing contracts (-ffp-contract=off), but the vectorizer must
+// not reassociate either. Built with clang only (the compiler those checks ran with); gcc builds
+// stay on the AVX2 loop.
 #if defined(__x86_64__) && defined(__clang__)
 #define QUENCH_WIDE_LOOP 1
 template <class Out, class F, class... In>

@@ -5,38 +5,34 @@
 // SIMD inside map_unary / map_binary loops. Their reference twins are std::exp / std::erf /
 // std::tanh; tests/test_pointwise.cpp bounds the difference (exp: 2e-7 relative, erf: 5e-7
 // absolute, tanh: 3e-7 relative) and checks NaN, infinities and the denormal range.
-// Their multiply-adds never contract to FMA (QUENCH_NO_CONTRACT), so a loop compiled for AVX-512
-// (which brings FMA) gives the same bits as the SSE and AVX2 ones (elementwise.hpp's wide loops).
+// Their multiply-adds are explicit FMAs (kernels/fmadd.hpp) and nothing else fuses, so the baseline,
+// AVX2 and AVX-512 loops (elementwise.hpp) give the same bits.
 #pragma once
 #include <bit>
 #include <cstdint>
 
-// First statement of a function body whose a * b + c must stay two roundings whatever the target.
-#if defined(__clang__)
-#define QUENCH_NO_CONTRACT _Pragma("clang fp contract(off)")
-#else
-#define QUENCH_NO_CONTRACT
-#endif
+#include "kernels/fmadd.hpp"
 
 namespace quench::detail {
+
+using kernels::fmadd;
 
 // exp(x) = 2^n exp(r) with n = round(x / ln 2), |r| <= ln2 / 2 (Cephes expf polynomial). 2^n is
 // applied as two factors so that results in the denormal range round once, like libm's.
 inline float vexp(float x) {
-  QUENCH_NO_CONTRACT
   float xc = x > -104.0f ? x : -104.0f;  // also maps NaN to -104; NaN is restored at the end
   xc = xc < 89.0f ? xc : 89.0f;          // exp(89) = inf in float, exp(-104) rounds to 0
   // Round to nearest integer by adding and removing 1.5 * 2^23 (no -ffast-math, so not folded).
-  const float fn = (xc * 1.44269504088896341f + 12582912.0f) - 12582912.0f;
-  float r = xc - fn * 0.693359375f;
-  r = r - fn * -2.12194440e-4f;
+  const float fn = fmadd(xc, 1.44269504088896341f, 12582912.0f) - 12582912.0f;
+  float r = fmadd(fn, -0.693359375f, xc);
+  r = fmadd(fn, 2.12194440e-4f, r);
   float p = 1.9875691500e-4f;
-  p = p * r + 1.3981999507e-3f;
-  p = p * r + 8.3334519073e-3f;
-  p = p * r + 4.1665795894e-2f;
-  p = p * r + 1.6666665459e-1f;
-  p = p * r + 5.0000001201e-1f;
-  const float y = (p * (r * r) + r) + 1.0f;
+  p = fmadd(p, r, 1.3981999507e-3f);
+  p = fmadd(p, r, 8.3334519073e-3f);
+  p = fmadd(p, r, 4.1665795894e-2f);
+  p = fmadd(p, r, 1.6666665459e-1f);
+  p = fmadd(p, r, 5.0000001201e-1f);
+  const float y = fmadd(p, r * r, r) + 1.0f;
   const int32_t n = static_cast<int32_t>(fn);  // in [-150, 128]
   const int32_t n1 = n >> 1, n2 = n - n1;      // each in [-75, 64]: normal powers of two
   const float s1 = std::bit_cast<float>(static_cast<uint32_t>(n1 + 127) << 23);
@@ -48,23 +44,22 @@ inline float vexp(float x) {
 // erf(x) as x P(x^2) / Q(x^2) on [-4, 4] (Eigen's generic_fast_erf_float); |erf| rounds to 1
 // outside.
 inline float verf(float x) {
-  QUENCH_NO_CONTRACT
   float xc = x > -4.0f ? x : -4.0f;
   xc = xc < 4.0f ? xc : 4.0f;
   const float x2 = xc * xc;
   float p = -2.72614225801306e-10f;
-  p = x2 * p + 2.77068142495902e-08f;
-  p = x2 * p + -2.10102402082508e-06f;
-  p = x2 * p + -5.69250639462346e-05f;
-  p = x2 * p + -7.34990630326855e-04f;
-  p = x2 * p + -2.95459980854025e-03f;
-  p = x2 * p + -1.60960333262415e-02f;
+  p = fmadd(x2, p, 2.77068142495902e-08f);
+  p = fmadd(x2, p, -2.10102402082508e-06f);
+  p = fmadd(x2, p, -5.69250639462346e-05f);
+  p = fmadd(x2, p, -7.34990630326855e-04f);
+  p = fmadd(x2, p, -2.95459980854025e-03f);
+  p = fmadd(x2, p, -1.60960333262415e-02f);
   p = xc * p;
   float q = -1.45660718464996e-05f;
-  q = x2 * q + -2.13374055278905e-04f;
-  q = x2 * q + -1.68282697438203e-03f;
-  q = x2 * q + -7.37332916720468e-03f;
-  q = x2 * q + -1.42647390514189e-02f;
+  q = fmadd(x2, q, -2.13374055278905e-04f);
+  q = fmadd(x2, q, -1.68282697438203e-03f);
+  q = fmadd(x2, q, -7.37332916720468e-03f);
+  q = fmadd(x2, q, -1.42647390514189e-02f);
   float out = p / q;
   out = out > 1.0f ? 1.0f : out;
   out = out < -1.0f ? -1.0f : out;
@@ -75,22 +70,21 @@ inline float verf(float x) {
 // where tanh(x) rounds to x), else sign(x) (1 - 2 / (exp(2|x|) + 1)), which keeps 1 - tanh^2
 // (the tanh and GELU-tanh gradients) accurate where tanh is near +-1.
 inline float vtanh(float x) {
-  QUENCH_NO_CONTRACT
   const float ax = x < 0.0f ? -x : x;
   const float xs = ax < 0.55f ? x : 0.55f;  // the rational branch only sees small arguments
   const float x2 = xs * xs;
   float p = -2.76076847742355e-16f;
-  p = x2 * p + 2.00018790482477e-13f;
-  p = x2 * p + -8.60467152213735e-11f;
-  p = x2 * p + 5.12229709037114e-08f;
-  p = x2 * p + 1.48572235717979e-05f;
-  p = x2 * p + 6.37261928875436e-04f;
-  p = x2 * p + 4.89352455891786e-03f;
+  p = fmadd(x2, p, 2.00018790482477e-13f);
+  p = fmadd(x2, p, -8.60467152213735e-11f);
+  p = fmadd(x2, p, 5.12229709037114e-08f);
+  p = fmadd(x2, p, 1.48572235717979e-05f);
+  p = fmadd(x2, p, 6.37261928875436e-04f);
+  p = fmadd(x2, p, 4.89352455891786e-03f);
   p = xs * p;
   float q = 1.19825839466702e-06f;
-  q = x2 * q + 1.18534705686654e-04f;
-  q = x2 * q + 2.26843463243900e-03f;
-  q = x2 * q + 4.89352518554385e-03f;
+  q = fmadd(x2, q, 1.18534705686654e-04f);
+  q = fmadd(x2, q, 2.26843463243900e-03f);
+  q = fmadd(x2, q, 4.89352518554385e-03f);
   const float small = ax < 4e-4f ? x : p / q;
   const float big_abs = 1.0f - 2.0f / (vexp(2.0f * ax) + 1.0f);
   const float big = x < 0.0f ? -big_abs : big_abs;
@@ -98,13 +92,13 @@ inline float vtanh(float x) {
   return x != x ? x : out;
 }
 
-// The exact GELU, x * Phi(x) = 0.5 x (1 + erf(x / sqrt 2)), in PyTorch's order of operations: the one
+// The exact GELU, x * Phi(x) = 0.5 x (1 + erf(x / sqrt 2)), as h + h erf with h = x / 2 in one FMA: the one
 // element function of nn::GELU("none") (engine/ops/activation.cpp) and of the int8 MLP
 // (quant/int8_mlp.cpp), which must agree bit for bit.
 inline float vgelu(float x) {
-  QUENCH_NO_CONTRACT
   constexpr float kSqrt1_2 = 0.70710678118654752440f;  // 1/sqrt(2)
-  return x * 0.5f * (1.0f + verf(x * kSqrt1_2));
+  const float h = x * 0.5f;
+  return fmadd(h, verf(x * kSqrt1_2), h);
 }
 
 }  // namespace quench::detail

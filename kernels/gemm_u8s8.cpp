@@ -94,6 +94,8 @@ u8s8::Job make_job(const GemmU8S8Args& a, std::vector<float>& mult) {
                  : (a.a_zero_point < 0 || a.a_zero_point > 255))
     fail("activation zero point " + std::to_string(a.a_zero_point) + " outside the " +
          (a.a_signed ? "s8" : "u8") + " range");
+  if (a.residual && (a.out != U8S8Output::f32 || a.ldr < N))
+    fail("a residual needs f32 output and ldr >= N (ldr=" + std::to_string(a.ldr) + ", N=" + std::to_string(N) + ")");
   mult.clear();
   if (a.out != U8S8Output::s32) {
     if (!a.w_scale) fail("epilogue needs w_scale [N=" + std::to_string(N) + "]");
@@ -121,7 +123,9 @@ u8s8::Job make_job(const GemmU8S8Args& a, std::vector<float>& mult) {
                    a.ldc,
                    mult.data(),
                    a.out == U8S8Output::f32 || a.out == U8S8Output::f32_gelu ? a.bias : nullptr,
-                   static_cast<float>(a.y_zero_point)};
+                   static_cast<float>(a.y_zero_point),
+                   a.residual,
+                   a.ldr};
 }
 
 using PathFn = void (*)(const u8s8::Job&);

@@ -55,13 +55,14 @@ PackedWeightsU8S8 pack_weights_u8s8(const int8_t* W, int64_t N, int64_t K, int64
 
 enum class U8S8Output : int {
   s32 = 0,       // int32 C[m,n] = acc
-  f32 = 1,       // float C[m,n] = float(acc) * mult[n] + bias[n]
+  f32 = 1,       // float C[m,n] = float(acc) * mult[n] + bias[n] (+ residual[m,n])
   f32_gelu = 2,  // float C[m,n] = gelu(the f32 value)
   u8 = 3,        // uint8 C[m,n] = clamp(round_half_even(float(acc) * mult[n]) + z_y, 0, 255)
 };
 
 // One GEMM call. Epilogue float math (identical on every path, no FMA):
-//   f32:  mult[n] = a_scale * w_scale[n] (float); y = float(acc) * mult[n]; y = y + bias[n] if bias
+//   f32:  mult[n] = a_scale * w_scale[n] (float); y = float(acc) * mult[n]; y = y + bias[n] if bias;
+//         y = residual[m,n] + y if residual (a residual connection's x + f(x), fused)
 //   u8:   mult[n] = (a_scale * w_scale[n]) / y_scale (float, in that order);
 //         t = nearbyint(float(acc) * mult[n]) + float(y_zero_point); t = t > 0 ? t : 0;
 //         t = t < 255 ? t : 255; C = uint8(t)
@@ -83,6 +84,8 @@ struct GemmU8S8Args {
   float a_scale = 1.f;             // epilogues only
   const float* w_scale = nullptr;  // [N], epilogues only
   const float* bias = nullptr;     // [N] or null; f32 / f32_gelu only
+  const float* residual = nullptr;  // [M,N] row stride ldr, or null; f32 only; may be C itself (ldr = ldc)
+  int64_t ldr = 0;
   float y_scale = 1.f;             // u8 only
   int32_t y_zero_point = 0;        // u8 only, in [0,255]
 };

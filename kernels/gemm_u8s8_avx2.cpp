@@ -164,6 +164,7 @@ void epilogue_row_avx2(const Job& job, int64_t m, int64_t n0, int64_t cnt, const
   }
   float* y = static_cast<float*>(job.C) + m * job.ldc + n0;
   const float* bias = job.bias ? job.bias + n0 : nullptr;
+  const float* res = job.res ? job.res + m * job.ldr + n0 : nullptr;
   const bool gelu = job.out == U8S8Output::f32_gelu;
   for (; j + 8 <= cnt; j += 8) {
     __m256 f = _mm256_mul_ps(
@@ -171,12 +172,14 @@ void epilogue_row_avx2(const Job& job, int64_t m, int64_t n0, int64_t cnt, const
         _mm256_loadu_ps(mult + j));
     if (bias) f = _mm256_add_ps(f, _mm256_loadu_ps(bias + j));
     if (gelu) f = gelu_v(f);
+    if (res) f = _mm256_add_ps(_mm256_loadu_ps(res + j), f);
     _mm256_storeu_ps(y + j, f);
   }
   for (; j < cnt; ++j) {
     float f = static_cast<float>(acc[j]) * mult[j];
     if (bias) f = f + bias[j];
-    y[j] = gelu ? gelu_scalar(f) : f;
+    if (gelu) f = gelu_scalar(f);
+    y[j] = res ? res[j] + f : f;
   }
 }
 

@@ -68,7 +68,8 @@ void run_gemm(const Job& job) {
       const int64_t elem = job.out == U8S8Output::u8 ? 1 : 4;
       void* c = static_cast<uint8_t*>(job.C) + ((m0 + r) * job.ldc + n0) * elem;
       fn(Kp, a, astride, w, cs, offset,
-         TileOut{c, job.ldc, job.mult ? job.mult + n0 : nullptr, job.bias ? job.bias + n0 : nullptr, job.zy},
+         TileOut{c, job.ldc, job.mult ? job.mult + n0 : nullptr, job.bias ? job.bias + n0 : nullptr, job.zy,
+                 job.res ? job.res + (m0 + r) * job.ldr + n0 : nullptr, job.ldr},
          ncols);
     } else {
       Kern::kernel(U8S8Output::s32, mr)(Kp, a, astride, w, cs, offset, TileOut{tile, NR, nullptr, nullptr, 0.f},

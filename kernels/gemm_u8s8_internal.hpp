@@ -25,17 +25,22 @@ struct Job {
   const float* mult;  // [N] per-channel multiplier (epilogues), see gemm_u8s8.hpp
   const float* bias;  // [N] or null
   float zy;           // y zero point as float (u8 output)
+  const float* res;   // [M,N] row stride ldr, or null (f32 output)
+  int64_t ldr;
 };
 
 // Where a micro-kernel leaves its mr x NR tile: C's element at the tile's first row and channel
 // (int32, float or uint8 by the kernel's output kind), the row stride, and for the epilogues the
-// job's mult / bias from the tile's first channel (bias may be null) and zy.
+// job's mult / bias from the tile's first channel (bias may be null), zy, and the residual's element
+// at the tile's first row and channel (null: none) with its row stride.
 struct TileOut {
   void* c;
   int64_t ldc;
   const float* mult;
   const float* bias;
   float zy;
+  const float* res = nullptr;
+  int64_t ldr = 0;
 };
 
 void gemm_vnni(const Job& job);  // vnni layout, AVX-512 VNNI

@@ -29,6 +29,7 @@ void gemm_ref(const Job& job) {
           float y = static_cast<float>(acc32) * job.mult[n];
           if (job.bias) y = y + job.bias[n];
           if (job.out == U8S8Output::f32_gelu) y = gelu_scalar(y);
+          if (job.res) y = job.res[m * job.ldr + n] + y;
           static_cast<float*>(job.C)[m * job.ldc + n] = y;
           break;
         }

@@ -30,7 +30,7 @@ inline void column_masks(int ncols, __mmask16 (&mask)[4]) {
 }
 
 // Leaves an MR x 64 tile of accumulators through the Out epilogue (gemm_u8s8.hpp):
-//   s32: acc;  f32: float(acc) * mult (+ bias);  u8: clamp(nearbyint(float(acc) * mult) + zy, 0, 255).
+//   s32: acc;  f32: float(acc) * mult (+ bias) (residual +);  u8: clamp(nearbyint(float(acc) * mult) + zy, 0, 255).
 template <int MR, U8S8Output Out>
 inline void store_tile(__m512i (&acc)[MR][4], const TileOut& to, int ncols) {
   __mmask16 mask[4];
@@ -64,6 +64,7 @@ inline void store_tile(__m512i (&acc)[MR][4], const TileOut& to, int ncols) {
         for (int j = 0; j < 4; ++j) {
           __m512 f = _mm512_mul_ps(_mm512_cvtepi32_ps(acc[r][j]), mult[j]);
           if (to.bias) f = _mm512_add_ps(f, bias[j]);
+          if (to.res) f = _mm512_add_ps(_mm512_maskz_loadu_ps(mask[j], to.res + r * to.ldr + 16 * j), f);
           _mm512_mask_storeu_ps(c + r * to.ldc + 16 * j, mask[j], f);
         }
     } else {

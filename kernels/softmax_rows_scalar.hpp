@@ -1,5 +1,5 @@
 // Internal: the plain loops of kernels/softmax_rows.hpp (the _ref twins, also compiled with AVX2 flags
-// and no FMA contraction for the avx2 path, where they vectorize with the same roundings).
+// for the avx2 path, where they vectorize with the same roundings).
 #pragma once
 #include <cstdint>
 #include <limits>

@@ -122,7 +122,6 @@ Tensor Int8Block::fused_rows(const tensor_list& inputs, int64_t tokens) {
       const float* px = xg.data_ptr<float>();
       float* py = yg.data_ptr<float>();
       uint8_t* q = scratch(q_buf, rows * D);
-      float* p = scratch(p_buf, trows * D);
       // x1 = x + proj(attention(qkv(norm1(x)))) on the first T rows of each image, written into y
       Tensor h = layer_norm(xg, ln1.normalized_shape, ln1.weight, ln1.bias, ln1.eps);
       qkv.quantize_input(h.data_ptr<float>(), rows, D, q);
@@ -130,12 +129,16 @@ Tensor Int8Block::fused_rows(const tensor_list& inputs, int64_t tokens) {
       qkv.gemm_f32(wqkv, q, rows, t.data_ptr<float>(), 3 * D);
       Tensor a = attention(t, attn.heads, attn.scale, Tensor(), T);
       proj.quantize_input(a.data_ptr<float>(), trows, D, q);
-      proj.gemm_f32(wproj, q, trows, p, D);
-      for (int64_t j = 0; j < nb; ++j) add_rows(px + j * N * D, p + j * T * D, T * D, py + j * T * D);
-      // y = x1 + mlp(norm2(x1))
+      if (T == N) {  // the residual add in the GEMM's epilogue; a prefix's x rows are not evenly spaced
+        proj.gemm_f32(wproj, q, trows, py, D, px);
+      } else {
+        float* p = scratch(p_buf, trows * D);
+        proj.gemm_f32(wproj, q, trows, p, D);
+        for (int64_t j = 0; j < nb; ++j) add_rows(px + j * N * D, p + j * T * D, T * D, py + j * T * D);
+      }
+      // y = x1 + mlp(norm2(x1)), the add in fc2's epilogue
       Tensor h2 = layer_norm(yg, ln2.normalized_shape, ln2.weight, ln2.bias, ln2.eps);
-      Int8Mlp::rows(mlp, h2.data_ptr<float>(), trows, p);
-      add_rows(py, p, trows * D, py);
+      Int8Mlp::rows(mlp, h2.data_ptr<float>(), trows, py, py);
     }
   });
   return y;

@@ -71,7 +71,7 @@ void Int8Linear::quantize_input(const float* x, int64_t M, int64_t ldx, uint8_t*
 }
 
 void Int8Linear::gemm_f32(const kernels::PackedWeightsU8S8& pw, const uint8_t* q, int64_t M, float* y,
-                          int64_t ldy) const {
+                          int64_t ldy, const float* residual) const {
   kernels::GemmU8S8Args a;
   a.M = M;
   a.A = q;
@@ -84,6 +84,8 @@ void Int8Linear::gemm_f32(const kernels::PackedWeightsU8S8& pw, const uint8_t* q
   a.a_scale = input_scale.data_ptr<float>()[0];
   a.w_scale = weight_scale.data_ptr<float>();
   a.bias = bias.defined() ? bias.data_ptr<float>() : nullptr;
+  a.residual = residual;
+  a.ldr = ldy;
   try {
     kernels::gemm_u8s8(a);
   } catch (const std::exception& e) {

@@ -43,8 +43,10 @@ class Int8Linear : public nn::Module {
   // block while the data is in cache. Serial; call from inside a parallel_for over row blocks.
   //   x f32 [M, in] (row stride ldx) -> q u8 [M, in]   (input_scale / input_zero_point, the shared rule)
   void quantize_input(const float* x, int64_t M, int64_t ldx, uint8_t* q) const;
-  //   q u8 [M, in] -> y f32 [M, out] (row stride ldy) = float(acc) * (s_x * s_w[n]) + bias[n]
-  void gemm_f32(const kernels::PackedWeightsU8S8& pw, const uint8_t* q, int64_t M, float* y, int64_t ldy) const;
+  //   q u8 [M, in] -> y f32 [M, out] (row stride ldy) = float(acc) * (s_x * s_w[n]) + bias[n], with
+  //   residual[m, n] (row stride ldy; may be y) added last when given: a residual connection fused
+  void gemm_f32(const kernels::PackedWeightsU8S8& pw, const uint8_t* q, int64_t M, float* y, int64_t ldy,
+                const float* residual = nullptr) const;
 
  protected:
   Tensor forward(const Tensor& x) override;

@@ -61,7 +61,7 @@ Int8Mlp::Plan Int8Mlp::plan() {
   return p;
 }
 
-void Int8Mlp::rows(const Plan& p, const float* x, int64_t m, float* y) {
+void Int8Mlp::rows(const Plan& p, const float* x, int64_t m, float* y, const float* residual) {
   const int64_t K = p.fc1->in_features, H = p.fc1->out_features, N = p.fc2->out_features;
   thread_local std::vector<uint8_t> qx_buf, qh_buf;
   thread_local std::vector<float> h_buf, g_buf;
@@ -78,7 +78,7 @@ void Int8Mlp::rows(const Plan& p, const float* x, int64_t m, float* y) {
       gelu_row(h + i * H, H, g);
       p.fc2->quantize_input(g, 1, H, qh + i * H);
     }
-    p.fc2->gemm_f32(*p.w2, qh, r, y + (m0 * N), N);
+    p.fc2->gemm_f32(*p.w2, qh, r, y + m0 * N, N, residual ? residual + m0 * N : nullptr);
   }
 }
 

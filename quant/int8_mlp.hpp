@@ -35,13 +35,14 @@ class Int8Mlp : public nn::Module {
 
   // The fused pass for callers that cut the rows themselves (Int8Block): plan() once per forward
   // (packs the weights when needed; requires fused()), then rows() on any block of rows, serially
-  // from inside a parallel_for.  x f32 [m, in] -> y f32 [m, out] (both contiguous rows).
+  // from inside a parallel_for.  x f32 [m, in] -> y f32 [m, out] (both contiguous rows); with a
+  // residual r [m, out] (contiguous, may be y itself) y = r + mlp(x), added in fc2's epilogue.
   struct Plan {
     Int8Linear *fc1, *fc2;
     const kernels::PackedWeightsU8S8 *w1, *w2;
   };
   Plan plan();
-  static void rows(const Plan& p, const float* x, int64_t m, float* y);
+  static void rows(const Plan& p, const float* x, int64_t m, float* y, const float* residual = nullptr);
 
  protected:
   Tensor forward(const Tensor& x) override;

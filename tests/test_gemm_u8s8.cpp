@@ -272,6 +272,69 @@ TEST_CASE("gemm_u8s8: epilogues (f32, f32 + bias, GELU, requantized u8) bit-exac
   }
 }
 
+// C = R + f32 epilogue on `level` (or the reference), R [M, ldc] random. C starts as a copy of R (so
+// writes past N show); in place, C is its own residual. C's bytes.
+std::vector<uint8_t> run_residual(const Problem& p, const std::vector<float>& R, Isa level, bool ref, bool in_place) {
+  set_isa(level);
+  PackedWeightsU8S8 pw = pack_weights_u8s8(p.W.data(), p.N, p.K, p.K, level);
+  std::vector<float> C = R;
+  GemmU8S8Args a = args_for(p, pw, U8S8Output::f32, C.data());
+  a.residual = in_place ? C.data() : R.data();
+  a.ldr = p.ldc;
+  if (ref)
+    gemm_u8s8_ref(a);
+  else
+    gemm_u8s8(a);
+  std::vector<uint8_t> bytes(C.size() * 4);
+  std::memcpy(bytes.data(), C.data(), bytes.size());
+  return bytes;
+}
+
+TEST_CASE("gemm_u8s8: the f32 epilogue's residual add (separate and in place) bit-exact on every path") {
+  IsaGuard guard;
+  uint32_t seed = 600;
+  for (auto shape : {std::tuple{1, 1, 1}, std::tuple{2, 67, 36}, std::tuple{13, 130, 37}, std::tuple{6, 64, 128}}) {
+    const int64_t M = std::get<0>(shape), N = std::get<1>(shape), K = std::get<2>(shape);
+    CAPTURE(M);
+    CAPTURE(N);
+    CAPTURE(K);
+    Problem p = make_problem(M, N, K, ++seed, false, 31);
+    std::mt19937 g(seed);
+    std::uniform_real_distribution<float> dr(-3.f, 3.f);
+    std::vector<float> R(M * p.ldc);
+    for (float& r : R) r = dr(g);
+    // The reference: R + (the f32 epilogue without a residual), element by element.
+    const std::vector<uint8_t> want = run_residual(p, R, Isa::ref, true, false);
+    const std::vector<uint8_t> f = run(p, U8S8Output::f32, Isa::ref, true);
+    bool ok = true;
+    for (int64_t m = 0; m < M; ++m)
+      for (int64_t n = 0; n < N; ++n) {
+        float fy, wy;
+        std::memcpy(&fy, f.data() + (m * p.ldc + n) * 4, 4);
+        std::memcpy(&wy, want.data() + (m * p.ldc + n) * 4, 4);
+        ok = ok && wy == R[m * p.ldc + n] + fy;
+      }
+    CHECK(ok);
+    CHECK(run_residual(p, R, Isa::ref, true, true) == want);
+    for (Isa level : levels()) {
+      CAPTURE(isa_name(level));
+      CHECK(run_residual(p, R, level, false, false) == want);
+      CHECK(run_residual(p, R, level, false, true) == want);
+    }
+  }
+  // Only the f32 output takes a residual, and its rows must hold N floats.
+  Problem p = make_problem(2, 8, 8, 1);
+  PackedWeightsU8S8 pw = pack_weights_u8s8(p.W.data(), p.N, p.K, p.K);
+  std::vector<float> C(2 * p.ldc), R(2 * p.ldc);
+  GemmU8S8Args a = args_for(p, pw, U8S8Output::f32_gelu, C.data());
+  a.residual = R.data();
+  a.ldr = p.ldc;
+  CHECK_THROWS_WITH_AS(gemm_u8s8(a), doctest::Contains("residual"), std::invalid_argument);
+  a.out = U8S8Output::f32;
+  a.ldr = 7;
+  CHECK_THROWS_WITH_AS(gemm_u8s8(a), doctest::Contains("ldr=7"), std::invalid_argument);
+}
+
 TEST_CASE("gemm_u8s8: s32 result equals oneDNN dnnl_gemm_u8s8s32") {
   IsaGuard guard;
   for (auto shape :

@@ -47,7 +47,6 @@ struct GeluFn : Function<GeluFn> {
         const float inner = kTanhBeta * (x + kTanhKappa * x * x * x);
         return 0.5f * x * (1.0f + detail::vtanh(inner));
       });
-    // The exact GELU runs in the AVX-512 loop too: no multiply-add of it may contract.
     return map_unary<true>(a, "gelu", [](float x) { return detail::vgelu(x); });
   }
   static tensor_list backward(AutogradContext* ctx, tensor_list g) {
@@ -64,10 +63,9 @@ struct GeluFn : Function<GeluFn> {
         return gv * (left_derivative + right_derivative);
       })};
     return {map_binary<true>(g[0], x, "gelu_backward", [](float gv, float xv) {
-      QUENCH_NO_CONTRACT
-      const float cdf = 0.5f * (1.0f + detail::verf(xv * kSqrt1_2));
+      const float cdf = detail::fmadd(0.5f, detail::verf(xv * kSqrt1_2), 0.5f);
       const float pdf = detail::vexp(-0.5f * xv * xv) * kGeluBeta;
-      return gv * (cdf + xv * pdf);
+      return gv * detail::fmadd(xv, pdf, cdf);
     })};
   }
 };

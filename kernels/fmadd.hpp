@@ -1,0 +1,11 @@
+// a * b + c with one rounding, the same on every path: an FMA instruction in code compiled for
+// AVX2 / AVX-512 (which bring FMA), libm's correctly rounded fmaf in baseline code. The build never
+// contracts a * b + c by itself (-ffp-contract=off), so an FMA is wherever one is written and nowhere
+// else, and a vector kernel that writes the same FMAs (_mm512_fmadd_ps) gives its scalar twin's bits.
+#pragma once
+
+namespace quench::kernels {
+
+inline __attribute__((always_inline)) float fmadd(float a, float b, float c) { return __builtin_fmaf(a, b, c); }
+
+}  // namespace quench::kernels
