@@ -15,6 +15,7 @@
 #include "engine/ops/nn_ops.hpp"
 #include "kernels/sgemm_small.hpp"
 #include "kernels/softmax_rows.hpp"
+#include "kernels/transpose.hpp"
 #include "kernels/parallel.hpp"
 
 namespace quench {
@@ -81,8 +82,7 @@ void prefetch_block(const float* p, int64_t n) {
 
 // t [hd, n] = x^T for x n rows of hd floats, row stride ld: the B operand of an NT product.
 void transpose_head(const float* x, int64_t n, int64_t hd, int64_t ld, float* t) {
-  for (int64_t r = 0; r < n; ++r)
-    for (int64_t d = 0; d < hd; ++d) t[d * n + r] = x[r * ld + d];
+  kernels::transpose_f32(n, hd, x, ld, t, n);
 }
 
 // One head's probabilities p [Q, N] = softmax(sc * q k^T, mask) (mask: the image's key mask or null);
