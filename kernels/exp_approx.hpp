@@ -1,8 +1,9 @@
 // exp(x) for x <= 88 (softmax uses it on shifted logits <= 0). Cephes expf: x = n ln2 + r with
 // |r| <= ln2/2, a degree-7 polynomial for e^r, 2^n built in the exponent bits. Relative error
 // below 2e-7 against std::exp; 0 below -87.3 (where std::exp goes denormal) and for -inf; NaN stays
-// NaN. Branch-free so a loop over it vectorizes; its multiply-adds are explicit FMAs (fmadd.hpp), so a
-// vector version with the same operations (exp_approx_simd.hpp) gives the same bits. Shared by engine/ops/row_math.hpp and kernels/softmax_rows.
+// NaN. Branch-free so a loop over it vectorizes; its multiply-adds are explicit FMAs (fmadd.hpp), so
+// a vector version with the same operations (exp_approx_simd.hpp) gives the same bits. Shared by
+// engine/ops/row_math.hpp and kernels/softmax_rows.
 #pragma once
 #include <algorithm>
 #include <bit>
