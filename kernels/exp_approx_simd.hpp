@@ -1,9 +1,9 @@
 // exp_approx (exp_approx.hpp) over a vector of floats: the same operations (FMAs included) in the
 // same order, so every lane gives the scalar's bits. Written once over a vector type V
 // (softmax_rows_avx2.cpp, softmax_rows_avx512.cpp) that provides reg, set1, max(a, b) (b where either
-// is NaN, as std::max(x, c) keeps a NaN x), add, sub, mul, fma(a, b, c) (a * b + c rounded once), pow2(t) (2^n from the
-// rounding constant's bits: ((bits(t) - 0x4B400000 + 127) << 23) as float) and zero_below(x, c, e)
-// (0 where x < c, else e).
+// is NaN, as std::max(x, c) keeps a NaN x), add, sub, mul, fma(a, b, c) (a * b + c rounded once),
+// pow2(t) (2^n from the rounding constant's bits: ((bits(t) - 0x4B400000 + 127) << 23) as float) and
+// zero_below(x, c, e) (0 where x < c, else e).
 #pragma once
 
 namespace quench::kernels {

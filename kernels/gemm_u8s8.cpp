@@ -95,7 +95,8 @@ u8s8::Job make_job(const GemmU8S8Args& a, std::vector<float>& mult) {
     fail("activation zero point " + std::to_string(a.a_zero_point) + " outside the " +
          (a.a_signed ? "s8" : "u8") + " range");
   if (a.residual && (a.out != U8S8Output::f32 || a.ldr < N))
-    fail("a residual needs f32 output and ldr >= N (ldr=" + std::to_string(a.ldr) + ", N=" + std::to_string(N) + ")");
+    fail("a residual needs f32 output and ldr >= N (ldr=" + std::to_string(a.ldr) + ", N=" +
+         std::to_string(N) + ")");
   mult.clear();
   if (a.out != U8S8Output::s32) {
     if (!a.w_scale) fail("epilogue needs w_scale [N=" + std::to_string(N) + "]");

@@ -274,7 +274,8 @@ TEST_CASE("gemm_u8s8: epilogues (f32, f32 + bias, GELU, requantized u8) bit-exac
 
 // C = R + f32 epilogue on `level` (or the reference), R [M, ldc] random. C starts as a copy of R (so
 // writes past N show); in place, C is its own residual. C's bytes.
-std::vector<uint8_t> run_residual(const Problem& p, const std::vector<float>& R, Isa level, bool ref, bool in_place) {
+std::vector<uint8_t> run_residual(const Problem& p, const std::vector<float>& R, Isa level, bool ref,
+                                  bool in_place) {
   set_isa(level);
   PackedWeightsU8S8 pw = pack_weights_u8s8(p.W.data(), p.N, p.K, p.K, level);
   std::vector<float> C = R;
