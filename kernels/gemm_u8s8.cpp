@@ -1,6 +1,7 @@
 // u8s8 GEMM front end: weight packing, argument checks, the per-channel epilogue multipliers
 // (computed here once so every path sees the same floats) and the dispatch table.
 #include <algorithm>
+#include <cstdint>
 #include <stdexcept>
 #include <string>
 #include <vector>
@@ -97,6 +98,16 @@ u8s8::Job make_job(const GemmU8S8Args& a, std::vector<float>& mult) {
   if (a.residual && (a.out != U8S8Output::f32 || a.ldr < N))
     fail("a residual needs f32 output and ldr >= N (ldr=" + std::to_string(a.ldr) + ", N=" +
          std::to_string(N) + ")");
+  if (a.residual && a.M > 0) {
+    // C itself (element by element, each read just before it is written) or memory apart from C:
+    // a shifted overlap would read elements another tile, maybe another thread, has already written.
+    const auto c = reinterpret_cast<uintptr_t>(a.C), r = reinterpret_cast<uintptr_t>(a.residual);
+    const auto span = [&](int64_t ld) { return static_cast<uintptr_t>(((a.M - 1) * ld + N) * 4); };
+    const bool apart = r + span(a.ldr) <= c || c + span(a.ldc) <= r;
+    if (!(r == c && a.ldr == a.ldc) && !apart)
+      fail("the residual overlaps C without being C itself with ldr == ldc (ldr=" + std::to_string(a.ldr) +
+           ", ldc=" + std::to_string(a.ldc) + ")");
+  }
   mult.clear();
   if (a.out != U8S8Output::s32) {
     if (!a.w_scale) fail("epilogue needs w_scale [N=" + std::to_string(N) + "]");

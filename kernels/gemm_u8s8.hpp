@@ -84,7 +84,7 @@ struct GemmU8S8Args {
   float a_scale = 1.f;             // epilogues only
   const float* w_scale = nullptr;  // [N], epilogues only
   const float* bias = nullptr;     // [N] or null; f32 / f32_gelu only
-  const float* residual = nullptr;  // [M,N] row stride ldr, or null; f32 only; may be C itself (ldr = ldc)
+  const float* residual = nullptr;  // [M,N] row stride ldr, or null; f32 only; C itself (ldr = ldc) or apart from C
   int64_t ldr = 0;
   float y_scale = 1.f;             // u8 only
   int32_t y_zero_point = 0;        // u8 only, in [0,255]

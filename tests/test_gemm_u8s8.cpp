@@ -272,16 +272,20 @@ TEST_CASE("gemm_u8s8: epilogues (f32, f32 + bias, GELU, requantized u8) bit-exac
   }
 }
 
-// C = R + f32 epilogue on `level` (or the reference), R [M, ldc] random. C starts as a copy of R (so
-// writes past N show); in place, C is its own residual. C's bytes.
-std::vector<uint8_t> run_residual(const Problem& p, const std::vector<float>& R, Isa level, bool ref,
-                                  bool in_place) {
+// C = R + f32 epilogue on `level` (or the reference), R [M, N] with row stride ldr. Separate: R is
+// read in place with its own stride and C starts as -7 everywhere (writes past N show); in place: C
+// starts as R's rows (the columns past N -7) and is its own residual (ldr = ldc). C's bytes.
+std::vector<uint8_t> run_residual(const Problem& p, const std::vector<float>& R, int64_t ldr, Isa level, bool ref,
+                                  bool in_place, bool with_bias) {
   set_isa(level);
   PackedWeightsU8S8 pw = pack_weights_u8s8(p.W.data(), p.N, p.K, p.K, level);
-  std::vector<float> C = R;
+  std::vector<float> C(p.M * p.ldc, -7.f);
+  if (in_place)
+    for (int64_t m = 0; m < p.M; ++m) std::copy(&R[m * ldr], &R[m * ldr] + p.N, &C[m * p.ldc]);
   GemmU8S8Args a = args_for(p, pw, U8S8Output::f32, C.data());
+  if (!with_bias) a.bias = nullptr;
   a.residual = in_place ? C.data() : R.data();
-  a.ldr = p.ldc;
+  a.ldr = in_place ? p.ldc : ldr;
   if (ref)
     gemm_u8s8_ref(a);
   else
@@ -296,31 +300,35 @@ TEST_CASE("gemm_u8s8: the f32 epilogue's residual add (separate and in place) bi
   uint32_t seed = 600;
   for (auto shape : {std::tuple{1, 1, 1}, std::tuple{2, 67, 36}, std::tuple{13, 130, 37}, std::tuple{6, 64, 128}}) {
     const int64_t M = std::get<0>(shape), N = std::get<1>(shape), K = std::get<2>(shape);
-    CAPTURE(M);
-    CAPTURE(N);
-    CAPTURE(K);
-    Problem p = make_problem(M, N, K, ++seed, false, 31);
-    std::mt19937 g(seed);
-    std::uniform_real_distribution<float> dr(-3.f, 3.f);
-    std::vector<float> R(M * p.ldc);
-    for (float& r : R) r = dr(g);
-    // The reference: R + (the f32 epilogue without a residual), element by element.
-    const std::vector<uint8_t> want = run_residual(p, R, Isa::ref, true, false);
-    const std::vector<uint8_t> f = run(p, U8S8Output::f32, Isa::ref, true);
-    bool ok = true;
-    for (int64_t m = 0; m < M; ++m)
-      for (int64_t n = 0; n < N; ++n) {
-        float fy, wy;
-        std::memcpy(&fy, f.data() + (m * p.ldc + n) * 4, 4);
-        std::memcpy(&wy, want.data() + (m * p.ldc + n) * 4, 4);
-        ok = ok && wy == R[m * p.ldc + n] + fy;
+    for (bool with_bias : {true, false}) {
+      CAPTURE(M);
+      CAPTURE(N);
+      CAPTURE(K);
+      CAPTURE(with_bias);
+      Problem p = make_problem(M, N, K, ++seed, false, 31);
+      const int64_t ldr = p.ldc + 4;  // a stride of its own: the paths must not use ldc for it
+      std::mt19937 g(seed);
+      std::uniform_real_distribution<float> dr(-3.f, 3.f);
+      std::vector<float> R(M * ldr);
+      for (float& r : R) r = dr(g);
+      // The reference: R + (the f32 epilogue without a residual), element by element; -7 past N.
+      const std::vector<uint8_t> want = run_residual(p, R, ldr, Isa::ref, true, false, with_bias);
+      const std::vector<uint8_t> f = run(p, U8S8Output::f32, Isa::ref, true, with_bias);
+      bool ok = true;
+      for (int64_t m = 0; m < M; ++m)
+        for (int64_t n = 0; n < p.ldc; ++n) {
+          float fy, wy;
+          std::memcpy(&fy, f.data() + (m * p.ldc + n) * 4, 4);
+          std::memcpy(&wy, want.data() + (m * p.ldc + n) * 4, 4);
+          ok = ok && wy == (n < N ? R[m * ldr + n] + fy : -7.f);
+        }
+      CHECK(ok);
+      CHECK(run_residual(p, R, ldr, Isa::ref, true, true, with_bias) == want);
+      for (Isa level : levels()) {
+        CAPTURE(isa_name(level));
+        CHECK(run_residual(p, R, ldr, level, false, false, with_bias) == want);
+        CHECK(run_residual(p, R, ldr, level, false, true, with_bias) == want);
       }
-    CHECK(ok);
-    CHECK(run_residual(p, R, Isa::ref, true, true) == want);
-    for (Isa level : levels()) {
-      CAPTURE(isa_name(level));
-      CHECK(run_residual(p, R, level, false, false) == want);
-      CHECK(run_residual(p, R, level, false, true) == want);
     }
   }
   // Only the f32 output takes a residual, and its rows must hold N floats.
@@ -334,6 +342,17 @@ TEST_CASE("gemm_u8s8: the f32 epilogue's residual add (separate and in place) bi
   a.out = U8S8Output::f32;
   a.ldr = 7;
   CHECK_THROWS_WITH_AS(gemm_u8s8(a), doctest::Contains("ldr=7"), std::invalid_argument);
+  // In place only as C itself: a shifted or differently strided overlap is refused.
+  a.residual = C.data() + 1;
+  a.ldr = p.ldc;
+  CHECK_THROWS_WITH_AS(gemm_u8s8(a), doctest::Contains("overlaps C"), std::invalid_argument);
+  a.residual = C.data();
+  a.ldr = p.ldc + 1;
+  CHECK_THROWS_WITH_AS(gemm_u8s8(a), doctest::Contains("overlaps C"), std::invalid_argument);
+  a.ldr = p.ldc;
+  gemm_u8s8(a);  // C itself
+  a.residual = R.data();
+  gemm_u8s8(a);  // apart
 }
 
 TEST_CASE("gemm_u8s8: s32 result equals oneDNN dnnl_gemm_u8s8s32") {

@@ -3,8 +3,10 @@
 
 #include <cmath>
 #include <limits>
+#include <string_view>
 
 #include "engine/ops.hpp"
+#include "kernels/isa.hpp"
 #include "tests/gradcheck.hpp"
 #include "tests/nn_test_util.hpp"
 
@@ -198,3 +200,37 @@ TEST_CASE("pointwise losses: 1 and 2 threads give bit-identical sums") {
   });
 }
 
+
+TEST_CASE("softmax, log_softmax and cross_entropy: the baseline and AVX2 rows give the same bits") {
+  // Their exp has explicit FMAs: an instruction on the AVX2 path, libm's fmaf on the baseline one.
+  Generator gen(14);
+  Tensor x = randn({37, 30}, gen) * 6.0, t = randint(0, 30, {37}, gen), g = randn({37, 30}, gen);
+  Tensor gl = randn({37}, gen), one = ones({});
+  auto run = [&] {
+    TL out;
+    for (int64_t dim : {1, 0}) {  // contiguous rows, and rows strided across the tensor
+      for (TL r : {forward_backward([&](const TL& in) { return softmax(in[0], dim); }, {x}, g),
+                   forward_backward([&](const TL& in) { return log_softmax(in[0], dim); }, {x}, g)})
+        out.insert(out.end(), r.begin(), r.end());
+    }
+    for (TL r : {forward_backward([&](const TL& in) { return cross_entropy(in[0], t, 3, 0.1); }, {x}, one),
+                 forward_backward([&](const TL& in) { return cross_entropy(in[0], t, -100, 0.0, Reduction::none); },
+                                  {x}, gl)})
+      out.insert(out.end(), r.begin(), r.end());
+    return out;
+  };
+  const kernels::Isa prev = kernels::active_isa();
+  kernels::set_isa(kernels::Isa::ref);
+  const TL base = run();
+  for (int i = 1; i <= static_cast<int>(kernels::cpu_isa()); ++i) {
+    const std::string_view isa = kernels::isa_name(kernels::set_isa(static_cast<kernels::Isa>(i)));
+    CAPTURE(isa);
+    const TL best = run();
+    REQUIRE(best.size() == base.size());
+    for (size_t k = 0; k < base.size(); ++k) {
+      CAPTURE(k);
+      CHECK(quench::testing::bit_equal(base[k], best[k]));
+    }
+  }
+  kernels::set_isa(prev);
+}

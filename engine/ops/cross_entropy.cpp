@@ -8,6 +8,7 @@
 #include "engine/ops/nn_common.hpp"
 #include "engine/ops/nn_ops.hpp"
 #include "engine/ops/row_math.hpp"
+#include "kernels/isa.hpp"
 
 namespace quench {
 namespace {
@@ -72,27 +73,31 @@ struct CrossEntropyFn : Function<CrossEntropyFn> {
     const float* px = x.data_ptr<float>();
     const int32_t* pt = t.data_ptr<int32_t>();
     float* pl = lse.data_ptr<float>();
+    const bool avx2 = kernels::active_isa() >= kernels::Isa::avx2;
     kernels::parallel_for(S, detail::row_grain(C), [&](int64_t b, int64_t e) {
       std::vector<float> buf(2 * C);  // exponentials, and the gathered row when classes are strided
-      for (int64_t j = b; j < e; ++j) {
-        const float* xr = px + l.base(j);
-        if (s != 1) {
-          for (int64_t c = 0; c < C; ++c) buf[C + c] = xr[c * s];
-          xr = buf.data() + C;
+      detail::call_isa(avx2, [&]() QUENCH_ROW_INLINE {
+        for (int64_t j = b; j < e; ++j) {
+          const float* xr = px + l.base(j);
+          if (s != 1) {
+            for (int64_t c = 0; c < C; ++c) buf[C + c] = xr[c * s];
+            xr = buf.data() + C;
+          }
+          const float m = detail::row_max(xr, C);
+          for (int64_t c = 0; c < C; ++c) buf[c] = detail::exp_approx(xr[c] - m);
+          const double log_se = std::log(detail::row_sum(buf.data(), C));
+          pl[j] = static_cast<float>(m + log_se);
+          if (pt[j] == ignore_index) continue;
+          const double nll = (m - static_cast<double>(xr[pt[j]])) + log_se;
+          double lj = nll;
+          if (ls > 0.0) {
+            // sum_c -log p_c
+            const double smooth = static_cast<double>(C) * (m + log_se) - detail::row_sum(xr, C);
+            lj = (1.0 - ls) * nll + ls / static_cast<double>(C) * smooth;
+          }
+          loss[j] = lj;
         }
-        const float m = detail::row_max(xr, C);
-        for (int64_t c = 0; c < C; ++c) buf[c] = detail::exp_approx(xr[c] - m);
-        const double log_se = std::log(detail::row_sum(buf.data(), C));
-        pl[j] = static_cast<float>(m + log_se);
-        if (pt[j] == ignore_index) continue;
-        const double nll = (m - static_cast<double>(xr[pt[j]])) + log_se;
-        double lj = nll;
-        if (ls > 0.0) {
-          const double smooth = static_cast<double>(C) * (m + log_se) - detail::row_sum(xr, C);  // sum_c -log p_c
-          lj = (1.0 - ls) * nll + ls / static_cast<double>(C) * smooth;
-        }
-        loss[j] = lj;
-      }
+      });
     });
     int64_t valid = 0;
     for (int64_t j = 0; j < S; ++j) valid += pt[j] != ignore_index;
@@ -143,28 +148,31 @@ struct CrossEntropyFn : Function<CrossEntropyFn> {
     const int64_t C = l.C, s = l.inner;
     const float off_target = static_cast<float>(ls / static_cast<double>(C));
     const float on_target = static_cast<float>(1.0 - ls);
+    const bool avx2 = kernels::active_isa() >= kernels::Isa::avx2;
     kernels::parallel_for(l.samples(), detail::row_grain(C), [&](int64_t b, int64_t e) {
       std::vector<float> buf(s == 1 ? 0 : 2 * C);
-      for (int64_t j = b; j < e; ++j) {
-        const float* xr = px + l.base(j);
-        float* dr = pd + l.base(j);
-        if (s != 1) {
-          for (int64_t c = 0; c < C; ++c) buf[c] = xr[c * s];
-          xr = buf.data();
-          dr = buf.data() + C;
+      detail::call_isa(avx2, [&]() QUENCH_ROW_INLINE {
+        for (int64_t j = b; j < e; ++j) {
+          const float* xr = px + l.base(j);
+          float* dr = pd + l.base(j);
+          if (s != 1) {
+            for (int64_t c = 0; c < C; ++c) buf[c] = xr[c * s];
+            xr = buf.data();
+            dr = buf.data() + C;
+          }
+          if (pt[j] == ignore_index) {
+            for (int64_t c = 0; c < C; ++c) dr[c] = 0.f;
+          } else {
+            const float gj = static_cast<float>(pg[j * gstride] * gscale), m = pl[j];
+            for (int64_t c = 0; c < C; ++c) dr[c] = gj * (detail::exp_approx(xr[c] - m) - off_target);
+            dr[pt[j]] -= gj * on_target;
+          }
+          if (s != 1) {
+            float* out = pd + l.base(j);
+            for (int64_t c = 0; c < C; ++c) out[c * s] = dr[c];
+          }
         }
-        if (pt[j] == ignore_index) {
-          for (int64_t c = 0; c < C; ++c) dr[c] = 0.f;
-        } else {
-          const float gj = static_cast<float>(pg[j * gstride] * gscale), m = pl[j];
-          for (int64_t c = 0; c < C; ++c) dr[c] = gj * (detail::exp_approx(xr[c] - m) - off_target);
-          dr[pt[j]] -= gj * on_target;
-        }
-        if (s != 1) {
-          float* out = pd + l.base(j);
-          for (int64_t c = 0; c < C; ++c) out[c * s] = dr[c];
-        }
-      }
+      });
     });
     return {dx, Tensor()};
   }

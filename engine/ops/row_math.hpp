@@ -15,7 +15,8 @@ namespace quench::detail {
 
 // Calls f() compiled again with AVX2 and FMA enabled when `avx2` (kernels::active_isa() >= avx2): the
 // row loops inlined into it run 8 floats a step instead of 4. Nothing contracts (-ffp-contract=off)
-// and exp_approx's FMAs are explicit, so both paths give the same bits. f must be inlinable (a lambda over
+// and exp_approx's FMAs are explicit, so both paths give the same bits; code that calls exp_approx
+// goes through here so that its FMAs are instructions rather than libm calls. f must be inlinable (a lambda over
 // plain loops); call it inside a parallel_for chunk, not around one.
 // Row helpers and the lambdas given to call_isa are forced inline so they are compiled into the AVX2
 // caller rather than called as baseline code.

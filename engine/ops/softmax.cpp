@@ -7,6 +7,7 @@
 #include "engine/ops/nn_common.hpp"
 #include "engine/ops/nn_ops.hpp"
 #include "engine/ops/row_math.hpp"
+#include "kernels/isa.hpp"
 
 namespace quench {
 namespace {
@@ -54,8 +55,9 @@ struct SoftmaxFn : Function<SoftmaxFn> {
     const float* px = x.data_ptr<float>();
     float* py = y.data_ptr<float>();
     const detail::DimLayout l = detail::dim_layout(x.sizes(), dim);
+    const bool avx2 = kernels::active_isa() >= kernels::Isa::avx2;
     for_each_dim_row<1>(l, {px}, py, [&](const std::array<const float*, 1>& src, float* dst) {
-      detail::softmax_row(src[0], dst, l.n, log);
+      detail::call_isa(avx2, [&]() QUENCH_ROW_INLINE { detail::softmax_row(src[0], dst, l.n, log); });
     });
     ctx->save_for_backward({y});
     ctx->saved_data["dim"] = dim;
@@ -71,8 +73,10 @@ struct SoftmaxFn : Function<SoftmaxFn> {
     const float* py = y.data_ptr<float>();
     const float* pg = gc.data_ptr<float>();
     float* pd = dx.data_ptr<float>();
+    const bool avx2 = kernels::active_isa() >= kernels::Isa::avx2;
     for_each_dim_row<2>(l, {py, pg}, pd, [&](const std::array<const float*, 2>& src, float* dst) {
-      detail::softmax_row_backward(src[0], src[1], dst, l.n, log);
+      detail::call_isa(avx2,
+                       [&]() QUENCH_ROW_INLINE { detail::softmax_row_backward(src[0], src[1], dst, l.n, log); });
     });
     return {dx};
   }
