@@ -6,8 +6,9 @@
 //   N = (img / patch)^2; classification reads the CLS token after the final norm.
 //   The other rows of the last block never reach the head, so unless a hook watches them the last
 //   block computes the CLS row alone (nn::PrefixForward), which leaves 7/8 of the reference ViT's
-//   GEMM work (PyTorch's reference computes every row): the same logits bit for bit above 32 images (fewer take
-//   sgemm's dot-product tiles, which sum in another order: equal to 1e-5), gradients equal to 1e-6.
+//   GEMM work (PyTorch's reference computes every row): the same logits bit for bit above 32 images
+//   (fewer take sgemm's dot-product tiles, which sum in another order: equal to 1e-5), gradients equal
+//   to 1e-6.
 //
 // Init (timm VisionTransformer.init_weights with weight_init = '', checked against timm 0.9):
 //   pos_embed trunc_normal(std .02, bounds +-2), every Linear weight trunc_normal(std .02) with zero
