@@ -73,7 +73,9 @@ inline constexpr std::array<std::array<TileFn, kMaxR>, kMaxNV> kTiles = {
     row_table<V, 3>(std::make_integer_sequence<int, kMaxR>{}),
     row_table<V, 4>(std::make_integer_sequence<int, kMaxR>{})};
 
-// Column blocks of up to kMaxNV vectors, each swept by row tiles.
+// Column blocks of up to kMaxNV vectors, each swept by row tiles of balanced heights: M = 50 on
+// 12-row tiles runs as 5 x 10 rather than 4 x 12 + 2, whose 2-row tile has too few independent
+// FMA chains to cover their latency and took a tenth of the time for a twenty-fifth of the work.
 template <class V>
 void run(int64_t M, int64_t N, int64_t K, const float* A, int64_t a_rs, int64_t a_ks, const float* B,
          int64_t ldb, float* C, int64_t ldc) {
@@ -82,11 +84,13 @@ void run(int64_t M, int64_t N, int64_t K, const float* A, int64_t a_rs, int64_t 
     const int64_t n = N - j0 < kBlock ? N - j0 : kBlock;
     const int nv = static_cast<int>((n + V::kW - 1) / V::kW);
     const int last = static_cast<int>(n - (nv - 1) * V::kW);
-    const int rmax = rows_for<V>(nv);
-    for (int64_t i0 = 0; i0 < M; i0 += rmax) {
-      const int r = static_cast<int>(M - i0 < rmax ? M - i0 : rmax);
+    const int64_t rmax = rows_for<V>(nv);
+    const int64_t tiles = (M + rmax - 1) / rmax;
+    for (int64_t t = 0, i0 = 0; t < tiles; ++t) {
+      const int r = static_cast<int>((M - i0 + (tiles - t) - 1) / (tiles - t));
       kTiles<V>[nv - 1][r - 1](
           Args{K, A + i0 * a_rs, a_rs, a_ks, B + j0, ldb, C + i0 * ldc + j0, ldc, last});
+      i0 += r;
     }
   }
 }

@@ -1,6 +1,7 @@
 // softmax, log_softmax, layer_norm, embedding, index_select, dropout, and the row primitives.
 #include <doctest/doctest.h>
 
+#include <algorithm>
 #include <cmath>
 #include <functional>
 #include <limits>
@@ -110,6 +111,43 @@ TEST_CASE("layer_norm: normalizes rows, applies weight and bias") {
   CHECK(max_abs_diff(layer_norm(x3, {3, 4}), layer_norm(x3.reshape({2, 12}), {12}).reshape({2, 3, 4})) < 1e-6);
   // A constant row gives zeros (variance 0, eps keeps it finite).
   CHECK(max_abs_diff(layer_norm(full({2, 4}, 7.0), {4}), zeros({2, 4})) == 0.0);
+}
+
+TEST_CASE("layer_norm: rows far from zero against a double reference, forward and backward") {
+  // Float sums (16 lanes, a shifted second pass) and a centred backward sum: no cancellation when
+  // the mean (300) is 100 standard deviations from zero. Rows of 128 and of 37 (a lane tail).
+  Generator gen(44);
+  for (int64_t n : {128, 37}) {
+    CAPTURE(n);
+    const int64_t M = 9;
+    Tensor x = (randn({M, n}, gen) * 3.0 + 300.0).requires_grad_();
+    Tensor w = randn({n}, gen), g = randn({M, n}, gen);
+    Tensor y = layer_norm(x, {n}, w, Tensor(), 1e-6);
+    y.backward(g);
+    std::vector<float> xv = x.detach().to_vector<float>(), wv = w.to_vector<float>(), gv = g.to_vector<float>();
+    std::vector<float> yv = y.detach().to_vector<float>(), dxv = x.grad().to_vector<float>();
+    double ey = 0, edx = 0, sdx = 0;
+    for (int64_t r = 0; r < M; ++r) {
+      double m = 0, v = 0, a = 0, b = 0;
+      for (int64_t j = 0; j < n; ++j) m += xv[r * n + j];
+      m /= n;
+      for (int64_t j = 0; j < n; ++j) v += (xv[r * n + j] - m) * (xv[r * n + j] - m);
+      const double rs = 1.0 / std::sqrt(v / n + 1e-6);
+      for (int64_t j = 0; j < n; ++j) {
+        const double xh = (xv[r * n + j] - m) * rs, gw = double(gv[r * n + j]) * wv[j];
+        ey = std::max(ey, std::abs(yv[r * n + j] - xh * wv[j]));
+        a += gw, b += gw * xh;
+      }
+      for (int64_t j = 0; j < n; ++j) {
+        const double xh = (xv[r * n + j] - m) * rs, gw = double(gv[r * n + j]) * wv[j];
+        const double want = rs * (gw - a / n - xh * b / n);
+        edx = std::max(edx, std::abs(dxv[r * n + j] - want));
+        sdx = std::max(sdx, std::abs(want));
+      }
+    }
+    CHECK(ey < 4e-5);  // the float mean's own rounding: half an ulp of 300 (1.5e-5) times rstd and |w|
+    CHECK(edx < 1e-5 * sdx);
+  }
 }
 
 TEST_CASE("layer_norm: gradcheck with and without weight and bias") {

@@ -1,6 +1,7 @@
 // var, max / min (over a dim and over all elements), argmax / argmin.
 #include <doctest/doctest.h>
 
+#include <algorithm>
 #include <cmath>
 #include <cstring>
 #include <limits>
@@ -219,18 +220,22 @@ TEST_CASE("reductions: bit-identical for 1 and 2 threads") {
   quench::testing::check_thread_invariant(run);
 }
 
-TEST_CASE("sum over rows (bias gradients): each column summed in order in double, any thread count") {
+TEST_CASE("sum over rows (bias gradients): chunks of 64 rows in double, added in order, any thread count") {
   Generator gen(27);
-  // 128 columns: split in blocks of 64 over two threads; 700 and 10: other splits and a single block.
+  // 1500 rows: 23 whole chunks and one of 28; 128, 700 and 10 columns.
   for (int64_t cols : {128, 700, 10}) {
     CAPTURE(cols);
     Tensor x = randn({1500, cols}, gen);
     std::vector<float> v = x.to_vector<float>();
     std::vector<float> want(cols);
     for (int64_t j = 0; j < cols; ++j) {
-      double a = 0.0;
-      for (int64_t r = 0; r < 1500; ++r) a += v[r * cols + j];
-      want[j] = static_cast<float>(a);
+      double total = 0.0;
+      for (int64_t r0 = 0; r0 < 1500; r0 += 64) {
+        double chunk = 0.0;
+        for (int64_t r = r0; r < std::min<int64_t>(1500, r0 + 64); ++r) chunk += v[r * cols + j];
+        total += chunk;
+      }
+      want[j] = static_cast<float>(total);
     }
     quench::testing::check_thread_invariant([&] { return std::vector<Tensor>{sum(x, {0}), mean(x, {0})}; });
     CHECK(quench::testing::bit_equal(sum(x, {0}), tensor(want, {cols})));

@@ -5,6 +5,7 @@
 #include <cstring>
 
 #include "engine/autograd.hpp"
+#include "engine/ops/column_sums.hpp"
 #include "engine/ops/nn_common.hpp"
 #include "engine/ops/nn_ops.hpp"
 #include "engine/ops/row_math.hpp"
@@ -17,98 +18,98 @@ using autograd::AutogradContext;
 using autograd::Function;
 
 // Rows the forward handles together: their sums' dependency chains interleave (one row's adds
-// wait on each other's latency; four rows' do not), which is where a 128-wide row spends its time.
-// (Grouping the backward's two sums per row measured slower: it stays one row at a time.)
-constexpr int kRowsForward = 4;
+// wait on each other's latency; two rows' do not). Four rows' accumulators no longer fit the 16
+// ymm registers of the AVX2 path and spilled. (Grouping the backward's sums per row measured
+// slower: it stays one row at a time.)
+constexpr int kRowsForward = 2;
 
-// The forward's two sums for R rows at once, in detail::lane_sum's lanes (row_math.hpp: element j
-// in lane j % 4, lanes added pairwise at the end): out[i] = sum_j x[i][j] or, kDeviation,
-// sum_j (x[i][j] - c[i])^2, in double. Written on explicit 4-double vectors so every target keeps
-// those lanes and runs them as whole vectors (left to itself the compiler interleaved the rows
-// instead, two doubles at a time). Results do not depend on how rows are grouped.
-using double4 = double __attribute__((vector_size(32)));
-using float4 = float __attribute__((vector_size(16)));
+// The forward's sums for R rows at once, in float: element j goes to lane j % 16, each lane adds
+// in j order and the lanes are added by halves at the end (8 + 8, 4 + 4, 2 + 2, 1 + 1), so the
+// result is a function of n alone on every target (a zmm, two ymm or four xmm per row).
+// First pass: s = sum_j x[j] gives a first mean m. Second pass, on d = x - m: sum_j d and
+// sum_j d^2. The mean is m + sum(d) / n (m's own rounding, large when the row sits far from zero,
+// comes back through sum(d)) and the variance sum(d^2) / n - (sum(d) / n)^2 never cancels: the
+// precision of double sums at half their cost (16 float lanes of 8 values for a row of 128).
+using float16v = float __attribute__((vector_size(64)));
+using float8v = float __attribute__((vector_size(32)));
+using float4v = float __attribute__((vector_size(16)));
+constexpr int kLanes = 16;
 
-inline QUENCH_ROW_INLINE double4 widen4(const float* p) {
-  float4 f;
-  std::memcpy(&f, p, sizeof f);
-  return __builtin_convertvector(f, double4);
+inline QUENCH_ROW_INLINE float lanes_total(float16v a) {
+  const float8v h = __builtin_shufflevector(a, a, 0, 1, 2, 3, 4, 5, 6, 7) +
+                    __builtin_shufflevector(a, a, 8, 9, 10, 11, 12, 13, 14, 15);
+  const float4v q = __builtin_shufflevector(h, h, 0, 1, 2, 3) + __builtin_shufflevector(h, h, 4, 5, 6, 7);
+  return (q[0] + q[2]) + (q[1] + q[3]);
 }
-inline QUENCH_ROW_INLINE double lanes_total(double4 a) { return (a[0] + a[1]) + (a[2] + a[3]); }
 
-template <int R, bool kDeviation>
-inline QUENCH_ROW_INLINE void lane_sums(const float* x, int64_t n, const double* c, double* out) {
-  double4 a[R];
-  for (int i = 0; i < R; ++i) a[i] = double4{0.0, 0.0, 0.0, 0.0};
+template <int R>
+inline QUENCH_ROW_INLINE void row_sums(const float* x, int64_t n, float* s) {
+  float16v a[R];
+  for (int i = 0; i < R; ++i) a[i] = float16v{};
   int64_t j = 0;
-  for (; j + 4 <= n; j += 4)
+  for (; j + kLanes <= n; j += kLanes)
     for (int i = 0; i < R; ++i) {
-      double4 v = widen4(x + i * n + j);
-      if constexpr (kDeviation) {
-        v = v - c[i];
-        v = v * v;
-      }
+      float16v v;
+      std::memcpy(&v, x + i * n + j, sizeof v);
       a[i] += v;
     }
   for (int i = 0; i < R; ++i) {
-    for (int64_t u = j, k = 0; u < n; ++u, ++k) {
-      double v = x[i * n + u];
-      if constexpr (kDeviation) {
-        v = v - c[i];
-        v = v * v;
-      }
-      a[i][k] += v;
-    }
-    out[i] = lanes_total(a[i]);
+    for (int64_t u = j, k = 0; u < n; ++u, ++k) a[i][k] += x[i * n + u];
+    s[i] = lanes_total(a[i]);
   }
 }
 
-// The backward's two row sums in one pass, in the same lanes: ds = sum_j (g[j] * w[j]) * x[j] and
-// dbs = sum_j g[j] * w[j] in double (without w: g[j] alone).
-inline QUENCH_ROW_INLINE void backward_sums(const float* g, const float* w, const float* x, int64_t n, double& ds,
-                                            double& dbs) {
-  double4 a = {0.0, 0.0, 0.0, 0.0}, b = a;
+template <int R>
+inline QUENCH_ROW_INLINE void deviation_sums(const float* x, int64_t n, const float* m, float* d1, float* d2) {
+  float16v a[R], b[R];
+  for (int i = 0; i < R; ++i) a[i] = b[i] = float16v{};
   int64_t j = 0;
-  for (; j + 4 <= n; j += 4) {
-    double4 gw = widen4(g + j);
-    if (w) gw = gw * widen4(w + j);
-    a += gw * widen4(x + j);
+  for (; j + kLanes <= n; j += kLanes)
+    for (int i = 0; i < R; ++i) {
+      float16v v;
+      std::memcpy(&v, x + i * n + j, sizeof v);
+      v = v - m[i];
+      a[i] += v;
+      b[i] += v * v;
+    }
+  for (int i = 0; i < R; ++i) {
+    for (int64_t u = j, k = 0; u < n; ++u, ++k) {
+      const float v = x[i * n + u] - m[i];
+      a[i][k] += v;
+      b[i][k] += v * v;
+    }
+    d1[i] = lanes_total(a[i]);
+    d2[i] = lanes_total(b[i]);
+  }
+}
+
+// The backward's two row sums in one pass, in the same float lanes: dsc = sum_j (g[j] * w[j]) * (x[j] - mu)
+// and dbs = sum_j g[j] * w[j] (without w: g[j] alone). x is centred first, so dsc needs no
+// cancelling subtraction of mu * dbs afterwards.
+inline QUENCH_ROW_INLINE void backward_sums(const float* g, const float* w, const float* x, float mu, int64_t n,
+                                            float& dsc, float& dbs) {
+  float16v a{}, b{};
+  int64_t j = 0;
+  for (; j + kLanes <= n; j += kLanes) {
+    float16v gw, xv;
+    std::memcpy(&gw, g + j, sizeof gw);
+    std::memcpy(&xv, x + j, sizeof xv);
+    if (w) {
+      float16v wv;
+      std::memcpy(&wv, w + j, sizeof wv);
+      gw = gw * wv;
+    }
+    a += gw * (xv - mu);
     b += gw;
   }
   for (int k = 0; j < n; ++j, ++k) {
-    double gw = g[j];
+    float gw = g[j];
     if (w) gw = gw * w[j];
-    a[k] += gw * x[j];
+    a[k] += gw * (x[j] - mu);
     b[k] += gw;
   }
-  ds = lanes_total(a);
+  dsc = lanes_total(a);
   dbs = lanes_total(b);
-}
-
-// Columns of the weight and bias gradients a register block holds: 16 doubles each in 4 + 4 ymm.
-constexpr int64_t kGradCols = 16;
-
-// dw[j] += g[j] * ((x[j] - mu) * rs) and db[j] += g[j] down rows [0, M) for nc <= kGradCols columns
-// starting at c0 (each column its own sum in row order, in double).
-template <int64_t NC>
-inline QUENCH_ROW_INLINE void column_grads(const float* px, const float* pg, const float* pm, const float* pr,
-                                           int64_t M, int64_t N, int64_t c0, int64_t nc, double* dw, double* db) {
-  const int64_t n = NC > 0 ? NC : nc;
-  double aw[kGradCols] = {}, ab[kGradCols] = {};
-  for (int64_t r = 0; r < M; ++r) {
-    const float* xr = px + r * N + c0;
-    const float* gr = pg + r * N + c0;
-    const float mu = pm[r], rs = pr[r];
-    if (r + 16 < M) {  // the rows are N floats apart: ask for the block's lines 16 rows ahead
-      __builtin_prefetch(xr + 16 * N);
-      __builtin_prefetch(gr + 16 * N);
-    }
-    for (int64_t j = 0; j < n; ++j) {
-      aw[j] += static_cast<double>(gr[j]) * ((xr[j] - mu) * rs);
-      ab[j] += gr[j];
-    }
-  }
-  for (int64_t j = 0; j < n; ++j) dw[j] = aw[j], db[j] = ab[j];
 }
 
 // fn.template operator()<R>(r) for rows [r0, r1): groups of G rows, then single rows.
@@ -158,20 +159,21 @@ struct LayerNormFn : Function<LayerNormFn> {
       detail::call_isa(avx2, [&]() QUENCH_ROW_INLINE {
         for_row_groups<kRowsForward>(r0, r1, [&]<int R>(int64_t rg) QUENCH_ROW_INLINE {
           const float* xg = px + rg * N;
-          // Two passes in double: the variance never goes negative and rows of 512 keep full precision.
-          double mu[R], v[R];
-          lane_sums<R, false>(xg, N, nullptr, mu);
-          for (int i = 0; i < R; ++i) mu[i] /= static_cast<double>(N);
-          lane_sums<R, true>(xg, N, mu, v);
+          const double inv_n = 1.0 / static_cast<double>(N);
+          float s[R], m0[R], d1[R], d2[R];
+          row_sums<R>(xg, N, s);
+          for (int i = 0; i < R; ++i) m0[i] = static_cast<float>(s[i] * inv_n);
+          deviation_sums<R>(xg, N, m0, d1, d2);
           for (int i = 0; i < R; ++i) {
             const int64_t r = rg + i;
             const float* xr = xg + i * N;
             float* yr = py + r * N;
-            const double rs = 1.0 / std::sqrt(v[i] / static_cast<double>(N) + eps);
-            pm[r] = static_cast<float>(mu[i]);
-            pr[r] = static_cast<float>(rs);
+            const double shift = d1[i] * inv_n, var = std::max(0.0, d2[i] * inv_n - shift * shift);
+            const double rs = 1.0 / std::sqrt(var + eps);
+            const float m = static_cast<float>(m0[i] + shift), a = static_cast<float>(rs);
+            pm[r] = m;
+            pr[r] = a;
             // (x - mean) * rstd rather than x * rstd - mean * rstd: no cancellation, constant rows give 0.
-            const float m = static_cast<float>(mu[i]), a = static_cast<float>(rs);
             if (pw && pb) {
               for (int64_t j = 0; j < N; ++j) yr[j] = (xr[j] - m) * a * pw[j] + pb[j];
             } else if (pw) {
@@ -213,11 +215,11 @@ struct LayerNormFn : Function<LayerNormFn> {
             const float* xr = px + r * N;
             const float* gr = pg + r * N;
             float* dr = pd + r * N;
-            // ds = sum(g * w * x), dbs = sum(g * w); dx = rstd * g * w + b * x + c
-            double ds, dbs;
-            backward_sums(gr, pw, xr, N, ds, dbs);
+            // dsc = sum(g * w * (x - mean)), dbs = sum(g * w); dx = rstd * g * w + b * x + c
+            float dsc, dbs;
+            backward_sums(gr, pw, xr, pm[r], N, dsc, dbs);
             const double mu = pm[r], rs = pr[r];
-            const double bb = (dbs * mu - ds) * rs * rs * rs * inv_n;
+            const double bb = -static_cast<double>(dsc) * rs * rs * rs * inv_n;
             const double cc = -bb * mu - dbs * rs * inv_n;
             const float a = static_cast<float>(rs), b = static_cast<float>(bb), c = static_cast<float>(cc);
             if (pw) {
@@ -231,30 +233,25 @@ struct LayerNormFn : Function<LayerNormFn> {
     }
     const bool need_w = ctx->needs_input_grad(1), need_b = ctx->needs_input_grad(2);
     if (need_w || need_b) {
-      // Column sums over rows, split over columns so each sum has one owner and a fixed order.
+      // dw[j] = sum_r g[r][j] * ((x[r][j] - mean[r]) * rstd[r]), db[j] = sum_r g[r][j]: column sums in double.
       const Shape& wshape = std::get<Shape>(ctx->saved_data["normalized_shape"]);
       if (need_w) dw = Tensor::empty(wshape, kFloat32);
       if (need_b) db = Tensor::empty(wshape, kFloat32);
-      float* pdw = need_w ? dw.data_ptr<float>() : nullptr;
-      float* pdb = need_b ? db.data_ptr<float>() : nullptr;
-      const bool avx2 = kernels::active_isa() >= kernels::Isa::avx2;
-      // Blocks of kGradCols columns whose sums stay in registers while the rows stream past.
-      kernels::parallel_for((N + kGradCols - 1) / kGradCols, 1, [&](int64_t b0, int64_t b1) {
-        for (int64_t blk = b0; blk < b1; ++blk) {
-          const int64_t c0 = blk * kGradCols, nc = std::min(kGradCols, N - c0);
-          double aw[kGradCols], ab[kGradCols];
-          detail::call_isa(avx2, [&]() QUENCH_ROW_INLINE {
-            if (nc == kGradCols)
-              column_grads<kGradCols>(px, pg, pm, pr, M, N, c0, nc, aw, ab);
-            else
-              column_grads<0>(px, pg, pm, pr, M, N, c0, nc, aw, ab);
+      float* out[2] = {need_w ? dw.data_ptr<float>() : nullptr, need_b ? db.data_ptr<float>() : nullptr};
+      detail::column_sums<2>(
+          M, N,
+          [&](int64_t r, double* acc) QUENCH_ROW_INLINE {
+            const float* xr = px + r * N;
+            const float* gr = pg + r * N;
+            const float mu = pm[r], rs = pr[r];
+            for (int64_t j = 0; j < N; ++j) {
+              acc[j] += static_cast<double>(gr[j]) * ((xr[j] - mu) * rs);
+              acc[N + j] += gr[j];
+            }
+          },
+          [&](int s, int64_t j, double total) {
+            if (out[s]) out[s][j] = static_cast<float>(total);
           });
-          for (int64_t j = 0; j < nc; ++j) {
-            if (need_w) pdw[c0 + j] = static_cast<float>(aw[j]);
-            if (need_b) pdb[c0 + j] = static_cast<float>(ab[j]);
-          }
-        }
-      });
     }
     return {dx, dw, db};
   }

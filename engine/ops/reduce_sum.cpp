@@ -2,6 +2,7 @@
 #include <algorithm>
 
 #include "engine/autograd.hpp"
+#include "engine/ops/column_sums.hpp"
 #include "engine/ops/pointwise.hpp"
 #include "engine/ops/reduce.hpp"
 #include "engine/ops/row_math.hpp"
@@ -57,7 +58,7 @@ struct MeanReducer {
 };
 
 // Leading dims reduced, trailing dims kept and contiguous: the broadcast-gradient case
-// ([rows, cols] -> [cols]). Column sums run down the rows so the inner loop is contiguous.
+// ([rows, cols] -> [cols]), in the fixed chunked order of engine/ops/column_sums.hpp.
 bool try_column_sum(const Tensor& x, const std::vector<int64_t>& dims, const detail::ReducePlan& p,
                     Tensor& out, bool mean) {
   if (!x.is_contiguous() || dims.empty() || p.kept_sizes.empty()) return false;
@@ -68,38 +69,13 @@ bool try_column_sum(const Tensor& x, const std::vector<int64_t>& dims, const det
   out = Tensor::empty(p.out_shape, kFloat32);
   float* po = out.data_ptr<float>();
   const float* px = x.data_ptr<float>();
-  const bool avx2 = kernels::active_isa() >= kernels::Isa::avx2;
-  // Column blocks of 64 (four cache lines a row): a 128-wide bias gradient still runs on two
-  // threads. Each column keeps its own sequential order, so the split never changes a bit.
-  auto finish = [&](int64_t c, double a) {
-    po[c] = static_cast<float>(mean ? a / static_cast<double>(rows) : a);
-  };
-  kernels::parallel_for(cols, 64, [&](int64_t b, int64_t e) {
-    detail::call_isa(avx2, [&]() QUENCH_ROW_INLINE {
-      int64_t c0 = b;
-      // 32 columns at a time in a fixed-size block, so the sums stay in registers down all the rows.
-      for (; c0 + 32 <= e; c0 += 32) {
-        double a[32] = {};
-        for (int64_t r = 0; r < rows; ++r) {
-          const float* row = px + r * cols + c0;
-          if (r + 16 < rows) {  // the rows are far apart: ask for the block's two lines 16 rows ahead
-            __builtin_prefetch(row + 16 * cols);
-            __builtin_prefetch(row + 16 * cols + 16);
-          }
-          for (int j = 0; j < 32; ++j) a[j] += row[j];
-        }
-        for (int j = 0; j < 32; ++j) finish(c0 + j, a[j]);
-      }
-      if (c0 == e) return;
-      std::vector<double> acc(e - c0, 0.0);
-      double* pa = acc.data();
-      for (int64_t r = 0; r < rows; ++r) {
-        const float* row = px + r * cols + c0;
-        for (int64_t j = 0; j < e - c0; ++j) pa[j] += row[j];
-      }
-      for (int64_t j = 0; j < e - c0; ++j) finish(c0 + j, pa[j]);
-    });
-  });
+  detail::column_sums<1>(
+      rows, cols,
+      [&](int64_t r, double* acc) QUENCH_ROW_INLINE {
+        const float* row = px + r * cols;
+        for (int64_t j = 0; j < cols; ++j) acc[j] += row[j];
+      },
+      [&](int, int64_t c, double a) { po[c] = static_cast<float>(mean ? a / static_cast<double>(rows) : a); });
   return true;
 }
 
