@@ -4,6 +4,7 @@
 
 #include "engine/autograd.hpp"
 #include "engine/ops.hpp"
+#include "kernels/adamw.hpp"
 #include "kernels/parallel.hpp"
 
 namespace quench::optim {
@@ -25,29 +26,24 @@ void AdamW::step() {
       s.buffers["exp_avg_sq"] = zeros(p.sizes());
     }
     const int64_t step = ++s.step;
-    // Python-side scalars are doubles; the tensor kernels see them rounded to float. The fma()s are
-    // where PyTorch's vectorized CPU kernels fuse (add with alpha, addcmul): with them the result is
-    // bit-identical to PyTorch 1.13 on the golden test.
+    // Python-side scalars are doubles; the tensor kernels see them rounded to float. The FMAs of
+    // kernels/adamw.hpp are where PyTorch's vectorized CPU kernels fuse (add with alpha, addcmul):
+    // with them the result is bit-identical to PyTorch 1.13 on the golden test.
     const double bc1 = 1.0 - std::pow(beta1, static_cast<double>(step));
     const double bc2 = 1.0 - std::pow(beta2, static_cast<double>(step));
-    const float decay = static_cast<float>(1.0 - lr * wd);
-    const float b1 = static_cast<float>(beta1), b2 = static_cast<float>(beta2);
-    const float one_m_b1 = static_cast<float>(1.0 - beta1), one_m_b2 = static_cast<float>(1.0 - beta2);
-    const float bc2_sqrt = static_cast<float>(std::sqrt(bc2));
-    const float eps = static_cast<float>(opt_.eps());
-    const float neg_step_size = static_cast<float>(-(lr / bc1));
+    kernels::AdamWScalars k;
+    k.decay = static_cast<float>(1.0 - lr * wd);
+    k.b1 = static_cast<float>(beta1), k.b2 = static_cast<float>(beta2);
+    k.one_m_b1 = static_cast<float>(1.0 - beta1), k.one_m_b2 = static_cast<float>(1.0 - beta2);
+    k.bc2_sqrt = static_cast<float>(std::sqrt(bc2));
+    k.eps = static_cast<float>(opt_.eps());
+    k.neg_step = static_cast<float>(-(lr / bc1));
     float* w = p.data_ptr<float>();
     const float* g = grad.data_ptr<float>();
     float* m = s.buffers["exp_avg"].data_ptr<float>();
     float* v = s.buffers["exp_avg_sq"].data_ptr<float>();
     kernels::parallel_for(p.numel(), 1 << 14, [&](int64_t b, int64_t e) {
-      for (int64_t i = b; i < e; ++i) {
-        w[i] = w[i] * decay;
-        m[i] = std::fma(one_m_b1, g[i], m[i] * b1);
-        v[i] = std::fma(one_m_b2 * g[i], g[i], v[i] * b2);
-        const float denom = std::sqrt(v[i]) / bc2_sqrt + eps;
-        w[i] = w[i] + neg_step_size * (m[i] / denom);
-      }
+      kernels::adamw_step(e - b, w + b, g + b, m + b, v + b, k);
     });
   });
 }
