@@ -251,6 +251,28 @@ struct AttentionApplyFn : Function<AttentionApplyFn> {
 // a head into one gradient (the two-op path makes two [B, N, 3D] gradients, each two thirds zeros,
 // and adds them). Same kernel calls as attention_probs + attention_apply, so the same bits.
 //   qkv [B, N, 3D] -> out [B, Q, D]; probs [B, H, Q, N] saved for the backward
+// The forward of attention() for the first Q queries into out [B, Q, D]; the probabilities into
+// probs [B, H, Q, N] when given (the backward needs them), else into per-thread scratch.
+void attention_forward(const Heads& s, const float* px, const uint8_t* pm, float sc, int64_t Q, float* pp,
+                       float* po) {
+  const int64_t N = s.N, hd = s.hd, ld = 3 * s.D;
+  kernels::parallel_for(s.B * s.H, 1, [&](int64_t i0, int64_t i1) {
+    std::vector<float> kt(hd * N), scores(Q * N), scratch(pp ? 0 : Q * N);
+    for (int64_t i = i0; i < i1; ++i) {
+      const int64_t b = i / s.H, h = i % s.H;
+      if (i + 1 < i1) {
+        const int64_t bn = (i + 1) / s.H, hn = (i + 1) % s.H;
+        prefetch_rows(s.q(px, bn, hn), Q, hd, ld);
+        prefetch_rows(s.k(px, bn, hn), N, hd, ld);
+        prefetch_rows(s.v(px, bn, hn), N, hd, ld);
+      }
+      float* p = pp ? pp + i * Q * N : scratch.data();
+      head_probs(s, px, b, h, Q, sc, pm ? pm + b * N : nullptr, kt.data(), scores.data(), p);
+      kernels::sgemm_small(Q, hd, N, p, N, 1, s.v(px, b, h), ld, po + b * Q * s.D + h * hd, s.D);
+    }
+  });
+}
+
 struct AttentionFn : Function<AttentionFn> {
   static Tensor forward(AutogradContext* ctx, const Tensor& qkv_in, const Tensor& mask_in, int64_t heads,
                         double scale, int64_t queries) {
@@ -259,29 +281,17 @@ struct AttentionFn : Function<AttentionFn> {
     const int64_t Q = query_count(s, queries, qkv_in, "attention");
     Tensor mask = checked_mask(s, mask_in, "attention");
     Tensor qkv = qkv_in.contiguous();
-    Tensor probs = Tensor::empty({s.B, s.H, Q, s.N}, kFloat32);
     Tensor out = Tensor::empty({s.B, Q, s.D}, kFloat32);
-    const float* px = qkv.data_ptr<float>();
     const uint8_t* pm = mask.defined() ? mask.data_ptr<uint8_t>() : nullptr;
-    float* pp = probs.data_ptr<float>();
-    float* po = out.data_ptr<float>();
     const float sc = static_cast<float>(scale);
-    const int64_t N = s.N, hd = s.hd, ld = 3 * s.D;
-    kernels::parallel_for(s.B * s.H, 1, [&](int64_t i0, int64_t i1) {
-      std::vector<float> kt(hd * N), scores(Q * N);
-      for (int64_t i = i0; i < i1; ++i) {
-        const int64_t b = i / s.H, h = i % s.H;
-        if (i + 1 < i1) {
-          const int64_t bn = (i + 1) / s.H, hn = (i + 1) % s.H;
-          prefetch_rows(s.q(px, bn, hn), Q, hd, ld);
-          prefetch_rows(s.k(px, bn, hn), N, hd, ld);
-          prefetch_rows(s.v(px, bn, hn), N, hd, ld);
-        }
-        float* p = pp + i * Q * N;
-        head_probs(s, px, b, h, Q, sc, pm ? pm + b * N : nullptr, kt.data(), scores.data(), p);
-        kernels::sgemm_small(Q, hd, N, p, N, 1, s.v(px, b, h), ld, po + b * Q * s.D + h * hd, s.D);
-      }
-    });
+    // Without a backward to come the probabilities never leave their thread's scratch (in inference
+    // they were a [B, H, Q, N] tensor written and dropped: 5 MB a block at batch 128).
+    if (!ctx->needs_input_grad(0)) {
+      attention_forward(s, qkv.data_ptr<float>(), pm, sc, Q, nullptr, out.data_ptr<float>());
+      return out;
+    }
+    Tensor probs = Tensor::empty({s.B, s.H, Q, s.N}, kFloat32);
+    attention_forward(s, qkv.data_ptr<float>(), pm, sc, Q, probs.data_ptr<float>(), out.data_ptr<float>());
     ctx->save_for_backward({qkv, probs});
     ctx->saved_data["heads"] = heads;
     ctx->saved_data["scale"] = scale;
