@@ -6,6 +6,7 @@
 
 #include "engine/autograd.hpp"
 #include "engine/ops.hpp"
+#include "engine/ops/layer_norm_rows.hpp"
 #include "kernels/parallel.hpp"
 #include "nn/layers/attention.hpp"
 #include "nn/layers/block.hpp"
@@ -27,6 +28,22 @@ T* scratch(std::vector<T>& v, int64_t n) {
 void add_rows(const float* a, const float* b, int64_t n, float* y) {
 #pragma clang loop vectorize(assume_safety)
   for (int64_t i = 0; i < n; ++i) y[i] = a[i] + b[i];
+}
+
+// q = lin's input quantization of norm(x) for rows [0, m) of D floats: a few rows at a time through
+// an L1-sized buffer, so the normalized rows are never written out as a whole.
+void norm_quantized(const nn::LayerNorm& norm, const Int8Linear& lin, const float* x, int64_t m, int64_t D,
+                    uint8_t* q) {
+  constexpr int64_t kRows = 8;
+  thread_local std::vector<float> buf;
+  float* h = scratch(buf, kRows * D);
+  const float* w = norm.weight.defined() ? norm.weight.data_ptr<float>() : nullptr;
+  const float* b = norm.bias.defined() ? norm.bias.data_ptr<float>() : nullptr;
+  for (int64_t r0 = 0; r0 < m; r0 += kRows) {
+    const int64_t n = std::min(kRows, m - r0);
+    layer_norm_rows(x + r0 * D, n, D, w, b, norm.eps, h, nullptr, nullptr);
+    lin.quantize_input(h, n, D, q + r0 * D);
+  }
 }
 
 }  // namespace
@@ -123,8 +140,7 @@ Tensor Int8Block::fused_rows(const tensor_list& inputs, int64_t tokens) {
       float* py = yg.data_ptr<float>();
       uint8_t* q = scratch(q_buf, rows * D);
       // x1 = x + proj(attention(qkv(norm1(x)))) on the first T rows of each image, written into y
-      Tensor h = layer_norm(xg, ln1.normalized_shape, ln1.weight, ln1.bias, ln1.eps);
-      qkv.quantize_input(h.data_ptr<float>(), rows, D, q);
+      norm_quantized(ln1, qkv, px, rows, D, q);
       Tensor t = Tensor::empty({nb, N, 3 * D}, kFloat32);
       qkv.gemm_f32(wqkv, q, rows, t.data_ptr<float>(), 3 * D);
       Tensor a = attention(t, attn.heads, attn.scale, Tensor(), T);
@@ -137,8 +153,8 @@ Tensor Int8Block::fused_rows(const tensor_list& inputs, int64_t tokens) {
         for (int64_t j = 0; j < nb; ++j) add_rows(px + j * N * D, p + j * T * D, T * D, py + j * T * D);
       }
       // y = x1 + mlp(norm2(x1)), the add in fc2's epilogue
-      Tensor h2 = layer_norm(yg, ln2.normalized_shape, ln2.weight, ln2.bias, ln2.eps);
-      Int8Mlp::rows(mlp, h2.data_ptr<float>(), trows, py, py);
+      norm_quantized(ln2, *mlp.fc1, py, trows, D, q);
+      Int8Mlp::rows_quantized(mlp, q, trows, py, py);
     }
   });
   return y;

@@ -62,18 +62,28 @@ Int8Mlp::Plan Int8Mlp::plan() {
 }
 
 void Int8Mlp::rows(const Plan& p, const float* x, int64_t m, float* y, const float* residual) {
+  const int64_t K = p.fc1->in_features;
+  thread_local std::vector<uint8_t> qx_buf;
+  // At most 128 rows at a time, as rows_quantized cuts them.
+  for (int64_t m0 = 0; m0 < m; m0 += 128) {
+    const int64_t r = std::min<int64_t>(128, m - m0);
+    uint8_t* qx = scratch(qx_buf, r * K);
+    p.fc1->quantize_input(x + m0 * K, r, K, qx);
+    rows_quantized(p, qx, r, y + m0 * p.fc2->out_features, residual ? residual + m0 * p.fc2->out_features : nullptr);
+  }
+}
+
+void Int8Mlp::rows_quantized(const Plan& p, const uint8_t* qx, int64_t m, float* y, const float* residual) {
   const int64_t K = p.fc1->in_features, H = p.fc1->out_features, N = p.fc2->out_features;
-  thread_local std::vector<uint8_t> qx_buf, qh_buf;
+  thread_local std::vector<uint8_t> qh_buf;
   thread_local std::vector<float> h_buf, g_buf;
   // At most 128 rows at a time: h (128 x hidden f32) and both weight matrices stay in L2.
   for (int64_t m0 = 0; m0 < m; m0 += 128) {
     const int64_t r = std::min<int64_t>(128, m - m0);
-    uint8_t* qx = scratch(qx_buf, r * K);
     uint8_t* qh = scratch(qh_buf, r * H);
     float* h = scratch(h_buf, r * H);
     float* g = scratch(g_buf, H);
-    p.fc1->quantize_input(x + m0 * K, r, K, qx);
-    p.fc1->gemm_f32(*p.w1, qx, r, h, H);
+    p.fc1->gemm_f32(*p.w1, qx + m0 * K, r, h, H);
     for (int64_t i = 0; i < r; ++i) {  // one row of GELU at a time, quantized while in L1
       gelu_row(h + i * H, H, g);
       p.fc2->quantize_input(g, 1, H, qh + i * H);

@@ -37,12 +37,14 @@ class Int8Mlp : public nn::Module {
   // (packs the weights when needed; requires fused()), then rows() on any block of rows, serially
   // from inside a parallel_for.  x f32 [m, in] -> y f32 [m, out] (both contiguous rows); with a
   // residual r [m, out] (contiguous, may be y itself) y = r + mlp(x), added in fc2's epilogue.
+  // rows_quantized() takes x already through fc1.quantize_input (u8 [m, in]).
   struct Plan {
     Int8Linear *fc1, *fc2;
     const kernels::PackedWeightsU8S8 *w1, *w2;
   };
   Plan plan();
   static void rows(const Plan& p, const float* x, int64_t m, float* y, const float* residual = nullptr);
+  static void rows_quantized(const Plan& p, const uint8_t* qx, int64_t m, float* y, const float* residual = nullptr);
 
  protected:
   Tensor forward(const Tensor& x) override;

@@ -6,6 +6,7 @@
 
 #include "engine/autograd.hpp"
 #include "engine/ops/column_sums.hpp"
+#include "engine/ops/layer_norm_rows.hpp"
 #include "engine/ops/nn_common.hpp"
 #include "engine/ops/nn_ops.hpp"
 #include "engine/ops/row_math.hpp"
@@ -120,6 +121,45 @@ inline QUENCH_ROW_INLINE void for_row_groups(int64_t r0, int64_t r1, F fn) {
   for (; r < r1; ++r) fn.template operator()<1>(r);
 }
 
+}  // namespace
+
+void layer_norm_rows(const float* px, int64_t M, int64_t N, const float* pw, const float* pb, double eps, float* py,
+                     float* pm, float* pr) {
+  const bool avx2 = kernels::active_isa() >= kernels::Isa::avx2;
+  detail::call_isa(avx2, [&]() QUENCH_ROW_INLINE {
+    for_row_groups<kRowsForward>(0, M, [&]<int R>(int64_t rg) QUENCH_ROW_INLINE {
+      const float* xg = px + rg * N;
+      const double inv_n = 1.0 / static_cast<double>(N);
+      float s[R], m0[R], d1[R], d2[R];
+      row_sums<R>(xg, N, s);
+      for (int i = 0; i < R; ++i) m0[i] = static_cast<float>(s[i] * inv_n);
+      deviation_sums<R>(xg, N, m0, d1, d2);
+      for (int i = 0; i < R; ++i) {
+        const int64_t r = rg + i;
+        const float* xr = xg + i * N;
+        float* yr = py + r * N;
+        const double shift = d1[i] * inv_n, var = std::max(0.0, d2[i] * inv_n - shift * shift);
+        const double rs = 1.0 / std::sqrt(var + eps);
+        const float m = static_cast<float>(m0[i] + shift), a = static_cast<float>(rs);
+        if (pm) pm[r] = m;
+        if (pr) pr[r] = a;
+        // (x - mean) * rstd rather than x * rstd - mean * rstd: no cancellation, constant rows give 0.
+        if (pw && pb) {
+          for (int64_t j = 0; j < N; ++j) yr[j] = (xr[j] - m) * a * pw[j] + pb[j];
+        } else if (pw) {
+          for (int64_t j = 0; j < N; ++j) yr[j] = (xr[j] - m) * a * pw[j];
+        } else if (pb) {
+          for (int64_t j = 0; j < N; ++j) yr[j] = (xr[j] - m) * a + pb[j];
+        } else {
+          for (int64_t j = 0; j < N; ++j) yr[j] = (xr[j] - m) * a;
+        }
+      }
+    });
+  });
+}
+
+namespace {
+
 // y = (x - mean) * rstd * w + b   x: [M, N] (N = numel(normalized_shape)), w, b: [N], y: like x
 struct LayerNormFn : Function<LayerNormFn> {
   static Tensor forward(AutogradContext* ctx, const Tensor& x_in, const Tensor& weight_in,
@@ -154,38 +194,8 @@ struct LayerNormFn : Function<LayerNormFn> {
     float* py = y.data_ptr<float>();
     float* pm = mean.data_ptr<float>();
     float* pr = rstd.data_ptr<float>();
-    const bool avx2 = kernels::active_isa() >= kernels::Isa::avx2;
     kernels::parallel_for(M, detail::row_grain(N), [&](int64_t r0, int64_t r1) {
-      detail::call_isa(avx2, [&]() QUENCH_ROW_INLINE {
-        for_row_groups<kRowsForward>(r0, r1, [&]<int R>(int64_t rg) QUENCH_ROW_INLINE {
-          const float* xg = px + rg * N;
-          const double inv_n = 1.0 / static_cast<double>(N);
-          float s[R], m0[R], d1[R], d2[R];
-          row_sums<R>(xg, N, s);
-          for (int i = 0; i < R; ++i) m0[i] = static_cast<float>(s[i] * inv_n);
-          deviation_sums<R>(xg, N, m0, d1, d2);
-          for (int i = 0; i < R; ++i) {
-            const int64_t r = rg + i;
-            const float* xr = xg + i * N;
-            float* yr = py + r * N;
-            const double shift = d1[i] * inv_n, var = std::max(0.0, d2[i] * inv_n - shift * shift);
-            const double rs = 1.0 / std::sqrt(var + eps);
-            const float m = static_cast<float>(m0[i] + shift), a = static_cast<float>(rs);
-            pm[r] = m;
-            pr[r] = a;
-            // (x - mean) * rstd rather than x * rstd - mean * rstd: no cancellation, constant rows give 0.
-            if (pw && pb) {
-              for (int64_t j = 0; j < N; ++j) yr[j] = (xr[j] - m) * a * pw[j] + pb[j];
-            } else if (pw) {
-              for (int64_t j = 0; j < N; ++j) yr[j] = (xr[j] - m) * a * pw[j];
-            } else if (pb) {
-              for (int64_t j = 0; j < N; ++j) yr[j] = (xr[j] - m) * a + pb[j];
-            } else {
-              for (int64_t j = 0; j < N; ++j) yr[j] = (xr[j] - m) * a;
-            }
-          }
-        });
-      });
+      layer_norm_rows(px + r0 * N, r1 - r0, N, pw, pb, eps, py + r0 * N, pm + r0, pr + r0);
     });
     ctx->save_for_backward({x, w, mean, rstd});
     ctx->saved_data["N"] = N;
