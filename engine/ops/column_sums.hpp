@@ -35,14 +35,14 @@ void column_sums(int64_t M, int64_t N, const AddRow& add_row, const Finish& fini
       }
     });
   });
-  kernels::parallel_for(S * N, 256, [&](int64_t i0, int64_t i1) {
-    std::vector<double> total(static_cast<size_t>(i1 - i0), 0.0);
-    for (int64_t c = 0; c < chunks; ++c) {
-      const double* p = part.data() + c * S * N;
-      for (int64_t i = i0; i < i1; ++i) total[i - i0] += p[i];
-    }
-    for (int64_t i = i0; i < i1; ++i) finish(i / N, i % N, total[i - i0]);
-  });
+  // The partials' sum: chunks * S * N adds (100 x 256 for a LayerNorm over 6400 rows), not worth
+  // waking the pool for.
+  std::vector<double> total(static_cast<size_t>(S * N), 0.0);
+  for (int64_t c = 0; c < chunks; ++c) {
+    const double* p = part.data() + c * S * N;
+    for (int64_t i = 0; i < S * N; ++i) total[i] += p[i];
+  }
+  for (int64_t i = 0; i < S * N; ++i) finish(static_cast<int>(i / N), i % N, total[i]);
 }
 
 }  // namespace quench::detail
