@@ -22,4 +22,20 @@ void min_max_row(const float* x, int64_t n, float* lo, float* hi) {
 
 void min_max_row_ref(const float* x, int64_t n, float* lo, float* hi) { fqrows::min_max_scalar(x, 0, n, lo, hi); }
 
+void mask_row(float* g, const uint8_t* mask, int64_t n) {
+  if (active_isa() >= Isa::avx2) return fqrows::mask_row_avx2(g, mask, n);
+  fqrows::mask_scalar(g, mask, 0, n);
+}
+
+void mask_row_ref(float* g, const uint8_t* mask, int64_t n) { fqrows::mask_scalar(g, mask, 0, n); }
+
+void scale_bias_row(float* y, const float* mult, const float* bias, int64_t n) {
+  if (active_isa() >= Isa::avx2) return fqrows::scale_bias_row_avx2(y, mult, bias, n);
+  fqrows::scale_bias_scalar(y, mult, bias, 0, n);
+}
+
+void scale_bias_row_ref(float* y, const float* mult, const float* bias, int64_t n) {
+  fqrows::scale_bias_scalar(y, mult, bias, 0, n);
+}
+
 }  // namespace quench::kernels

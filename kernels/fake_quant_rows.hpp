@@ -24,4 +24,13 @@ void fake_quant_row_ref(const float* x, int64_t n, float scale, int32_t zero_poi
 void min_max_row(const float* x, int64_t n, float* lo, float* hi);
 void min_max_row_ref(const float* x, int64_t n, float* lo, float* hi);
 
+// The QAT Linear's other row passes (quant/qat_linear_op.cpp), bit-exact with their _ref twins:
+// g[i] = mask[i] ? g[i] : 0, the STE's clamp mask on a gradient row (NaN kept where the mask is 1);
+void mask_row(float* g, const uint8_t* mask, int64_t n);
+void mask_row_ref(float* g, const uint8_t* mask, int64_t n);
+// y[i] = y[i] * mult[i], then + bias[i] when bias is given: the int8 GEMM's f32 epilogue on a float
+// row, the same two roundings.
+void scale_bias_row(float* y, const float* mult, const float* bias, int64_t n);
+void scale_bias_row_ref(float* y, const float* mult, const float* bias, int64_t n);
+
 }  // namespace quench::kernels

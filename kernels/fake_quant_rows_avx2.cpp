@@ -63,6 +63,26 @@ void fake_quant_row_avx2(const float* x, int64_t n, float scale, int32_t z, int3
   fake_quant_scalar(x, i, n, scale, inv, z, qmin, qmax, qi, deq, mask);
 }
 
+void mask_row_avx2(float* g, const uint8_t* mask, int64_t n) {
+  int64_t i = 0;
+  for (; i + 8 <= n; i += 8) {
+    const __m256i m = _mm256_cvtepu8_epi32(_mm_loadl_epi64(reinterpret_cast<const __m128i*>(mask + i)));
+    const __m256 keep = _mm256_castsi256_ps(_mm256_cmpgt_epi32(m, _mm256_setzero_si256()));
+    _mm256_storeu_ps(g + i, _mm256_and_ps(_mm256_loadu_ps(g + i), keep));
+  }
+  mask_scalar(g, mask, i, n);
+}
+
+void scale_bias_row_avx2(float* y, const float* mult, const float* bias, int64_t n) {
+  int64_t i = 0;
+  for (; i + 8 <= n; i += 8) {
+    __m256 v = _mm256_mul_ps(_mm256_loadu_ps(y + i), _mm256_loadu_ps(mult + i));
+    if (bias) v = _mm256_add_ps(v, _mm256_loadu_ps(bias + i));
+    _mm256_storeu_ps(y + i, v);
+  }
+  scale_bias_scalar(y, mult, bias, i, n);
+}
+
 void min_max_row_avx2(const float* x, int64_t n, float* lo, float* hi) {
   constexpr float kInf = std::numeric_limits<float>::infinity();
   // Two accumulator pairs hide the min / max latency. minps(x, acc) keeps acc when x is NaN.

@@ -35,6 +35,20 @@ inline void min_max_scalar(const float* x, int64_t b, int64_t e, float* lo, floa
   *hi = c;
 }
 
+inline void mask_scalar(float* g, const uint8_t* mask, int64_t b, int64_t e) {
+  for (int64_t i = b; i < e; ++i) g[i] = mask[i] ? g[i] : 0.f;
+}
+
+inline void scale_bias_scalar(float* y, const float* mult, const float* bias, int64_t b, int64_t e) {
+  for (int64_t i = b; i < e; ++i) {
+    float v = y[i] * mult[i];
+    if (bias) v = v + bias[i];
+    y[i] = v;
+  }
+}
+
+void mask_row_avx2(float* g, const uint8_t* mask, int64_t n);
+void scale_bias_row_avx2(float* y, const float* mult, const float* bias, int64_t n);
 void fake_quant_row_avx2(const float* x, int64_t n, float scale, int32_t z, int32_t qmin, int32_t qmax, float* qi,
                          float* deq, uint8_t* mask);
 void min_max_row_avx2(const float* x, int64_t n, float* lo, float* hi);

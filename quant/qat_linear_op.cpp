@@ -33,9 +33,7 @@ void quantize_rows(const float* src, int64_t R, int64_t K, const float* scale, c
 void apply_mask(Tensor& g, const Tensor& mask) {
   float* pg = g.data_ptr<float>();
   const uint8_t* pm = mask.data_ptr<uint8_t>();
-  kernels::parallel_for(g.numel(), 32768, [&](int64_t b, int64_t e) {
-    for (int64_t i = b; i < e; ++i) pg[i] = pm[i] ? pg[i] : 0.f;  // branch-free: vectorizes
-  });
+  kernels::parallel_for(g.numel(), 32768, [&](int64_t b, int64_t e) { kernels::mask_row(pg + b, pm + b, e - b); });
 }
 
 // y = fq(x) fq(W)^T + b   x:[M, K]  W:[N, K]  b:[N]  scales: x [1], W [1] or [N]
@@ -55,21 +53,14 @@ struct QATLinearFn : Function<QATLinearFn> {
     Tensor y = Tensor::empty({M, N}, kFloat32);
     float* py = y.data_ptr<float>();
     kernels::sgemm(false, true, M, N, K, 1.f, xq.data_ptr<float>(), K, wq.data_ptr<float>(), K, 0.f, py, N);
-    // The kernels' f32 epilogue, operation for operation (two statements: no FMA contraction).
+    // The kernels' f32 epilogue, operation for operation.
     std::vector<float> mult(N);
     const float sx = xs.data_ptr<float>()[0];
     const float* pws = ws.data_ptr<float>();
     for (int64_t n = 0; n < N; ++n) mult[n] = sx * pws[ws.numel() == 1 ? 0 : n];
     const float* pb = bias.defined() ? bias.data_ptr<float>() : nullptr;
     kernels::parallel_for(M, std::max<int64_t>(1, 16384 / N), [&](int64_t b, int64_t e) {
-      for (int64_t m = b; m < e; ++m) {
-        float* row = py + m * N;
-        for (int64_t n = 0; n < N; ++n) {
-          float v = row[n] * mult[n];
-          if (pb) v = v + pb[n];
-          row[n] = v;
-        }
-      }
+      for (int64_t m = b; m < e; ++m) kernels::scale_bias_row(py + m * N, mult.data(), pb, N);
     });
     ctx->save_for_backward({xhat, what, mx, mw});
     return y;

@@ -155,6 +155,44 @@ TEST_CASE("min_max_row: every path equals the loop, NaN skipped, the first of +0
   }
 }
 
+TEST_CASE("mask_row and scale_bias_row: every path equals the reference") {
+  IsaRestore restore;
+  std::mt19937 rng(17);
+  std::normal_distribution<float> nd(0.f, 3.f);
+  for (int64_t n : {0, 1, 7, 8, 37, 128}) {
+    CAPTURE(n);
+    std::vector<float> g(n), mult(n), bias(n);
+    std::vector<uint8_t> mask(n);
+    for (int64_t i = 0; i < n; ++i) {
+      g[i] = i % 11 == 3 ? NAN : (i % 13 == 5 ? -0.f : nd(rng));
+      mask[i] = static_cast<uint8_t>((i * 7) % 3 != 0);
+      mult[i] = std::abs(nd(rng)) * 1e-3f, bias[i] = nd(rng);
+    }
+    std::vector<float> want_m = g, want_s = g, want_sn = g;
+    mask_row_ref(want_m.data(), mask.data(), n);
+    scale_bias_row_ref(want_s.data(), mult.data(), bias.data(), n);
+    scale_bias_row_ref(want_sn.data(), mult.data(), nullptr, n);
+    for (int64_t i = 0; i < n; ++i) {
+      CHECK(same_bits(want_m[i], mask[i] ? g[i] : 0.f));
+      float v = g[i] * mult[i];
+      CHECK(same_bits(want_sn[i], v));
+      v = v + bias[i];
+      CHECK(same_bits(want_s[i], v));
+    }
+    for (Isa isa : levels()) {
+      CAPTURE(isa_name(isa));
+      set_isa(isa);
+      std::vector<float> m = g, sb = g, sn = g;
+      mask_row(m.data(), mask.data(), n);
+      scale_bias_row(sb.data(), mult.data(), bias.data(), n);
+      scale_bias_row(sn.data(), mult.data(), nullptr, n);
+      CHECK(same_bits(m, want_m));
+      CHECK(same_bits(sb, want_s));
+      CHECK(same_bits(sn, want_sn));
+    }
+  }
+}
+
 TEST_CASE("observer min / max over pieces: the serial loop's result, for 1 and 2 threads") {
   // 100000 values: several pieces; the minimum 0 appears as -0 in an early piece and +0 later.
   Generator gen(11);
