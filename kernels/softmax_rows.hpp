@@ -3,9 +3,10 @@
 // (engine/ops/row_math.hpp: 4 double lanes, a separate scale pass) dominated. Here:
 //   forward   y = softmax(t),  t[j] = mask[j] ? -inf : x[j] * scale
 //   backward  dx = (y * (g - sum(g * y))) * scale
-// Sums are taken in double over 16 lanes (element j in lane j % 16, lanes then added as a tree:
-// l + 8, l + 4, l + 2, l + 1) and exp is kernels::exp_approx, so the AVX-512 path (whole rows in
-// zmm, the tail masked) and the plain _ref loops give the same bits (tests/test_softmax_rows.cpp).
+// Sums are taken in float over 16 lanes (element j in lane j % 16, lanes then added as a tree:
+// l + 8, l + 4, l + 2, l + 1: at most 4 values per lane for a row of 50, all of one sign in the
+// forward) and exp is kernels::exp_approx, so the AVX-512 path (whole rows in zmm, the tail masked),
+// the AVX2 path and the plain _ref loops give the same bits (tests/test_softmax_rows.cpp).
 // Rows are contiguous, n floats apart. Single-threaded: callers split heads over threads.
 #pragma once
 #include <cstdint>

@@ -1,6 +1,5 @@
 // attn_softmax_rows, AVX2 path: rows of up to 64 keys held in ymm pairs (one pair per 16 keys, the
-// lanes past n masked off), the double sums in four ymm of 4 lanes (lanes 0-3, 4-7, 8-11, 12-15 of each
-// 16), exp_approx's operations one for one; longer rows run the plain loops (softmax_rows_scalar.hpp).
+// lanes past n masked off), the float sums in two ymm (lanes 0-7 and 8-15 of each 16), exp_approx's operations one for one; longer rows run the plain loops (softmax_rows_scalar.hpp).
 // Compiled with the avx2 flags (FMA included, and only where written): the same bits as the reference.
 #include <immintrin.h>
 
@@ -33,11 +32,12 @@ struct Ps8 {
 };
 __m256 exp8(__m256 x) { return exp_approx_simd<Ps8>(x); }
 
-// a[0..3] hold lanes 0-3, 4-7, 8-11, 12-15; folded as l + 8, l + 4, l + 2, l + 1 (srows::tree_sum).
-double tree_sum(const __m256d* a) {
-  const __m256d s4 = _mm256_add_pd(_mm256_add_pd(a[0], a[2]), _mm256_add_pd(a[1], a[3]));
-  const __m128d s2 = _mm_add_pd(_mm256_castpd256_pd128(s4), _mm256_extractf128_pd(s4, 1));
-  return _mm_cvtsd_f64(_mm_add_sd(s2, _mm_unpackhi_pd(s2, s2)));
+// a[0], a[1] hold lanes 0-7, 8-15; folded as l + 8, l + 4, l + 2, l + 1 (srows::tree_sum).
+float tree_sum(const __m256* a) {
+  const __m256 s8 = _mm256_add_ps(a[0], a[1]);
+  const __m128 s4 = _mm_add_ps(_mm256_castps256_ps128(s8), _mm256_extractf128_ps(s8, 1));
+  const __m128 s2 = _mm_add_ps(s4, _mm_movehl_ps(s4, s4));
+  return _mm_cvtss_f32(_mm_add_ss(s2, _mm_movehdup_ps(s2)));
 }
 
 // m[0], m[1] hold lanes 0-7, 8-15; folded by m = hi > m ? hi : m (srows::max_of).
@@ -46,13 +46,6 @@ float tree_max(__m256 lo, __m256 hi) {
   const __m128 m4 = _mm_max_ps(_mm256_extractf128_ps(m8, 1), _mm256_castps256_ps128(m8));
   const __m128 m2 = _mm_max_ps(_mm_movehl_ps(m4, m4), m4);
   return _mm_cvtss_f32(_mm_max_ss(_mm_movehdup_ps(m2), m2));
-}
-
-// Adds the 8 floats' doubles into a[0] (first 4) and a[1] (last 4), the lanes of `on` only (zeros elsewhere).
-void add_lanes(__m256d* a, __m256 v, __m256 on) {
-  const __m256 w = _mm256_and_ps(v, on);
-  a[0] = _mm256_add_pd(a[0], _mm256_cvtps_pd(_mm256_castps256_ps128(w)));
-  a[1] = _mm256_add_pd(a[1], _mm256_cvtps_pd(_mm256_extractf128_ps(w, 1)));
 }
 
 constexpr int kMaxVec = 8;  // 64 keys
@@ -99,12 +92,12 @@ void rows_in_registers(const float* x, int64_t rows, int64_t n, float scale, con
       m[v % 2] = _mm256_max_ps(t[v], m[v % 2]);
     }
     const __m256 vm = _mm256_set1_ps(tree_max(m[0], m[1]));
-    __m256d a[4] = {_mm256_setzero_pd(), _mm256_setzero_pd(), _mm256_setzero_pd(), _mm256_setzero_pd()};
+    __m256 a[2] = {_mm256_setzero_ps(), _mm256_setzero_ps()};
     for (int v = 0; v < NV; ++v) {
       t[v] = exp8(_mm256_sub_ps(t[v], vm));
-      add_lanes(a + 2 * (v % 2), t[v], on[v]);
+      a[v % 2] = _mm256_add_ps(a[v % 2], _mm256_and_ps(t[v], on[v]));  // +0 in the lanes past n
     }
-    const __m256 inv = _mm256_set1_ps(static_cast<float>(1.0 / tree_sum(a)));
+    const __m256 inv = _mm256_set1_ps(static_cast<float>(1.0 / static_cast<double>(tree_sum(a))));
     for (int v = 0; v < NV; ++v) store_part(y + 8 * v, _mm256_mul_ps(t[v], inv), cnt[v]);
   }
 }
@@ -116,17 +109,13 @@ void rows_backward_in_registers(const float* y, const float* g, int64_t rows, in
   for (int v = 0; v < NV; ++v) cnt[v] = static_cast<int>(n - 8 * v < 8 ? n - 8 * v : 8);
   for (int64_t r = 0; r < rows; ++r, y += n, g += n, dx += n) {
     __m256 yv[NV], gv[NV];
-    __m256d a[4] = {_mm256_setzero_pd(), _mm256_setzero_pd(), _mm256_setzero_pd(), _mm256_setzero_pd()};
+    __m256 a[2] = {_mm256_setzero_ps(), _mm256_setzero_ps()};
     for (int v = 0; v < NV; ++v) {
       yv[v] = load_part(y + 8 * v, cnt[v]);  // zeros past n: their products add +0
       gv[v] = load_part(g + 8 * v, cnt[v]);
-      __m256d* acc = a + 2 * (v % 2);
-      acc[0] = _mm256_add_pd(acc[0], _mm256_mul_pd(_mm256_cvtps_pd(_mm256_castps256_ps128(gv[v])),
-                                                   _mm256_cvtps_pd(_mm256_castps256_ps128(yv[v]))));
-      acc[1] = _mm256_add_pd(acc[1], _mm256_mul_pd(_mm256_cvtps_pd(_mm256_extractf128_ps(gv[v], 1)),
-                                                   _mm256_cvtps_pd(_mm256_extractf128_ps(yv[v], 1))));
+      a[v % 2] = _mm256_add_ps(a[v % 2], _mm256_mul_ps(gv[v], yv[v]));
     }
-    const __m256 dot = _mm256_set1_ps(static_cast<float>(tree_sum(a)));
+    const __m256 dot = _mm256_set1_ps(tree_sum(a));
     for (int v = 0; v < NV; ++v)
       store_part(dx + 8 * v, _mm256_mul_ps(_mm256_mul_ps(yv[v], _mm256_sub_ps(gv[v], dot)), vs), cnt[v]);
   }

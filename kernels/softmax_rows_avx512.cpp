@@ -1,5 +1,5 @@
 // attn_softmax_rows, AVX-512 path: 16 keys per zmm with the row's tail masked (N = 50 is 3 zmm + 2
-// lanes), the double sums in two zmm of 8 lanes (lanes 0-7 and 8-15 of each 16), exp_approx's
+// lanes), the float sums in one zmm (element j in lane j % 16), exp_approx's
 // operations (FMAs included) one for one. Compiled with the avx512 flags.
 #include <immintrin.h>
 
@@ -33,11 +33,11 @@ struct Ps16 {
 __m512 exp16(__m512 x) { return exp_approx_simd<Ps16>(x); }
 
 // Lanes of 16 folded as l + 8, l + 4, l + 2, l + 1 (srows::tree_sum).
-double tree_sum(__m512d lo, __m512d hi) {
-  const __m512d s8 = _mm512_add_pd(lo, hi);
-  const __m256d s4 = _mm256_add_pd(_mm512_castpd512_pd256(s8), _mm512_extractf64x4_pd(s8, 1));
-  const __m128d s2 = _mm_add_pd(_mm256_castpd256_pd128(s4), _mm256_extractf128_pd(s4, 1));
-  return _mm_cvtsd_f64(_mm_add_sd(s2, _mm_unpackhi_pd(s2, s2)));
+float tree_sum(__m512 a) {
+  const __m256 s8 = _mm256_add_ps(_mm512_castps512_ps256(a), _mm512_extractf32x8_ps(a, 1));
+  const __m128 s4 = _mm_add_ps(_mm256_castps256_ps128(s8), _mm256_extractf128_ps(s8, 1));
+  const __m128 s2 = _mm_add_ps(s4, _mm_movehl_ps(s4, s4));
+  return _mm_cvtss_f32(_mm_add_ss(s2, _mm_movehdup_ps(s2)));
 }
 
 // Lanes of 16 folded by m = hi > m ? hi : m (srows::max_of).
@@ -46,12 +46,6 @@ float tree_max(__m512 m) {
   const __m128 m4 = _mm_max_ps(_mm256_extractf128_ps(m8, 1), _mm256_castps256_ps128(m8));
   const __m128 m2 = _mm_max_ps(_mm_movehl_ps(m4, m4), m4);
   return _mm_cvtss_f32(_mm_max_ss(_mm_movehdup_ps(m2), m2));
-}
-
-// Adds the 16 floats' doubles into lo (lanes 0-7) and hi (8-15), only the lanes in k.
-void add_lanes(__m512d& lo, __m512d& hi, __m512 v, __mmask16 k) {
-  lo = _mm512_mask_add_pd(lo, static_cast<__mmask8>(k), lo, _mm512_cvtps_pd(_mm512_castps512_ps256(v)));
-  hi = _mm512_mask_add_pd(hi, static_cast<__mmask8>(k >> 8), hi, _mm512_cvtps_pd(_mm512_extractf32x8_ps(v, 1)));
 }
 
 // R rows (of n floats each, contiguous) of rows_in_registers, interleaved.
@@ -66,20 +60,18 @@ __attribute__((always_inline)) inline void row_pair(const float* x, int64_t n, _
       t[i][c] = _mm512_mask_blend_ps(km[c], _mm512_mul_ps(_mm512_maskz_loadu_ps(k[c], x + i * n + 16 * c), vs), ninf);
       m[i] = _mm512_mask_max_ps(m[i], k[c], t[i][c], m[i]);
     }
-  __m512 vm[R];
-  __m512d lo[R], hi[R];
+  __m512 vm[R], a[R];
   for (int i = 0; i < R; ++i) {
     vm[i] = _mm512_set1_ps(tree_max(m[i]));
-    lo[i] = _mm512_setzero_pd();
-    hi[i] = _mm512_setzero_pd();
+    a[i] = _mm512_setzero_ps();
   }
   for (int c = 0; c < NC; ++c)
     for (int i = 0; i < R; ++i) {
       t[i][c] = exp16(_mm512_sub_ps(t[i][c], vm[i]));
-      add_lanes(lo[i], hi[i], t[i][c], k[c]);
+      a[i] = _mm512_mask_add_ps(a[i], k[c], a[i], t[i][c]);
     }
   for (int i = 0; i < R; ++i) {
-    const __m512 inv = _mm512_set1_ps(static_cast<float>(1.0 / tree_sum(lo[i], hi[i])));
+    const __m512 inv = _mm512_set1_ps(static_cast<float>(1.0 / static_cast<double>(tree_sum(a[i]))));
     for (int c = 0; c < NC; ++c) _mm512_mask_storeu_ps(y + i * n + 16 * c, k[c], _mm512_mul_ps(t[i][c], inv));
   }
 }
@@ -112,18 +104,13 @@ void rows_backward_in_registers(const float* y, const float* g, int64_t rows, in
   for (int c = 0; c < NC; ++c) k[c] = tail(n - 16 * c);
   for (int64_t r = 0; r < rows; ++r, y += n, g += n, dx += n) {
     __m512 yv[NC], gv[NC];
-    __m512d lo = _mm512_setzero_pd(), hi = _mm512_setzero_pd();
+    __m512 a = _mm512_setzero_ps();
     for (int c = 0; c < NC; ++c) {
       yv[c] = _mm512_maskz_loadu_ps(k[c], y + 16 * c);
       gv[c] = _mm512_maskz_loadu_ps(k[c], g + 16 * c);
-      const __m512d plo = _mm512_mul_pd(_mm512_cvtps_pd(_mm512_castps512_ps256(gv[c])),
-                                        _mm512_cvtps_pd(_mm512_castps512_ps256(yv[c])));
-      const __m512d phi = _mm512_mul_pd(_mm512_cvtps_pd(_mm512_extractf32x8_ps(gv[c], 1)),
-                                        _mm512_cvtps_pd(_mm512_extractf32x8_ps(yv[c], 1)));
-      lo = _mm512_mask_add_pd(lo, static_cast<__mmask8>(k[c]), lo, plo);
-      hi = _mm512_mask_add_pd(hi, static_cast<__mmask8>(k[c] >> 8), hi, phi);
+      a = _mm512_mask_add_ps(a, k[c], a, _mm512_mul_ps(gv[c], yv[c]));
     }
-    const __m512 dot = _mm512_set1_ps(static_cast<float>(tree_sum(lo, hi)));
+    const __m512 dot = _mm512_set1_ps(tree_sum(a));
     for (int c = 0; c < NC; ++c)
       _mm512_mask_storeu_ps(dx + 16 * c, k[c], _mm512_mul_ps(_mm512_mul_ps(yv[c], _mm512_sub_ps(gv[c], dot)), vs));
   }
@@ -156,14 +143,14 @@ void attn_softmax_rows_avx512(const float* x, int64_t rows, int64_t n, float sca
       _mm512_mask_storeu_ps(y + j, k, t);
     }
     const __m512 vm = _mm512_set1_ps(tree_max(m));
-    __m512d lo = _mm512_setzero_pd(), hi = _mm512_setzero_pd();
+    __m512 a = _mm512_setzero_ps();
     for (int64_t j = 0; j < n; j += 16) {
       const __mmask16 k = tail(n - j);
       const __m512 e = exp16(_mm512_sub_ps(_mm512_maskz_loadu_ps(k, y + j), vm));
       _mm512_mask_storeu_ps(y + j, k, e);
-      add_lanes(lo, hi, e, k);
+      a = _mm512_mask_add_ps(a, k, a, e);
     }
-    const __m512 inv = _mm512_set1_ps(static_cast<float>(1.0 / tree_sum(lo, hi)));
+    const __m512 inv = _mm512_set1_ps(static_cast<float>(1.0 / static_cast<double>(tree_sum(a))));
     for (int64_t j = 0; j < n; j += 16) {
       const __mmask16 k = tail(n - j);
       _mm512_mask_storeu_ps(y + j, k, _mm512_mul_ps(_mm512_maskz_loadu_ps(k, y + j), inv));
@@ -176,18 +163,13 @@ void attn_softmax_rows_backward_avx512(const float* y, const float* g, int64_t r
   if (n > 0 && n <= 64) return kBackwardInRegisters[(n - 1) / 16](y, g, rows, n, scale, dx);
   const __m512 vs = _mm512_set1_ps(scale);
   for (int64_t r = 0; r < rows; ++r, y += n, g += n, dx += n) {
-    __m512d lo = _mm512_setzero_pd(), hi = _mm512_setzero_pd();
+    __m512 a = _mm512_setzero_ps();
     for (int64_t j = 0; j < n; j += 16) {
       const __mmask16 k = tail(n - j);
       const __m512 yv = _mm512_maskz_loadu_ps(k, y + j), gv = _mm512_maskz_loadu_ps(k, g + j);
-      const __m512d plo = _mm512_mul_pd(_mm512_cvtps_pd(_mm512_castps512_ps256(gv)),
-                                        _mm512_cvtps_pd(_mm512_castps512_ps256(yv)));
-      const __m512d phi = _mm512_mul_pd(_mm512_cvtps_pd(_mm512_extractf32x8_ps(gv, 1)),
-                                        _mm512_cvtps_pd(_mm512_extractf32x8_ps(yv, 1)));
-      lo = _mm512_mask_add_pd(lo, static_cast<__mmask8>(k), lo, plo);
-      hi = _mm512_mask_add_pd(hi, static_cast<__mmask8>(k >> 8), hi, phi);
+      a = _mm512_mask_add_ps(a, k, a, _mm512_mul_ps(gv, yv));
     }
-    const __m512 dot = _mm512_set1_ps(static_cast<float>(tree_sum(lo, hi)));
+    const __m512 dot = _mm512_set1_ps(tree_sum(a));
     for (int64_t j = 0; j < n; j += 16) {
       const __mmask16 k = tail(n - j);
       const __m512 yv = _mm512_maskz_loadu_ps(k, y + j), gv = _mm512_maskz_loadu_ps(k, g + j);

@@ -13,7 +13,7 @@ inline constexpr int kLanes = 16;
 // a[l] += f(j) for element j in lane l = j % 16, in j order; whole groups of 16 first so the loop
 // vectorizes.
 template <class F>
-inline __attribute__((always_inline)) void lane_add(double* a, int64_t n, F f) {
+inline __attribute__((always_inline)) void lane_add(float* a, int64_t n, F f) {
   int64_t j = 0;
   for (; j + kLanes <= n; j += kLanes)
     for (int l = 0; l < kLanes; ++l) a[l] += f(j + l);
@@ -21,7 +21,7 @@ inline __attribute__((always_inline)) void lane_add(double* a, int64_t n, F f) {
 }
 
 // Lanes added as the AVX-512 path does: l + 8, then l + 4, l + 2, l + 1.
-inline __attribute__((always_inline)) double tree_sum(double* a) {
+inline __attribute__((always_inline)) float tree_sum(float* a) {
   for (int w = kLanes / 2; w >= 1; w /= 2)
     for (int l = 0; l < w; ++l) a[l] = a[l] + a[l + w];
   return a[0];
@@ -46,10 +46,10 @@ inline __attribute__((always_inline)) void softmax_rows(const float* x, int64_t 
     for (int64_t j = 0; j < n; ++j)
       y[j] = mask && mask[j] ? -std::numeric_limits<float>::infinity() : x[j] * scale;
     const float m = max_of(y, n);
-    double a[kLanes] = {};
+    float a[kLanes] = {};
     for (int64_t j = 0; j < n; ++j) y[j] = exp_approx(y[j] - m);
-    lane_add(a, n, [y](int64_t j) { return static_cast<double>(y[j]); });
-    const float inv = static_cast<float>(1.0 / tree_sum(a));
+    lane_add(a, n, [y](int64_t j) { return y[j]; });
+    const float inv = static_cast<float>(1.0 / static_cast<double>(tree_sum(a)));
     for (int64_t j = 0; j < n; ++j) y[j] *= inv;
   }
 }
@@ -57,9 +57,9 @@ inline __attribute__((always_inline)) void softmax_rows(const float* x, int64_t 
 inline __attribute__((always_inline)) void softmax_rows_backward(const float* y, const float* g, int64_t rows,
                                                                  int64_t n, float scale, float* dx) {
   for (int64_t r = 0; r < rows; ++r, y += n, g += n, dx += n) {
-    double a[kLanes] = {};
-    lane_add(a, n, [y, g](int64_t j) { return static_cast<double>(g[j]) * y[j]; });
-    const float dot = static_cast<float>(tree_sum(a));
+    float a[kLanes] = {};
+    lane_add(a, n, [y, g](int64_t j) { return g[j] * y[j]; });
+    const float dot = tree_sum(a);
     for (int64_t j = 0; j < n; ++j) dx[j] = (y[j] * (g[j] - dot)) * scale;
   }
 }

@@ -67,8 +67,8 @@ TEST_CASE("attention: fused probs, output and qkv gradient equal the composed op
     for (size_t i = 0; i < a.size(); ++i) {
       CAPTURE(i);
       REQUIRE(a[i].sizes() == b[i].sizes());
-      // The same FMA chains as the composed matmuls; the softmax rows sum over 16 double lanes
-      // instead of softmax's 4, which moves a probability by at most a few ulps.
+      // The same FMA chains as the composed matmuls; the softmax rows sum over 16 float lanes
+      // instead of softmax's 4 double ones, which moves a probability by at most a few ulps.
       CHECK(max_abs_diff(a[i], b[i]) <= 1e-6);
     }
     if (masked) {

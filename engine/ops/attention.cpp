@@ -5,9 +5,10 @@
 // (register tiles on the strided rows, no packing); only k and v are copied, transposed into [hd, N]
 // scratch, where a product needs them as B^T. Each product element is one FMA chain in k order from
 // zero, as sgemm's fast paths compute it for these K. The scale and the key mask are applied inside
-// the softmax rows (kernels/softmax_rows.hpp), whose sums run over 16 double lanes rather than the
-// general softmax op's 4, so probabilities may differ from the composed path (matmul(q, k^T) * scale,
-// masked_fill, softmax, matmul(probs, v)) in the last bits (tests/test_attention.cpp).
+// the softmax rows (kernels/softmax_rows.hpp), whose sums run over 16 float lanes rather than the
+// general softmax op's 4 double ones, so probabilities may differ from the composed path
+// (matmul(q, k^T) * scale, masked_fill, softmax, matmul(probs, v)) in the last bits
+// (tests/test_attention.cpp).
 #include <vector>
 
 #include "engine/autograd.hpp"
