@@ -11,7 +11,8 @@ namespace quench::kernels {
 void adamw_step_avx2(int64_t n, float* w, const float* g, float* m, float* v, const AdamWScalars& s) {
   const __m256 decay = _mm256_set1_ps(s.decay), b1 = _mm256_set1_ps(s.b1), one_m_b1 = _mm256_set1_ps(s.one_m_b1);
   const __m256 b2 = _mm256_set1_ps(s.b2), one_m_b2 = _mm256_set1_ps(s.one_m_b2);
-  const __m256 bc2_sqrt = _mm256_set1_ps(s.bc2_sqrt), eps = _mm256_set1_ps(s.eps), neg_step = _mm256_set1_ps(s.neg_step);
+  const __m256 bc2_sqrt = _mm256_set1_ps(s.bc2_sqrt), eps = _mm256_set1_ps(s.eps);
+  const __m256 neg_step = _mm256_set1_ps(s.neg_step);
   int64_t i = 0;
   for (; i + 8 <= n; i += 8) {
     const __m256 gv = _mm256_loadu_ps(g + i);

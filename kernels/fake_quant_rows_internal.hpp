@@ -1,4 +1,6 @@
-// Shared between fake_quant_rows.cpp (dispatch, reference) and the ISA files.
+// Shared between fake_quant_rows.cpp (dispatch, reference) and the ISA files. The scalar helpers are
+// forced inline: compiled into both the baseline and the -mavx2 unit, an out-of-line copy could be
+// the AVX2 one the linker keeps for the baseline path.
 #pragma once
 #include <cmath>
 #include <cstdint>
@@ -6,8 +8,9 @@
 namespace quench::kernels::fqrows {
 
 // The scalar rule of kernels/fake_quant_rows.hpp, used by the reference and the vector tails.
-inline void fake_quant_scalar(const float* x, int64_t b, int64_t e, float scale, float inv, int32_t z,
-                              int32_t qmin, int32_t qmax, float* qi, float* deq, uint8_t* mask) {
+inline __attribute__((always_inline)) void fake_quant_scalar(const float* x, int64_t b, int64_t e, float scale,
+                                                             float inv, int32_t z, int32_t qmin, int32_t qmax,
+                                                             float* qi, float* deq, uint8_t* mask) {
   const float lo = static_cast<float>(qmin - z), hi = static_cast<float>(qmax - z);
   const float zf = static_cast<float>(z), qminf = static_cast<float>(qmin), qmaxf = static_cast<float>(qmax);
   for (int64_t i = b; i < e; ++i) {
@@ -25,7 +28,7 @@ inline void fake_quant_scalar(const float* x, int64_t b, int64_t e, float scale,
   }
 }
 
-inline void min_max_scalar(const float* x, int64_t b, int64_t e, float* lo, float* hi) {
+inline __attribute__((always_inline)) void min_max_scalar(const float* x, int64_t b, int64_t e, float* lo, float* hi) {
   float a = *lo, c = *hi;
   for (int64_t i = b; i < e; ++i) {
     if (x[i] < a) a = x[i];
@@ -35,11 +38,12 @@ inline void min_max_scalar(const float* x, int64_t b, int64_t e, float* lo, floa
   *hi = c;
 }
 
-inline void mask_scalar(float* g, const uint8_t* mask, int64_t b, int64_t e) {
+inline __attribute__((always_inline)) void mask_scalar(float* g, const uint8_t* mask, int64_t b, int64_t e) {
   for (int64_t i = b; i < e; ++i) g[i] = mask[i] ? g[i] : 0.f;
 }
 
-inline void scale_bias_scalar(float* y, const float* mult, const float* bias, int64_t b, int64_t e) {
+inline __attribute__((always_inline)) void scale_bias_scalar(float* y, const float* mult, const float* bias,
+                                                             int64_t b, int64_t e) {
   for (int64_t i = b; i < e; ++i) {
     float v = y[i] * mult[i];
     if (bias) v = v + bias[i];

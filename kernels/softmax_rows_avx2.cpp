@@ -1,5 +1,6 @@
 // attn_softmax_rows, AVX2 path: rows of up to 64 keys held in ymm pairs (one pair per 16 keys, the
-// lanes past n masked off), the float sums in two ymm (lanes 0-7 and 8-15 of each 16), exp_approx's operations one for one; longer rows run the plain loops (softmax_rows_scalar.hpp).
+// lanes past n masked off), the float sums in two ymm (lanes 0-7 and 8-15 of each 16), exp_approx's
+// operations one for one; longer rows run the plain loops (softmax_rows_scalar.hpp).
 // Compiled with the avx2 flags (FMA included, and only where written): the same bits as the reference.
 #include <immintrin.h>
 

@@ -41,7 +41,7 @@ void norm_quantized(const nn::LayerNorm& norm, const Int8Linear& lin, const floa
   const float* b = norm.bias.defined() ? norm.bias.data_ptr<float>() : nullptr;
   for (int64_t r0 = 0; r0 < m; r0 += kRows) {
     const int64_t n = std::min(kRows, m - r0);
-    layer_norm_rows(x + r0 * D, n, D, w, b, norm.eps, h, nullptr, nullptr);
+    detail::layer_norm_rows(x + r0 * D, n, D, w, b, norm.eps, h, nullptr, nullptr);
     lin.quantize_input(h, n, D, q + r0 * D);
   }
 }
@@ -72,6 +72,12 @@ bool Int8Block::fused() {
       proj->out_features != D || fc1->in_features != D || fc2->out_features != D ||
       ln1->normalized_shape != Shape{D} || ln2->normalized_shape != Shape{D})
     return false;
+  // The fused path reads the norms' parameters as raw rows (layer_norm's own checks do not run).
+  for (const nn::LayerNorm* ln : {ln1, ln2}) {
+    if (!(ln->eps >= 0.0)) return false;
+    for (const Tensor* p : {&ln->weight, &ln->bias})
+      if (p->defined() && (p->dtype() != kFloat32 || p->sizes() != Shape{D} || !p->is_contiguous())) return false;
+  }
   for (const nn::ModulePtr& c : children())
     if (c->any_forward_hooks()) return false;
   return true;

@@ -2,11 +2,11 @@
 // Int8Mlp) run image block by image block, so every intermediate of the block (normalized rows, qkv,
 // attention output, the MLP's hidden layer) stays in L2 instead of going to memory:
 //   x f32 [B, N, D] -> y f32 [B, N, D]; per group of images (rows = images * N):
-//     h   = layer_norm(x, norm1)                          (the engine op on the group's rows)
+//     h   = layer_norm(x, norm1), quantized for qkv       (the engine op's row loop, 8 rows at a time)
 //     qkv = attn.qkv(h)                                   (Int8Linear halves)
 //     a   = attention(qkv)                                (the engine op nn::Attention runs)
 //     x1  = x + attn.proj(a)
-//     y   = x1 + mlp(layer_norm(x1, norm2))               (Int8Mlp::rows)
+//     y   = x1 + mlp(layer_norm(x1, norm2))               (Int8Mlp::rows_quantized)
 // Every op is the one nn::Block's children run, on whole images (attention never mixes images), so
 // the result is bit-identical to nn::Block for any grouping and thread count
 // (tests/test_int8_fused.cpp).

@@ -193,6 +193,8 @@ TEST_CASE(
   Tensor qkv = randn({B, N, 3 * D}, gen), rp = randn({B, H, N, N}, gen), ro = randn({B, N, D}, gen);
   Tensor x = randn({37, 128}, gen) * 3.0, w = randn({128}, gen), b = randn({128}, gen),
          g = randn({37, 128}, gen);
+  Tensor x37 = randn({9, 37}, gen) * 2.0 + 5.0, w37 = randn({37}, gen), b37 = randn({37}, gen),
+         g37 = randn({9, 37}, gen);
   Tensor mask = key_mask(B, N), wide = randn({300, 301}, gen);
   auto both = [&] {
     TL a = run(fused, qkv, H, mask, rp, ro);
@@ -200,6 +202,9 @@ TEST_CASE(
     a.insert(a.end(), one.begin(), one.end());
     TL l = quench::testing::forward_backward(
         [](const TL& in) { return layer_norm(in[0], {128}, in[1], in[2], 1e-6); }, {x, w, b}, g);
+    TL tail = quench::testing::forward_backward(  // rows of 37: the lanes' scalar tail
+        [](const TL& in) { return layer_norm(in[0], {37}, in[1], in[2], 1e-6); }, {x37, w37, b37}, g37);
+    l.insert(l.end(), tail.begin(), tail.end());
     l.push_back(x.sum({0}));
     l.push_back(wide.sum({0}));
     return std::make_pair(a, l);

@@ -146,7 +146,7 @@ TEST_CASE("layer_norm: rows far from zero against a double reference, forward an
       }
     }
     CHECK(ey < 4e-5);  // the float mean's own rounding: half an ulp of 300 (1.5e-5) times rstd and |w|
-    CHECK(edx < 1e-5 * sdx);
+    CHECK(edx < 2e-6 * sdx);
   }
 }
 

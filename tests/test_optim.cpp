@@ -3,6 +3,7 @@
 #include <doctest/doctest.h>
 
 #include <cmath>
+#include <cstring>
 #include <functional>
 
 #include "engine/ops.hpp"
@@ -118,6 +119,7 @@ TEST_CASE("optim: the AdamW kernel's AVX2 path gives its reference's bits") {
   std::vector<float> m0 = (randn({n}, gen) * 0.1).to_vector<float>(), v0 = rand({n}, gen).to_vector<float>();
   for (int64_t i = 0; i < n; i += 7) g[i] = 0.f;
   for (int64_t i = 1; i < n; i += 11) v0[i] = 0.f;
+  g[3] = NAN, g[12] = INFINITY, g[21] = -INFINITY, g[30] = 1e-40f, m0[39] = -1e-41f, v0[44] = 1e-42f;
   kernels::AdamWScalars s{0.9995f, 0.9f, 0.1f, 0.999f, 0.001f, 0.0447f, 1e-8f, -0.0123f};
   std::vector<float> w1 = w0, m1 = m0, v1 = v0, w2 = w0, m2 = m0, v2 = v0;
   kernels::adamw_step_ref(n, w1.data(), g.data(), m1.data(), v1.data(), s);
@@ -125,10 +127,14 @@ TEST_CASE("optim: the AdamW kernel's AVX2 path gives its reference's bits") {
   kernels::set_isa(kernels::cpu_isa());
   kernels::adamw_step(n, w2.data(), g.data(), m2.data(), v2.data(), s);
   kernels::set_isa(prev);
-  CHECK(w1 == w2);
-  CHECK(m1 == m2);
-  CHECK(v1 == v2);
-  CHECK(w1 != w0);
+  auto same_bits = [](const std::vector<float>& a, const std::vector<float>& b) {
+    return a.size() == b.size() && std::memcmp(a.data(), b.data(), a.size() * sizeof(float)) == 0;
+  };
+  CHECK(same_bits(w1, w2));  // bits, so that NaNs compare too
+  CHECK(same_bits(m1, m2));
+  CHECK(same_bits(v1, v2));
+  CHECK(std::isnan(w1[3]));
+  CHECK(!same_bits(w1, w0));
 }
 
 TEST_CASE("optim: parameters without a gradient are skipped") {

@@ -240,4 +240,14 @@ TEST_CASE("sum over rows (bias gradients): chunks of 64 rows in double, added in
     quench::testing::check_thread_invariant([&] { return std::vector<Tensor>{sum(x, {0}), mean(x, {0})}; });
     CHECK(quench::testing::bit_equal(sum(x, {0}), tensor(want, {cols})));
   }
+  // One chunk of few rows and many columns: split over column blocks, still each column in row order.
+  Tensor x = randn({40, 2500}, gen);
+  std::vector<float> v = x.to_vector<float>(), want(2500);
+  for (int64_t j = 0; j < 2500; ++j) {
+    double a = 0.0;
+    for (int64_t r = 0; r < 40; ++r) a += v[r * 2500 + j];
+    want[j] = static_cast<float>(a);
+  }
+  quench::testing::check_thread_invariant([&] { return std::vector<Tensor>{sum(x, {0})}; });
+  CHECK(quench::testing::bit_equal(sum(x, {0}), tensor(want, {2500})));
 }

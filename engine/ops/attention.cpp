@@ -76,8 +76,8 @@ void prefetch_rows(const float* p, int64_t n, int64_t hd, int64_t ld) {
   }
 }
 
-// The same for rows about to be written: a head's gradient rows (3 x 128 B in each 1536 B row of
-// dqkv) are otherwise read for ownership one store miss at a time.
+// The same for rows about to be written (a head's output rows, its gradient rows in dqkv): they are
+// otherwise read for ownership one store miss at a time.
 void prefetch_rows_for_write(float* p, int64_t n, int64_t hd, int64_t ld) {
   for (int64_t r = 0; r < n; ++r) {
     for (int64_t d = 0; d < hd; d += 16) __builtin_prefetch(p + r * ld + d, 1, 2);
@@ -256,11 +256,6 @@ struct AttentionApplyFn : Function<AttentionApplyFn> {
   }
 };
 
-// out = softmax(scale * q k^T, mask) v for the first Q queries, one (batch, head) at a time: the
-// head's probabilities are still in L1 when they meet v, and the backward writes dq, dk and dv of
-// a head into one gradient (the two-op path makes two [B, N, 3D] gradients, each two thirds zeros,
-// and adds them). Same kernel calls as attention_probs + attention_apply, so the same bits.
-//   qkv [B, N, 3D] -> out [B, Q, D]; probs [B, H, Q, N] saved for the backward
 // The forward of attention() for the first Q queries into out [B, Q, D]; the probabilities into
 // probs [B, H, Q, N] when given (the backward needs them), else into per-thread scratch.
 void attention_forward(const Heads& s, const float* px, const uint8_t* pm, float sc, int64_t Q, float* pp,
@@ -284,6 +279,11 @@ void attention_forward(const Heads& s, const float* px, const uint8_t* pm, float
   });
 }
 
+// out = softmax(scale * q k^T, mask) v for the first Q queries, one (batch, head) at a time: the
+// head's probabilities are still in L1 when they meet v, and the backward writes dq, dk and dv of
+// a head into one gradient (the two-op path makes two [B, N, 3D] gradients, each two thirds zeros,
+// and adds them). Same kernel calls as attention_probs + attention_apply, so the same bits.
+//   qkv [B, N, 3D] -> out [B, Q, D]; probs [B, H, Q, N] saved for the backward when qkv needs a gradient
 struct AttentionFn : Function<AttentionFn> {
   static Tensor forward(AutogradContext* ctx, const Tensor& qkv_in, const Tensor& mask_in, int64_t heads,
                         double scale, int64_t queries) {
@@ -335,7 +335,8 @@ struct AttentionFn : Function<AttentionFn> {
           prefetch_rows(s.q(px, bn, hn), Q, hd, ld);
           prefetch_rows(s.k(px, bn, hn), N, hd, ld);
           prefetch_rows(s.v(px, bn, hn), N, hd, ld);
-          for (int64_t which = 0; which < 3; ++which) prefetch_rows_for_write(s.slot(pd, bn, hn, which), N, hd, ld);
+          for (int64_t which = 0; which < 3; ++which)
+            prefetch_rows_for_write(s.slot(pd, bn, hn, which), N, hd, ld);
           prefetch_block(pp + (i + 1) * Q * N, Q * N);
         }
         transpose_head(s.v(px, b, h), N, hd, ld, vt.data());

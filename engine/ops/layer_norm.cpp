@@ -29,8 +29,16 @@ constexpr int kRowsForward = 2;
 // result is a function of n alone on every target (a zmm, two ymm or four xmm per row).
 // First pass: s = sum_j x[j] gives a first mean m. Second pass, on d = x - m: sum_j d and
 // sum_j d^2. The mean is m + sum(d) / n (m's own rounding, large when the row sits far from zero,
-// comes back through sum(d)) and the variance sum(d^2) / n - (sum(d) / n)^2 never cancels: the
-// precision of double sums at half their cost (16 float lanes of 8 values for a row of 128).
+// comes back through sum(d)) and the variance sum(d^2) / n - (sum(d) / n)^2 never cancels: mean
+// and rstd within a few float ulps (16 float lanes of 8 values each for a row of 128) at half the
+// cost of the double sums used before. (Deviations beyond ~1e19 would overflow d^2 in float.)
+// (The helpers taking these vectors are always inlined into their callers, so no call passes one in
+// registers and the ABI note the compiler gives for baseline code does not apply.)
+#if defined(__clang__)
+#pragma clang diagnostic ignored "-Wpsabi"
+#elif defined(__GNUC__)
+#pragma GCC diagnostic ignored "-Wpsabi"
+#endif
 using float16v = float __attribute__((vector_size(64)));
 using float8v = float __attribute__((vector_size(32)));
 using float4v = float __attribute__((vector_size(16)));
@@ -123,7 +131,7 @@ inline QUENCH_ROW_INLINE void for_row_groups(int64_t r0, int64_t r1, F fn) {
 
 }  // namespace
 
-void layer_norm_rows(const float* px, int64_t M, int64_t N, const float* pw, const float* pb, double eps, float* py,
+void detail::layer_norm_rows(const float* px, int64_t M, int64_t N, const float* pw, const float* pb, double eps, float* py,
                      float* pm, float* pr) {
   const bool avx2 = kernels::active_isa() >= kernels::Isa::avx2;
   detail::call_isa(avx2, [&]() QUENCH_ROW_INLINE {
@@ -195,7 +203,7 @@ struct LayerNormFn : Function<LayerNormFn> {
     float* pm = mean.data_ptr<float>();
     float* pr = rstd.data_ptr<float>();
     kernels::parallel_for(M, detail::row_grain(N), [&](int64_t r0, int64_t r1) {
-      layer_norm_rows(px + r0 * N, r1 - r0, N, pw, pb, eps, py + r0 * N, pm + r0, pr + r0);
+      detail::layer_norm_rows(px + r0 * N, r1 - r0, N, pw, pb, eps, py + r0 * N, pm + r0, pr + r0);
     });
     ctx->save_for_backward({x, w, mean, rstd});
     ctx->saved_data["N"] = N;
@@ -225,17 +233,19 @@ struct LayerNormFn : Function<LayerNormFn> {
             const float* xr = px + r * N;
             const float* gr = pg + r * N;
             float* dr = pd + r * N;
-            // dsc = sum(g * w * (x - mean)), dbs = sum(g * w); dx = rstd * g * w + b * x + c
+            // dsc = sum(g * w * (x - mean)), dbs = sum(g * w); dx = rstd * g * w + b * (x - mean) + c,
+            // x centred again so that b * x and b * mean never cancel.
             float dsc, dbs;
-            backward_sums(gr, pw, xr, pm[r], N, dsc, dbs);
-            const double mu = pm[r], rs = pr[r];
+            const float m = pm[r];
+            backward_sums(gr, pw, xr, m, N, dsc, dbs);
+            const double rs = pr[r];
             const double bb = -static_cast<double>(dsc) * rs * rs * rs * inv_n;
-            const double cc = -bb * mu - dbs * rs * inv_n;
+            const double cc = -static_cast<double>(dbs) * rs * inv_n;
             const float a = static_cast<float>(rs), b = static_cast<float>(bb), c = static_cast<float>(cc);
             if (pw) {
-              for (int64_t j = 0; j < N; ++j) dr[j] = a * gr[j] * pw[j] + b * xr[j] + c;
+              for (int64_t j = 0; j < N; ++j) dr[j] = a * gr[j] * pw[j] + b * (xr[j] - m) + c;
             } else {
-              for (int64_t j = 0; j < N; ++j) dr[j] = a * gr[j] + b * xr[j] + c;
+              for (int64_t j = 0; j < N; ++j) dr[j] = a * gr[j] + b * (xr[j] - m) + c;
             }
           }
         });
@@ -243,18 +253,18 @@ struct LayerNormFn : Function<LayerNormFn> {
     }
     const bool need_w = ctx->needs_input_grad(1), need_b = ctx->needs_input_grad(2);
     if (need_w || need_b) {
-      // dw[j] = sum_r g[r][j] * ((x[r][j] - mean[r]) * rstd[r]), db[j] = sum_r g[r][j]: column sums in double.
+      // dw[j] = sum_r g[r][j] * ((x[r][j] - mean[r]) * rstd[r]), db[j] = sum_r g[r][j], in double.
       const Shape& wshape = std::get<Shape>(ctx->saved_data["normalized_shape"]);
       if (need_w) dw = Tensor::empty(wshape, kFloat32);
       if (need_b) db = Tensor::empty(wshape, kFloat32);
       float* out[2] = {need_w ? dw.data_ptr<float>() : nullptr, need_b ? db.data_ptr<float>() : nullptr};
       detail::column_sums<2>(
           M, N,
-          [&](int64_t r, double* acc) QUENCH_ROW_INLINE {
+          [&](int64_t r, int64_t j0, int64_t j1, double* acc) QUENCH_ROW_INLINE {
             const float* xr = px + r * N;
             const float* gr = pg + r * N;
             const float mu = pm[r], rs = pr[r];
-            for (int64_t j = 0; j < N; ++j) {
+            for (int64_t j = j0; j < j1; ++j) {
               acc[j] += static_cast<double>(gr[j]) * ((xr[j] - mu) * rs);
               acc[N + j] += gr[j];
             }

@@ -45,7 +45,7 @@ namespace {
 using autograd::AutogradContext;
 using autograd::Function;
 
-// Sums in double so long reductions (a bias gradient over 6400 rows) keep float precision.
+// Sums in double so long reductions keep float precision.
 struct SumReducer {
   double init() const { return 0.0; }
   void step(double& a, float v, int64_t) const { a += v; }
@@ -71,9 +71,9 @@ bool try_column_sum(const Tensor& x, const std::vector<int64_t>& dims, const det
   const float* px = x.data_ptr<float>();
   detail::column_sums<1>(
       rows, cols,
-      [&](int64_t r, double* acc) QUENCH_ROW_INLINE {
+      [&](int64_t r, int64_t j0, int64_t j1, double* acc) QUENCH_ROW_INLINE {
         const float* row = px + r * cols;
-        for (int64_t j = 0; j < cols; ++j) acc[j] += row[j];
+        for (int64_t j = j0; j < j1; ++j) acc[j] += row[j];
       },
       [&](int, int64_t c, double a) { po[c] = static_cast<float>(mean ? a / static_cast<double>(rows) : a); });
   return true;

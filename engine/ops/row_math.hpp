@@ -1,5 +1,6 @@
-// Row primitives for softmax, cross_entropy and layer_norm (internal to engine/): written so the
-// compiler vectorizes them, with a fixed evaluation order so results never depend on threads.
+// Row primitives for softmax and cross_entropy, and call_isa for every row op (internal to
+// engine/): written so the compiler vectorizes them, with a fixed evaluation order so results never
+// depend on threads. (layer_norm keeps its own float lanes, engine/ops/layer_norm.cpp.)
 //
 // Sums use four double lanes (element j goes to lane j % 4, lanes added pairwise at the end): the
 // order is a function of n alone, and the lanes vectorize where one running sum could not.
