@@ -16,16 +16,16 @@ using autograd::AutogradContext;
 using autograd::Function;
 
 // Rows of src [R, K]: qi = float(q - z) (exact small integers), deq = qi * s (fake_quantize's value),
-// mask = unclamped q inside [qmin, qmax] (kernels/fake_quant_rows.hpp). Row r uses scale[r % nscale]
-// (1 scale per tensor, R per row).
+// mask = unclamped q inside [qmin, qmax] (kernels/fake_quant_rows.hpp); any output may be null.
+// Row r uses scale[r % nscale] (1 scale per tensor, R per row).
 void quantize_rows(const float* src, int64_t R, int64_t K, const float* scale, const int32_t* zp, int64_t nscale,
                    const QuantSpec& spec, float* qi, float* deq, uint8_t* mask) {
   const int32_t qmin = static_cast<int32_t>(spec.quant_min), qmax = static_cast<int32_t>(spec.quant_max);
   kernels::parallel_for(R, std::max<int64_t>(1, 16384 / std::max<int64_t>(1, K)), [&](int64_t b, int64_t e) {
     for (int64_t r = b; r < e; ++r) {
       const int64_t c = nscale == 1 ? 0 : r;
-      kernels::fake_quant_row(src + r * K, K, scale[c], zp[c], qmin, qmax, qi + r * K, deq + r * K,
-                              mask ? mask + r * K : nullptr);
+      kernels::fake_quant_row(src + r * K, K, scale[c], zp[c], qmin, qmax, qi ? qi + r * K : nullptr,
+                              deq ? deq + r * K : nullptr, mask ? mask + r * K : nullptr);
     }
   });
 }
@@ -43,11 +43,13 @@ struct QATLinearFn : Function<QATLinearFn> {
                         const Tensor& wz, const QuantSpec& wspec) {
     const int64_t M = x.size(0), K = x.size(1), N = w.size(0);
     const bool gx = ctx->needs_input_grad(0), gw = ctx->needs_input_grad(1);
-    Tensor xq = Tensor::empty({M, K}, kFloat32), xhat = Tensor::empty({M, K}, kFloat32);
+    // x's dequantized values are never stored: the backward takes dW = dY^T X_hat as s_x (dY^T X_q)
+    // (one tensor of [M, K] floats less to write and keep per QAT Linear).
+    Tensor xq = Tensor::empty({M, K}, kFloat32);
     Tensor wq = Tensor::empty({N, K}, kFloat32), what = Tensor::empty({N, K}, kFloat32);
     Tensor mx = gx ? Tensor::empty({M, K}, kUInt8) : Tensor(), mw = gw ? Tensor::empty({N, K}, kUInt8) : Tensor();
     quantize_rows(x.data_ptr<float>(), M, K, xs.data_ptr<float>(), xz.data_ptr<int32_t>(), 1, xspec,
-                  xq.data_ptr<float>(), xhat.data_ptr<float>(), gx ? mx.data_ptr<uint8_t>() : nullptr);
+                  xq.data_ptr<float>(), nullptr, gx ? mx.data_ptr<uint8_t>() : nullptr);
     quantize_rows(w.data_ptr<float>(), N, K, ws.data_ptr<float>(), wz.data_ptr<int32_t>(), ws.numel(), wspec,
                   wq.data_ptr<float>(), what.data_ptr<float>(), gw ? mw.data_ptr<uint8_t>() : nullptr);
     Tensor y = Tensor::empty({M, N}, kFloat32);
@@ -62,20 +64,26 @@ struct QATLinearFn : Function<QATLinearFn> {
     kernels::parallel_for(M, std::max<int64_t>(1, 16384 / N), [&](int64_t b, int64_t e) {
       for (int64_t m = b; m < e; ++m) kernels::scale_bias_row(py + m * N, mult.data(), pb, N);
     });
-    ctx->save_for_backward({xhat, what, mx, mw});
+    ctx->save_for_backward({xq, what, mx, mw});
+    ctx->saved_data["x_scale"] = static_cast<double>(sx);
     return y;
   }
   static tensor_list backward(AutogradContext* ctx, tensor_list g) {
     auto v = ctx->get_saved_variables();
-    const Tensor &xhat = v[0], &what = v[1];
+    const Tensor &xq = v[0], &what = v[1];
     Tensor dy = g[0].contiguous();
     Tensor dx, dw, db;
     if (ctx->needs_input_grad(0)) {  // dX = dY W_hat, masked
       dx = matmul(dy, what).contiguous();
       apply_mask(dx, v[2]);
     }
-    if (ctx->needs_input_grad(1)) {  // dW = dY^T X_hat, masked
-      dw = matmul(dy.t(), xhat).contiguous();
+    if (ctx->needs_input_grad(1)) {  // dW = dY^T X_hat = s_x (dY^T X_q), masked
+      dw = matmul(dy.t(), xq).contiguous();
+      const float sx = static_cast<float>(std::get<double>(ctx->saved_data["x_scale"]));
+      float* pw = dw.data_ptr<float>();
+      kernels::parallel_for(dw.numel(), 32768, [&](int64_t b, int64_t e) {
+        for (int64_t i = b; i < e; ++i) pw[i] *= sx;
+      });
       apply_mask(dw, v[3]);
     }
     if (ctx->needs_input_grad(2)) db = dy.sum({0});
