@@ -33,8 +33,8 @@ if [ "$full" = 1 ]; then
   # recipe (AdamW lr 1e-3, weight decay 0.05, batch 128, one warmup epoch then cosine, flips) with the
   # reference model's own PyTorch init (faster than timm's in a short schedule), label smoothing 0.1,
   # an EMA of the weights, and PatchDropout: each training image keeps a random half of its 49 patch
-  # tokens for the first 18 epochs (66-82 s each instead of ~140 s, evaluation included), then 3 epochs
-  # on every token as evaluation sees them. 21 epochs: 28 min 36 s measured here (README).
+  # tokens for the first 18 epochs (63-79 s each instead of ~135 s, evaluation included), then 3 epochs
+  # on every token as evaluation sees them. 21 epochs: 27 min 20 s measured here (README).
   teacher=(--epochs 21 --batch-size 128 --lr 1e-3 --hflip --init torch --label-smoothing 0.1 --ema 0.999
            --patch-dropout 0.5 --patch-dropout-epochs 18)
   qat_data=()
