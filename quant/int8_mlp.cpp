@@ -64,13 +64,9 @@ Int8Mlp::Plan Int8Mlp::plan() {
 void Int8Mlp::rows(const Plan& p, const float* x, int64_t m, float* y, const float* residual) {
   const int64_t K = p.fc1->in_features;
   thread_local std::vector<uint8_t> qx_buf;
-  // At most 128 rows at a time, as rows_quantized cuts them.
-  for (int64_t m0 = 0; m0 < m; m0 += 128) {
-    const int64_t r = std::min<int64_t>(128, m - m0);
-    uint8_t* qx = scratch(qx_buf, r * K);
-    p.fc1->quantize_input(x + m0 * K, r, K, qx);
-    rows_quantized(p, qx, r, y + m0 * p.fc2->out_features, residual ? residual + m0 * p.fc2->out_features : nullptr);
-  }
+  uint8_t* qx = scratch(qx_buf, m * K);
+  p.fc1->quantize_input(x, m, K, qx);
+  rows_quantized(p, qx, m, y, residual);
 }
 
 void Int8Mlp::rows_quantized(const Plan& p, const uint8_t* qx, int64_t m, float* y, const float* residual) {
