@@ -26,7 +26,7 @@ inline int64_t column_chunk_rows(int64_t M, int64_t partial_sums_per_chunk) {
 }
 
 // S sums of N columns over rows [0, M): add_row(r, j0, j1, acc) adds row r's S summands of columns
-// [j0, j1) into acc[s * N + j] (forced inline, so it is compiled into the AVX2 path); finish(s, j,
+// [j0, j1) into acc[s * N + j] (forced inline, so it is compiled into the wide path); finish(s, j,
 // total) receives each total.
 template <int S, class AddRow, class Finish>
 void column_sums(int64_t M, int64_t N, const AddRow& add_row, const Finish& finish) {
@@ -34,9 +34,8 @@ void column_sums(int64_t M, int64_t N, const AddRow& add_row, const Finish& fini
   const int64_t rows = column_chunk_rows(M, S * N), chunks = (M + rows - 1) / rows;
   const int64_t blocks = (N + kBlock - 1) / kBlock;
   std::vector<double> part(static_cast<size_t>(chunks * S * N), 0.0);
-  const bool avx2 = kernels::active_isa() >= kernels::Isa::avx2;
   kernels::parallel_for(chunks * blocks, 1, [&](int64_t t0, int64_t t1) {
-    call_isa(avx2, [&]() QUENCH_ROW_INLINE {
+    call_wide([&]() QUENCH_ROW_INLINE {
       for (int64_t t = t0; t < t1; ++t) {
         const int64_t c = t / blocks, j0 = (t % blocks) * kBlock, j1 = std::min(N, j0 + kBlock);
         double* acc = part.data() + c * S * N;

@@ -20,8 +20,8 @@ using autograd::Function;
 
 // Rows the forward handles together: their sums' dependency chains interleave (one row's adds
 // wait on each other's latency; two rows' do not). Four rows' accumulators no longer fit the 16
-// ymm registers of the AVX2 path and spilled. (Grouping the backward's sums per row measured
-// slower: it stays one row at a time.)
+// ymm registers of the AVX2 path and spilled (on the AVX-512 path, 4 or 8 rows measured no faster
+// than 2). (Grouping the backward's sums per row measured slower: it stays one row at a time.)
 constexpr int kRowsForward = 2;
 
 // The forward's sums for R rows at once, in float: element j goes to lane j % 16, each lane adds
@@ -133,8 +133,7 @@ inline QUENCH_ROW_INLINE void for_row_groups(int64_t r0, int64_t r1, F fn) {
 
 void detail::layer_norm_rows(const float* px, int64_t M, int64_t N, const float* pw, const float* pb, double eps, float* py,
                      float* pm, float* pr) {
-  const bool avx2 = kernels::active_isa() >= kernels::Isa::avx2;
-  detail::call_isa(avx2, [&]() QUENCH_ROW_INLINE {
+  auto rows = [&]() QUENCH_ROW_INLINE {
     for_row_groups<kRowsForward>(0, M, [&]<int R>(int64_t rg) QUENCH_ROW_INLINE {
       const float* xg = px + rg * N;
       const double inv_n = 1.0 / static_cast<double>(N);
@@ -163,7 +162,8 @@ void detail::layer_norm_rows(const float* px, int64_t M, int64_t N, const float*
         }
       }
     });
-  });
+  };
+  detail::call_wide(rows);
 }
 
 namespace {
@@ -226,9 +226,8 @@ struct LayerNormFn : Function<LayerNormFn> {
       dx = Tensor::empty(x.sizes(), kFloat32);
       float* pd = dx.data_ptr<float>();
       const double inv_n = 1.0 / static_cast<double>(N);
-      const bool avx2 = kernels::active_isa() >= kernels::Isa::avx2;
       kernels::parallel_for(M, detail::row_grain(N), [&](int64_t r0, int64_t r1) {
-        detail::call_isa(avx2, [&]() QUENCH_ROW_INLINE {
+        detail::call_wide([&]() QUENCH_ROW_INLINE {
           for (int64_t r = r0; r < r1; ++r) {
             const float* xr = px + r * N;
             const float* gr = pg + r * N;

@@ -11,6 +11,7 @@
 #include <limits>
 
 #include "kernels/exp_approx.hpp"
+#include "kernels/isa.hpp"
 
 namespace quench::detail {
 
@@ -38,6 +39,29 @@ inline void call_isa(bool avx2, const F& f) {
   }
 #endif
   f();
+}
+
+// call_isa with a third level: f compiled for AVX-512 when active_isa() >= avx512 (clang builds
+// only, as the wide element-wise loop, engine/elementwise.hpp). For row code whose sums are written
+// in explicit lanes (layer_norm's 16-float vectors, column_sums' per-column doubles): the same
+// operations in the same order, one zmm where the AVX2 path uses two ymm
+// (tests/test_attention.cpp compares the paths bit for bit).
+#if defined(__x86_64__) && defined(__clang__)
+template <class F>
+__attribute__((target("avx512f,avx512vl,avx512bw,avx512dq"))) void call_avx512(const F& f) {
+  f();
+}
+#endif
+template <class F>
+inline void call_wide(const F& f) {
+  const kernels::Isa isa = kernels::active_isa();
+#if defined(__x86_64__) && defined(__clang__)
+  if (isa >= kernels::Isa::avx512) {
+    call_avx512(f);
+    return;
+  }
+#endif
+  call_isa(isa >= kernels::Isa::avx2, f);
 }
 
 // exp(x) for x <= 88: kernels/exp_approx.hpp (shared with the AVX-512 attention rows).
