@@ -51,6 +51,7 @@ struct TileArgs {
   const float* pf;
   int64_t pf_n, pf_rs, pf_cs;
   int pf_rows;
+  bool pf_l2;  // into L2 only (lines of B's next k block, not needed by this tile)
 };
 
 // One prefetch step of TileArgs::pf (called at each k while steps are left).
@@ -61,7 +62,10 @@ struct PrefetchWalk {
   explicit PrefetchWalk(const TileArgs& t) : p(t.pf), left(t.pf_n) {}
   inline void step(const TileArgs& t) {
     if (left <= 0) return;
-    __builtin_prefetch(p + r * t.pf_rs, 0, 3);
+    if (t.pf_l2)
+      __builtin_prefetch(p + r * t.pf_rs, 0, 2);
+    else
+      __builtin_prefetch(p + r * t.pf_rs, 0, 3);
     if (++r == t.pf_rows) r = 0, p += t.pf_cs;
     --left;
   }
@@ -183,6 +187,14 @@ void gemm_rect(const GemmArgs& g, int64_t m0, int64_t m1, int64_t n0, int64_t n1
       t.beta = pc == 0 ? g.beta : 1.f;
       t.bp = nullptr;
       if (g.tb) Arch::pack_b(g, pc, kc, jc, nc, bpack);
+      // B read in place is packed by the first micro-panel as it goes, which then waits on memory
+      // (a large-K TN product's B, the layer input of a dW, is long out of cache): the tiles that
+      // have no A micro-panel to fetch (all but each micro-panel's first) walk the next k block's
+      // rows of B into L2 meanwhile, a few rows each, one line per k step.
+      const int64_t kc_next = pc + kc < g.K ? min64(kcb, g.K - pc - kc) : 0;
+      const int64_t line_cols = cdiv(nc, 16), spare = (cdiv(mrect, MR) - 1) * (cdiv(nc, NR) - 1);
+      const int64_t nb_rows = !g.tb && pack_b && spare > 0 ? min64(cdiv(kc_next, spare), kc / line_cols) : 0;
+      int64_t nb_next = 0;  // next k-block row of B to hand out
       for (int64_t ir = 0, mr; ir < mrect; ir += mr) {
         // A last panel of 1 or 2 rows is load-bound: end on two balanced panels instead (8 = 4 + 4).
         const int64_t rest = mrect - ir;
@@ -202,7 +214,13 @@ void gemm_rect(const GemmArgs& g, int64_t m0, int64_t m1, int64_t n0, int64_t n1
         }
         const int64_t pf_n = t.pf_n;
         for (int64_t jr = 0; jr < nc; jr += NR) {
-          t.pf_n = jr == 0 ? pf_n : 0;
+          t.pf_n = jr == 0 ? pf_n : 0, t.pf_l2 = false;
+          if (jr > 0 && ir > 0 && nb_rows > 0 && nb_next < kc_next) {
+            const int64_t rows = min64(nb_rows, kc_next - nb_next);
+            t.pf = g.B + (pc + kc + nb_next) * g.ldb + jc, t.pf_rs = 16, t.pf_cs = g.ldb;
+            t.pf_rows = static_cast<int>(line_cols), t.pf_n = rows * line_cols, t.pf_l2 = true;
+            nb_next += rows;
+          }
           const int nr = static_cast<int>(min64(NR, nc - jr));
           const int nv = (nr + VL - 1) / VL;
           t.last = nr - (nv - 1) * VL;
