@@ -45,13 +45,14 @@ struct TileArgs {
   float* ap;             // kPackA: where the A micro-panel goes, [k][MR] (+ 2 floats of slack)
   int last;              // valid lanes of the last vector (1..VL): C loads/stores are masked, B
                          // loads too in kMasked and kPackOut
-  // Lines of the next A micro-panel to prefetch, one per k step for the first pf_n steps (0: none):
-  // pf + r * pf_rs for r < pf_rows, then pf advances by pf_cs. Spread over the multiply-adds, so
-  // they never queue up in a burst of their own.
+  // Lines to prefetch, one per k step for the first pf_n steps (0: none): pf + r * pf_rs for
+  // r < pf_rows, then pf advances by pf_cs. Spread over the multiply-adds, so they never queue up in
+  // a burst of their own. The next A micro-panel (into L1), or rows of B's next k block (pf_l2: into
+  // L2 only, as this tile does not read them).
   const float* pf;
   int64_t pf_n, pf_rs, pf_cs;
   int pf_rows;
-  bool pf_l2;  // into L2 only (lines of B's next k block, not needed by this tile)
+  bool pf_l2;
 };
 
 // One prefetch step of TileArgs::pf (called at each k while steps are left).
@@ -66,8 +67,8 @@ struct PrefetchWalk {
       __builtin_prefetch(p + r * t.pf_rs, 0, 2);
     else
       __builtin_prefetch(p + r * t.pf_rs, 0, 3);
-    if (++r == t.pf_rows) r = 0, p += t.pf_cs;
-    --left;
+    // (no step past the last line: the walk's end may be the end of B)
+    if (--left > 0 && ++r == t.pf_rows) r = 0, p += t.pf_cs;
   }
 };
 using TileFn = void (*)(const TileArgs&);
@@ -190,7 +191,8 @@ void gemm_rect(const GemmArgs& g, int64_t m0, int64_t m1, int64_t n0, int64_t n1
       // B read in place is packed by the first micro-panel as it goes, which then waits on memory
       // (a large-K TN product's B, the layer input of a dW, is long out of cache): the tiles that
       // have no A micro-panel to fetch (all but each micro-panel's first) walk the next k block's
-      // rows of B into L2 meanwhile, a few rows each, one line per k step.
+      // rows of B into L2 meanwhile, a few rows each. A tile issues one line per k step, so it takes
+      // at most kc / line_cols rows; with few micro-panels only the block's first rows are covered.
       const int64_t kc_next = pc + kc < g.K ? min64(kcb, g.K - pc - kc) : 0;
       const int64_t line_cols = cdiv(nc, 16), spare = (cdiv(mrect, MR) - 1) * (cdiv(nc, NR) - 1);
       const int64_t nb_rows = !g.tb && pack_b && spare > 0 ? min64(cdiv(kc_next, spare), kc / line_cols) : 0;

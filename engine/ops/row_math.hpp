@@ -1,6 +1,6 @@
-// Row primitives for softmax and cross_entropy, and call_isa for every row op (internal to
-// engine/): written so the compiler vectorizes them, with a fixed evaluation order so results never
-// depend on threads. (layer_norm keeps its own float lanes, engine/ops/layer_norm.cpp.)
+// Row primitives for softmax and cross_entropy, and call_isa / call_wide for every row op (internal
+// to engine/): written so the compiler vectorizes them, with a fixed evaluation order so results
+// never depend on threads. (layer_norm keeps its own float lanes, engine/ops/layer_norm.cpp.)
 //
 // Sums use four double lanes (element j goes to lane j % 4, lanes added pairwise at the end): the
 // order is a function of n alone, and the lanes vectorize where one running sum could not.
@@ -20,8 +20,8 @@ namespace quench::detail {
 // and exp_approx's FMAs are explicit, so both paths give the same bits; code that calls exp_approx
 // goes through here so that its FMAs are instructions rather than libm calls. f must be inlinable (a lambda over
 // plain loops); call it inside a parallel_for chunk, not around one.
-// Row helpers and the lambdas given to call_isa are forced inline so they are compiled into the AVX2
-// caller rather than called as baseline code.
+// Row helpers and the lambdas given to call_isa / call_wide are forced inline so they are compiled
+// into the AVX2 (or AVX-512) caller rather than called as baseline code.
 #define QUENCH_ROW_INLINE __attribute__((always_inline))
 
 #if defined(__x86_64__)
