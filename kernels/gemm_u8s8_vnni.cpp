@@ -211,15 +211,36 @@ struct KernVnni {
 
 void gemm_vnni(const Job& job) { run_gemm<KernVnni>(job); }
 
+// The scalar definition's steps (round x * inv to nearest even, add the zero point, clamp to 0..255,
+// NaN to 0) in integer lanes after one rounding conversion, which frees the float pipes: values
+// are first capped at 2^24 (the largest that still clamps to 255 after any zero point; NaN passes
+// the cap), and what the conversion cannot represent (NaN, -inf, below -2^31) comes out as INT_MIN,
+// which clamps to 0 like the scalar clamp does. 64 values at a time go to bytes through the
+// saturating packs (int32 -> int16 signed, int16 -> u8 unsigned: the clamp) and one dword permute
+// that undoes the packs' 128-bit lane interleave; the tail is stored 16 at a time under a mask.
+namespace {
+inline __m512i quantize16(const float* x, __mmask16 m, __m512 sv, __m512 cap, __m512i zi) {
+  const __m512 v = _mm512_min_ps(cap, _mm512_mul_ps(_mm512_maskz_loadu_ps(m, x), sv));  // NaN: v
+  return _mm512_add_epi32(_mm512_cvt_roundps_epi32(v, _MM_FROUND_TO_NEAREST_INT | _MM_FROUND_NO_EXC), zi);
+}
+}  // namespace
+
 void quantize_row_avx512(const float* x, int64_t n, float inv_scale, int32_t zero_point, uint8_t* y) {
-  const __m512 sv = _mm512_set1_ps(inv_scale), zf = _mm512_set1_ps(static_cast<float>(zero_point));
-  const __m512 lo = _mm512_setzero_ps(), hi = _mm512_set1_ps(255.f);
-  for (int64_t i = 0; i < n; i += 16) {
+  const __m512 sv = _mm512_set1_ps(inv_scale), cap = _mm512_set1_ps(16777216.f);
+  const __m512i zi = _mm512_set1_epi32(zero_point), zero = _mm512_setzero_si512();
+  const __m512i order = _mm512_setr_epi32(0, 4, 8, 12, 1, 5, 9, 13, 2, 6, 10, 14, 3, 7, 11, 15);
+  int64_t i = 0;
+  for (; i + 64 <= n; i += 64) {
+    const __m512i q01 = _mm512_packs_epi32(quantize16(x + i, 0xffff, sv, cap, zi),
+                                           quantize16(x + i + 16, 0xffff, sv, cap, zi));
+    const __m512i q23 = _mm512_packs_epi32(quantize16(x + i + 32, 0xffff, sv, cap, zi),
+                                           quantize16(x + i + 48, 0xffff, sv, cap, zi));
+    _mm512_storeu_si512(y + i, _mm512_permutexvar_epi32(order, _mm512_packus_epi16(q01, q23)));
+  }
+  for (; i < n; i += 16) {
     const __mmask16 m = n - i >= 16 ? __mmask16(0xffff) : static_cast<__mmask16>((1u << (n - i)) - 1u);
-    const __m512 v = _mm512_mul_ps(_mm512_maskz_loadu_ps(m, x + i), sv);
-    __m512 q = _mm512_add_ps(_mm512_roundscale_ps(v, _MM_FROUND_TO_NEAREST_INT | _MM_FROUND_NO_EXC), zf);
-    q = _mm512_min_ps(_mm512_max_ps(q, lo), hi);  // NaN -> 0, as clamp_0_255
-    _mm512_mask_cvtepi32_storeu_epi8(y + i, m, _mm512_cvttps_epi32(q));
+    const __m512i q = _mm512_max_epi32(quantize16(x + i, m, sv, cap, zi), zero);
+    _mm512_mask_cvtusepi32_storeu_epi8(y + i, m, q);  // above 255 saturates
   }
 }
 

@@ -441,6 +441,16 @@ TEST_CASE(
     quantize_row_u8_ref(x.data(), int64_t(x.size()), 0.5f, 10, r.data());
     CHECK(y == want);
     CHECK(r == want);
+    // The same values at every position of the 64-wide blocks and of the masked tail.
+    std::vector<float> xl;
+    std::vector<uint8_t> wl;
+    for (int rep = 0; rep < 7; ++rep) {
+      for (size_t i = 0; i < x.size(); ++i) xl.push_back(x[(i + rep) % x.size()]);
+      for (size_t i = 0; i < x.size(); ++i) wl.push_back(want[(i + rep) % x.size()]);
+    }
+    std::vector<uint8_t> yl(xl.size());
+    quantize_row_u8(xl.data(), int64_t(xl.size()), 0.5f, 10, yl.data());
+    CHECK(yl == wl);
   }
   // Random rows with scales that are not powers of two, lengths around the vector width.
   std::mt19937 g(3);
