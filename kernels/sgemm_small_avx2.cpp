@@ -25,6 +25,7 @@ struct Vec256 {
       _mm256_maskstore_ps(p, mask(lanes), x);
   }
   static reg fma(reg a, reg b, reg c) { return _mm256_fmadd_ps(a, b, c); }
+  static reg from(reg x) { return x; }
 };
 
 }  // namespace

@@ -44,6 +44,7 @@ struct Vec512 {
       _mm512_mask_storeu_ps(p, mask(lanes), x);
   }
   static reg fma(reg a, reg b, reg c) { return _mm512_fmadd_ps(a, b, c); }
+  static reg from(reg x) { return x; }
 };
 
 }  // namespace

@@ -1,7 +1,9 @@
 // Internal: the register-tiled body of sgemm_small, written once over a vector type V (Vec512 in
 // sgemm_small_avx512.cpp, Vec256 in sgemm_small_avx2.cpp) and compiled in each ISA's unit.
 // V provides: kW lanes, kAcc accumulators the register file holds beside the B row, reg, zero(),
-// bcast(const float*), load(p, lanes), store(p, reg, lanes) (lanes < kW masks the tail), fma(a, b, c).
+// bcast(const float*), from(reg) (the identity), load(p, lanes), store(p, reg, lanes) (lanes < kW
+// masks the tail), fma(a, b, c); optionally Narrow, a narrower vector type with the same functions
+// whose from() takes V's low lanes.
 #pragma once
 #include <array>
 #include <cstdint>
@@ -22,69 +24,41 @@ struct Args {
   int last;  // lanes of the last of the NV vectors (1..kW)
 };
 
-// R rows x NV vectors of C: per k, NV loads of B's row, R broadcasts of A, R * NV FMAs.
-template <class V, int R, int NV>
+// R rows x NV vectors of C: per k, NV loads of B's row, R broadcasts of A, R * NV FMAs. The last
+// vector (t.last lanes) is of type T: V itself, or V::Narrow (xmm beside zmm) when its lanes fit,
+// as attention's 50 columns (3 x 16 + 2): on Zen 4 a 128-bit FMA takes half the issue slots of a
+// 512-bit one (50 x 50 x 32: ~12% faster). Each element is the same FMA chain either way.
+template <class V, class T, int R, int NV>
 void tile(const Args& t) {
-  typename V::reg acc[R][NV];
-#pragma GCC unroll 16
-  for (int r = 0; r < R; ++r)
-#pragma GCC unroll 4
-    for (int v = 0; v < NV; ++v) acc[r][v] = V::zero();
-  const float* a = t.a;
-  const float* b = t.b;
-  for (int64_t k = 0; k < t.K; ++k, a += t.a_ks, b += t.ldb) {
-    typename V::reg bv[NV];
-#pragma GCC unroll 4
-    for (int v = 0; v < NV; ++v) bv[v] = V::load(b + v * V::kW, v == NV - 1 ? t.last : V::kW);
-#pragma GCC unroll 16
-    for (int r = 0; r < R; ++r) {
-      const typename V::reg av = V::bcast(a + r * t.a_rs);
-#pragma GCC unroll 4
-      for (int v = 0; v < NV; ++v) acc[r][v] = V::fma(av, bv[v], acc[r][v]);
-    }
-  }
-#pragma GCC unroll 16
-  for (int r = 0; r < R; ++r)
-#pragma GCC unroll 4
-    for (int v = 0; v < NV; ++v) V::store(t.c + r * t.ldc + v * V::kW, acc[r][v], v == NV - 1 ? t.last : V::kW);
-}
-
-// The same tile with its last vector on V::Narrow's registers (xmm beside zmm): for a last vector of
-// at most Narrow::kW lanes, as attention's 50 columns (3 x 16 + 2). On Zen 4 a 128-bit FMA takes
-// half the issue slots of a 512-bit one (50 x 50 x 32: ~12% faster); each element is the same FMA
-// chain. Narrow provides reg, from(V::reg) (the low lanes of a broadcast), load, store, fma.
-template <class V, int R, int NV>
-void tile_narrow(const Args& t) {
-  using T = typename V::Narrow;
-  static_assert(NV >= 2);
-  typename V::reg acc[R][NV - 1];
+  constexpr int NF = NV - 1;  // full vectors before the last
+  typename V::reg acc[R][NF > 0 ? NF : 1];
   typename T::reg tail[R];
 #pragma GCC unroll 16
   for (int r = 0; r < R; ++r) {
 #pragma GCC unroll 4
-    for (int v = 0; v < NV - 1; ++v) acc[r][v] = V::zero();
+    for (int v = 0; v < NF; ++v) acc[r][v] = V::zero();
     tail[r] = T::zero();
   }
   const float* a = t.a;
   const float* b = t.b;
   for (int64_t k = 0; k < t.K; ++k, a += t.a_ks, b += t.ldb) {
-    typename V::reg bv[NV - 1];
+    typename V::reg bv[NF > 0 ? NF : 1];
 #pragma GCC unroll 4
-    for (int v = 0; v < NV - 1; ++v) bv[v] = V::load(b + v * V::kW, V::kW);
-    const typename T::reg bt = T::load(b + (NV - 1) * V::kW, t.last);
+    for (int v = 0; v < NF; ++v) bv[v] = V::load(b + v * V::kW, V::kW);
+    const typename T::reg bt = T::load(b + NF * V::kW, t.last);
 #pragma GCC unroll 16
     for (int r = 0; r < R; ++r) {
       const typename V::reg av = V::bcast(a + r * t.a_rs);
 #pragma GCC unroll 4
-      for (int v = 0; v < NV - 1; ++v) acc[r][v] = V::fma(av, bv[v], acc[r][v]);
+      for (int v = 0; v < NF; ++v) acc[r][v] = V::fma(av, bv[v], acc[r][v]);
       tail[r] = T::fma(T::from(av), bt, tail[r]);
     }
   }
 #pragma GCC unroll 16
   for (int r = 0; r < R; ++r) {
 #pragma GCC unroll 4
-    for (int v = 0; v < NV - 1; ++v) V::store(t.c + r * t.ldc + v * V::kW, acc[r][v], V::kW);
-    T::store(t.c + r * t.ldc + (NV - 1) * V::kW, tail[r], t.last);
+    for (int v = 0; v < NF; ++v) V::store(t.c + r * t.ldc + v * V::kW, acc[r][v], V::kW);
+    T::store(t.c + r * t.ldc + NF * V::kW, tail[r], t.last);
   }
 }
 
@@ -99,39 +73,27 @@ constexpr int rows_for(int nv) {
 
 using TileFn = void (*)(const Args&);
 
-template <class V, int NV, int... Rm1>
+template <class V, class T, int NV, int... Rm1>
 constexpr std::array<TileFn, kMaxR> row_table(std::integer_sequence<int, Rm1...>) {
-  return {(Rm1 + 1 <= rows_for<V>(NV) ? &tile<V, Rm1 + 1, NV> : nullptr)...};
+  return {(Rm1 + 1 <= rows_for<V>(NV) ? &tile<V, T, Rm1 + 1, NV> : nullptr)...};
 }
 
-// kTiles[nv - 1][r - 1]: the tile for r rows and nv vectors.
-template <class V>
+// kTiles<V, T>[nv - 1][r - 1]: the tile for r rows and nv vectors, the last of type T.
+template <class V, class T>
 inline constexpr std::array<std::array<TileFn, kMaxR>, kMaxNV> kTiles = {
-    row_table<V, 1>(std::make_integer_sequence<int, kMaxR>{}),
-    row_table<V, 2>(std::make_integer_sequence<int, kMaxR>{}),
-    row_table<V, 3>(std::make_integer_sequence<int, kMaxR>{}),
-    row_table<V, 4>(std::make_integer_sequence<int, kMaxR>{})};
+    row_table<V, T, 1>(std::make_integer_sequence<int, kMaxR>{}),
+    row_table<V, T, 2>(std::make_integer_sequence<int, kMaxR>{}),
+    row_table<V, T, 3>(std::make_integer_sequence<int, kMaxR>{}),
+    row_table<V, T, 4>(std::make_integer_sequence<int, kMaxR>{})};
 
-template <class V, int NV, int... Rm1>
-constexpr std::array<TileFn, kMaxR> narrow_row_table(std::integer_sequence<int, Rm1...>) {
-  return {(Rm1 + 1 <= rows_for<V>(NV) ? &tile_narrow<V, Rm1 + 1, NV> : nullptr)...};
-}
-
-// kNarrowTiles[nv - 2][r - 1]: tile_narrow for r rows and nv >= 2 vectors.
-template <class V>
-inline constexpr std::array<std::array<TileFn, kMaxR>, kMaxNV - 1> kNarrowTiles = {
-    narrow_row_table<V, 2>(std::make_integer_sequence<int, kMaxR>{}),
-    narrow_row_table<V, 3>(std::make_integer_sequence<int, kMaxR>{}),
-    narrow_row_table<V, 4>(std::make_integer_sequence<int, kMaxR>{})};
-
-// The tile for r rows and nv vectors whose last has `last` lanes: the narrow-tail one where V has
+// The tile for r rows and nv vectors whose last has `last` lanes: its last vector narrow where V has
 // narrower registers that hold those lanes.
 template <class V>
 TileFn pick_tile(int nv, int r, int last) {
   if constexpr (requires { typename V::Narrow; }) {
-    if (nv >= 2 && last <= V::Narrow::kW) return kNarrowTiles<V>[nv - 2][r - 1];
+    if (last <= V::Narrow::kW) return kTiles<V, typename V::Narrow>[nv - 1][r - 1];
   }
-  return kTiles<V>[nv - 1][r - 1];
+  return kTiles<V, V>[nv - 1][r - 1];
 }
 
 // Column blocks of up to kMaxNV vectors, each swept by row tiles of balanced heights: M = 50 on
