@@ -46,7 +46,8 @@ struct TileOut {
 void gemm_vnni(const Job& job);  // vnni layout, AVX-512 VNNI
 void gemm_avx2(const Job& job);  // i16 layout, AVX2 (also the avx512 level)
 void gemm_ref(const Job& job);
-// q = clamp(nearbyint(x * inv_scale) + zero_point, 0, 255).
+// q = clamp(nearbyint(x * inv_scale) + zero_point, 0, 255), NaN -> 0; zero_point in [0, 255]
+// (check_quant): the AVX-512 path's integer clamp relies on it.
 void quantize_row_avx2(const float* x, int64_t n, float inv_scale, int32_t zero_point, uint8_t* y);
 // The same in zmm (compiled in the VNNI TU, so dispatched at the avx512_vnni level only).
 void quantize_row_avx512(const float* x, int64_t n, float inv_scale, int32_t zero_point, uint8_t* y);

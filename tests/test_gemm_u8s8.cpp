@@ -441,7 +441,8 @@ TEST_CASE(
     quantize_row_u8_ref(x.data(), int64_t(x.size()), 0.5f, 10, r.data());
     CHECK(y == want);
     CHECK(r == want);
-    // The same values at every position of the 64-wide blocks and of the masked tail.
+    // The same values, shifted by one place per copy, through the 64-wide blocks (two of them) and
+    // the 16-wide and masked tail steps.
     std::vector<float> xl;
     std::vector<uint8_t> wl;
     for (int rep = 0; rep < 7; ++rep) {
@@ -451,6 +452,15 @@ TEST_CASE(
     std::vector<uint8_t> yl(xl.size());
     quantize_row_u8(xl.data(), int64_t(xl.size()), 0.5f, 10, yl.data());
     CHECK(yl == wl);
+    // The ends of the zero-point range, and values between int16 and int32 saturation.
+    for (float v : {1e5f, -1e5f, 1.1e9f, -1.1e9f, 3e9f, -3e9f}) xl.push_back(v);
+    for (int32_t z : {0, 255}) {
+      CAPTURE(z);
+      std::vector<uint8_t> yz(xl.size()), rz(xl.size());
+      quantize_row_u8(xl.data(), int64_t(xl.size()), 0.5f, z, yz.data());
+      quantize_row_u8_ref(xl.data(), int64_t(xl.size()), 0.5f, z, rz.data());
+      CHECK(yz == rz);
+    }
   }
   // Random rows with scales that are not powers of two, lengths around the vector width.
   std::mt19937 g(3);

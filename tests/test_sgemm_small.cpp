@@ -51,7 +51,8 @@ TEST_CASE("sgemm_small: every ISA path equals the reference bit for bit; no writ
   // attention's shapes (50x50x32, 50x32x50, transposed A), column tails of every width, row remainders
   const Case cases[] = {{50, 50, 32, false}, {50, 32, 50, false}, {50, 32, 50, true}, {1, 1, 1, false},
                         {13, 17, 5, true},   {7, 64, 3, false},   {25, 65, 9, false}, {12, 8, 0, false},
-                        {31, 100, 40, true}, {6, 33, 16, false},  {17, 1, 7, true}};
+                        {31, 100, 40, true}, {6, 33, 16, false},  {17, 1, 7, true},  {5, 19, 0, false},
+                        {9, 35, 4, true}};
   for (const Case& c : cases) {
     CAPTURE(c.M);
     CAPTURE(c.N);
