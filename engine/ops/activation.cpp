@@ -73,7 +73,9 @@ struct GeluFn : Function<GeluFn> {
 // y = 1 / (1 + exp(-x));  dx = g * y * (1 - y)
 struct SigmoidFn : Function<SigmoidFn> {
   static Tensor forward(AutogradContext* ctx, const Tensor& a) {
-    Tensor y = map_unary(a, "sigmoid", [](float x) { return 1.0f / (1.0f + detail::vexp(-x)); });
+    // NaN is passed through as it is: left to the arithmetic, its sign came out differently in gcc's
+    // scalar and vectorized loops.
+    Tensor y = map_unary(a, "sigmoid", [](float x) { return x != x ? x : 1.0f / (1.0f + detail::vexp(-x)); });
     ctx->save_for_backward({y});
     return y;
   }
