@@ -13,6 +13,8 @@
 //                                 int16, exact (4 ops per 32 multiply-adds)
 //   ceiling/u8s8/avx2_maddubs     the same tile with oneDNN's AVX2 mix: vpmaddubsw + vpmaddwd(ones) +
 //                                 vpaddd (3 ops per 32; vpmaddubsw saturates int16 pair sums)
+// Read these from a clang build (the README's): gcc 12 moves the vpdpbusd accumulators through extra
+// registers and memory, so its VNNI and AVX2 cases measure the compiler rather than the core.
 // Counters: GFLOPS or GOPS (2 per multiply-add, as bench_gemm), per_cycle (multiply-adds per clock
 // cycle) and GHz (the clock, measured by a chain of dependent adds right after each case).
 #include <benchmark/benchmark.h>
@@ -67,17 +69,22 @@ constexpr int64_t kSteps = 4096;  // loop trips per benchmark iteration
 // 5 rows x 4 zmm: 20 accumulators + 4 B + 5 A = 29 of the 32 registers (6 rows would spill).
 __attribute__((target("avx512f"), noinline)) void fma_reg(int64_t n, float* out) {
   __m512 acc[20], b[4], a[5];
+#pragma GCC unroll 24
   for (int i = 0; i < 20; ++i) acc[i] = _mm512_setzero_ps();
+#pragma GCC unroll 24
   for (int v = 0; v < 4; ++v) b[v] = _mm512_set1_ps(1e-3f * (v + 1));
+#pragma GCC unroll 24
   for (int r = 0; r < 5; ++r) a[r] = _mm512_set1_ps(1.f + r);
   for (int64_t k = 0; k < n; ++k) {
-#pragma GCC unroll 8
+#pragma GCC unroll 24
     for (int r = 0; r < 5; ++r)
-#pragma GCC unroll 4
+#pragma GCC unroll 24
       for (int v = 0; v < 4; ++v) acc[r * 4 + v] = _mm512_fmadd_ps(a[r], b[v], acc[r * 4 + v]);
+#pragma GCC unroll 24
     for (int v = 0; v < 4; ++v) QUENCH_OPAQUE(b[v]);
   }
   __m512 s = acc[0];
+#pragma GCC unroll 24
   for (int i = 1; i < 20; ++i) s = _mm512_add_ps(s, acc[i]);
   _mm512_storeu_ps(out, s);
 }
@@ -85,18 +92,22 @@ __attribute__((target("avx512f"), noinline)) void fma_reg(int64_t n, float* out)
 // The 6x64 tile: per k, 4 B vectors and 6 A broadcasts read from L1.
 __attribute__((target("avx512f"), noinline)) void fma_l1(int64_t n, const float* a, const float* b, float* out) {
   __m512 acc[24];
+#pragma GCC unroll 24
   for (int i = 0; i < 24; ++i) acc[i] = _mm512_setzero_ps();
   for (int64_t k = 0; k < n; ++k) {
     const int64_t kk = k & 63;  // 64 k of A (6 floats) and B (64 floats): 17 KB, in L1
     __m512 bv[4];
+#pragma GCC unroll 24
     for (int v = 0; v < 4; ++v) bv[v] = _mm512_loadu_ps(b + kk * 64 + 16 * v);
-#pragma GCC unroll 8
+#pragma GCC unroll 24
     for (int r = 0; r < 6; ++r) {
       const __m512 av = _mm512_set1_ps(a[kk * 6 + r]);
+#pragma GCC unroll 24
       for (int v = 0; v < 4; ++v) acc[r * 4 + v] = _mm512_fmadd_ps(av, bv[v], acc[r * 4 + v]);
     }
   }
   __m512 s = acc[0];
+#pragma GCC unroll 24
   for (int i = 1; i < 24; ++i) s = _mm512_add_ps(s, acc[i]);
   _mm512_storeu_ps(out, s);
 }
@@ -111,7 +122,9 @@ void bm_fma_reg(benchmark::State& st) {
 void bm_fma_l1(benchmark::State& st) {
   if (!need(st, Isa::avx512)) return;
   alignas(64) static float a[64 * 6], b[64 * 64];
+#pragma GCC unroll 24
   for (int i = 0; i < 64 * 6; ++i) a[i] = 1e-3f * i;
+#pragma GCC unroll 24
   for (int i = 0; i < 64 * 64; ++i) b[i] = 1e-4f * i;
   alignas(64) float out[16];
   run_timed(st, [&] { fma_l1(kSteps, a, b, out); }, double(kSteps) * 24 * 16, "GFLOPS");
@@ -124,22 +137,24 @@ void bm_fma_l1(benchmark::State& st) {
 __attribute__((target("avx512f,avx512bw,avx512vnni"), noinline)) void vnni_tile(int64_t n, const uint8_t* a,
                                                                                  const int8_t* b, int32_t* out) {
   __m512i acc[24];
+#pragma GCC unroll 24
   for (int i = 0; i < 24; ++i) acc[i] = _mm512_setzero_si512();
   for (int64_t k = 0; k < n; ++k) {
     const int64_t kk = k & 63;
     __m512i bv[4];
-#pragma GCC unroll 4
+#pragma GCC unroll 24
     for (int v = 0; v < 4; ++v) bv[v] = _mm512_loadu_si512(b + kk * 256 + 64 * v);
-#pragma GCC unroll 8
+#pragma GCC unroll 24
     for (int r = 0; r < 6; ++r) {
       int32_t a4;
       std::memcpy(&a4, a + kk * 24 + 4 * r, 4);
       const __m512i av = _mm512_set1_epi32(a4);
-#pragma GCC unroll 4
+#pragma GCC unroll 24
       for (int v = 0; v < 4; ++v) acc[r * 4 + v] = _mm512_dpbusd_epi32(acc[r * 4 + v], av, bv[v]);
     }
   }
   __m512i s = acc[0];
+#pragma GCC unroll 24
   for (int i = 1; i < 24; ++i) s = _mm512_add_epi32(s, acc[i]);
   _mm512_storeu_si512(out, s);
 }
@@ -149,12 +164,13 @@ __attribute__((target("avx512f,avx512bw,avx512vnni"), noinline)) void vnni_tile(
 __attribute__((target("avx2"), noinline)) void avx2_exact(int64_t n, const uint8_t* a, const int8_t* b,
                                                           int32_t* out) {
   __m256i acc[12];
+#pragma GCC unroll 24
   for (int i = 0; i < 12; ++i) acc[i] = _mm256_setzero_si256();
   for (int64_t k = 0; k < n; ++k) {
     const int64_t kk = k & 63;
     const __m256i b0 = _mm256_loadu_si256(reinterpret_cast<const __m256i*>(b + kk * 64));
     const __m256i b1 = _mm256_loadu_si256(reinterpret_cast<const __m256i*>(b + kk * 64 + 32));
-#pragma GCC unroll 8
+#pragma GCC unroll 24
     for (int r = 0; r < 6; ++r) {
       int32_t a2;
       std::memcpy(&a2, a + kk * 24 + 4 * r, 4);
@@ -164,6 +180,7 @@ __attribute__((target("avx2"), noinline)) void avx2_exact(int64_t n, const uint8
     }
   }
   __m256i s = acc[0];
+#pragma GCC unroll 24
   for (int i = 1; i < 12; ++i) s = _mm256_add_epi32(s, acc[i]);
   _mm256_storeu_si256(reinterpret_cast<__m256i*>(out), s);
 }
@@ -174,12 +191,13 @@ __attribute__((target("avx2"), noinline)) void avx2_maddubs(int64_t n, const uin
                                                             int32_t* out) {
   __m256i acc[12];
   const __m256i ones = _mm256_set1_epi16(1);
+#pragma GCC unroll 24
   for (int i = 0; i < 12; ++i) acc[i] = _mm256_setzero_si256();
   for (int64_t k = 0; k < n; ++k) {
     const int64_t kk = k & 63;
     const __m256i b0 = _mm256_loadu_si256(reinterpret_cast<const __m256i*>(b + kk * 64));
     const __m256i b1 = _mm256_loadu_si256(reinterpret_cast<const __m256i*>(b + kk * 64 + 32));
-#pragma GCC unroll 8
+#pragma GCC unroll 24
     for (int r = 0; r < 6; ++r) {
       int32_t a4;
       std::memcpy(&a4, a + kk * 24 + 4 * r, 4);
@@ -189,6 +207,7 @@ __attribute__((target("avx2"), noinline)) void avx2_maddubs(int64_t n, const uin
     }
   }
   __m256i s = acc[0];
+#pragma GCC unroll 24
   for (int i = 1; i < 12; ++i) s = _mm256_add_epi32(s, acc[i]);
   _mm256_storeu_si256(reinterpret_cast<__m256i*>(out), s);
 }
@@ -199,7 +218,9 @@ void run_int(benchmark::State& st, IntTile fn, Isa isa, double macs_per_step) {
   if (!need(st, isa)) return;
   alignas(64) static uint8_t a[64 * 24];
   alignas(64) static int8_t b[64 * 256];
+#pragma GCC unroll 24
   for (int i = 0; i < 64 * 24; ++i) a[i] = static_cast<uint8_t>(i * 7);
+#pragma GCC unroll 24
   for (int i = 0; i < 64 * 256; ++i) b[i] = static_cast<int8_t>(i * 5);
   alignas(64) int32_t out[16];
   run_timed(st, [&] { fn(kSteps, a, b, out); }, double(kSteps) * macs_per_step, "GOPS");
