@@ -6,17 +6,20 @@
 //                                 this runs above one zmm FMA per cycle, any load in the loop brings
 //                                 it back to one)
 //   ceiling/f32/fma_zmm/l1        the 6x64 tile of kernels/sgemm_avx512.cpp: per k, 4 B loads and 6
-//                                 A broadcasts from L1, 24 FMAs
+//                                 A broadcasts from L1, 24 FMAs (without the tile's prefetches)
 //   ceiling/u8s8/vnni_zmm         the 6x64 tile of kernels/gemm_u8s8_vnni.cpp: 24 vpdpbusd per k
 //                                 group of 4
 //   ceiling/u8s8/avx2_exact       the 6x16 tile of kernels/gemm_u8s8_avx2.cpp: vpmaddwd + vpaddd on
 //                                 int16, exact (4 ops per 32 multiply-adds)
 //   ceiling/u8s8/avx2_maddubs     the same tile with oneDNN's AVX2 mix: vpmaddubsw + vpmaddwd(ones) +
-//                                 vpaddd (3 ops per 32; vpmaddubsw saturates int16 pair sums)
+//                                 vpaddd (3 ops per 32; vpmaddubsw saturates int16 pair sums). With
+//                                 the ones vector 17 ymm would be live: one operand comes from L1.
+//                                 It still reaches the 32 per cycle that Zen 4's two multiply pipes allow.
 // Read these from a clang build (the README's): gcc 12 moves the vpdpbusd accumulators through extra
 // registers and memory, so its VNNI and AVX2 cases measure the compiler rather than the core.
 // Counters: GFLOPS or GOPS (2 per multiply-add, as bench_gemm), per_cycle (multiply-adds per clock
-// cycle) and GHz (the clock, measured by a chain of dependent adds right after each case).
+// cycle) and GHz (the clock, measured by a chain of dependent adds right after each case; a core that
+// lowers its clock for AVX-512 would show a per_cycle too low).
 #include <benchmark/benchmark.h>
 #include <immintrin.h>
 
@@ -37,8 +40,9 @@ using quench::kernels::Isa;
 double measure_ghz() {
   const int64_t n = 25'000'000;
   const auto t0 = std::chrono::steady_clock::now();
-  int64_t x = 0;
-  for (int64_t i = 0; i < n; ++i) asm volatile("add $1, %0\n\tadd $1, %0\n\tadd $1, %0\n\tadd $1, %0" : "+r"(x));
+  int64_t x = 0, one = 1;  // register operands: some cores fold an add of an immediate at rename
+  for (int64_t i = 0; i < n; ++i)
+    asm volatile("add %1, %0\n\tadd %1, %0\n\tadd %1, %0\n\tadd %1, %0" : "+r"(x) : "r"(one));
   const double s = std::chrono::duration<double>(std::chrono::steady_clock::now() - t0).count();
   benchmark::DoNotOptimize(x);
   return 4.0 * n / s * 1e-9;
@@ -115,19 +119,17 @@ __attribute__((target("avx512f"), noinline)) void fma_l1(int64_t n, const float*
 void bm_fma_reg(benchmark::State& st) {
   if (!need(st, Isa::avx512)) return;
   alignas(64) float out[16];
-  run_timed(st, [&] { fma_reg(kSteps, out); }, double(kSteps) * 20 * 16, "GFLOPS");
+  run_timed(st, [&] { fma_reg(kSteps, out); benchmark::DoNotOptimize(out); }, double(kSteps) * 20 * 16, "GFLOPS");
   benchmark::DoNotOptimize(out[0]);
 }
 
 void bm_fma_l1(benchmark::State& st) {
   if (!need(st, Isa::avx512)) return;
   alignas(64) static float a[64 * 6], b[64 * 64];
-#pragma GCC unroll 24
   for (int i = 0; i < 64 * 6; ++i) a[i] = 1e-3f * i;
-#pragma GCC unroll 24
   for (int i = 0; i < 64 * 64; ++i) b[i] = 1e-4f * i;
   alignas(64) float out[16];
-  run_timed(st, [&] { fma_l1(kSteps, a, b, out); }, double(kSteps) * 24 * 16, "GFLOPS");
+  run_timed(st, [&] { fma_l1(kSteps, a, b, out); benchmark::DoNotOptimize(out); }, double(kSteps) * 24 * 16, "GFLOPS");
   benchmark::DoNotOptimize(out[0]);
 }
 
@@ -218,12 +220,10 @@ void run_int(benchmark::State& st, IntTile fn, Isa isa, double macs_per_step) {
   if (!need(st, isa)) return;
   alignas(64) static uint8_t a[64 * 24];
   alignas(64) static int8_t b[64 * 256];
-#pragma GCC unroll 24
   for (int i = 0; i < 64 * 24; ++i) a[i] = static_cast<uint8_t>(i * 7);
-#pragma GCC unroll 24
   for (int i = 0; i < 64 * 256; ++i) b[i] = static_cast<int8_t>(i * 5);
   alignas(64) int32_t out[16];
-  run_timed(st, [&] { fn(kSteps, a, b, out); }, double(kSteps) * macs_per_step, "GOPS");
+  run_timed(st, [&] { fn(kSteps, a, b, out); benchmark::DoNotOptimize(out); }, double(kSteps) * macs_per_step, "GOPS");
   benchmark::DoNotOptimize(out[0]);
 }
 void bm_vnni(benchmark::State& st) { run_int(st, vnni_tile, Isa::avx512_vnni, 24 * 64); }

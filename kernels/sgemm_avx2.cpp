@@ -140,7 +140,7 @@ inline void transpose8(__m256 r[8]) {
 struct Avx2 {
   static constexpr int MR = kMR, NR = 16, VL = 8;
   static constexpr bool kAlwaysCopyA = true;
-  static constexpr int kPackBPanels = 2;
+  static constexpr int kInPlaceBPanels = 2;
 
   static TileFn tile(int mode, int mr, int nv) { return kTiles[mode][mr - 1][nv - 1]; }
 

@@ -6,7 +6,7 @@
 //   MR, NR, VL            register tile (MR rows x NR columns, NR = VL * max vectors)
 //   tile(mode, mr, nv)    the microkernel for an mr x (nv*VL) tile (TileArgs, TileMode below)
 //   kAlwaysCopyA          copy every transposed-A micro-panel (kPackA), not only aliasing strides
-//   kPackBPanels          an in-place B is packed when a rectangle has more micro-panels than this
+//   kInPlaceBPanels       the most micro-panels of a rectangle that read an in-place B unpacked
 //   pack_b(...)           B^T block [kc, nc] (trans_b) into NR-wide panels [k][w] (w = panel width
 //                         rounded up to VL, zero padded)
 //   DMR, DNR, dot(mr, nr) the dot-product tile for NT with few rows (DotArgs below)
@@ -163,11 +163,13 @@ void gemm_rect(const GemmArgs& g, int64_t m0, int64_t m1, int64_t n0, int64_t n1
   constexpr int MR = Arch::MR, NR = Arch::NR, VL = Arch::VL;
   const int64_t mrect = m1 - m0;
   // B is reused by every MR-row micro-panel: pack it (contiguous, no TLB or cache-set trouble)
-  // unless there are only a few micro-panels (Arch::kPackBPanels) to share the packing's stores. A
-  // transposed B is packed up front (Arch::pack_b); otherwise the first micro-panel packs it on the
-  // fly. A is read in place: its MR x kc micro-panel stays in L1 while every NR-column tile passes.
-  // (Packing A in MC blocks, or one micro-panel at a time in a pass of its own, measured slower here.)
-  const bool pack_b = g.tb || cdiv(mrect, MR) > Arch::kPackBPanels;
+  // unless there are only a few micro-panels to share the packing's stores: up to 2, or up to
+  // Arch::kInPlaceBPanels when B's rows are not a multiple of 2 KiB apart (such rows fall in a few
+  // L1 sets: 32x1024x1024 in place measured 0.8x). A transposed B is packed up front
+  // (Arch::pack_b); otherwise the first micro-panel packs it on the fly. A is read in place: its
+  // MR x kc micro-panel stays in L1 while every NR-column tile passes. (Packing A in MC blocks, or
+  // one micro-panel at a time in a pass of its own, measured slower here.)
+  const bool pack_b = g.tb || cdiv(mrect, MR) > (g.ldb % 512 ? Arch::kInPlaceBPanels : 2);
   // Stored transposed, an A micro-panel is MR floats from each of kc rows. When the row stride is
   // a multiple of 256 B under 4 KiB those rows fall in a few L1 sets and evict each other: then the
   // first tile copies the micro-panel to MR x kc contiguous floats as it goes and the others read
