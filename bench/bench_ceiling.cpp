@@ -161,51 +161,32 @@ __attribute__((target("avx512f,avx512bw,avx512vnni"), noinline)) void vnni_tile(
   _mm512_storeu_si512(out, s);
 }
 
-// 6 rows x 2 ymm of int16 pairs, vpmaddwd then vpaddd (16 multiply-adds per pair of ops):
-// kernels/gemm_u8s8_avx2.cpp's exact tile.
-__attribute__((target("avx2"), noinline)) void avx2_exact(int64_t n, const uint8_t* a, const int8_t* b,
-                                                          int32_t* out) {
-  __m256i acc[12];
-#pragma GCC unroll 24
-  for (int i = 0; i < 12; ++i) acc[i] = _mm256_setzero_si256();
-  for (int64_t k = 0; k < n; ++k) {
-    const int64_t kk = k & 63;
-    const __m256i b0 = _mm256_loadu_si256(reinterpret_cast<const __m256i*>(b + kk * 64));
-    const __m256i b1 = _mm256_loadu_si256(reinterpret_cast<const __m256i*>(b + kk * 64 + 32));
-#pragma GCC unroll 24
-    for (int r = 0; r < 6; ++r) {
-      int32_t a2;
-      std::memcpy(&a2, a + kk * 24 + 4 * r, 4);
-      const __m256i av = _mm256_set1_epi32(a2);
-      acc[r * 2] = _mm256_add_epi32(acc[r * 2], _mm256_madd_epi16(av, b0));
-      acc[r * 2 + 1] = _mm256_add_epi32(acc[r * 2 + 1], _mm256_madd_epi16(av, b1));
-    }
-  }
-  __m256i s = acc[0];
-#pragma GCC unroll 24
-  for (int i = 1; i < 12; ++i) s = _mm256_add_epi32(s, acc[i]);
-  _mm256_storeu_si256(reinterpret_cast<__m256i*>(out), s);
-}
-
-// The same tile with oneDNN's AVX2 mix: vpmaddubsw (32 u8 x s8 products summed in saturating int16
-// pairs), vpmaddwd against ones, vpaddd (32 multiply-adds per three ops).
-__attribute__((target("avx2"), noinline)) void avx2_maddubs(int64_t n, const uint8_t* a, const int8_t* b,
-                                                            int32_t* out) {
+// 6 rows x 2 ymm, products summed into int32 accumulators, as kernels/gemm_u8s8_avx2.cpp's tile.
+// Exact (Maddubs false): int16 pairs, vpmaddwd then vpaddd (16 multiply-adds per two ops). Maddubs:
+// oneDNN's AVX2 mix, vpmaddubsw (32 u8 x s8 products summed in saturating int16 pairs), vpmaddwd
+// against ones, vpaddd (32 multiply-adds per three ops).
+template <bool Maddubs>
+__attribute__((target("avx2"), noinline)) void avx2_tile(int64_t n, const uint8_t* a, const int8_t* b,
+                                                         int32_t* out) {
   __m256i acc[12];
   const __m256i ones = _mm256_set1_epi16(1);
 #pragma GCC unroll 24
   for (int i = 0; i < 12; ++i) acc[i] = _mm256_setzero_si256();
   for (int64_t k = 0; k < n; ++k) {
     const int64_t kk = k & 63;
-    const __m256i b0 = _mm256_loadu_si256(reinterpret_cast<const __m256i*>(b + kk * 64));
-    const __m256i b1 = _mm256_loadu_si256(reinterpret_cast<const __m256i*>(b + kk * 64 + 32));
+    const __m256i bv[2] = {_mm256_loadu_si256(reinterpret_cast<const __m256i*>(b + kk * 64)),
+                           _mm256_loadu_si256(reinterpret_cast<const __m256i*>(b + kk * 64 + 32))};
 #pragma GCC unroll 24
     for (int r = 0; r < 6; ++r) {
       int32_t a4;
       std::memcpy(&a4, a + kk * 24 + 4 * r, 4);
       const __m256i av = _mm256_set1_epi32(a4);
-      acc[r * 2] = _mm256_add_epi32(acc[r * 2], _mm256_madd_epi16(_mm256_maddubs_epi16(av, b0), ones));
-      acc[r * 2 + 1] = _mm256_add_epi32(acc[r * 2 + 1], _mm256_madd_epi16(_mm256_maddubs_epi16(av, b1), ones));
+#pragma GCC unroll 2
+      for (int v = 0; v < 2; ++v) {
+        const __m256i p = Maddubs ? _mm256_madd_epi16(_mm256_maddubs_epi16(av, bv[v]), ones)
+                                  : _mm256_madd_epi16(av, bv[v]);
+        acc[r * 2 + v] = _mm256_add_epi32(acc[r * 2 + v], p);
+      }
     }
   }
   __m256i s = acc[0];
@@ -227,8 +208,8 @@ void run_int(benchmark::State& st, IntTile fn, Isa isa, double macs_per_step) {
   benchmark::DoNotOptimize(out[0]);
 }
 void bm_vnni(benchmark::State& st) { run_int(st, vnni_tile, Isa::avx512_vnni, 24 * 64); }
-void bm_avx2_exact(benchmark::State& st) { run_int(st, avx2_exact, Isa::avx2, 12 * 16); }
-void bm_avx2_maddubs(benchmark::State& st) { run_int(st, avx2_maddubs, Isa::avx2, 12 * 32); }
+void bm_avx2_exact(benchmark::State& st) { run_int(st, avx2_tile<false>, Isa::avx2, 12 * 16); }
+void bm_avx2_maddubs(benchmark::State& st) { run_int(st, avx2_tile<true>, Isa::avx2, 12 * 32); }
 
 BENCHMARK(bm_fma_reg)->Name("ceiling/f32/fma_zmm/reg");
 BENCHMARK(bm_fma_l1)->Name("ceiling/f32/fma_zmm/l1");
