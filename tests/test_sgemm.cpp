@@ -163,6 +163,15 @@ TEST_CASE("sgemm: blocked shapes cross the KC, NC and MC blocks and the thread s
   // A stored transposed with a row stride of 64 floats: the micro-panel copy made on the fly.
   check_all_paths(Problem{true, false, 64, 300, 70, 1.f, 0.5f, 0}, 900);
   check_all_paths(Problem{true, true, 61, 260, 33, 1.f, 0.f, 3}, 901);
+  // A few micro-panels (up to 6 on AVX-512) read an in-place B unpacked, unless its rows are a
+  // multiple of 2 KiB apart. On one thread (one rectangle): ldb 1024 (packed), 500 (in place), 7
+  // micro-panels (packed).
+  const int saved_threads = get_num_threads();
+  set_num_threads(1);
+  check_all_paths(Problem{false, false, 30, 1000, 300, 1.f, 0.f, 24}, 902);
+  check_all_paths(Problem{true, false, 36, 500, 300, 1.f, 0.5f, 0}, 903);
+  check_all_paths(Problem{false, false, 37, 500, 300, -1.f, 0.f, 0}, 904);
+  set_num_threads(saved_threads);
 }
 
 TEST_CASE("sgemm: beta == 0 never reads C and K == 0 scales C") {
@@ -196,7 +205,7 @@ TEST_CASE("sgemm: beta == 0 never reads C and K == 0 scales C") {
 TEST_CASE("sgemm: results are bit-identical for 1 and 2 threads and inside a parallel region") {
   const int saved_threads = get_num_threads();
   IsaRestore restore;
-  const int64_t shapes[][3] = {{200, 130, 90}, {8, 770, 400}, {64, 64, 600}};
+  const int64_t shapes[][3] = {{200, 130, 90}, {8, 770, 400}, {64, 64, 600}, {32, 500, 300}};
   for (Isa isa : runnable_isas()) {
     kernels::set_isa(isa);
     for (auto& s : shapes)
