@@ -70,23 +70,22 @@ void contiguous_loop_level(int level, Out* o, int64_t n, const F& f, const In*..
   contiguous_loop(level >= 1, o, n, f, x...);
 }
 
-// out[i] = f(a[i]) over float32 `a` (any strides); out is contiguous. kWide: f may run in the
-// AVX-512 loop (see contiguous_loop_avx512 for what f must guarantee).
-template <bool kWide = false, class F>
-Tensor map_unary(const Tensor& a, const char* op, F f) {
+// out[i] = f(a[i]) over float32 `a` (any strides); out is contiguous. Contiguous runs of n
+// elements go to contig(o, x, n), strided ones to f.
+template <class F, class Contig>
+Tensor map_unary_with(const Tensor& a, const char* op, F f, Contig contig) {
   check_dtype(a, kFloat32, op, "input");
   Tensor out = Tensor::empty(a.sizes(), kFloat32);
   const Shape& so = out.strides();
   const Shape& sa = a.strides();
   float* po = out.data_ptr<float>();
   const float* pa = a.data_ptr<float>();
-  const int level = loop_level(kWide);
   for_each_row<2>(a.sizes(), {&so, &sa},
                   [&](const std::array<int64_t, 2>& off, int64_t n, const std::array<int64_t, 2>& st) {
                     float* o = po + off[0];
                     const float* x = pa + off[1];
                     if (st[1] == 1) {
-                      contiguous_loop_level<kWide>(level, o, n, f, x);
+                      contig(o, x, n);
                     } else {
                       for (int64_t i = 0; i < n; ++i) o[i] = f(x[i * st[1]]);
                     }
@@ -94,10 +93,27 @@ Tensor map_unary(const Tensor& a, const char* op, F f) {
   return out;
 }
 
-// out[i] = f(a[i], b[i]) with a and b broadcast to a common shape; both float32. kWide as in
-// map_unary.
+// map_unary_with f's own contiguous loop. kWide: f may run in the AVX-512 loop (see
+// contiguous_loop_avx512 for what f must guarantee).
 template <bool kWide = false, class F>
-Tensor map_binary(const Tensor& a_in, const Tensor& b_in, const char* op, F f) {
+Tensor map_unary(const Tensor& a, const char* op, F f) {
+  const int level = loop_level(kWide);
+  return map_unary_with(a, op, f, [&](float* o, const float* x, int64_t n) {
+    contiguous_loop_level<kWide>(level, o, n, f, x);
+  });
+}
+
+// map_unary_with a kernels/ function rows(x, n, out) for the contiguous runs: one that gives f's
+// bits on every ISA path (it dispatches itself).
+template <class F, class Rows>
+Tensor map_unary_rows(const Tensor& a, const char* op, F f, Rows rows) {
+  return map_unary_with(a, op, f, [&](float* o, const float* x, int64_t n) { rows(x, n, o); });
+}
+
+// out[i] = f(a[i], b[i]) with a and b broadcast to a common shape; both float32. Runs where both
+// are contiguous go to contig(o, x, y, n).
+template <class F, class Contig>
+Tensor map_binary_with(const Tensor& a_in, const Tensor& b_in, const char* op, F f, Contig contig) {
   check_dtype(a_in, kFloat32, op, "first input");
   check_dtype(b_in, kFloat32, op, "second input");
   Shape shape = broadcast_shapes(a_in.sizes(), b_in.sizes(), op);
@@ -109,14 +125,13 @@ Tensor map_binary(const Tensor& a_in, const Tensor& b_in, const char* op, F f) {
   float* po = out.data_ptr<float>();
   const float* pa = a.data_ptr<float>();
   const float* pb = b.data_ptr<float>();
-  const int level = loop_level(kWide);
   for_each_row<3>(shape, {&so, &sa, &sb},
                   [&](const std::array<int64_t, 3>& off, int64_t n, const std::array<int64_t, 3>& st) {
                     float* o = po + off[0];
                     const float* x = pa + off[1];
                     const float* y = pb + off[2];
                     if (st[1] == 1 && st[2] == 1) {
-                      contiguous_loop_level<kWide>(level, o, n, f, x, y);
+                      contig(o, x, y, n);
                     } else if (st[1] == 1 && st[2] == 0) {
                       const float yv = *y;
                       for (int64_t i = 0; i < n; ++i) o[i] = f(x[i], yv);
@@ -128,6 +143,21 @@ Tensor map_binary(const Tensor& a_in, const Tensor& b_in, const char* op, F f) {
                     }
                   });
   return out;
+}
+
+// map_binary_with f's own contiguous loop. kWide as in map_unary.
+template <bool kWide = false, class F>
+Tensor map_binary(const Tensor& a, const Tensor& b, const char* op, F f) {
+  const int level = loop_level(kWide);
+  return map_binary_with(a, b, op, f, [&](float* o, const float* x, const float* y, int64_t n) {
+    contiguous_loop_level<kWide>(level, o, n, f, x, y);
+  });
+}
+
+// map_binary_with a kernels/ function rows(a, b, n, out), as map_unary_rows.
+template <class F, class Rows>
+Tensor map_binary_rows(const Tensor& a, const Tensor& b, const char* op, F f, Rows rows) {
+  return map_binary_with(a, b, op, f, [&](float* o, const float* x, const float* y, int64_t n) { rows(x, y, n, o); });
 }
 
 // out[i] = f(in[0][i], in[1][i], ...) over K broadcast operands of C++ element types Ins... (dtypes

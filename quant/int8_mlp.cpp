@@ -3,8 +3,7 @@
 #include <algorithm>
 #include <memory>
 
-#include "engine/elementwise.hpp"
-#include "engine/vmath.hpp"
+#include "kernels/gelu_rows.hpp"
 #include "kernels/parallel.hpp"
 #include "nn/layers/activation.hpp"
 #include "nn/layers/mlp.hpp"
@@ -22,13 +21,6 @@ T* scratch(std::vector<T>& v, int64_t n) {
 }
 
 }  // namespace
-
-// nn::GELU("none") element for element: the engine's own element function and loops (baseline,
-// AVX2 or AVX-512, the same bits on each). tests/test_int8_fused.cpp compares it with gelu().
-void gelu_row(const float* x, int64_t n, float* y) {
-  detail::contiguous_loop_level<true>(detail::loop_level(true), y, n, [](float v) { return detail::vgelu(v); },
-                                      x);
-}
 
 Int8Mlp::Int8Mlp(nn::Module& mlp) : Module("Int8Mlp") {
   for (const char* n : {"fc1", "act", "fc2"}) {
@@ -81,7 +73,7 @@ void Int8Mlp::rows_quantized(const Plan& p, const uint8_t* qx, int64_t m, float*
     float* g = scratch(g_buf, H);
     p.fc1->gemm_f32(*p.w1, qx + m0 * K, r, h, H);
     for (int64_t i = 0; i < r; ++i) {  // one row of GELU at a time, quantized while in L1
-      gelu_row(h + i * H, H, g);
+      kernels::gelu_rows(h + i * H, H, g);  // nn::GELU("none")'s bits
       p.fc2->quantize_input(g, 1, H, qh + i * H);
     }
     p.fc2->gemm_f32(*p.w2, qh, r, y + m0 * N, N, residual ? residual + m0 * N : nullptr);

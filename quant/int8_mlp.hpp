@@ -50,10 +50,6 @@ class Int8Mlp : public nn::Module {
   Tensor forward(const Tensor& x) override;
 };
 
-// y = GELU(x) (exact erf form), bit for bit what gelu(x) / nn::GELU("none") computes; x and y do not
-// overlap (an in-place loop would fall back to scalar code).
-void gelu_row(const float* x, int64_t n, float* y);
-
 // Replaces every nn::Mlp of `model` whose fc1 and fc2 are Int8Linear and whose act is an exact GELU
 // by an Int8Mlp (quant::convert and quant::load_int8 call it). Returns their dotted names.
 std::vector<std::string> fuse_int8_mlps(nn::Module& model);

@@ -1,13 +1,15 @@
 // Activations: relu, gelu (exact and tanh), sigmoid, tanh. Forward and backward side by side;
 // formulas and evaluation order follow PyTorch's CPU kernels (GeluKernel, gelu_backward), with the
-// vectorizable exp / erf / tanh of engine/vmath.hpp in place of libm's.
+// vectorizable exp / erf / tanh of kernels/vmath.hpp in place of libm's; the exact GELU's contiguous
+// runs go to kernels/gelu_rows.
 #include <cmath>
 #include <string>
 
 #include "engine/autograd.hpp"
 #include "engine/elementwise.hpp"
 #include "engine/ops/pointwise.hpp"
-#include "engine/vmath.hpp"
+#include "kernels/gelu_rows.hpp"
+#include "kernels/vmath.hpp"
 
 namespace quench {
 namespace {
@@ -16,9 +18,9 @@ using autograd::AutogradContext;
 using autograd::Function;
 using detail::map_binary;
 using detail::map_unary;
+using detail::map_unary_rows;
+using detail::map_binary_rows;
 
-constexpr float kSqrt1_2 = 0.70710678118654752440f;                                    // 1/sqrt(2)
-constexpr float kGeluBeta = 1.12837916709551257390f * 0.70710678118654752440f * 0.5f;  // 1/sqrt(2 pi)
 constexpr float kTanhBeta = 1.41421356237309504880f * 1.12837916709551257390f * 0.5f;  // sqrt(2/pi)
 constexpr float kTanhKappa = 0.044715f;
 
@@ -45,9 +47,9 @@ struct GeluFn : Function<GeluFn> {
     if (tanh_approx)
       return map_unary(a, "gelu", [](float x) {
         const float inner = kTanhBeta * (x + kTanhKappa * x * x * x);
-        return 0.5f * x * (1.0f + detail::vtanh(inner));
+        return 0.5f * x * (1.0f + kernels::vtanh(inner));
       });
-    return map_unary<true>(a, "gelu", [](float x) { return detail::vgelu(x); });
+    return map_unary_rows(a, "gelu", [](float x) { return kernels::vgelu(x); }, kernels::gelu_rows);
   }
   static tensor_list backward(AutogradContext* ctx, tensor_list g) {
     Tensor x = ctx->get_saved_variables()[0];
@@ -55,18 +57,15 @@ struct GeluFn : Function<GeluFn> {
       return {map_binary(g[0], x, "gelu_backward", [](float gv, float xv) {
         const float x_sq = xv * xv;
         const float inner = kTanhBeta * (xv + kTanhKappa * x_sq * xv);
-        const float t = detail::vtanh(inner);
+        const float t = kernels::vtanh(inner);
         const float left = 0.5f * xv, right = 1.0f + t;
         const float left_derivative = 0.5f * right;
         const float right_derivative =
             left * (1.0f - t * t) * (kTanhBeta * (1.0f + 3.0f * kTanhKappa * x_sq));
         return gv * (left_derivative + right_derivative);
       })};
-    return {map_binary<true>(g[0], x, "gelu_backward", [](float gv, float xv) {
-      const float cdf = detail::fmadd(0.5f, detail::verf(xv * kSqrt1_2), 0.5f);
-      const float pdf = detail::vexp(-0.5f * xv * xv) * kGeluBeta;
-      return gv * detail::fmadd(xv, pdf, cdf);
-    })};
+    return {map_binary_rows(g[0], x, "gelu_backward", [](float gv, float xv) { return kernels::vgelu_backward(gv, xv); },
+                            kernels::gelu_backward_rows)};
   }
 };
 
@@ -75,7 +74,7 @@ struct SigmoidFn : Function<SigmoidFn> {
   static Tensor forward(AutogradContext* ctx, const Tensor& a) {
     // NaN is passed through as it is: left to the arithmetic, its sign came out differently in gcc's
     // scalar and vectorized loops.
-    Tensor y = map_unary(a, "sigmoid", [](float x) { return x != x ? x : 1.0f / (1.0f + detail::vexp(-x)); });
+    Tensor y = map_unary(a, "sigmoid", [](float x) { return x != x ? x : 1.0f / (1.0f + kernels::vexp(-x)); });
     ctx->save_for_backward({y});
     return y;
   }
@@ -88,7 +87,7 @@ struct SigmoidFn : Function<SigmoidFn> {
 // y = tanh(x);  dx = g * (1 - y^2)
 struct TanhFn : Function<TanhFn> {
   static Tensor forward(AutogradContext* ctx, const Tensor& a) {
-    Tensor y = map_unary(a, "tanh", [](float x) { return detail::vtanh(x); });
+    Tensor y = map_unary(a, "tanh", [](float x) { return kernels::vtanh(x); });
     ctx->save_for_backward({y});
     return y;
   }

@@ -7,7 +7,7 @@
 #include "engine/elementwise.hpp"
 #include "engine/ops/pointwise.hpp"
 #include "engine/ops/reduce.hpp"
-#include "engine/vmath.hpp"
+#include "kernels/vmath.hpp"
 
 namespace quench {
 namespace {
@@ -89,7 +89,7 @@ struct PowTensorFn : Function<PowTensorFn> {
 // y = exp(x);  dx = g * y
 struct ExpFn : Function<ExpFn> {
   static Tensor forward(AutogradContext* ctx, const Tensor& a) {
-    Tensor y = map_unary(a, "exp", [](float x) { return detail::vexp(x); });
+    Tensor y = map_unary(a, "exp", [](float x) { return kernels::vexp(x); });
     ctx->save_for_backward({y});
     return y;
   }

@@ -1,4 +1,5 @@
-// Branch-free float exp, erf and tanh for element-wise loops (internal to engine/).
+// Branch-free float exp, erf, tanh and GELU: the element functions of engine/ops/activation.cpp and
+// kernels/gelu_rows (whose AVX-512 twin repeats their operations one for one).
 //
 // libm calls do not vectorize, and GELU's erf costs more than the fc1 GEMM it follows when it runs
 // one element at a time. These are plain arithmetic, selects and bit casts, which clang turns into
@@ -6,16 +7,14 @@
 // std::tanh; tests/test_pointwise.cpp bounds the difference (exp: 2e-7 relative, erf: 5e-7
 // absolute, tanh: 3e-7 relative) and checks NaN, infinities and the denormal range.
 // Their multiply-adds are explicit FMAs (kernels/fmadd.hpp) and nothing else fuses, so the baseline,
-// AVX2 and AVX-512 loops (elementwise.hpp) give the same bits.
+// AVX2 and AVX-512 loops (engine/elementwise.hpp) give the same bits.
 #pragma once
 #include <bit>
 #include <cstdint>
 
 #include "kernels/fmadd.hpp"
 
-namespace quench::detail {
-
-using kernels::fmadd;
+namespace quench::kernels {
 
 // exp(x) = 2^n exp(r) with n = round(x / ln 2), |r| <= ln2 / 2 (Cephes expf polynomial). 2^n is
 // applied as two factors so that results in the denormal range round once, like libm's.
@@ -92,13 +91,23 @@ inline float vtanh(float x) {
   return x != x ? x : out;
 }
 
+inline constexpr float kSqrt1_2 = 0.70710678118654752440f;                                    // 1/sqrt(2)
+inline constexpr float kGeluBeta = 1.12837916709551257390f * 0.70710678118654752440f * 0.5f;  // 1/sqrt(2 pi)
+
 // The exact GELU, x * Phi(x) = 0.5 x (1 + erf(x / sqrt 2)), as h + h erf with h = x / 2 in one FMA: the one
 // element function of nn::GELU("none") (engine/ops/activation.cpp) and of the int8 MLP
 // (quant/int8_mlp.cpp), which must agree bit for bit.
 inline float vgelu(float x) {
-  constexpr float kSqrt1_2 = 0.70710678118654752440f;  // 1/sqrt(2)
   const float h = x * 0.5f;
   return fmadd(h, verf(x * kSqrt1_2), h);
 }
 
-}  // namespace quench::detail
+// Its gradient: g * (Phi(x) + x * phi(x)), phi(x) = exp(-x^2 / 2) / sqrt(2 pi) (PyTorch's
+// gelu_backward).
+inline float vgelu_backward(float g, float x) {
+  const float cdf = fmadd(0.5f, verf(x * kSqrt1_2), 0.5f);
+  const float pdf = vexp(-0.5f * x * x) * kGeluBeta;
+  return g * fmadd(x, pdf, cdf);
+}
+
+}  // namespace quench::kernels

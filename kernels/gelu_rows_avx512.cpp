@@ -1,0 +1,95 @@
+// gelu_rows, AVX-512 path: vgelu and vgelu_backward (kernels/vmath.hpp) 16 lanes at a time, their
+// operations one for one, the tail masked. Two instructions stand for several of the element
+// functions' operations with the same results:
+//  - vrangeps(v, c, imm 2) is sign(v) * min(|v|, c): verf's clamps of its input to [-4, 4] and of its
+//    result to [-1, 1]. A NaN v comes out as v, so the NaN select verf ends with has nothing to do.
+//  - vscalefps(y, n) is y * 2^n rounded once. vexp forms 2^n as two normal factors (y * 2^n1) * 2^n2,
+//    the first product exact, so it too rounds y * 2^n once, in the denormal range included. Its
+//    clamps become max / min with the operands ordered so that a NaN goes through them.
+// Compiled with the avx512 flags.
+#if defined(__GNUC__) && !defined(__clang__)
+// gcc 12's avx512fintrin.h self-initialises its "undefined" vectors (vrangeps, vscalefps) and then
+// warns about them.
+#pragma GCC diagnostic ignored "-Wuninitialized"
+#pragma GCC diagnostic ignored "-Wmaybe-uninitialized"
+#endif
+#include <immintrin.h>
+
+#include "kernels/gelu_rows.hpp"
+#include "kernels/vmath.hpp"
+
+namespace quench::kernels {
+namespace {
+
+constexpr int kRangeMinAbsSignOfFirst = 0x02;
+
+__mmask16 tail(int64_t left) { return left >= 16 ? __mmask16(0xFFFF) : static_cast<__mmask16>((1u << left) - 1u); }
+__m512 splat(float v) { return _mm512_set1_ps(v); }
+
+// verf
+__m512 erf16(__m512 x) {
+  const __m512 xc = _mm512_range_ps(x, splat(4.0f), kRangeMinAbsSignOfFirst);
+  const __m512 x2 = _mm512_mul_ps(xc, xc);
+  __m512 p = splat(-2.72614225801306e-10f);
+  p = _mm512_fmadd_ps(x2, p, splat(2.77068142495902e-08f));
+  p = _mm512_fmadd_ps(x2, p, splat(-2.10102402082508e-06f));
+  p = _mm512_fmadd_ps(x2, p, splat(-5.69250639462346e-05f));
+  p = _mm512_fmadd_ps(x2, p, splat(-7.34990630326855e-04f));
+  p = _mm512_fmadd_ps(x2, p, splat(-2.95459980854025e-03f));
+  p = _mm512_fmadd_ps(x2, p, splat(-1.60960333262415e-02f));
+  p = _mm512_mul_ps(xc, p);
+  __m512 q = splat(-1.45660718464996e-05f);
+  q = _mm512_fmadd_ps(x2, q, splat(-2.13374055278905e-04f));
+  q = _mm512_fmadd_ps(x2, q, splat(-1.68282697438203e-03f));
+  q = _mm512_fmadd_ps(x2, q, splat(-7.37332916720468e-03f));
+  q = _mm512_fmadd_ps(x2, q, splat(-1.42647390514189e-02f));
+  return _mm512_range_ps(_mm512_div_ps(p, q), splat(1.0f), kRangeMinAbsSignOfFirst);
+}
+
+// vexp. _mm512_max_ps(a, b) returns b when either is NaN.
+__m512 exp16(__m512 x) {
+  const __m512 xc = _mm512_min_ps(splat(89.0f), _mm512_max_ps(splat(-104.0f), x));
+  const __m512 fn = _mm512_sub_ps(_mm512_fmadd_ps(xc, splat(1.44269504088896341f), splat(12582912.0f)),
+                                  splat(12582912.0f));
+  __m512 r = _mm512_fmadd_ps(fn, splat(-0.693359375f), xc);
+  r = _mm512_fmadd_ps(fn, splat(2.12194440e-4f), r);
+  __m512 p = splat(1.9875691500e-4f);
+  p = _mm512_fmadd_ps(p, r, splat(1.3981999507e-3f));
+  p = _mm512_fmadd_ps(p, r, splat(8.3334519073e-3f));
+  p = _mm512_fmadd_ps(p, r, splat(4.1665795894e-2f));
+  p = _mm512_fmadd_ps(p, r, splat(1.6666665459e-1f));
+  p = _mm512_fmadd_ps(p, r, splat(5.0000001201e-1f));
+  const __m512 y = _mm512_add_ps(_mm512_fmadd_ps(p, _mm512_mul_ps(r, r), r), splat(1.0f));
+  return _mm512_scalef_ps(y, fn);
+}
+
+// vgelu
+__m512 gelu16(__m512 x) {
+  const __m512 h = _mm512_mul_ps(x, splat(0.5f));
+  return _mm512_fmadd_ps(h, erf16(_mm512_mul_ps(x, splat(kSqrt1_2))), h);
+}
+
+// vgelu_backward
+__m512 gelu_backward16(__m512 g, __m512 x) {
+  const __m512 cdf = _mm512_fmadd_ps(splat(0.5f), erf16(_mm512_mul_ps(x, splat(kSqrt1_2))), splat(0.5f));
+  const __m512 pdf = _mm512_mul_ps(exp16(_mm512_mul_ps(_mm512_mul_ps(splat(-0.5f), x), x)), splat(kGeluBeta));
+  return _mm512_mul_ps(g, _mm512_fmadd_ps(x, pdf, cdf));
+}
+
+}  // namespace
+
+void gelu_rows_avx512(const float* x, int64_t n, float* y) {
+  for (int64_t i = 0; i < n; i += 16) {
+    const __mmask16 k = tail(n - i);
+    _mm512_mask_storeu_ps(y + i, k, gelu16(_mm512_maskz_loadu_ps(k, x + i)));
+  }
+}
+
+void gelu_backward_rows_avx512(const float* g, const float* x, int64_t n, float* dx) {
+  for (int64_t i = 0; i < n; i += 16) {
+    const __mmask16 k = tail(n - i);
+    _mm512_mask_storeu_ps(dx + i, k, gelu_backward16(_mm512_maskz_loadu_ps(k, g + i), _mm512_maskz_loadu_ps(k, x + i)));
+  }
+}
+
+}  // namespace quench::kernels
