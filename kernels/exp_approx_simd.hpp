@@ -2,7 +2,8 @@
 // same order, so every lane gives the scalar's bits. Written once over a vector type V
 // (softmax_rows_avx2.cpp, softmax_rows_avx512.cpp) that provides reg, set1, max(a, b) (b where either
 // is NaN, as std::max(x, c) keeps a NaN x), add, sub, mul, fma(a, b, c) (a * b + c rounded once),
-// pow2(t) (2^n from the rounding constant's bits: ((bits(t) - 0x4B400000 + 127) << 23) as float) and
+// times_pow2(p, n, t) (p * 2^n rounded once; n is an integer in [-126, 128] as a float, t the same
+// n plus the rounding constant 1.5 * 2^23, whose low bits hold it: pick either) and
 // zero_below(x, c, e) (0 where x < c, else e).
 #pragma once
 
@@ -23,7 +24,7 @@ inline typename V::reg exp_approx_simd(typename V::reg x) {
   p = V::fma(p, r, V::set1(1.6666665459e-1f));
   p = V::fma(p, r, V::set1(5.0000001201e-1f));
   p = V::add(V::fma(p, V::mul(r, r), r), V::set1(1.0f));
-  return V::zero_below(x, lo, V::mul(p, V::pow2(t)));
+  return V::zero_below(x, lo, V::times_pow2(p, n, t));
 }
 
 }  // namespace quench::kernels

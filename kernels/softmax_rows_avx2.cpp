@@ -23,9 +23,10 @@ struct Ps8 {
   static reg sub(reg a, reg b) { return _mm256_sub_ps(a, b); }
   static reg mul(reg a, reg b) { return _mm256_mul_ps(a, b); }
   static reg fma(reg a, reg b, reg c) { return _mm256_fmadd_ps(a, b, c); }
-  static reg pow2(reg t) {
+  // p * 2^n with 2^n built from t's bits: ((bits(t) - 0x4B400000 + 127) << 23) as a float.
+  static reg times_pow2(reg p, reg, reg t) {
     const __m256i n = _mm256_sub_epi32(_mm256_castps_si256(t), _mm256_set1_epi32(0x4B400000));
-    return _mm256_castsi256_ps(_mm256_slli_epi32(_mm256_add_epi32(n, _mm256_set1_epi32(127)), 23));
+    return _mm256_mul_ps(p, _mm256_castsi256_ps(_mm256_slli_epi32(_mm256_add_epi32(n, _mm256_set1_epi32(127)), 23)));
   }
   static reg zero_below(reg x, reg c, reg e) {
     return _mm256_blendv_ps(e, _mm256_setzero_ps(), _mm256_cmp_ps(x, c, _CMP_LT_OQ));

@@ -1,6 +1,12 @@
 // attn_softmax_rows, AVX-512 path: 16 keys per zmm with the row's tail masked (N = 50 is 3 zmm + 2
 // lanes), the float sums in one zmm (element j in lane j % 16), exp_approx's
 // operations (FMAs included) one for one. Compiled with the avx512 flags.
+#if defined(__GNUC__) && !defined(__clang__)
+// gcc 12's avx512fintrin.h self-initialises its "undefined" vectors (vscalefps) and then warns
+// about them.
+#pragma GCC diagnostic ignored "-Wuninitialized"
+#pragma GCC diagnostic ignored "-Wmaybe-uninitialized"
+#endif
 #include <immintrin.h>
 
 #include <cstdint>
@@ -22,10 +28,9 @@ struct Ps16 {
   static reg sub(reg a, reg b) { return _mm512_sub_ps(a, b); }
   static reg mul(reg a, reg b) { return _mm512_mul_ps(a, b); }
   static reg fma(reg a, reg b, reg c) { return _mm512_fmadd_ps(a, b, c); }
-  static reg pow2(reg t) {
-    const __m512i n = _mm512_sub_epi32(_mm512_castps_si512(t), _mm512_set1_epi32(0x4B400000));
-    return _mm512_castsi512_ps(_mm512_slli_epi32(_mm512_add_epi32(n, _mm512_set1_epi32(127)), 23));
-  }
+  // vscalefps: p * 2^n in one instruction and one rounding, as the product with the power of two
+  // (a normal number for n >= -126) rounds once.
+  static reg times_pow2(reg p, reg n, reg) { return _mm512_scalef_ps(p, n); }
   static reg zero_below(reg x, reg c, reg e) {
     return _mm512_mask_blend_ps(_mm512_cmp_ps_mask(x, c, _CMP_LT_OQ), e, _mm512_setzero_ps());
   }
@@ -48,8 +53,9 @@ float tree_max(__m512 m) {
   return _mm_cvtss_f32(_mm_max_ss(_mm_movehdup_ps(m2), m2));
 }
 
-// R rows (of n floats each, contiguous) of rows_in_registers, interleaved.
-template <int NC, int R>
+// R rows (of n floats each, contiguous) of rows_in_registers, interleaved. kMask: some keys are
+// masked (km), else km is all zero and its blends are left out.
+template <int NC, int R, bool kMask>
 __attribute__((always_inline)) inline void row_pair(const float* x, int64_t n, __m512 vs, __m512 ninf,
                                                     const __mmask16* k, const __mmask16* km, float* y) {
   __m512 t[R][NC];
@@ -57,7 +63,8 @@ __attribute__((always_inline)) inline void row_pair(const float* x, int64_t n, _
   for (int i = 0; i < R; ++i) m[i] = ninf;
   for (int c = 0; c < NC; ++c)
     for (int i = 0; i < R; ++i) {
-      t[i][c] = _mm512_mask_blend_ps(km[c], _mm512_mul_ps(_mm512_maskz_loadu_ps(k[c], x + i * n + 16 * c), vs), ninf);
+      t[i][c] = _mm512_mul_ps(_mm512_maskz_loadu_ps(k[c], x + i * n + 16 * c), vs);
+      if constexpr (kMask) t[i][c] = _mm512_mask_blend_ps(km[c], t[i][c], ninf);
       m[i] = _mm512_mask_max_ps(m[i], k[c], t[i][c], m[i]);
     }
   __m512 vm[R], a[R];
@@ -93,8 +100,13 @@ void rows_in_registers(const float* x, int64_t rows, int64_t n, float scale, con
   // Two rows at a time: each row is one long dependency chain (max, exp, sum, reciprocal), so two
   // side by side keep the core busy.
   int64_t r = 0;
-  for (; r + 2 <= rows; r += 2, x += 2 * n, y += 2 * n) row_pair<NC, 2>(x, n, vs, ninf, k, km, y);
-  if (r < rows) row_pair<NC, 1>(x, n, vs, ninf, k, km, y);
+  if (mask) {
+    for (; r + 2 <= rows; r += 2, x += 2 * n, y += 2 * n) row_pair<NC, 2, true>(x, n, vs, ninf, k, km, y);
+    if (r < rows) row_pair<NC, 1, true>(x, n, vs, ninf, k, km, y);
+  } else {
+    for (; r + 2 <= rows; r += 2, x += 2 * n, y += 2 * n) row_pair<NC, 2, false>(x, n, vs, ninf, k, km, y);
+    if (r < rows) row_pair<NC, 1, false>(x, n, vs, ninf, k, km, y);
+  }
 }
 
 template <int NC>

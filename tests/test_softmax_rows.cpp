@@ -4,6 +4,7 @@
 
 #include <cmath>
 #include <cstdint>
+#include <cstring>
 #include <vector>
 
 #include "kernels/isa.hpp"
@@ -81,4 +82,30 @@ TEST_CASE("attn_softmax_rows: every ISA path equals the reference bit for bit; t
       kernels::set_isa(saved);
     }
   }
+}
+
+TEST_CASE("attn_softmax_rows: every float just above exp's cut-off, the same bits on every path") {
+  // Rows [0, v_1 .. v_49] whose v sweep every float in [-87.3, -86.5], where exp_approx's 2^n is
+  // 2^-126 or 2^-125 (the AVX-512 path applies it with vscalefps, the others multiply by it) and
+  // y = exp(v) / sum lands at the bottom of the normal range.
+  std::vector<float> v;
+  for (float f = -87.3f; f <= -86.5f; f = std::nextafter(f, 0.f)) v.push_back(f);
+  const int64_t n = 50, rows = static_cast<int64_t>(v.size() + n - 2) / (n - 1);
+  std::vector<float> x(rows * n, -87.0f);
+  for (int64_t r = 0; r < rows; ++r) x[r * n] = 0.f;
+  for (size_t i = 0; i < v.size(); ++i) x[(i / (n - 1)) * n + 1 + i % (n - 1)] = v[i];
+  std::vector<float> want(rows * n);
+  kernels::attn_softmax_rows_ref(x.data(), rows, n, 1.f, nullptr, want.data());
+  CHECK(want[1] > 0.f);
+  CHECK(want[1] < 2e-38f);
+  const Isa saved = kernels::active_isa();
+  for (Isa isa : {Isa::avx2, Isa::avx512}) {
+    if (static_cast<int>(isa) > static_cast<int>(kernels::cpu_isa())) continue;
+    kernels::set_isa(isa);
+    CAPTURE(kernels::isa_name(isa));
+    std::vector<float> y(rows * n);
+    kernels::attn_softmax_rows(x.data(), rows, n, 1.f, nullptr, y.data());
+    CHECK(std::memcmp(y.data(), want.data(), y.size() * sizeof(float)) == 0);
+  }
+  kernels::set_isa(saved);
 }
