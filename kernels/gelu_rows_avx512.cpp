@@ -7,14 +7,7 @@
 //    the first product exact, so it too rounds y * 2^n once, in the denormal range included. Its
 //    clamps become max / min with the operands ordered so that a NaN goes through them.
 // Compiled with the avx512 flags.
-#if defined(__GNUC__) && !defined(__clang__)
-// gcc 12's avx512fintrin.h self-initialises its "undefined" vectors (vrangeps, vscalefps) and then
-// warns about them.
-#pragma GCC diagnostic ignored "-Wuninitialized"
-#pragma GCC diagnostic ignored "-Wmaybe-uninitialized"
-#endif
-#include <immintrin.h>
-
+#include "kernels/avx512_common.hpp"
 #include "kernels/gelu_rows.hpp"
 #include "kernels/vmath.hpp"
 
@@ -23,7 +16,6 @@ namespace {
 
 constexpr int kRangeMinAbsSignOfFirst = 0x02;
 
-__mmask16 tail(int64_t left) { return left >= 16 ? __mmask16(0xFFFF) : static_cast<__mmask16>((1u << left) - 1u); }
 __m512 splat(float v) { return _mm512_set1_ps(v); }
 
 // verf

@@ -1,11 +1,6 @@
 // fp32 GEMM, AVX-512 path: 6x64 zmm microkernel (24 accumulators, 4 B loads and 6 broadcasts per
 // k), ~100% of FMA peak on Zen 4. Compiled with -mavx512f -mavx512bw -mavx512vl -mavx512dq -mfma.
-#if defined(__GNUC__) && !defined(__clang__)
-// gcc 12's avx512fintrin.h self-initialises its "undefined" vectors and then warns about them.
-#pragma GCC diagnostic ignored "-Wuninitialized"
-#pragma GCC diagnostic ignored "-Wmaybe-uninitialized"
-#endif
-#include <immintrin.h>
+#include "kernels/avx512_common.hpp"
 
 #include "kernels/sgemm_driver.hpp"
 #include "kernels/sgemm_impl.hpp"

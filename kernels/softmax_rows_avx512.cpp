@@ -1,13 +1,7 @@
 // attn_softmax_rows, AVX-512 path: 16 keys per zmm with the row's tail masked (N = 50 is 3 zmm + 2
 // lanes), the float sums in one zmm (element j in lane j % 16), exp_approx's
 // operations (FMAs included) one for one. Compiled with the avx512 flags.
-#if defined(__GNUC__) && !defined(__clang__)
-// gcc 12's avx512fintrin.h self-initialises its "undefined" vectors (vscalefps) and then warns
-// about them.
-#pragma GCC diagnostic ignored "-Wuninitialized"
-#pragma GCC diagnostic ignored "-Wmaybe-uninitialized"
-#endif
-#include <immintrin.h>
+#include "kernels/avx512_common.hpp"
 
 #include <cstdint>
 #include <limits>
@@ -16,8 +10,6 @@
 
 namespace quench::kernels {
 namespace {
-
-__mmask16 tail(int64_t left) { return left >= 16 ? __mmask16(0xFFFF) : static_cast<__mmask16>((1u << left) - 1u); }
 
 // exp_approx_simd's vector type for 16 lanes.
 struct Ps16 {
