@@ -36,40 +36,6 @@ void contiguous_loop(bool avx2, Out* o, int64_t n, const F& f, const In*... x) {
 }
 inline bool use_avx2() { return kernels::active_isa() >= kernels::Isa::avx2; }
 
-// The same loop compiled a third time for AVX-512: 16 floats a step and 32 registers, so long
-// polynomial bodies (erf, exp) do not spill. Only for f that has been checked to give every path's
-// bits (tests/test_pointwise.cpp): nothing contracts (-ffp-contract=off), but the vectorizer must
-// not reassociate either. Built with clang only (the compiler those checks ran with); gcc builds
-// stay on the AVX2 loop.
-#if defined(__x86_64__) && defined(__clang__)
-#define QUENCH_WIDE_LOOP 1
-template <class Out, class F, class... In>
-__attribute__((target("avx512f,avx512vl,avx512bw,avx512dq"))) void contiguous_loop_avx512(
-    Out* o, int64_t n, const F& f, const In*... x) {
-  for (int64_t i = 0; i < n; ++i) o[i] = static_cast<Out>(f(x[i]...));
-}
-#endif
-// Which loop a map runs: 0 base, 1 AVX2, 2 AVX-512 (only when the map asks for the wide loop).
-inline int loop_level(bool wide) {
-  const kernels::Isa isa = kernels::active_isa();
-#if defined(QUENCH_WIDE_LOOP)
-  if (wide && isa >= kernels::Isa::avx512) return 2;
-#endif
-  return isa >= kernels::Isa::avx2 ? 1 : 0;
-}
-template <bool kWide, class Out, class F, class... In>
-void contiguous_loop_level(int level, Out* o, int64_t n, const F& f, const In*... x) {
-#if defined(QUENCH_WIDE_LOOP)
-  if constexpr (kWide) {
-    if (level == 2) {
-      contiguous_loop_avx512(o, n, f, x...);
-      return;
-    }
-  }
-#endif
-  contiguous_loop(level >= 1, o, n, f, x...);
-}
-
 // out[i] = f(a[i]) over float32 `a` (any strides); out is contiguous. Contiguous runs of n
 // elements go to contig(o, x, n), strided ones to f.
 template <class F, class Contig>
@@ -93,14 +59,11 @@ Tensor map_unary_with(const Tensor& a, const char* op, F f, Contig contig) {
   return out;
 }
 
-// map_unary_with f's own contiguous loop. kWide: f may run in the AVX-512 loop (see
-// contiguous_loop_avx512 for what f must guarantee).
-template <bool kWide = false, class F>
+// map_unary_with f's own contiguous loop.
+template <class F>
 Tensor map_unary(const Tensor& a, const char* op, F f) {
-  const int level = loop_level(kWide);
-  return map_unary_with(a, op, f, [&](float* o, const float* x, int64_t n) {
-    contiguous_loop_level<kWide>(level, o, n, f, x);
-  });
+  const bool avx2 = use_avx2();
+  return map_unary_with(a, op, f, [&](float* o, const float* x, int64_t n) { contiguous_loop(avx2, o, n, f, x); });
 }
 
 // map_unary_with a kernels/ function rows(x, n, out) for the contiguous runs: one that gives f's
@@ -145,12 +108,12 @@ Tensor map_binary_with(const Tensor& a_in, const Tensor& b_in, const char* op, F
   return out;
 }
 
-// map_binary_with f's own contiguous loop. kWide as in map_unary.
-template <bool kWide = false, class F>
+// map_binary_with f's own contiguous loop.
+template <class F>
 Tensor map_binary(const Tensor& a, const Tensor& b, const char* op, F f) {
-  const int level = loop_level(kWide);
+  const bool avx2 = use_avx2();
   return map_binary_with(a, b, op, f, [&](float* o, const float* x, const float* y, int64_t n) {
-    contiguous_loop_level<kWide>(level, o, n, f, x, y);
+    contiguous_loop(avx2, o, n, f, x, y);
   });
 }
 

@@ -1,5 +1,6 @@
-// Included first by the kernel files compiled with the avx512 flags (and only by them: what is here
-// has internal linkage, so no copy built with wider instructions can stand in for a baseline one).
+// Helpers for kernel files compiled with the avx512 flags, included first (and by nothing else: what
+// is here has internal linkage, so no copy built with wider instructions can stand in for a baseline
+// one). Internal to kernels/, not installed.
 #pragma once
 #if defined(__GNUC__) && !defined(__clang__)
 // gcc 12's avx512fintrin.h self-initialises its "undefined" vectors (the pass-through operand of

@@ -2,8 +2,9 @@
 // same order, so every lane gives the scalar's bits. Written once over a vector type V
 // (softmax_rows_avx2.cpp, softmax_rows_avx512.cpp) that provides reg, set1, max(a, b) (b where either
 // is NaN, as std::max(x, c) keeps a NaN x), add, sub, mul, fma(a, b, c) (a * b + c rounded once),
-// times_pow2(p, n, t) (p * 2^n rounded once; n is an integer in [-126, 128] as a float, t the same
-// n plus the rounding constant 1.5 * 2^23, whose low bits hold it: pick either) and
+// times_pow2(p, n, t) (p * 2^n; n is an integer in [-126, 0] as a float, as softmax's shifted
+// logits are at most 0, and t the same n plus the rounding constant 1.5 * 2^23, whose low bits hold
+// it: pick either; p * 2^n is then a normal float, exact) and
 // zero_below(x, c, e) (0 where x < c, else e).
 #pragma once
 

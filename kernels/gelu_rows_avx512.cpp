@@ -1,8 +1,11 @@
 // gelu_rows, AVX-512 path: vgelu and vgelu_backward (kernels/vmath.hpp) 16 lanes at a time, their
 // operations one for one, the tail masked. Two instructions stand for several of the element
 // functions' operations with the same results:
-//  - vrangeps(v, c, imm 2) is sign(v) * min(|v|, c): verf's clamps of its input to [-4, 4] and of its
-//    result to [-1, 1]. A NaN v comes out as v, so the NaN select verf ends with has nothing to do.
+//  - vrangeps(v, c, imm 2) is sign(v) * min(|v|, c) for a number v: verf's clamps of its input to
+//    [-4, 4] and of its result to [-1, 1]. A quiet NaN v comes out as +-c, not as the NaN verf
+//    returns, so erf16 is no stand-in for verf on NaN; GELU's results still are NaN, with verf's bits:
+//    h = x / 2 is that same NaN and goes through the last FMA (forward), as do x and exp's result
+//    (backward).
 //  - vscalefps(y, n) is y * 2^n rounded once. vexp forms 2^n as two normal factors (y * 2^n1) * 2^n2,
 //    the first product exact, so it too rounds y * 2^n once, in the denormal range included. Its
 //    clamps become max / min with the operands ordered so that a NaN goes through them.

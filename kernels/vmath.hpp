@@ -1,13 +1,14 @@
 // Branch-free float exp, erf, tanh and GELU: the element functions of engine/ops/activation.cpp and
-// kernels/gelu_rows (whose AVX-512 twin repeats their operations one for one).
+// kernels/gelu_rows (whose AVX-512 path repeats their operations one for one).
 //
 // libm calls do not vectorize, and GELU's erf costs more than the fc1 GEMM it follows when it runs
-// one element at a time. These are plain arithmetic, selects and bit casts, which clang turns into
-// SIMD inside map_unary / map_binary loops. Their reference twins are std::exp / std::erf /
-// std::tanh; tests/test_pointwise.cpp bounds the difference (exp: 2e-7 relative, erf: 5e-7
-// absolute, tanh: 3e-7 relative) and checks NaN, infinities and the denormal range.
-// Their multiply-adds are explicit FMAs (kernels/fmadd.hpp) and nothing else fuses, so the baseline,
-// AVX2 and AVX-512 loops (engine/elementwise.hpp) give the same bits.
+// one element at a time. These are plain arithmetic, selects and bit casts, which the compiler turns
+// into SIMD inside map_unary / map_binary loops and gelu_rows' AVX2 loop. Their reference twins are
+// std::exp / std::erf / std::tanh; tests/test_pointwise.cpp bounds the difference (exp: 2e-7
+// relative, erf: 5e-7 absolute, tanh: 3e-7 relative) and checks NaN, infinities and the denormal
+// range. Their multiply-adds are explicit FMAs (kernels/fmadd.hpp) and nothing else fuses, so
+// baseline and AVX2 loops give the same bits. Always inlined: files built with the AVX2 flags use
+// them too, and an out-of-line copy from such a file must never be the one baseline code calls.
 #pragma once
 #include <bit>
 #include <cstdint>
@@ -18,7 +19,7 @@ namespace quench::kernels {
 
 // exp(x) = 2^n exp(r) with n = round(x / ln 2), |r| <= ln2 / 2 (Cephes expf polynomial). 2^n is
 // applied as two factors so that results in the denormal range round once, like libm's.
-inline float vexp(float x) {
+inline __attribute__((always_inline)) float vexp(float x) {
   float xc = x > -104.0f ? x : -104.0f;  // also maps NaN to -104; NaN is restored at the end
   xc = xc < 89.0f ? xc : 89.0f;          // exp(89) = inf in float, exp(-104) rounds to 0
   // Round to nearest integer by adding and removing 1.5 * 2^23 (no -ffast-math, so not folded).
@@ -42,7 +43,7 @@ inline float vexp(float x) {
 
 // erf(x) as x P(x^2) / Q(x^2) on [-4, 4] (Eigen's generic_fast_erf_float); |erf| rounds to 1
 // outside.
-inline float verf(float x) {
+inline __attribute__((always_inline)) float verf(float x) {
   float xc = x > -4.0f ? x : -4.0f;
   xc = xc < 4.0f ? xc : 4.0f;
   const float x2 = xc * xc;
@@ -68,7 +69,7 @@ inline float verf(float x) {
 // tanh(x): for |x| < 0.55 x P(x^2) / Q(x^2) (Eigen's generic_fast_tanh_float; x itself below 4e-4,
 // where tanh(x) rounds to x), else sign(x) (1 - 2 / (exp(2|x|) + 1)), which keeps 1 - tanh^2
 // (the tanh and GELU-tanh gradients) accurate where tanh is near +-1.
-inline float vtanh(float x) {
+inline __attribute__((always_inline)) float vtanh(float x) {
   const float ax = x < 0.0f ? -x : x;
   const float xs = ax < 0.55f ? x : 0.55f;  // the rational branch only sees small arguments
   const float x2 = xs * xs;
@@ -97,14 +98,14 @@ inline constexpr float kGeluBeta = 1.12837916709551257390f * 0.70710678118654752
 // The exact GELU, x * Phi(x) = 0.5 x (1 + erf(x / sqrt 2)), as h + h erf with h = x / 2 in one FMA: the one
 // element function of nn::GELU("none") (engine/ops/activation.cpp) and of the int8 MLP
 // (quant/int8_mlp.cpp), which must agree bit for bit.
-inline float vgelu(float x) {
+inline __attribute__((always_inline)) float vgelu(float x) {
   const float h = x * 0.5f;
   return fmadd(h, verf(x * kSqrt1_2), h);
 }
 
 // Its gradient: g * (Phi(x) + x * phi(x)), phi(x) = exp(-x^2 / 2) / sqrt(2 pi) (PyTorch's
 // gelu_backward).
-inline float vgelu_backward(float g, float x) {
+inline __attribute__((always_inline)) float vgelu_backward(float g, float x) {
   const float cdf = fmadd(0.5f, verf(x * kSqrt1_2), 0.5f);
   const float pdf = vexp(-0.5f * x * x) * kGeluBeta;
   return g * fmadd(x, pdf, cdf);

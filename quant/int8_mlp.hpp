@@ -3,10 +3,10 @@
 //   x f32 [..., dim] -> y f32 [..., out]
 //   per block of rows: q_x = fc1.quantize_input(x)          u8 [rows, dim]
 //                      h   = fc1.gemm_f32(q_x)              f32 [rows, hidden], in L2
-//                      q_h = fc2.quantize_input(gelu(h))    u8 [rows, hidden] (GELU in place)
+//                      q_h = fc2.quantize_input(gelu(h))    u8 [rows, hidden] (GELU a row at a time, in L1)
 //                      y   = fc2.gemm_f32(q_h)
-// Each step is the same arithmetic as the unfused modules (Int8Linear, nn::GELU's exact erf GELU of
-// engine/ops/activation.cpp, Int8Linear), row by row, so the result is bit-identical to
+// Each step is the same arithmetic as the unfused modules (Int8Linear, nn::GELU's exact erf GELU through
+// kernels::gelu_rows, Int8Linear), row by row, so the result is bit-identical to
 // fc2(act(fc1(x))) for any block size and thread count (tests/test_int8_fused.cpp).
 //
 // Children fc1, act, fc2 are the nn::Mlp's own (shared), so the state dict, int8 checkpoints and

@@ -14,7 +14,7 @@
 #include "engine/ops.hpp"
 #include "kernels/gelu_rows.hpp"
 #include "kernels/isa.hpp"
-#include "nn_test_util.hpp"
+#include "tests/nn_test_util.hpp"
 
 using namespace quench;
 
@@ -29,7 +29,7 @@ std::vector<float> sweep() {
   for (float s : {1.f, -1.f})
     for (float x : {0.f, 1e-45f, 1e-38f, 0.5f, 1.f, 2.82842712f, 3.67306232f, 3.97778726f, 4.f, 5.65685424f, 5.66f,
                     13.2f, 13.3f, 14.42f, 14.43f, 1e30f, inf, std::numeric_limits<float>::quiet_NaN()})
-      v.push_back(s * x);
+      v.push_back(std::copysign(x, s));  // (s * NaN would keep the NaN's sign)
   return v;
 }
 
@@ -41,8 +41,13 @@ bool same_bits(const std::vector<float>& a, const std::vector<float>& b) {
 
 TEST_CASE("gelu_rows: every ISA path equals the reference bit for bit, in place and at every tail length") {
   const std::vector<float> x = sweep();
+  // Gradients: mostly ordinary numbers, every 7th element one of the special values (the same NaN
+  // payload as x's where both are NaN: which NaN operand a multiply keeps is the compiler's choice).
   std::vector<float> g(x.size());
-  for (size_t i = 0; i < g.size(); ++i) g[i] = 0.25f + static_cast<float>(i % 13) * 0.375f;
+  const float specials[] = {0.f, -0.f, 1e-40f, -std::numeric_limits<float>::infinity(), 3e38f,
+                            std::numeric_limits<float>::quiet_NaN()};
+  for (size_t i = 0; i < g.size(); ++i)
+    g[i] = i % 7 ? 0.25f + static_cast<float>(i % 13) * 0.375f : std::isnan(x[i]) ? x[i] : specials[(i / 7) % 6];
   const int64_t n = static_cast<int64_t>(x.size());
   std::vector<float> want(x.size()), want_dx(x.size());
   kernels::gelu_rows_ref(x.data(), n, want.data());
@@ -56,19 +61,31 @@ TEST_CASE("gelu_rows: every ISA path equals the reference bit for bit, in place 
     kernels::gelu_backward_rows(g.data(), x.data(), n, dx.data());
     CHECK(same_bits(y, want));
     CHECK(same_bits(dx, want_dx));
-    std::vector<float> y_in = x, dx_in = g;  // in place
+    std::vector<float> y_in = x, dx_in = g, dx_x = x;  // in place
     kernels::gelu_rows(y_in.data(), n, y_in.data());
     kernels::gelu_backward_rows(dx_in.data(), x.data(), n, dx_in.data());
+    kernels::gelu_backward_rows(g.data(), dx_x.data(), n, dx_x.data());
     CHECK(same_bits(y_in, want));
     CHECK(same_bits(dx_in, want_dx));
-    for (int64_t len = 0; len <= 33; ++len) {  // tails: nothing past len is written
+    CHECK(same_bits(dx_x, want_dx));
+    // Tails, on numbers in [-6, 6): nothing past len is written.
+    std::vector<float> r(40), r_g(40), r_want(40), r_want_dx(40);
+    uint32_t state = 12345;
+    for (size_t j = 0; j < r.size(); ++j) {
+      state = state * 1664525u + 1013904223u;
+      r[j] = static_cast<float>(state >> 8) / static_cast<float>(1u << 24) * 12.f - 6.f;
+      r_g[j] = 1.f - r[j] / 8.f;
+    }
+    kernels::gelu_rows_ref(r.data(), 40, r_want.data());
+    kernels::gelu_backward_rows_ref(r_g.data(), r.data(), 40, r_want_dx.data());
+    for (int64_t len = 0; len <= 33; ++len) {
       CAPTURE(len);
       std::vector<float> t(40, 7.f), td(40, 7.f);
-      kernels::gelu_rows(x.data() + 1000, len, t.data());
-      kernels::gelu_backward_rows(g.data() + 1000, x.data() + 1000, len, td.data());
+      kernels::gelu_rows(r.data(), len, t.data());
+      kernels::gelu_backward_rows(r_g.data(), r.data(), len, td.data());
       bool ok = true;
       for (int64_t j = 0; j < 40; ++j) {
-        const float w = j < len ? want[1000 + j] : 7.f, wd = j < len ? want_dx[1000 + j] : 7.f;
+        const float w = j < len ? r_want[j] : 7.f, wd = j < len ? r_want_dx[j] : 7.f;
         ok = ok && std::memcmp(&t[j], &w, 4) == 0 && std::memcmp(&td[j], &wd, 4) == 0;
       }
       CHECK(ok);

@@ -426,7 +426,7 @@ TEST_CASE("pointwise: the AVX-512, AVX2 and baseline loops give the same bits") 
   auto run = [&]() {
     std::vector<Tensor> out{exp(x),    gelu(x),   gelu(x, "tanh"),       sigmoid(x), tanh(x),
                             x * y + x, pow(y, x), where(gt(x, y), x, y), abs(x),     clamp(x, -1.0, 2.0)};
-    // The GELU gradients (the exact one runs in the AVX-512 loop).
+    // The GELU gradients (the exact one through kernels::gelu_backward_rows).
     for (const char* approx : {"none", "tanh"}) {
       Tensor xg = x.clone().requires_grad_();
       gelu(xg, approx).backward(g);
