@@ -26,7 +26,11 @@ T* scratch(std::vector<T>& v, int64_t n) {
 // y[i] = a[i] + b[i], the residual add of nn::Block (AddFn's x + y). y may be a (element i reads
 // only index i), which the vectorizer cannot prove on its own.
 void add_rows(const float* a, const float* b, int64_t n, float* y) {
+#if defined(__clang__)
 #pragma clang loop vectorize(assume_safety)
+#elif defined(__GNUC__)
+#pragma GCC ivdep
+#endif
   for (int64_t i = 0; i < n; ++i) y[i] = a[i] + b[i];
 }
 
