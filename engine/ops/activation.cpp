@@ -17,9 +17,9 @@ namespace {
 using autograd::AutogradContext;
 using autograd::Function;
 using detail::map_binary;
+using detail::map_binary_rows;
 using detail::map_unary;
 using detail::map_unary_rows;
-using detail::map_binary_rows;
 
 constexpr float kTanhBeta = 1.41421356237309504880f * 1.12837916709551257390f * 0.5f;  // sqrt(2/pi)
 constexpr float kTanhKappa = 0.044715f;
