@@ -23,37 +23,24 @@ __m512 splat(float v) { return _mm512_set1_ps(v); }
 
 // verf
 __m512 erf16(__m512 x) {
-  const __m512 xc = _mm512_range_ps(x, splat(4.0f), kRangeMinAbsSignOfFirst);
+  const __m512 xc = _mm512_range_ps(x, splat(kErfClamp), kRangeMinAbsSignOfFirst);
   const __m512 x2 = _mm512_mul_ps(xc, xc);
-  __m512 p = splat(-2.72614225801306e-10f);
-  p = _mm512_fmadd_ps(x2, p, splat(2.77068142495902e-08f));
-  p = _mm512_fmadd_ps(x2, p, splat(-2.10102402082508e-06f));
-  p = _mm512_fmadd_ps(x2, p, splat(-5.69250639462346e-05f));
-  p = _mm512_fmadd_ps(x2, p, splat(-7.34990630326855e-04f));
-  p = _mm512_fmadd_ps(x2, p, splat(-2.95459980854025e-03f));
-  p = _mm512_fmadd_ps(x2, p, splat(-1.60960333262415e-02f));
+  __m512 p = splat(kErfP[0]);
+  for (int i = 1; i < 7; ++i) p = _mm512_fmadd_ps(x2, p, splat(kErfP[i]));
   p = _mm512_mul_ps(xc, p);
-  __m512 q = splat(-1.45660718464996e-05f);
-  q = _mm512_fmadd_ps(x2, q, splat(-2.13374055278905e-04f));
-  q = _mm512_fmadd_ps(x2, q, splat(-1.68282697438203e-03f));
-  q = _mm512_fmadd_ps(x2, q, splat(-7.37332916720468e-03f));
-  q = _mm512_fmadd_ps(x2, q, splat(-1.42647390514189e-02f));
+  __m512 q = splat(kErfQ[0]);
+  for (int i = 1; i < 5; ++i) q = _mm512_fmadd_ps(x2, q, splat(kErfQ[i]));
   return _mm512_range_ps(_mm512_div_ps(p, q), splat(1.0f), kRangeMinAbsSignOfFirst);
 }
 
 // vexp. _mm512_max_ps(a, b) returns b when either is NaN.
 __m512 exp16(__m512 x) {
-  const __m512 xc = _mm512_min_ps(splat(89.0f), _mm512_max_ps(splat(-104.0f), x));
-  const __m512 fn = _mm512_sub_ps(_mm512_fmadd_ps(xc, splat(1.44269504088896341f), splat(12582912.0f)),
-                                  splat(12582912.0f));
-  __m512 r = _mm512_fmadd_ps(fn, splat(-0.693359375f), xc);
-  r = _mm512_fmadd_ps(fn, splat(2.12194440e-4f), r);
-  __m512 p = splat(1.9875691500e-4f);
-  p = _mm512_fmadd_ps(p, r, splat(1.3981999507e-3f));
-  p = _mm512_fmadd_ps(p, r, splat(8.3334519073e-3f));
-  p = _mm512_fmadd_ps(p, r, splat(4.1665795894e-2f));
-  p = _mm512_fmadd_ps(p, r, splat(1.6666665459e-1f));
-  p = _mm512_fmadd_ps(p, r, splat(5.0000001201e-1f));
+  const __m512 xc = _mm512_min_ps(splat(kExpMax), _mm512_max_ps(splat(kExpMin), x));
+  const __m512 fn = _mm512_sub_ps(_mm512_fmadd_ps(xc, splat(kLog2e), splat(kRoundConst)), splat(kRoundConst));
+  __m512 r = _mm512_fmadd_ps(fn, splat(-kLn2Hi), xc);
+  r = _mm512_fmadd_ps(fn, splat(-kLn2Lo), r);
+  __m512 p = splat(kExpPoly[0]);
+  for (int i = 1; i < 6; ++i) p = _mm512_fmadd_ps(p, r, splat(kExpPoly[i]));
   const __m512 y = _mm512_add_ps(_mm512_fmadd_ps(p, _mm512_mul_ps(r, r), r), splat(1.0f));
   return _mm512_scalef_ps(y, fn);
 }
@@ -83,7 +70,8 @@ void gelu_rows_avx512(const float* x, int64_t n, float* y) {
 void gelu_backward_rows_avx512(const float* g, const float* x, int64_t n, float* dx) {
   for (int64_t i = 0; i < n; i += 16) {
     const __mmask16 k = tail(n - i);
-    _mm512_mask_storeu_ps(dx + i, k, gelu_backward16(_mm512_maskz_loadu_ps(k, g + i), _mm512_maskz_loadu_ps(k, x + i)));
+    const __m512 gv = _mm512_maskz_loadu_ps(k, g + i), xv = _mm512_maskz_loadu_ps(k, x + i);
+    _mm512_mask_storeu_ps(dx + i, k, gelu_backward16(gv, xv));
   }
 }
 

@@ -17,21 +17,32 @@
 
 namespace quench::kernels {
 
+// The constants of vexp and verf, shared with their AVX-512 twins (kernels/gelu_rows_avx512.cpp).
+// Polynomial coefficients go from the highest degree down.
+inline constexpr float kExpMin = -104.0f, kExpMax = 89.0f;  // exp(-104) rounds to 0, exp(89) to inf
+inline constexpr float kLog2e = 1.44269504088896341f;
+inline constexpr float kRoundConst = 12582912.0f;  // 1.5 * 2^23: adding and removing it rounds to an integer
+inline constexpr float kLn2Hi = 0.693359375f, kLn2Lo = -2.12194440e-4f;  // ln 2 in two parts
+inline constexpr float kExpPoly[6] = {1.9875691500e-4f, 1.3981999507e-3f, 8.3334519073e-3f,
+                                      4.1665795894e-2f, 1.6666665459e-1f, 5.0000001201e-1f};
+inline constexpr float kErfClamp = 4.0f;
+inline constexpr float kErfP[7] = {-2.72614225801306e-10f, 2.77068142495902e-08f, -2.10102402082508e-06f,
+                                   -5.69250639462346e-05f, -7.34990630326855e-04f, -2.95459980854025e-03f,
+                                   -1.60960333262415e-02f};
+inline constexpr float kErfQ[5] = {-1.45660718464996e-05f, -2.13374055278905e-04f, -1.68282697438203e-03f,
+                                   -7.37332916720468e-03f, -1.42647390514189e-02f};
+
 // exp(x) = 2^n exp(r) with n = round(x / ln 2), |r| <= ln2 / 2 (Cephes expf polynomial). 2^n is
 // applied as two factors so that results in the denormal range round once, like libm's.
 inline __attribute__((always_inline)) float vexp(float x) {
-  float xc = x > -104.0f ? x : -104.0f;  // also maps NaN to -104; NaN is restored at the end
-  xc = xc < 89.0f ? xc : 89.0f;          // exp(89) = inf in float, exp(-104) rounds to 0
-  // Round to nearest integer by adding and removing 1.5 * 2^23 (no -ffast-math, so not folded).
-  const float fn = fmadd(xc, 1.44269504088896341f, 12582912.0f) - 12582912.0f;
-  float r = fmadd(fn, -0.693359375f, xc);
-  r = fmadd(fn, 2.12194440e-4f, r);
-  float p = 1.9875691500e-4f;
-  p = fmadd(p, r, 1.3981999507e-3f);
-  p = fmadd(p, r, 8.3334519073e-3f);
-  p = fmadd(p, r, 4.1665795894e-2f);
-  p = fmadd(p, r, 1.6666665459e-1f);
-  p = fmadd(p, r, 5.0000001201e-1f);
+  float xc = x > kExpMin ? x : kExpMin;  // also maps NaN to kExpMin; NaN is restored at the end
+  xc = xc < kExpMax ? xc : kExpMax;
+  // (No -ffast-math, so adding and removing the rounding constant is not folded away.)
+  const float fn = fmadd(xc, kLog2e, kRoundConst) - kRoundConst;
+  float r = fmadd(fn, -kLn2Hi, xc);
+  r = fmadd(fn, -kLn2Lo, r);
+  float p = kExpPoly[0];
+  for (int i = 1; i < 6; ++i) p = fmadd(p, r, kExpPoly[i]);
   const float y = fmadd(p, r * r, r) + 1.0f;
   const int32_t n = static_cast<int32_t>(fn);  // in [-150, 128]
   const int32_t n1 = n >> 1, n2 = n - n1;      // each in [-75, 64]: normal powers of two
@@ -44,22 +55,14 @@ inline __attribute__((always_inline)) float vexp(float x) {
 // erf(x) as x P(x^2) / Q(x^2) on [-4, 4] (Eigen's generic_fast_erf_float); |erf| rounds to 1
 // outside.
 inline __attribute__((always_inline)) float verf(float x) {
-  float xc = x > -4.0f ? x : -4.0f;
-  xc = xc < 4.0f ? xc : 4.0f;
+  float xc = x > -kErfClamp ? x : -kErfClamp;
+  xc = xc < kErfClamp ? xc : kErfClamp;
   const float x2 = xc * xc;
-  float p = -2.72614225801306e-10f;
-  p = fmadd(x2, p, 2.77068142495902e-08f);
-  p = fmadd(x2, p, -2.10102402082508e-06f);
-  p = fmadd(x2, p, -5.69250639462346e-05f);
-  p = fmadd(x2, p, -7.34990630326855e-04f);
-  p = fmadd(x2, p, -2.95459980854025e-03f);
-  p = fmadd(x2, p, -1.60960333262415e-02f);
+  float p = kErfP[0];
+  for (int i = 1; i < 7; ++i) p = fmadd(x2, p, kErfP[i]);
   p = xc * p;
-  float q = -1.45660718464996e-05f;
-  q = fmadd(x2, q, -2.13374055278905e-04f);
-  q = fmadd(x2, q, -1.68282697438203e-03f);
-  q = fmadd(x2, q, -7.37332916720468e-03f);
-  q = fmadd(x2, q, -1.42647390514189e-02f);
+  float q = kErfQ[0];
+  for (int i = 1; i < 5; ++i) q = fmadd(x2, q, kErfQ[i]);
   float out = p / q;
   out = out > 1.0f ? 1.0f : out;
   out = out < -1.0f ? -1.0f : out;
