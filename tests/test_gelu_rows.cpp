@@ -94,7 +94,7 @@ TEST_CASE("gelu_rows: every ISA path equals the reference bit for bit, in place 
   kernels::set_isa(saved);
 }
 
-TEST_CASE("gelu: contiguous (gelu_rows) and strided (element function) inputs give the same bits, forward and backward") {
+TEST_CASE("gelu: contiguous (gelu_rows) and strided (element function) inputs, the same bits forward and backward") {
   Generator gen(5);
   Tensor x = randn({96, 70}, gen) * 3.0;
   Tensor xt = x.t().contiguous().t();  // the same values, column-major: the strided loop

@@ -2,7 +2,6 @@
 // replace: bit for bit, on every ISA path, for 1 and 2 threads, and against the fake-quant model.
 #include <doctest/doctest.h>
 
-
 #include "engine/ops.hpp"
 #include "kernels/isa.hpp"
 #include "nn/nn.hpp"

@@ -7,9 +7,9 @@
 
 #include "engine/elementwise.hpp"
 #include "engine/ops.hpp"
-#include "kernels/vmath.hpp"
 #include "kernels/isa.hpp"
 #include "kernels/parallel.hpp"
+#include "kernels/vmath.hpp"
 #include "tests/gradcheck.hpp"
 #include "tests/nn_test_util.hpp"
 

@@ -64,8 +64,9 @@ struct GeluFn : Function<GeluFn> {
             left * (1.0f - t * t) * (kTanhBeta * (1.0f + 3.0f * kTanhKappa * x_sq));
         return gv * (left_derivative + right_derivative);
       })};
-    return {map_binary_rows(g[0], x, "gelu_backward", [](float gv, float xv) { return kernels::vgelu_backward(gv, xv); },
-                            kernels::gelu_backward_rows)};
+    return {map_binary_rows(
+        g[0], x, "gelu_backward", [](float gv, float xv) { return kernels::vgelu_backward(gv, xv); },
+        kernels::gelu_backward_rows)};
   }
 };
 
