@@ -7,7 +7,8 @@ set -euo pipefail
 
 packages=(
   build-essential clang lld meson ninja-build pkg-config cmake
-  doctest-dev libbenchmark-dev libdnnl-dev libstb-dev zlib1g-dev nlohmann-json3-dev libcli11-dev
+  doctest-dev libbenchmark-dev libdnnl-dev ocl-icd-opencl-dev libstb-dev zlib1g-dev nlohmann-json3-dev
+  libcli11-dev
   libclang-rt-14-dev
   dataset-fashion-mnist
 )
