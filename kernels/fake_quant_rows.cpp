@@ -5,14 +5,15 @@
 
 namespace quench::kernels {
 void fake_quant_row(const float* x, int64_t n, float scale, int32_t z, int32_t qmin, int32_t qmax, float* qi,
-                    float* deq, uint8_t* mask) {
-  if (active_isa() >= Isa::avx2) return fqrows::fake_quant_row_avx2(x, n, scale, z, qmin, qmax, qi, deq, mask);
-  fqrows::fake_quant_scalar(x, 0, n, scale, 1.0f / scale, z, qmin, qmax, qi, deq, mask);
+                    float* deq, uint8_t* mask, uint8_t* code) {
+  if (active_isa() >= Isa::avx2)
+    return fqrows::fake_quant_row_avx2(x, n, scale, z, qmin, qmax, qi, deq, mask, code);
+  fqrows::fake_quant_scalar(x, 0, n, scale, 1.0f / scale, z, qmin, qmax, qi, deq, mask, code);
 }
 
 void fake_quant_row_ref(const float* x, int64_t n, float scale, int32_t z, int32_t qmin, int32_t qmax,
-                        float* qi, float* deq, uint8_t* mask) {
-  fqrows::fake_quant_scalar(x, 0, n, scale, 1.0f / scale, z, qmin, qmax, qi, deq, mask);
+                        float* qi, float* deq, uint8_t* mask, uint8_t* code) {
+  fqrows::fake_quant_scalar(x, 0, n, scale, 1.0f / scale, z, qmin, qmax, qi, deq, mask, code);
 }
 
 void min_max_row(const float* x, int64_t n, float* lo, float* hi) {

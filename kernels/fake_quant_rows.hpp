@@ -13,11 +13,13 @@ namespace quench::kernels {
 //   qi[i]   = float(q - z) = rc, an exact small integer (+0, never -0), the int8 GEMM's operand
 //   deq[i]  = qi[i] * scale, fake_quantize's value
 //   mask[i] = 1 when the unclamped r + z (in float) lies in [qmin, qmax], else 0 (the STE mask)
+//   code[i] = the low byte of the integer code q = rc + z: the u8 value, or the s8 value in two's
+//             complement (meaningful when [qmin, qmax] lies in [-128, 255]), the int8 GEMM's operand
 // Defined for any arguments (callers validate scales and zero points); n >= 0.
 void fake_quant_row(const float* x, int64_t n, float scale, int32_t zero_point, int32_t qmin, int32_t qmax,
-                    float* qi, float* deq, uint8_t* mask);
+                    float* qi, float* deq, uint8_t* mask, uint8_t* code = nullptr);
 void fake_quant_row_ref(const float* x, int64_t n, float scale, int32_t zero_point, int32_t qmin,
-                        int32_t qmax, float* qi, float* deq, uint8_t* mask);
+                        int32_t qmax, float* qi, float* deq, uint8_t* mask, uint8_t* code = nullptr);
 
 // Folds x[0, n) into the running *lo / *hi as the loop `if (x < lo) lo = x; if (x > hi) hi = x;`
 // does: NaN is skipped, and among equal values (+0 / -0) the first one seen is kept.

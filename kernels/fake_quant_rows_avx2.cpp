@@ -16,6 +16,13 @@ inline void store_mask8(uint8_t* p, __m256 m) {
   _mm_storel_epi64(reinterpret_cast<__m128i*>(p), _mm_packs_epi16(w, w));
 }
 
+// 8 lanes of int32 -> their low bytes.
+inline void store_low_bytes8(uint8_t* p, __m256i v) {
+  const __m256i b = _mm256_and_si256(v, _mm256_set1_epi32(0xff));
+  const __m128i w = _mm_packus_epi32(_mm256_castsi256_si128(b), _mm256_extracti128_si256(b, 1));
+  _mm_storel_epi64(reinterpret_cast<__m128i*>(p), _mm_packus_epi16(w, w));
+}
+
 inline float hmin(__m256 v) {
   __m128 a = _mm_min_ps(_mm256_castps256_ps128(v), _mm256_extractf128_ps(v, 1));
   a = _mm_min_ps(a, _mm_movehl_ps(a, a));
@@ -40,27 +47,30 @@ inline float first_zero(const float* x, int64_t n) {
 }  // namespace
 
 void fake_quant_row_avx2(const float* x, int64_t n, float scale, int32_t z, int32_t qmin, int32_t qmax, float* qi,
-                         float* deq, uint8_t* mask) {
+                         float* deq, uint8_t* mask, uint8_t* code) {
   const float inv = 1.0f / scale;
   const __m256 invv = _mm256_set1_ps(inv), sv = _mm256_set1_ps(scale);
   const __m256 lo = _mm256_set1_ps(static_cast<float>(qmin - z)), hi = _mm256_set1_ps(static_cast<float>(qmax - z));
   const __m256 zf = _mm256_set1_ps(static_cast<float>(z));
   const __m256 qminf = _mm256_set1_ps(static_cast<float>(qmin)), qmaxf = _mm256_set1_ps(static_cast<float>(qmax));
+  const __m256i zi = _mm256_set1_epi32(z);
   int64_t i = 0;
   for (; i + 8 <= n; i += 8) {
     const __m256 r = _mm256_round_ps(_mm256_mul_ps(_mm256_loadu_ps(x + i), invv),
                                      _MM_FROUND_TO_NEAREST_INT | _MM_FROUND_NO_EXC);
     // maxps returns its second operand when one is NaN: NaN -> lo, as the scalar !(r >= lo).
     const __m256 rc = _mm256_min_ps(_mm256_max_ps(r, lo), hi);
-    const __m256 v = _mm256_cvtepi32_ps(_mm256_cvtps_epi32(rc));  // -0 -> +0
+    const __m256i iv = _mm256_cvtps_epi32(rc);  // exact: rc is an integer
+    const __m256 v = _mm256_cvtepi32_ps(iv);    // -0 -> +0
     if (qi) _mm256_storeu_ps(qi + i, v);
+    if (code) store_low_bytes8(code + i, _mm256_add_epi32(iv, zi));
     if (deq) _mm256_storeu_ps(deq + i, _mm256_mul_ps(v, sv));
     if (mask) {
       const __m256 u = _mm256_add_ps(r, zf);
       store_mask8(mask + i, _mm256_and_ps(_mm256_cmp_ps(u, qminf, _CMP_GE_OQ), _mm256_cmp_ps(u, qmaxf, _CMP_LE_OQ)));
     }
   }
-  fake_quant_scalar(x, i, n, scale, inv, z, qmin, qmax, qi, deq, mask);
+  fake_quant_scalar(x, i, n, scale, inv, z, qmin, qmax, qi, deq, mask, code);
 }
 
 void mask_row_avx2(float* g, const uint8_t* mask, int64_t n) {

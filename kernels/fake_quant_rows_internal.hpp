@@ -10,7 +10,8 @@ namespace quench::kernels::fqrows {
 // The scalar rule of kernels/fake_quant_rows.hpp, used by the reference and the vector tails.
 inline __attribute__((always_inline)) void fake_quant_scalar(const float* x, int64_t b, int64_t e, float scale,
                                                              float inv, int32_t z, int32_t qmin, int32_t qmax,
-                                                             float* qi, float* deq, uint8_t* mask) {
+                                                             float* qi, float* deq, uint8_t* mask,
+                                                             uint8_t* code) {
   const float lo = static_cast<float>(qmin - z), hi = static_cast<float>(qmax - z);
   const float zf = static_cast<float>(z), qminf = static_cast<float>(qmin), qmaxf = static_cast<float>(qmax);
   for (int64_t i = b; i < e; ++i) {
@@ -18,8 +19,10 @@ inline __attribute__((always_inline)) void fake_quant_scalar(const float* x, int
     float rc = r;
     if (!(rc >= lo)) rc = lo;
     if (rc > hi) rc = hi;
-    const float v = static_cast<float>(static_cast<int32_t>(rc));  // -0 -> +0, as int q - z
+    const int32_t iv = static_cast<int32_t>(rc);
+    const float v = static_cast<float>(iv);  // -0 -> +0, as int q - z
     if (qi) qi[i] = v;
+    if (code) code[i] = static_cast<uint8_t>(iv + z);
     if (deq) deq[i] = v * scale;
     if (mask) {
       const float u = r + zf;
@@ -54,7 +57,7 @@ inline __attribute__((always_inline)) void scale_bias_scalar(float* y, const flo
 void mask_row_avx2(float* g, const uint8_t* mask, int64_t n);
 void scale_bias_row_avx2(float* y, const float* mult, const float* bias, int64_t n);
 void fake_quant_row_avx2(const float* x, int64_t n, float scale, int32_t z, int32_t qmin, int32_t qmax, float* qi,
-                         float* deq, uint8_t* mask);
+                         float* deq, uint8_t* mask, uint8_t* code);
 void min_max_row_avx2(const float* x, int64_t n, float* lo, float* hi);
 
 }  // namespace quench::kernels::fqrows

@@ -1,5 +1,6 @@
 #include "quant/qat_linear_op.hpp"
 
+#include <algorithm>
 #include <cmath>
 #include <vector>
 
@@ -7,6 +8,7 @@
 #include "engine/ops.hpp"
 #include "kernels/fake_quant_rows.hpp"
 #include "kernels/gemm.hpp"
+#include "kernels/gemm_u8s8.hpp"
 #include "kernels/parallel.hpp"
 
 namespace quench::quant {
@@ -15,17 +17,22 @@ namespace {
 using autograd::AutogradContext;
 using autograd::Function;
 
+template <class T>
+T* or_null(const Tensor& t) {
+  return t.defined() ? t.data_ptr<T>() : nullptr;
+}
+
 // Rows of src [R, K]: qi = float(q - z) (exact small integers), deq = qi * s (fake_quantize's value),
-// mask = unclamped q inside [qmin, qmax] (kernels/fake_quant_rows.hpp); any output may be null.
-// Row r uses scale[r % nscale] (1 scale per tensor, R per row).
+// mask = unclamped q inside [qmin, qmax], code = q as a byte (kernels/fake_quant_rows.hpp); any output
+// may be null. Row r uses scale[r % nscale] (1 scale per tensor, R per row).
 void quantize_rows(const float* src, int64_t R, int64_t K, const float* scale, const int32_t* zp, int64_t nscale,
-                   const QuantSpec& spec, float* qi, float* deq, uint8_t* mask) {
+                   const QuantSpec& spec, float* qi, float* deq, uint8_t* mask, uint8_t* code) {
   const int32_t qmin = static_cast<int32_t>(spec.quant_min), qmax = static_cast<int32_t>(spec.quant_max);
   kernels::parallel_for(R, std::max<int64_t>(1, 16384 / std::max<int64_t>(1, K)), [&](int64_t b, int64_t e) {
     for (int64_t r = b; r < e; ++r) {
       const int64_t c = nscale == 1 ? 0 : r;
-      kernels::fake_quant_row(src + r * K, K, scale[c], zp[c], qmin, qmax, qi ? qi + r * K : nullptr,
-                              deq ? deq + r * K : nullptr, mask ? mask + r * K : nullptr);
+      auto at = [&](auto* p) { return p ? p + r * K : nullptr; };
+      kernels::fake_quant_row(src + r * K, K, scale[c], zp[c], qmin, qmax, at(qi), at(deq), at(mask), at(code));
     }
   });
 }
@@ -36,6 +43,18 @@ void apply_mask(Tensor& g, const Tensor& mask) {
   kernels::parallel_for(g.numel(), 32768, [&](int64_t b, int64_t e) { kernels::mask_row(pg + b, pm + b, e - b); });
 }
 
+// Whether the int8 GEMM takes these operands: u8 or s8 (*x_signed) activation codes, symmetric s8
+// weight codes.
+bool fits_int8_gemm(const QuantSpec& xspec, int32_t xz, const QuantSpec& wspec, const Tensor& wz, int64_t K,
+                    bool* x_signed) {
+  const bool x_u8 = xspec.quant_min >= 0 && xspec.quant_max <= 255 && xz >= 0 && xz <= 255;
+  const bool x_s8 = xspec.quant_min >= -128 && xspec.quant_max <= 127 && xz >= -128 && xz <= 127;
+  *x_signed = !x_u8;
+  if (!(x_u8 || x_s8) || wspec.quant_min < -128 || wspec.quant_max > 127 || K < 1 || K > 65536) return false;
+  const int32_t* pz = wz.data_ptr<int32_t>();
+  return std::all_of(pz, pz + wz.numel(), [](int32_t z) { return z == 0; });
+}
+
 // y = fq(x) fq(W)^T + b   x:[M, K]  W:[N, K]  b:[N]  scales: x [1], W [1] or [N]
 struct QATLinearFn : Function<QATLinearFn> {
   static Tensor forward(AutogradContext* ctx, const Tensor& x, const Tensor& w, const Tensor& bias,
@@ -43,27 +62,52 @@ struct QATLinearFn : Function<QATLinearFn> {
                         const Tensor& wz, const QuantSpec& wspec) {
     const int64_t M = x.size(0), K = x.size(1), N = w.size(0);
     const bool gx = ctx->needs_input_grad(0), gw = ctx->needs_input_grad(1);
+    const float sx = xs.data_ptr<float>()[0];
+    const int32_t zx = xz.data_ptr<int32_t>()[0];
+    bool x_signed = false;
+    const bool int8 = M > 0 && fits_int8_gemm(xspec, zx, wspec, wz, K, &x_signed);
     // x's dequantized values are never stored: the backward takes dW = dY^T X_hat as s_x (dY^T X_q)
     // (one tensor of [M, K] floats less to write and keep per QAT Linear).
-    Tensor xq = Tensor::empty({M, K}, kFloat32);
-    Tensor wq = Tensor::empty({N, K}, kFloat32), what = Tensor::empty({N, K}, kFloat32);
+    Tensor xq = gw || !int8 ? Tensor::empty({M, K}, kFloat32) : Tensor();
+    Tensor xcode = int8 ? Tensor::empty({M, K}, kUInt8) : Tensor();
+    Tensor wq = int8 ? Tensor() : Tensor::empty({N, K}, kFloat32);
+    Tensor wcode = int8 ? Tensor::empty({N, K}, kUInt8) : Tensor();
+    Tensor what = Tensor::empty({N, K}, kFloat32);
     Tensor mx = gx ? Tensor::empty({M, K}, kUInt8) : Tensor(), mw = gw ? Tensor::empty({N, K}, kUInt8) : Tensor();
-    quantize_rows(x.data_ptr<float>(), M, K, xs.data_ptr<float>(), xz.data_ptr<int32_t>(), 1, xspec,
-                  xq.data_ptr<float>(), nullptr, gx ? mx.data_ptr<uint8_t>() : nullptr);
+    quantize_rows(x.data_ptr<float>(), M, K, &sx, &zx, 1, xspec, or_null<float>(xq), nullptr, or_null<uint8_t>(mx),
+                  or_null<uint8_t>(xcode));
     quantize_rows(w.data_ptr<float>(), N, K, ws.data_ptr<float>(), wz.data_ptr<int32_t>(), ws.numel(), wspec,
-                  wq.data_ptr<float>(), what.data_ptr<float>(), gw ? mw.data_ptr<uint8_t>() : nullptr);
+                  or_null<float>(wq), what.data_ptr<float>(), or_null<uint8_t>(mw), or_null<uint8_t>(wcode));
+    std::vector<float> w_scale(N);
+    for (int64_t n = 0; n < N; ++n) w_scale[n] = ws.data_ptr<float>()[ws.numel() == 1 ? 0 : n];
+    const float* pb = bias.defined() ? bias.data_ptr<float>() : nullptr;
     Tensor y = Tensor::empty({M, N}, kFloat32);
     float* py = y.data_ptr<float>();
-    kernels::sgemm(false, true, M, N, K, 1.f, xq.data_ptr<float>(), K, wq.data_ptr<float>(), K, 0.f, py, N);
-    // The kernels' f32 epilogue, operation for operation.
-    std::vector<float> mult(N);
-    const float sx = xs.data_ptr<float>()[0];
-    const float* pws = ws.data_ptr<float>();
-    for (int64_t n = 0; n < N; ++n) mult[n] = sx * pws[ws.numel() == 1 ? 0 : n];
-    const float* pb = bias.defined() ? bias.data_ptr<float>() : nullptr;
-    kernels::parallel_for(M, std::max<int64_t>(1, 16384 / N), [&](int64_t b, int64_t e) {
-      for (int64_t m = b; m < e; ++m) kernels::scale_bias_row(py + m * N, mult.data(), pb, N);
-    });
+    if (int8) {  // the converted Int8Linear's own call: exact accumulator, the same f32 epilogue
+      const auto packed =
+          kernels::pack_weights_u8s8(reinterpret_cast<const int8_t*>(wcode.data_ptr<uint8_t>()), N, K, K);
+      kernels::GemmU8S8Args a;
+      a.M = M;
+      a.A = xcode.data_ptr<uint8_t>();
+      a.lda = K;
+      a.a_signed = x_signed;
+      a.a_zero_point = zx;
+      a.W = &packed;
+      a.out = kernels::U8S8Output::f32;
+      a.C = py;
+      a.ldc = N;
+      a.a_scale = sx;
+      a.w_scale = w_scale.data();
+      a.bias = pb;
+      kernels::gemm_u8s8(a);
+    } else {  // the fp32 GEMM of the integer codes, then the kernels' f32 epilogue operation for operation
+      kernels::sgemm(false, true, M, N, K, 1.f, xq.data_ptr<float>(), K, wq.data_ptr<float>(), K, 0.f, py, N);
+      std::vector<float> mult(N);
+      for (int64_t n = 0; n < N; ++n) mult[n] = sx * w_scale[n];
+      kernels::parallel_for(M, std::max<int64_t>(1, 16384 / N), [&](int64_t b, int64_t e) {
+        for (int64_t m = b; m < e; ++m) kernels::scale_bias_row(py + m * N, mult.data(), pb, N);
+      });
+    }
     ctx->save_for_backward({xq, what, mx, mw});
     ctx->saved_data["x_scale"] = static_cast<double>(sx);
     return y;

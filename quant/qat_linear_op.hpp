@@ -2,13 +2,14 @@
 //
 //   y = fq(x) @ fq(W)^T + b     x [..., K] f32, weight [N, K] f32, bias [N] or undefined -> y [..., N]
 //
-// Forward works in the integer domain, as the converted Int8Linear does: the quantized values
-// (q_x - z_x) and (q_w - z_w) (shared rounding rule, quant/qparams.hpp) are small integers held
-// exactly in float, so the fp32 GEMM of them is the exact integer accumulator whenever every
-// partial sum stays below 2^24 (always for K <= 518 with u8 x s8 [-127, 127]; in practice for any
-// K), whatever the GEMM's summation order. The epilogue is then the kernels' f32 epilogue:
+// Forward is the converted Int8Linear's computation: the integer codes q_x and q_w (shared rounding
+// rule, quant/qparams.hpp) go through the int8 GEMM (kernels/gemm_u8s8.hpp), whose accumulator is
+// exact, and its f32 epilogue
 //   mult[n] = s_x * s_w[n] (float); y = float(acc) * mult[n]; y = y + b[n]   (no FMA)
-// so the QAT forward and the converted int8 model give bit-identical outputs.
+// so the QAT forward and the converted int8 model give bit-identical outputs. Specs that GEMM does not
+// take (codes outside u8 / s8, weights with a zero point) use the fp32 GEMM of (q_x - z_x) and
+// (q_w - z_w), small integers held exactly in float: the same accumulator whenever every partial sum
+// stays below 2^24 (always for K <= 514 with u8 x s8), then the same epilogue.
 //
 // Backward is the straight-through estimator of fake_quantize composed with linear:
 //   dx = (dy @ W_hat) * mask_x,  dW = (dy^T @ x_hat) * mask_w,  db = sum_rows dy

@@ -72,8 +72,8 @@ TEST_CASE("fake_quant_row: every path equals the reference; the reference is qua
         CAPTURE(s);
         CAPTURE(rg.z);
         std::vector<float> rq(n), rd(n);
-        std::vector<uint8_t> rm(n);
-        fake_quant_row_ref(x.data(), n, s, rg.z, rg.qmin, rg.qmax, rq.data(), rd.data(), rm.data());
+        std::vector<uint8_t> rm(n), rc(n);
+        fake_quant_row_ref(x.data(), n, s, rg.z, rg.qmin, rg.qmax, rq.data(), rd.data(), rm.data(), rc.data());
         bool ok = true;  // the rule, through quant's own functions
         const float inv = 1.0f / s;
         for (int64_t i = 0; i < n; ++i) {
@@ -81,18 +81,20 @@ TEST_CASE("fake_quant_row: every path equals the reference; the reference is qua
           const float u = std::nearbyint(x[i] * inv) + static_cast<float>(rg.z);
           ok = ok && same_bits(rq[i], static_cast<float>(q - rg.z)) &&
                same_bits(rd[i], quant::dequantize_value(q, s, rg.z)) &&
-               rm[i] == (u >= static_cast<float>(rg.qmin) && u <= static_cast<float>(rg.qmax));
+               rm[i] == (u >= static_cast<float>(rg.qmin) && u <= static_cast<float>(rg.qmax)) &&
+               (rg.qmin < 0 ? static_cast<int32_t>(static_cast<int8_t>(rc[i])) : static_cast<int32_t>(rc[i])) == q;
         }
         CHECK(ok);
         for (Isa level : levels()) {
           set_isa(level);
           CAPTURE(isa_name(level));
           std::vector<float> q(n, -1.f), dq(n, -1.f);
-          std::vector<uint8_t> m(n, 7);
-          fake_quant_row(x.data(), n, s, rg.z, rg.qmin, rg.qmax, q.data(), dq.data(), m.data());
+          std::vector<uint8_t> m(n, 7), c(n, 7);
+          fake_quant_row(x.data(), n, s, rg.z, rg.qmin, rg.qmax, q.data(), dq.data(), m.data(), c.data());
           CHECK(same_bits(q, rq));
           CHECK(same_bits(dq, rd));
           CHECK(m == rm);
+          CHECK(c == rc);
           // Null outputs are skipped, the others unchanged.
           std::vector<float> dq2(n, -1.f);
           fake_quant_row(x.data(), n, s, rg.z, rg.qmin, rg.qmax, nullptr, dq2.data(), nullptr);

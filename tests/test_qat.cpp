@@ -8,7 +8,9 @@
 #include "nn/nn.hpp"
 #include "quant/fake_quant_module.hpp"
 #include "quant/fake_quantize.hpp"
+#include "quant/observer.hpp"
 #include "quant/prepare.hpp"
+#include "quant/qparams.hpp"
 #include "quant/qat_attention.hpp"
 #include "quant/qat_linear.hpp"
 #include "quant/qat_linear_op.hpp"
@@ -199,6 +201,64 @@ TEST_CASE("qat: the fused QAT Linear equals fake_quantize + linear, forward and 
   (void)M;
   // Integer accumulators and fixed-order epilogues: bit-identical for 1 and 2 threads.
   testing::check_thread_invariant([&] { return testing::forward_backward(fused, {x, w, b}, g); });
+}
+
+TEST_CASE("qat: the QAT Linear's forward is the exact integer accumulator and the int8 epilogue") {
+  // y = float(sum_k (q_x - z_x)(q_w - z_w)) * (s_x * s_w[n]) + b[n], from the rounding rule and int64 sums.
+  auto expected = [](const Tensor& x, const Tensor& w, const Tensor& b, const QParams& aq, const QuantSpec& as,
+                     const QParams& wq, const QuantSpec& ws) {
+    const int64_t M = x.size(0), K = x.size(1), N = w.size(0);
+    const float sx = aq.scale.data_ptr<float>()[0];
+    const int32_t zx = aq.zero_point.data_ptr<int32_t>()[0];
+    const float *px = x.data_ptr<float>(), *pw = w.data_ptr<float>(), *pb = b.data_ptr<float>();
+    const float* sw = wq.scale.data_ptr<float>();
+    const int32_t* zw = wq.zero_point.data_ptr<int32_t>();
+    std::vector<float> y(M * N);
+    for (int64_t m = 0; m < M; ++m)
+      for (int64_t n = 0; n < N; ++n) {
+        int64_t acc = 0;
+        for (int64_t k = 0; k < K; ++k) {
+          const int32_t qx = quantize_value(px[m * K + k], 1.0f / sx, zx, static_cast<int32_t>(as.quant_min),
+                                            static_cast<int32_t>(as.quant_max));
+          const int32_t qw = quantize_value(pw[n * K + k], 1.0f / sw[n], zw[n], static_cast<int32_t>(ws.quant_min),
+                                            static_cast<int32_t>(ws.quant_max));
+          acc += int64_t{qx - zx} * (qw - zw[n]);
+        }
+        const float mult = sx * sw[n];
+        y[m * N + n] = static_cast<float>(acc) * mult + pb[n];
+      }
+    return y;
+  };
+  Generator gen(8);
+  const int64_t M = 40, N = 7;  // more than 32 rows: an fp32 GEMM would sum k in sequence
+  std::vector<float> lo(N, -0.25f), hi(N, 0.3f);
+  struct Case {
+    const char* name;
+    QuantSpec as, ws;
+    int64_t K;
+  };
+  const Case cases[] = {
+      // The int8 GEMM's operands; K so large that partial sums pass 2^24, where only an exact
+      // accumulator keeps every bit.
+      {"u8 x s8", QuantSpec::uint8_affine_per_tensor(), QuantSpec::int8_symmetric_per_channel(), 700},
+      {"s8 x s8", QuantSpec::make(8, true, false, false), QuantSpec::int8_symmetric_per_channel(), 700},
+      // Weights with zero points: the fp32 GEMM of exact integers (K small enough to stay exact).
+      {"u8 x affine s8", QuantSpec::uint8_affine_per_tensor(), QuantSpec::make(8, true, false, true), 200},
+  };
+  for (const Case& c : cases) {
+    const std::string name = c.name;
+    CAPTURE(name);
+    // Inputs saturate both ends of the codes.
+    Tensor x = randn({M, c.K}, gen) * 4.0, w = randn({N, c.K}, gen) * 0.5, b = randn({N}, gen);
+    float* px = x.data_ptr<float>();
+    float* pw = w.data_ptr<float>();
+    for (int64_t k = 0; k < c.K; ++k) px[k] = 10.f, pw[k] = 1.f;  // row 0 x channel 0: the largest sum
+    // x's range starts at 0, so its codes span all 256 values above the zero point.
+    QParams aq = qparams_from_range({0.f}, {3.f}, c.as), wq = qparams_from_range(lo, hi, c.ws);
+    Tensor xs = aq.scale.reshape({1}), xz = aq.zero_point.reshape({1});
+    Tensor y = qat_linear(x, w, b, xs, xz, c.as, wq.scale, wq.zero_point, c.ws);
+    CHECK(y.to_vector<float>() == expected(x, w, b, aq, c.as, wq, c.ws));
+  }
 }
 
 TEST_CASE("qat: training through QATLinear (STE) lowers the loss on a toy regression") {
