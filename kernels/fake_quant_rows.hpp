@@ -10,7 +10,7 @@ namespace quench::kernels {
 // One row of n values under (scale, zero_point, [qmin, qmax]), the project's one rounding rule
 // (quant/qparams.hpp, PyTorch's arithmetic): inv = 1.0f / scale, r = nearbyint(x * inv) (ties to
 // even), rc = clamp(r, qmin - z, qmax - z) with NaN -> qmin - z. Writes (each output may be null):
-//   qi[i]   = float(q - z) = rc, an exact small integer (+0, never -0), the int8 GEMM's operand
+//   qi[i]   = float(q - z) = rc, an exact small integer (+0, never -0), an fp32 GEMM's operand
 //   deq[i]  = qi[i] * scale, fake_quantize's value
 //   mask[i] = 1 when the unclamped r + z (in float) lies in [qmin, qmax], else 0 (the STE mask)
 //   code[i] = the low byte of the integer code q = rc + z: the u8 value, or the s8 value in two's

@@ -44,15 +44,20 @@ void apply_mask(Tensor& g, const Tensor& mask) {
 }
 
 // Whether the int8 GEMM takes these operands: u8 or s8 (*x_signed) activation codes, symmetric s8
-// weight codes.
-bool fits_int8_gemm(const QuantSpec& xspec, int32_t xz, const QuantSpec& wspec, const Tensor& wz, int64_t K,
-                    bool* x_signed) {
+// weight codes, positive finite scales (it rejects others; the fp32 path carries them through as
+// fake_quantize does).
+bool fits_int8_gemm(const QuantSpec& xspec, float xs, int32_t xz, const QuantSpec& wspec, const Tensor& ws,
+                    const Tensor& wz, int64_t N, int64_t K, bool* x_signed) {
   const bool x_u8 = xspec.quant_min >= 0 && xspec.quant_max <= 255 && xz >= 0 && xz <= 255;
   const bool x_s8 = xspec.quant_min >= -128 && xspec.quant_max <= 127 && xz >= -128 && xz <= 127;
   *x_signed = !x_u8;
-  if (!(x_u8 || x_s8) || wspec.quant_min < -128 || wspec.quant_max > 127 || K < 1 || K > 65536) return false;
+  if (!(x_u8 || x_s8) || wspec.quant_min < -128 || wspec.quant_max > 127 || N < 1 || K < 1 || K > 65536)
+    return false;
+  auto usable = [](float s) { return std::isfinite(s) && s > 0; };
+  const float* ps = ws.data_ptr<float>();
   const int32_t* pz = wz.data_ptr<int32_t>();
-  return std::all_of(pz, pz + wz.numel(), [](int32_t z) { return z == 0; });
+  return usable(xs) && std::all_of(ps, ps + ws.numel(), usable) &&
+         std::all_of(pz, pz + wz.numel(), [](int32_t z) { return z == 0; });
 }
 
 // y = fq(x) fq(W)^T + b   x:[M, K]  W:[N, K]  b:[N]  scales: x [1], W [1] or [N]
@@ -65,7 +70,7 @@ struct QATLinearFn : Function<QATLinearFn> {
     const float sx = xs.data_ptr<float>()[0];
     const int32_t zx = xz.data_ptr<int32_t>()[0];
     bool x_signed = false;
-    const bool int8 = M > 0 && fits_int8_gemm(xspec, zx, wspec, wz, K, &x_signed);
+    const bool int8 = M > 0 && fits_int8_gemm(xspec, sx, zx, wspec, ws, wz, N, K, &x_signed);
     // x's dequantized values are never stored: the backward takes dW = dY^T X_hat as s_x (dY^T X_q)
     // (one tensor of [M, K] floats less to write and keep per QAT Linear).
     Tensor xq = gw || !int8 ? Tensor::empty({M, K}, kFloat32) : Tensor();
@@ -104,7 +109,7 @@ struct QATLinearFn : Function<QATLinearFn> {
       kernels::sgemm(false, true, M, N, K, 1.f, xq.data_ptr<float>(), K, wq.data_ptr<float>(), K, 0.f, py, N);
       std::vector<float> mult(N);
       for (int64_t n = 0; n < N; ++n) mult[n] = sx * w_scale[n];
-      kernels::parallel_for(M, std::max<int64_t>(1, 16384 / N), [&](int64_t b, int64_t e) {
+      kernels::parallel_for(M, std::max<int64_t>(1, 16384 / std::max<int64_t>(1, N)), [&](int64_t b, int64_t e) {
         for (int64_t m = b; m < e; ++m) kernels::scale_bias_row(py + m * N, mult.data(), pb, N);
       });
     }

@@ -6,10 +6,11 @@
 // rule, quant/qparams.hpp) go through the int8 GEMM (kernels/gemm_u8s8.hpp), whose accumulator is
 // exact, and its f32 epilogue
 //   mult[n] = s_x * s_w[n] (float); y = float(acc) * mult[n]; y = y + b[n]   (no FMA)
-// so the QAT forward and the converted int8 model give bit-identical outputs. Specs that GEMM does not
-// take (codes outside u8 / s8, weights with a zero point) use the fp32 GEMM of (q_x - z_x) and
-// (q_w - z_w), small integers held exactly in float: the same accumulator whenever every partial sum
-// stays below 2^24 (always for K <= 514 with u8 x s8), then the same epilogue.
+// so the QAT forward and the converted int8 model give bit-identical outputs. What that GEMM does not
+// take (codes outside u8 / s8, weights with a zero point, K > 65536, scales that are not positive and
+// finite) uses the fp32 GEMM of (q_x - z_x) and (q_w - z_w), small integers held exactly in float:
+// the same accumulator whenever every partial sum stays below 2^24 (K <= 258 for 8-bit codes whose
+// offsets reach 255 on both sides), then the same epilogue.
 //
 // Backward is the straight-through estimator of fake_quantize composed with linear:
 //   dx = (dy @ W_hat) * mask_x,  dW = (dy^T @ x_hat) * mask_w,  db = sum_rows dy

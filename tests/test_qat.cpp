@@ -3,6 +3,9 @@
 #include <doctest/doctest.h>
 
 #include <cmath>
+#include <string>
+#include <utility>
+#include <vector>
 
 #include "engine/ops.hpp"
 #include "nn/nn.hpp"
@@ -206,59 +209,83 @@ TEST_CASE("qat: the fused QAT Linear equals fake_quantize + linear, forward and 
 TEST_CASE("qat: the QAT Linear's forward is the exact integer accumulator and the int8 epilogue") {
   // y = float(sum_k (q_x - z_x)(q_w - z_w)) * (s_x * s_w[n]) + b[n], from the rounding rule and int64 sums.
   auto expected = [](const Tensor& x, const Tensor& w, const Tensor& b, const QParams& aq, const QuantSpec& as,
-                     const QParams& wq, const QuantSpec& ws) {
+                     const QParams& wq, const QuantSpec& ws, int64_t* past_2_24) {
     const int64_t M = x.size(0), K = x.size(1), N = w.size(0);
     const float sx = aq.scale.data_ptr<float>()[0];
     const int32_t zx = aq.zero_point.data_ptr<int32_t>()[0];
     const float *px = x.data_ptr<float>(), *pw = w.data_ptr<float>(), *pb = b.data_ptr<float>();
-    const float* sw = wq.scale.data_ptr<float>();
-    const int32_t* zw = wq.zero_point.data_ptr<int32_t>();
     std::vector<float> y(M * N);
     for (int64_t m = 0; m < M; ++m)
       for (int64_t n = 0; n < N; ++n) {
+        const int64_t c = wq.scale.numel() == 1 ? 0 : n;
+        const float sw = wq.scale.data_ptr<float>()[c];
+        const int32_t zw = wq.zero_point.data_ptr<int32_t>()[c];
         int64_t acc = 0;
         for (int64_t k = 0; k < K; ++k) {
           const int32_t qx = quantize_value(px[m * K + k], 1.0f / sx, zx, static_cast<int32_t>(as.quant_min),
                                             static_cast<int32_t>(as.quant_max));
-          const int32_t qw = quantize_value(pw[n * K + k], 1.0f / sw[n], zw[n], static_cast<int32_t>(ws.quant_min),
+          const int32_t qw = quantize_value(pw[n * K + k], 1.0f / sw, zw, static_cast<int32_t>(ws.quant_min),
                                             static_cast<int32_t>(ws.quant_max));
-          acc += int64_t{qx - zx} * (qw - zw[n]);
+          acc += int64_t{qx - zx} * (qw - zw);
         }
-        const float mult = sx * sw[n];
-        y[m * N + n] = static_cast<float>(acc) * mult + pb[n];
+        *past_2_24 += acc > (int64_t{1} << 24) || acc < -(int64_t{1} << 24);
+        y[m * N + n] = static_cast<float>(acc) * (sx * sw) + pb[n];
       }
     return y;
   };
   Generator gen(8);
-  const int64_t M = 40, N = 7;  // more than 32 rows: an fp32 GEMM would sum k in sequence
-  std::vector<float> lo(N, -0.25f), hi(N, 0.3f);
+  const int64_t M = 40, N = 7;
   struct Case {
     const char* name;
     QuantSpec as, ws;
     int64_t K;
   };
   const Case cases[] = {
-      // The int8 GEMM's operands; K so large that partial sums pass 2^24, where only an exact
-      // accumulator keeps every bit.
-      {"u8 x s8", QuantSpec::uint8_affine_per_tensor(), QuantSpec::int8_symmetric_per_channel(), 700},
-      {"s8 x s8", QuantSpec::make(8, true, false, false), QuantSpec::int8_symmetric_per_channel(), 700},
+      // The int8 GEMM's operands, with K so large that most sums pass 2^24 through partial sums of
+      // every parity: an fp32 GEMM rounds them (in any summation order), the exact accumulator not.
+      {"u8 x s8 per channel", QuantSpec::uint8_affine_per_tensor(), QuantSpec::int8_symmetric_per_channel(), 3000},
+      {"s8 x s8 per channel", QuantSpec::make(8, true, false, false), QuantSpec::int8_symmetric_per_channel(), 3000},
+      {"u8 x s8 per tensor", QuantSpec::uint8_affine_per_tensor(), QuantSpec::int8_symmetric_per_tensor(), 3000},
       // Weights with zero points: the fp32 GEMM of exact integers (K small enough to stay exact).
-      {"u8 x affine s8", QuantSpec::uint8_affine_per_tensor(), QuantSpec::make(8, true, false, true), 200},
+      {"u8 x affine s8", QuantSpec::uint8_affine_per_tensor(), QuantSpec::make(8, true, false, true), 250},
   };
   for (const Case& c : cases) {
     const std::string name = c.name;
     CAPTURE(name);
-    // Inputs saturate both ends of the codes.
-    Tensor x = randn({M, c.K}, gen) * 4.0, w = randn({N, c.K}, gen) * 0.5, b = randn({N}, gen);
-    float* px = x.data_ptr<float>();
+    // x mostly positive and each channel's weights of one sign, so the sums grow with K; both ends of
+    // the codes saturate somewhere.
+    Tensor x = (randn({M, c.K}, gen) + 1.0) * 2.0, w = randn({N, c.K}, gen).abs() * 0.2, b = randn({N}, gen);
     float* pw = w.data_ptr<float>();
-    for (int64_t k = 0; k < c.K; ++k) px[k] = 10.f, pw[k] = 1.f;  // row 0 x channel 0: the largest sum
-    // x's range starts at 0, so its codes span all 256 values above the zero point.
-    QParams aq = qparams_from_range({0.f}, {3.f}, c.as), wq = qparams_from_range(lo, hi, c.ws);
+    for (int64_t n = 1; n < N; n += 2)
+      for (int64_t k = 0; k < c.K; ++k) pw[n * c.K + k] = -pw[n * c.K + k];
+    const int64_t nw = c.ws.per_channel ? N : 1;
+    QParams aq = qparams_from_range({0.f}, {3.f}, c.as);
+    QParams wq = qparams_from_range(std::vector<float>(nw, -0.25f), std::vector<float>(nw, 0.3f), c.ws);
     Tensor xs = aq.scale.reshape({1}), xz = aq.zero_point.reshape({1});
     Tensor y = qat_linear(x, w, b, xs, xz, c.as, wq.scale, wq.zero_point, c.ws);
-    CHECK(y.to_vector<float>() == expected(x, w, b, aq, c.as, wq, c.ws));
+    int64_t past = 0;
+    CHECK(y.to_vector<float>() == expected(x, w, b, aq, c.as, wq, c.ws, &past));
+    if (c.K > 258) CHECK(past > M * N / 2);  // the sums these cases are about
   }
+}
+
+TEST_CASE("qat: a QAT Linear whose weight needs no gradient gives the same output and input gradient") {
+  Generator gen(9);
+  const int64_t M = 33, K = 40, N = 9;
+  QuantSpec as = QuantSpec::uint8_affine_per_tensor(), ws = QuantSpec::int8_symmetric_per_channel();
+  QParams aq = qparams_from_range({-2.f}, {2.f}, as);
+  QParams wq = qparams_from_range(std::vector<float>(N, -0.3f), std::vector<float>(N, 0.3f), ws);
+  Tensor xs = aq.scale.reshape({1}), xz = aq.zero_point.reshape({1});
+  Tensor x0 = randn({M, K}, gen) * 1.5, w0 = randn({N, K}, gen) * 0.2, b = randn({N}, gen), g = randn({M, N}, gen);
+  auto run = [&](bool weight_grad) {
+    Tensor x = x0.clone().requires_grad_(), w = w0.clone();
+    if (weight_grad) w.requires_grad_();
+    Tensor y = qat_linear(x, w, b, xs, xz, as, wq.scale, wq.zero_point, ws);
+    (y * g).sum().backward();
+    CHECK(w.grad().defined() == weight_grad);
+    return std::make_pair(y.detach().to_vector<float>(), x.grad().to_vector<float>());
+  };
+  CHECK(run(false) == run(true));
 }
 
 TEST_CASE("qat: training through QATLinear (STE) lowers the loss on a toy regression") {
