@@ -65,7 +65,7 @@ TEST_CASE("idx: plain and gzip files read to the declared u8 shape") {
   std::string bytes = idx_bytes(kIdxImagesMagic, {2, 3, 4}, data);
   write_bytes(dir.file("plain"), bytes);
   write_gz(dir.file("z.gz"), bytes);
-  for (const std::string& name : {"plain", "z.gz"}) {
+  for (std::string name : {"plain", "z.gz"}) {
     CAPTURE(name);
     Tensor t = read_idx(dir.file(name), kIdxImagesMagic);
     CHECK(t.dtype() == kUInt8);
