@@ -70,27 +70,36 @@ void Int8Linear::quantize_input(const float* x, int64_t M, int64_t ldx, uint8_t*
       q[m * K + k] = static_cast<uint8_t>(quantize_value(x[m * ldx + k], inv, z, input_qmin, input_qmax));
 }
 
-void Int8Linear::gemm_f32(const kernels::PackedWeightsU8S8& pw, const uint8_t* q, int64_t M, float* y,
-                          int64_t ldy, const float* residual) const {
+void int8_gemm_f32(const kernels::PackedWeightsU8S8& pw, const void* q, bool q_signed, int32_t zero_point,
+                   float x_scale, const float* w_scale, const float* bias, int64_t M, float* y, int64_t ldy,
+                   const float* residual, const char* op) {
   kernels::GemmU8S8Args a;
   a.M = M;
   a.A = q;
-  a.lda = in_features;
-  a.a_zero_point = input_zero_point.data_ptr<int32_t>()[0];
+  a.lda = pw.K;
+  a.a_signed = q_signed;
+  a.a_zero_point = zero_point;
   a.W = &pw;
   a.out = kernels::U8S8Output::f32;
   a.C = y;
   a.ldc = ldy;
-  a.a_scale = input_scale.data_ptr<float>()[0];
-  a.w_scale = weight_scale.data_ptr<float>();
-  a.bias = bias.defined() ? bias.data_ptr<float>() : nullptr;
+  a.a_scale = x_scale;
+  a.w_scale = w_scale;
+  a.bias = bias;
   a.residual = residual;
   a.ldr = ldy;
   try {
     kernels::gemm_u8s8(a);
   } catch (const std::exception& e) {
-    throw Error(std::string("Int8Linear: ") + e.what());
+    throw Error(std::string(op) + ": " + e.what());
   }
+}
+
+void Int8Linear::gemm_f32(const kernels::PackedWeightsU8S8& pw, const uint8_t* q, int64_t M, float* y,
+                          int64_t ldy, const float* residual) const {
+  int8_gemm_f32(pw, q, false, input_zero_point.data_ptr<int32_t>()[0], input_scale.data_ptr<float>()[0],
+                weight_scale.data_ptr<float>(), bias.defined() ? bias.data_ptr<float>() : nullptr, M, y, ldy,
+                residual, "Int8Linear");
 }
 
 Tensor Int8Linear::forward(const Tensor& x) {

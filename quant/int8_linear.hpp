@@ -21,6 +21,14 @@
 
 namespace quench::quant {
 
+// The int8 GEMM through its f32 epilogue, as every quantized Linear runs it (Int8Linear, and the QAT
+// Linear's forward): q [M, K] codes (u8, or s8 when q_signed) with zero point z, packed s8 weights ->
+//   y [M, N] (row stride ldy) = float(sum_k (q - z) * W[n, k]) * (x_scale * w_scale[n]) + bias[n]
+// (+ residual [M, N], row stride ldy, when given). bias may be null. Errors name `op`.
+void int8_gemm_f32(const kernels::PackedWeightsU8S8& pw, const void* q, bool q_signed, int32_t zero_point,
+                   float x_scale, const float* w_scale, const float* bias, int64_t M, float* y, int64_t ldy,
+                   const float* residual, const char* op);
+
 class Int8Linear : public nn::Module {
  public:
   // Zero-filled state of the given shape (filled by convert or load_state_dict).

@@ -10,6 +10,7 @@
 #include "kernels/gemm.hpp"
 #include "kernels/gemm_u8s8.hpp"
 #include "kernels/parallel.hpp"
+#include "quant/int8_linear.hpp"
 
 namespace quench::quant {
 namespace {
@@ -91,20 +92,8 @@ struct QATLinearFn : Function<QATLinearFn> {
     if (int8) {  // the converted Int8Linear's own call: exact accumulator, the same f32 epilogue
       const auto packed =
           kernels::pack_weights_u8s8(reinterpret_cast<const int8_t*>(wcode.data_ptr<uint8_t>()), N, K, K);
-      kernels::GemmU8S8Args a;
-      a.M = M;
-      a.A = xcode.data_ptr<uint8_t>();
-      a.lda = K;
-      a.a_signed = x_signed;
-      a.a_zero_point = zx;
-      a.W = &packed;
-      a.out = kernels::U8S8Output::f32;
-      a.C = py;
-      a.ldc = N;
-      a.a_scale = sx;
-      a.w_scale = w_scale.data();
-      a.bias = pb;
-      kernels::gemm_u8s8(a);
+      int8_gemm_f32(packed, xcode.data_ptr<uint8_t>(), x_signed, zx, sx, w_scale.data(), pb, M, py, N, nullptr,
+                    "qat_linear");
     } else {  // the fp32 GEMM of the integer codes, then the kernels' f32 epilogue operation for operation
       kernels::sgemm(false, true, M, N, K, 1.f, xq.data_ptr<float>(), K, wq.data_ptr<float>(), K, 0.f, py, N);
       std::vector<float> mult(N);
