@@ -78,12 +78,12 @@ struct QATLinearFn : Function<QATLinearFn> {
     Tensor xcode = int8 ? Tensor::empty({M, K}, kUInt8) : Tensor();
     Tensor wq = int8 ? Tensor() : Tensor::empty({N, K}, kFloat32);
     Tensor wcode = int8 ? Tensor::empty({N, K}, kUInt8) : Tensor();
-    Tensor what = Tensor::empty({N, K}, kFloat32);
+    Tensor what = gx ? Tensor::empty({N, K}, kFloat32) : Tensor();  // W_hat: dX's operand only
     Tensor mx = gx ? Tensor::empty({M, K}, kUInt8) : Tensor(), mw = gw ? Tensor::empty({N, K}, kUInt8) : Tensor();
     quantize_rows(x.data_ptr<float>(), M, K, &sx, &zx, 1, xspec, or_null<float>(xq), nullptr, or_null<uint8_t>(mx),
                   or_null<uint8_t>(xcode));
     quantize_rows(w.data_ptr<float>(), N, K, ws.data_ptr<float>(), wz.data_ptr<int32_t>(), ws.numel(), wspec,
-                  or_null<float>(wq), what.data_ptr<float>(), or_null<uint8_t>(mw), or_null<uint8_t>(wcode));
+                  or_null<float>(wq), or_null<float>(what), or_null<uint8_t>(mw), or_null<uint8_t>(wcode));
     std::vector<float> w_scale(N);
     for (int64_t n = 0; n < N; ++n) w_scale[n] = ws.data_ptr<float>()[ws.numel() == 1 ? 0 : n];
     const float* pb = bias.defined() ? bias.data_ptr<float>() : nullptr;

@@ -4,7 +4,6 @@
 
 #include <cmath>
 #include <string>
-#include <utility>
 #include <vector>
 
 #include "engine/ops.hpp"
@@ -269,7 +268,7 @@ TEST_CASE("qat: the QAT Linear's forward is the exact integer accumulator and th
   }
 }
 
-TEST_CASE("qat: a QAT Linear whose weight needs no gradient gives the same output and input gradient") {
+TEST_CASE("qat: a QAT Linear whose weight or input needs no gradient gives the same output and other gradient") {
   Generator gen(9);
   const int64_t M = 33, K = 40, N = 9;
   QuantSpec as = QuantSpec::uint8_affine_per_tensor(), ws = QuantSpec::int8_symmetric_per_channel();
@@ -277,15 +276,27 @@ TEST_CASE("qat: a QAT Linear whose weight needs no gradient gives the same outpu
   QParams wq = qparams_from_range(std::vector<float>(N, -0.3f), std::vector<float>(N, 0.3f), ws);
   Tensor xs = aq.scale.reshape({1}), xz = aq.zero_point.reshape({1});
   Tensor x0 = randn({M, K}, gen) * 1.5, w0 = randn({N, K}, gen) * 0.2, b = randn({N}, gen), g = randn({M, N}, gen);
-  auto run = [&](bool weight_grad) {
-    Tensor x = x0.clone().requires_grad_(), w = w0.clone();
+  struct Out {
+    std::vector<float> y, dx, dw;
+  };
+  auto run = [&](bool input_grad, bool weight_grad) {
+    Tensor x = x0.clone(), w = w0.clone();
+    if (input_grad) x.requires_grad_();
     if (weight_grad) w.requires_grad_();
     Tensor y = qat_linear(x, w, b, xs, xz, as, wq.scale, wq.zero_point, ws);
     (y * g).sum().backward();
+    CHECK(x.grad().defined() == input_grad);
     CHECK(w.grad().defined() == weight_grad);
-    return std::make_pair(y.detach().to_vector<float>(), x.grad().to_vector<float>());
+    Out o{y.detach().to_vector<float>(), {}, {}};
+    if (input_grad) o.dx = x.grad().to_vector<float>();
+    if (weight_grad) o.dw = w.grad().to_vector<float>();
+    return o;
   };
-  CHECK(run(false) == run(true));
+  const Out both = run(true, true), x_only = run(true, false), w_only = run(false, true);
+  CHECK(x_only.y == both.y);
+  CHECK(x_only.dx == both.dx);
+  CHECK(w_only.y == both.y);
+  CHECK(w_only.dw == both.dw);
 }
 
 TEST_CASE("qat: training through QATLinear (STE) lowers the loss on a toy regression") {
