@@ -3,29 +3,15 @@
 #include <algorithm>
 #include <cmath>
 #include <cstring>
-#include <numeric>
 
 #include "engine/generator.hpp"
 #include "engine/ops/creation.hpp"
+#include "nn/data/sampler.hpp"
 
 namespace quench::nn {
 
 namespace {
 
-uint64_t splitmix64(uint64_t x) {
-  x += 0x9e3779b97f4a7c15ULL;
-  x = (x ^ (x >> 30)) * 0xbf58476d1ce4e5b9ULL;
-  x = (x ^ (x >> 27)) * 0x94d049bb133111ebULL;
-  return x ^ (x >> 31);
-}
-
-// A seed for one purpose (salt) at one place; distinct inputs give unrelated streams.
-uint64_t derive_seed(uint64_t seed, uint64_t salt, int64_t epoch, int64_t position) {
-  uint64_t h = splitmix64(seed ^ splitmix64(salt));
-  h = splitmix64(h ^ static_cast<uint64_t>(epoch));
-  return splitmix64(h ^ static_cast<uint64_t>(position));
-}
-constexpr uint64_t kShuffleSalt = 1, kAugmentSalt = 2;
 
 // Per-channel lookup table of (x / 255 - mean) / std for every byte value.
 std::vector<float> make_lut(int64_t channels, const std::vector<float>& mean,
@@ -131,6 +117,7 @@ DataLoader::DataLoader(const Tensor& images, const Tensor& labels, DataLoaderOpt
                images.size(0), "] for images ", shape_str(images.sizes()), ", got ",
                shape_str(labels.sizes()));
   QUENCH_CHECK(opt_.batch_size > 0, "DataLoader: batch_size must be positive, got ", opt_.batch_size);
+  samples_per_replica(images.size(0), sampler());  // checks num_replicas and rank
   QUENCH_CHECK(opt_.crop_padding >= 0, "DataLoader: crop_padding must be >= 0, got ", opt_.crop_padding);
   QUENCH_CHECK(opt_.erase_prob >= 0.f && opt_.erase_prob <= 1.f,
                "DataLoader: erase_prob must be in [0, 1], got ", opt_.erase_prob);
@@ -151,8 +138,20 @@ DataLoader::DataLoader(const Tensor& images, const Tensor& labels, DataLoaderOpt
 
 DataLoader::~DataLoader() { stop_worker(); }
 
+SamplerOptions DataLoader::sampler() const {
+  SamplerOptions s;
+  s.shuffle = opt_.shuffle;
+  s.seed = opt_.seed;
+  s.num_replicas = opt_.num_replicas;
+  s.rank = opt_.rank;
+  return s;
+}
+
+int64_t DataLoader::samples() const { return samples_per_replica(n_, sampler()); }
+
 int64_t DataLoader::size() const {
-  return opt_.drop_last ? n_ / opt_.batch_size : (n_ + opt_.batch_size - 1) / opt_.batch_size;
+  const int64_t n = samples();
+  return opt_.drop_last ? n / opt_.batch_size : (n + opt_.batch_size - 1) / opt_.batch_size;
 }
 
 void DataLoader::set_epoch(int64_t epoch) {
@@ -164,7 +163,8 @@ void DataLoader::set_epoch(int64_t epoch) {
 
 Batch DataLoader::make_batch(int64_t epoch, int64_t b) const {
   const int64_t start = b * opt_.batch_size;
-  const int64_t count = std::min(opt_.batch_size, n_ - start);
+  const int64_t count = std::min(opt_.batch_size, static_cast<int64_t>(order_.size()) - start);
+  const SamplerOptions so = sampler();
   const int64_t chw = c_ * h_ * w_;
   Batch batch;
   batch.epoch = epoch;
@@ -185,7 +185,7 @@ Batch DataLoader::make_batch(int64_t epoch, int64_t b) const {
     if (pad > 0 || opt_.horizontal_flip || opt_.erase_prob > 0.f) {
       // Draws in a fixed order; an augmentation that is off draws nothing, so turning erasing on
       // leaves each sample's crop and flip as they were.
-      Generator gen(derive_seed(opt_.seed, kAugmentSalt, epoch, start + i));
+      Generator gen(derive_seed(opt_.seed, kAugmentSalt, epoch, global_position(start + i, so)));
       if (pad > 0) {
         a.dy = static_cast<int64_t>(gen.below(2 * pad + 1));
         a.dx = static_cast<int64_t>(gen.below(2 * pad + 1));
@@ -205,13 +205,7 @@ Batch DataLoader::make_batch(int64_t epoch, int64_t b) const {
 
 void DataLoader::start_epoch() {
   stop_worker();
-  if (opt_.shuffle) {
-    Generator gen(derive_seed(opt_.seed, kShuffleSalt, epoch_, 0));
-    order_ = randperm(n_, gen).to_vector<int32_t>();
-  } else {
-    order_.resize(n_);
-    std::iota(order_.begin(), order_.end(), 0);
-  }
+  order_ = epoch_indices(n_, epoch_, sampler());
   running_ = true;
   next_batch_ = 0;
   slot_.reset();

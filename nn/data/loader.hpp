@@ -16,6 +16,7 @@
 #include "engine/generator.hpp"
 #include "engine/tensor.hpp"
 #include "nn/data/dataset.hpp"
+#include "nn/data/sampler.hpp"
 
 namespace quench::nn {
 
@@ -26,6 +27,10 @@ struct DataLoaderOptions {
   bool shuffle = true;          // a new permutation every epoch
   bool drop_last = false;       // drop the last partial batch instead of yielding it
   uint64_t seed = 0;
+  // Data parallelism (nn/data/sampler.hpp, DistributedSampler): this process reads shard `rank` of
+  // `num_replicas` of every epoch's order; augmentation draws are keyed by the position in the full
+  // order, so they do not depend on the number of processes.
+  int64_t num_replicas = 1, rank = 0;
   std::vector<float> mean;      // per channel, or one value for all; empty: 0
   std::vector<float> std;       // per channel, or one value for all; empty: 1
   int64_t crop_padding = 0;     // > 0: random crop of the original size from the image zero-padded
@@ -85,7 +90,8 @@ class DataLoader {
   DataLoader(const DataLoader&) = delete;
   DataLoader& operator=(const DataLoader&) = delete;
 
-  int64_t size() const;               // batches per epoch
+  int64_t size() const;               // batches per epoch (of this rank's shard)
+  int64_t samples() const;            // rows per epoch (of this rank's shard)
   int64_t dataset_size() const { return n_; }
   const DataLoaderOptions& options() const { return opt_; }
   int64_t epoch() const { return epoch_; }  // the epoch the next batch comes from
@@ -117,6 +123,7 @@ class DataLoader {
   Iterator end() { return Iterator(); }
 
  private:
+  SamplerOptions sampler() const;
   Batch make_batch(int64_t epoch, int64_t b) const;
   void start_epoch();
   void stop_worker();
