@@ -1,7 +1,7 @@
 // The reference ViT end to end (issue 4, item 7): one training step (forward, cross-entropy,
 // backward, AdamW step) and FP32 inference (eval, no grad), batch 128, random inputs, at 1 and 2
 // threads. The anchor is PyTorch on the same machine, run back to back:
-//   /usr/bin/python3 /work/shared/reference/vit_reference.py --threads 2
+//   /usr/bin/python3 tests/golden/vit_reference.py --threads 2  (bench/model_rounds.py runs both in rounds)
 // Time is wall time; the CPU column is the whole process's CPU time (every thread), which on a
 // shared, busy machine is the steadier figure. Counters: images/s, and peak_rss_MiB (getrusage,
 // the whole process so far: the training cases run first, so it is the training peak).

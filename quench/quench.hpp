@@ -1,5 +1,7 @@
 // quench: quantization-aware training with distillation. The one header applications include.
 #pragma once
+#include "distill/compression.hpp"
+#include "distill/distillation.hpp"
 #include "distill/losses.hpp"
 #include "engine/autograd.hpp"
 #include "engine/ops.hpp"
@@ -9,7 +11,11 @@
 #include "kernels/isa.hpp"
 #include "kernels/parallel.hpp"
 #include "nn/nn.hpp"
+#include "quant/convert.hpp"
 #include "quant/fake_quantize.hpp"
+#include "quant/int8_io.hpp"
 #include "quant/observer.hpp"
+#include "quant/prepare.hpp"
+#include "quant/qconfig.hpp"
 #include "quant/qparams.hpp"
 #include "quant/spec.hpp"

@@ -3,7 +3,7 @@
 # Fashion-MNIST, then PTQ, QAT and QAT + distillation to int8, evaluate all, and print the report.
 #   ./tools/quickstart.sh          short recipe (a small ViT, a subset; < 20 minutes on 2 cores)
 #   ./tools/quickstart.sh --full   full recipe (the reference ViT on all 60k images, plus a smaller
-#                                  int8 student trained without and with the teacher; hours on 2 cores)
+#                                  int8 student trained without and with the teacher; about 40 minutes on 2 Zen 5 cores)
 # Files: runs/quickstart/ (or runs/quickstart-full/): teacher/, ptq/, qat/, qat_kd/ (full: small/,
 # small_kd/), report.json, report.md, curves.png.
 # The full recipe writes a `done` marker in each stage's folder when the stage finishes and skips a
@@ -16,6 +16,7 @@ full=0
 case "${1:-}" in
   "") ;;
   --full) full=1 ;;
+  -h|--help) sed -n '2,/^set -euo/{/^set -euo/d;s/^# \{0,1\}//;p}' "$0"; exit 0 ;;
   *) echo "usage: $0 [--full]" >&2; exit 2 ;;
 esac
 start=$(date +%s)
@@ -34,7 +35,7 @@ if [ "$full" = 1 ]; then
   # reference model's own PyTorch init (faster than timm's in a short schedule), label smoothing 0.1,
   # an EMA of the weights, and PatchDropout: each training image keeps a random half of its 49 patch
   # tokens for the first 18 epochs (63-79 s each instead of ~135 s, evaluation included), then 3 epochs
-  # on every token as evaluation sees them. 21 epochs: 27 min 20 s measured here (README).
+  # on every token as evaluation sees them. 21 epochs: docs/recipes.md has the measured times.
   teacher=(--epochs 21 --batch-size 128 --lr 1e-3 --hflip --init torch --label-smoothing 0.1 --ema 0.999
            --patch-dropout 0.5 --patch-dropout-epochs 18)
   qat_data=()
@@ -44,7 +45,7 @@ if [ "$full" = 1 ]; then
   # lr 1e-3, 0.5 warmup epochs, weight decay 0.05), without and with the teacher.
   small=(--dim 96 --depth 4 --heads 4 --hidden 384 --epochs 3)
   # Its KD recipe: distill's default (0.5 CE + 0.5 T^2 KL at T = 2, MSE weight 1 on every block output
-  # through a projection and every attention map), the best of six tried on short runs (README).
+  # through a projection and every attention map), the best of six tried on short runs (docs/recipes.md).
   small_kd=()
 else
   out=runs/quickstart

@@ -2,7 +2,7 @@
 # Installs the Debian packages quench needs, only those missing. Safe to run any number of times.
 #   tools/setup.sh           build, tests, benchmarks, the quench tool and the Fashion-MNIST data
 #   tools/setup.sh --torch   also PyTorch (for /usr/bin/python3), to regenerate tests/golden/ and to
-#                            run the PyTorch anchor ../shared/reference/vit_reference.py
+#                            run the PyTorch anchor (bench/model_rounds.py, tests/golden/vit_reference.py)
 set -euo pipefail
 
 packages=(
@@ -15,6 +15,7 @@ packages=(
 case "${1:-}" in
   "") ;;
   --torch) packages+=(python3-torch python3-numpy libopenblas0-openmp) ;;
+  -h|--help) sed -n '2,/^set -euo/{/^set -euo/d;s/^# \{0,1\}//;p}' "$0"; exit 0 ;;
   *) echo "usage: $0 [--torch]" >&2; exit 2 ;;
 esac
 

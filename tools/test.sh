@@ -3,6 +3,11 @@
 # builds an application against the installed library, and prints "N passed, N failed" last.
 # Exits non-zero on any failure.
 set -uo pipefail
+case "${1:-}" in
+  "") ;;
+  -h|--help) sed -n '2,/^set -uo/{/^set -uo/d;s/^# \{0,1\}//;p}' "$0"; exit 0 ;;
+  *) echo "usage: $0 [--help]" >&2; exit 2 ;;
+esac
 root="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
 cd "$root"
 
@@ -59,6 +64,25 @@ if [ ! -f build/build.ninja ]; then
 fi
 if step build-release ninja -C build -j "$jobs"; then
   run_suite tests-release build/tests/quench_tests
+  # The README's library example, run as written.
+  if step run-qat-kd bash -c "cd '$(mktemp -d)' && '$root/build/tools/qat_kd' student.int8.safetensors"; then
+    passed=$((passed + 1))
+    tail -n 1 "$log_dir/run-qat-kd.log"
+  fi
+  # Every command shown in README.md and docs/ against the CLI's --help.
+  echo "== docs-check"
+  python3 tools/check_docs.py >"$log_dir/docs-check.log" 2>&1
+  docs_line="$(tail -n 1 "$log_dir/docs-check.log")"
+  if [[ "$docs_line" =~ ^docs:\ ([0-9]+)\ commands\ checked,\ ([0-9]+)\ failed$ ]]; then
+    passed=$((passed + BASH_REMATCH[1] - BASH_REMATCH[2]))
+    failed=$((failed + BASH_REMATCH[2]))
+    [ "${BASH_REMATCH[1]}" -gt 0 ] || failed=$((failed + 1))  # a check that found nothing proves nothing
+    [ "${BASH_REMATCH[2]}" -eq 0 ] || cat "$log_dir/docs-check.log"
+  else
+    cat "$log_dir/docs-check.log"
+    failed=$((failed + 1))
+  fi
+  echo "$docs_line"
 fi
 
 # 2. AddressSanitizer + UndefinedBehaviorSanitizer build of the library and tests.

@@ -14,7 +14,6 @@ import os, sys
 import torch, torch.nn.functional as F
 
 here = os.path.dirname(os.path.abspath(__file__))
-sys.path.insert(0, "/work/shared/reference")
 sys.path.insert(0, here)
 import vit_reference
 from safetensors_writer import save  # noqa: E402

@@ -14,8 +14,6 @@ import sys
 import torch
 
 here = os.path.dirname(os.path.abspath(__file__))
-sys.path.insert(0, "/work/shared/reference")
-sys.path.insert(0, os.path.join(here, "..", "..", "shared", "reference"))
 sys.path.insert(0, here)
 import vit_reference  # noqa: E402
 from safetensors_writer import save, text  # noqa: E402
