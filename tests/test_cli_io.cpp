@@ -83,8 +83,28 @@ TEST_CASE("cli eval: confusion matrix and per-class accuracy of a known case") {
   const std::string rep = format_report(r, {"a", "b", "c"});
   CHECK(rep.find("accuracy 60.00% (3 / 5)") != std::string::npos);
   CHECK(rep.find("b ") != std::string::npos);
+  // F1 = 2 tp / (2 tp + fp + fn): a 2/(2+1+0), b 2/(2+1+1), c 2/(2+0+1); macro over three classes.
+  const auto f1 = r.per_class_f1();
+  CHECK(f1[0] == doctest::Approx(2.0 / 3.0));
+  CHECK(f1[1] == doctest::Approx(0.5));
+  CHECK(f1[2] == doctest::Approx(2.0 / 3.0));
+  CHECK(r.f1() == doctest::Approx((2.0 / 3.0 + 0.5 + 2.0 / 3.0) / 3.0));
+  CHECK(rep.find("F1 0.6111 (macro)") != std::string::npos);
   CHECK_THROWS_WITH_AS(accumulate_predictions(r, logits, tensor({0, 1, 3, 0, 0})),
                        doctest::Contains("label 3"), Error);
+}
+
+TEST_CASE("cli eval: binary F1 is the positive class's, as scikit-learn's f1_score") {
+  EvalResult r;
+  r.classes = 2;
+  // tn 5, fp 1, fn 2, tp 4: precision 4/5, recall 4/6, F1 = 2*4 / (2*4 + 1 + 2) = 8/11.
+  r.confusion = {5, 1, 2, 4};
+  r.n = 12;
+  r.correct = 9;
+  CHECK(r.f1() == doctest::Approx(8.0 / 11.0));
+  CHECK(r.per_class_f1()[0] == doctest::Approx(10.0 / 13.0));
+  r.confusion = {3, 0, 0, 0};  // no positives at all: 0, as sklearn with zero_division=0
+  CHECK(r.f1() == 0.0);
 }
 
 TEST_CASE("cli eval: evaluate() keeps the logits in data-set order and matches the model row by row") {

@@ -22,6 +22,29 @@ std::vector<double> EvalResult::per_class_accuracy() const {
   return acc;
 }
 
+std::vector<double> EvalResult::per_class_f1() const {
+  std::vector<double> f1(classes, 0.0);
+  for (int64_t c = 0; c < classes; ++c) {
+    int64_t fp = 0, fn = 0;
+    for (int64_t o = 0; o < classes; ++o)
+      if (o != c) {
+        fp += at(o, c);
+        fn += at(c, o);
+      }
+    const int64_t tp = at(c, c), denom = 2 * tp + fp + fn;
+    f1[c] = denom ? 2.0 * static_cast<double>(tp) / static_cast<double>(denom) : 0.0;
+  }
+  return f1;
+}
+
+double EvalResult::f1() const {
+  const std::vector<double> f = per_class_f1();
+  if (classes == 2) return f[1];
+  double sum = 0.0;
+  for (double v : f) sum += v;
+  return classes ? sum / static_cast<double>(classes) : 0.0;
+}
+
 namespace {
 
 int64_t argmax_row(const float* row, int64_t C) {
@@ -110,6 +133,8 @@ std::string format_report(const EvalResult& r, const std::vector<std::string>& n
   std::string out;
   std::snprintf(buf, sizeof buf, "accuracy %.2f%% (%lld / %lld), loss %.4f\n", 100.0 * r.accuracy(),
                 static_cast<long long>(r.correct), static_cast<long long>(r.n), r.loss);
+  out += buf;
+  std::snprintf(buf, sizeof buf, "F1 %.4f (%s)\n", r.f1(), r.classes == 2 ? "of class 1" : "macro");
   out += buf;
   out += "per-class accuracy:\n";
   const auto acc = r.per_class_accuracy();

@@ -22,6 +22,11 @@ struct EvalResult {
   int64_t at(int64_t truth, int64_t pred) const { return confusion[truth * classes + pred]; }
   // correct / count per true class (0 for a class with no samples).
   std::vector<double> per_class_accuracy() const;
+  // F1 per class, 2 tp / (2 tp + fp + fn) (0 for a class never present nor predicted).
+  std::vector<double> per_class_f1() const;
+  // The F1 score as scikit-learn's f1_score reports it: of class 1 (the positive class, e.g. spam)
+  // for two classes, the unweighted mean over classes (macro) for more.
+  double f1() const;
 };
 
 // Adds a batch's predictions to `r` (r.classes set, r.confusion sized). logits f32 [B, classes],
