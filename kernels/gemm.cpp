@@ -2,6 +2,7 @@
 // sgemm_avx2.cpp) or the plain reference.
 #include "kernels/gemm.hpp"
 
+#include <iterator>
 #include <stdexcept>
 #include <string>
 
@@ -10,8 +11,9 @@
 
 namespace quench::kernels {
 
-// Indexed by Isa; avx512_vnni adds nothing for fp32.
-static const SgemmFn kSgemm[kNumIsas] = {sgemm_ref, sgemm_avx2, sgemm_avx512, sgemm_avx512};
+// Indexed by Isa; avx_vnni runs the AVX2 code and avx512_vnni the AVX-512 code (VNNI adds nothing for fp32).
+static const SgemmFn kSgemm[] = {sgemm_ref, sgemm_avx2, sgemm_avx2, sgemm_avx512, sgemm_avx512};
+static_assert(std::size(kSgemm) == kNumIsas, "one entry per Isa");
 
 void sgemm(bool trans_a, bool trans_b, int64_t M, int64_t N, int64_t K, float alpha, const float* A,
            int64_t lda, const float* B, int64_t ldb, float beta, float* C, int64_t ldc,

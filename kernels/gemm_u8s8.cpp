@@ -2,6 +2,7 @@
 // (computed here once so every path sees the same floats) and the dispatch table.
 #include <algorithm>
 #include <cstdint>
+#include <iterator>
 #include <stdexcept>
 #include <string>
 #include <vector>
@@ -20,7 +21,7 @@ struct LayoutInfo {
   int group;  // consecutive k of one channel stored together
   int elem;   // bytes per weight
 };
-constexpr LayoutInfo kLayouts[] = {{64, 4, 1}, {16, 2, 2}};  // vnni, i16
+constexpr LayoutInfo kLayouts[] = {{64, 4, 1}, {16, 2, 2}, {16, 4, 1}};  // vnni, i16, vnni16
 
 }  // namespace
 
@@ -50,7 +51,9 @@ PackedWeightsU8S8 pack_weights_u8s8(const int8_t* W, int64_t N, int64_t K, int64
   pw.K = K;
   pw.Kp = (K + 3) / 4 * 4;
   pw.isa = isa;
-  pw.layout = isa == Isa::avx512_vnni ? U8S8Layout::vnni : U8S8Layout::i16;
+  pw.layout = isa == Isa::avx512_vnni ? U8S8Layout::vnni
+              : isa == Isa::avx_vnni  ? U8S8Layout::vnni16
+                                      : U8S8Layout::i16;
   const LayoutInfo& L = kLayouts[int(pw.layout)];
   pw.nr = L.nr;
   pw.panel_bytes = (pw.Kp * L.nr * L.elem + L.nr * 4 + 63) / 64 * 64;
@@ -141,11 +144,14 @@ u8s8::Job make_job(const GemmU8S8Args& a, std::vector<float>& mult) {
 }
 
 using PathFn = void (*)(const u8s8::Job&);
-// [layout][level]: the path that reads `layout` at `level`, else the reference.
-constexpr PathFn kPaths[2][kNumIsas] = {
-    {u8s8::gemm_ref, u8s8::gemm_ref, u8s8::gemm_ref, u8s8::gemm_vnni},
-    {u8s8::gemm_ref, u8s8::gemm_avx2, u8s8::gemm_avx2, u8s8::gemm_avx2},
+// [layout][level]: the path that reads `layout` at `level`, else the reference. Levels: ref, avx2,
+// avx_vnni, avx512, avx512_vnni.
+constexpr PathFn kPaths[][kNumIsas] = {
+    {u8s8::gemm_ref, u8s8::gemm_ref, u8s8::gemm_ref, u8s8::gemm_ref, u8s8::gemm_vnni},        // vnni
+    {u8s8::gemm_ref, u8s8::gemm_avx2, u8s8::gemm_avx2, u8s8::gemm_avx2, u8s8::gemm_avx2},     // i16
+    {u8s8::gemm_ref, u8s8::gemm_ref, u8s8::gemm_avx_vnni, u8s8::gemm_ref, u8s8::gemm_ref},  // vnni16
 };
+static_assert(std::size(kPaths) == std::size(kLayouts), "one row per layout");
 
 }  // namespace
 
@@ -154,6 +160,8 @@ void gemm_u8s8(const GemmU8S8Args& args) {
   u8s8::Job job = make_job(args, mult);
   if (job.M == 0) return;
   int level = std::min(static_cast<int>(active_isa()), static_cast<int>(args.W->isa));
+  // Weights packed for avx_vnni on a CPU without it (an explicit pack level) run on the reference.
+  if (level == static_cast<int>(Isa::avx_vnni) && !cpu_has_avx_vnni()) level = static_cast<int>(Isa::avx2);
   kPaths[int(args.W->layout)][level](job);
 }
 

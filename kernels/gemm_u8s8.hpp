@@ -21,10 +21,10 @@ namespace quench::kernels {
 
 // How the s8 weights are laid out. Every panel holds NR output channels (zero padded past N) over
 // Kp = K rounded up to 4 (zero padded), followed by NR int32 column sums (0 for padded columns).
-//   vnni: s8    [N/64][Kp/4][64][4]   four consecutive k of one column form the dword vpdpbusd
-//   reads i16:  int16 [N/16][Kp/2][16][2]   s8 widened to int16 pairs for vpmaddwd (exact AVX2
-//   path)
-enum class U8S8Layout : int { vnni = 0, i16 = 1 };
+//   vnni:   s8    [N/64][Kp/4][64][4]  four consecutive k of one column form the dword vpdpbusd reads
+//   i16:    int16 [N/16][Kp/2][16][2]  s8 widened to int16 pairs for vpmaddwd (the exact AVX2 path)
+//   vnni16: s8    [N/16][Kp/4][16][4]  the vnni layout in 16-channel panels, for 256-bit vpdpbusd
+enum class U8S8Layout : int { vnni = 0, i16 = 1, vnni16 = 2 };
 
 struct AlignedFree {
   void operator()(void* p) const { std::free(p); }
@@ -49,7 +49,7 @@ struct PackedWeightsU8S8 {
 };
 
 // Packs W[N,K] (row stride ldw >= K) for the path that `isa` selects: vnni layout for avx512_vnni,
-// i16 layout otherwise (ref reads either). N, K >= 1, K <= 65536; throws std::invalid_argument.
+// vnni16 for avx_vnni, i16 otherwise (ref reads every layout). N, K >= 1, K <= 65536; throws std::invalid_argument.
 PackedWeightsU8S8 pack_weights_u8s8(const int8_t* W, int64_t N, int64_t K, int64_t ldw,
                                     Isa isa = active_isa());
 
@@ -91,7 +91,8 @@ struct GemmU8S8Args {
 };
 
 // Runs on the path min(active_isa(), W->isa) when it can read W's layout (vnni layout: avx512_vnni;
-// i16 layout: avx2 and avx512, which shares the AVX2 kernel), else on the reference path.
+// vnni16: avx_vnni, on a CPU with AVX-VNNI; i16 layout: avx2 and up, the AVX2 kernel), else on the
+// reference path.
 // Multithreaded over blocks of C. Throws std::invalid_argument on bad arguments.
 void gemm_u8s8(const GemmU8S8Args& args);
 // Plain loops in int64, the twin every path is tested against (reads either layout).

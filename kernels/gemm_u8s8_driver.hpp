@@ -23,6 +23,25 @@ namespace {
 
 inline int64_t ceil_div(int64_t a, int64_t b) { return (a + b - 1) / b; }
 
+// How the two vpdpbusd paths (AVX-512 VNNI, AVX-VNNI) take activations: vpdpbusd wants u8, so s8
+// ones are stored as a + 128 and 128 more column sums come off; u8 rows with K a multiple of 4 are
+// read in place, the others copied with K zero padded to Kp.
+struct VnniActivations {
+  static constexpr int AElem = 1;
+  static int32_t offset(const Job& job) { return job.za + (job.a_signed ? 128 : 0); }
+  static bool direct(const Job& job) { return !job.a_signed && job.K % 4 == 0; }
+  static void pack_a(const Job& job, int64_t m0, int64_t rows, uint8_t* dst, int64_t stride) {
+    const int64_t K = job.K, Kp = job.W->Kp;
+    const uint8_t flip = job.a_signed ? 0x80 : 0;
+    for (int64_t i = 0; i < rows; ++i) {
+      const uint8_t* src = job.A + (m0 + i) * job.lda;
+      uint8_t* d = dst + i * stride;
+      for (int64_t k = 0; k < K; ++k) d[k] = src[k] ^ flip;
+      for (int64_t k = K; k < Kp; ++k) d[k] = 0;
+    }
+  }
+};
+
 // Kern provides: MR, NR, AElem (bytes per packed activation), direct(job) (read A in place),
 // pack_a(job, m0, rows, dst, stride), offset(job) and kernel(out, mr) -> fn(kp, a, astride, w,
 // colsum, offset, TileOut, ncols), which starts every accumulator at -offset * colsum[n] (the

@@ -43,7 +43,8 @@ struct TileOut {
   int64_t ldr = 0;
 };
 
-void gemm_vnni(const Job& job);  // vnni layout, AVX-512 VNNI
+void gemm_vnni(const Job& job);      // vnni layout, AVX-512 VNNI
+void gemm_avx_vnni(const Job& job);  // vnni16 layout, AVX-VNNI
 void gemm_avx2(const Job& job);  // i16 layout, AVX2 (also the avx512 level)
 void gemm_ref(const Job& job);
 // q = clamp(nearbyint(x * inv_scale) + zero_point, 0, 255), NaN -> 0; zero_point in [0, 255]

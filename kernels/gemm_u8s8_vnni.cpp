@@ -182,27 +182,14 @@ template <U8S8Output Out>
 constexpr KernelFn kKernels[6] = {kernel_small_x64<1, Out>, kernel_small_x64<2, Out>, kernel_6x64<3, Out>,
                                   kernel_6x64<4, Out>,      kernel_6x64<5, Out>,      kernel_6x64<6, Out>};
 
-struct KernVnni {
-  static constexpr int MR = 6, NR = 64, AElem = 1;
+struct KernVnni : VnniActivations {
+  static constexpr int MR = 6, NR = 64;
   static KernelFn kernel(U8S8Output out, int mr) {
     switch (out) {
       case U8S8Output::s32: return kKernels<U8S8Output::s32>[mr - 1];
       case U8S8Output::f32: return kKernels<U8S8Output::f32>[mr - 1];
       case U8S8Output::u8: return kKernels<U8S8Output::u8>[mr - 1];
       default: return nullptr;  // f32_gelu: through an int32 tile and epilogue_row_avx2
-    }
-  }
-  // vpdpbusd wants u8 activations: s8 ones are stored as a + 128, so 128 more column sums come off.
-  static int32_t offset(const Job& job) { return job.za + (job.a_signed ? 128 : 0); }
-  static bool direct(const Job& job) { return !job.a_signed && job.K % 4 == 0; }
-  static void pack_a(const Job& job, int64_t m0, int64_t rows, uint8_t* dst, int64_t stride) {
-    const int64_t K = job.K, Kp = job.W->Kp;
-    const uint8_t flip = job.a_signed ? 0x80 : 0;
-    for (int64_t i = 0; i < rows; ++i) {
-      const uint8_t* src = job.A + (m0 + i) * job.lda;
-      uint8_t* d = dst + i * stride;
-      for (int64_t k = 0; k < K; ++k) d[k] = src[k] ^ flip;
-      for (int64_t k = K; k < Kp; ++k) d[k] = 0;
     }
   }
 };

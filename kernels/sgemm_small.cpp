@@ -2,6 +2,7 @@
 #include "kernels/sgemm_small.hpp"
 
 #include <cmath>
+#include <iterator>
 
 #include "kernels/isa.hpp"
 
@@ -15,8 +16,9 @@ void sgemm_small_avx512(int64_t M, int64_t N, int64_t K, const float* A, int64_t
 using SgemmSmallFn = void (*)(int64_t, int64_t, int64_t, const float*, int64_t, int64_t, const float*,
                               int64_t, float*, int64_t);
 // Indexed by Isa.
-static const SgemmSmallFn kSgemmSmall[kNumIsas] = {sgemm_small_ref, sgemm_small_avx2, sgemm_small_avx512,
+static const SgemmSmallFn kSgemmSmall[] = {sgemm_small_ref, sgemm_small_avx2, sgemm_small_avx2, sgemm_small_avx512,
                                                    sgemm_small_avx512};
+static_assert(std::size(kSgemmSmall) == kNumIsas, "one entry per Isa");
 
 void sgemm_small(int64_t M, int64_t N, int64_t K, const float* A, int64_t a_rs, int64_t a_ks,
                  const float* B, int64_t ldb, float* C, int64_t ldc) {

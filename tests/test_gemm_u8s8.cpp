@@ -136,11 +136,14 @@ void check_paths(const Problem& p, U8S8Output out, bool with_bias = true) {
 
 }  // namespace
 
-TEST_CASE("gemm_u8s8: packing keeps every weight and the column sums, for both layouts") {
+TEST_CASE("gemm_u8s8: packing keeps every weight and the column sums, for every layout") {
   IsaGuard guard;
   auto W = random_ints<int8_t>(70 * 13, -128, 127, 5);
-  for (Isa level : {Isa::avx2, Isa::avx512_vnni}) {
+  for (Isa level : {Isa::avx2, Isa::avx_vnni, Isa::avx512_vnni}) {
     PackedWeightsU8S8 pw = pack_weights_u8s8(W.data(), 70, 13, 13, level);
+    CHECK(pw.layout == (level == Isa::avx512_vnni ? U8S8Layout::vnni
+                        : level == Isa::avx_vnni  ? U8S8Layout::vnni16
+                                                  : U8S8Layout::i16));
     CHECK(pw.Kp == 16);
     CHECK(reinterpret_cast<uintptr_t>(pw.buf.get()) % 64 == 0);
     bool same = true;

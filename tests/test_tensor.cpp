@@ -102,5 +102,18 @@ TEST_CASE("isa: the active level never exceeds the CPU's and can be forced lower
   CHECK(set_isa(Isa::avx512_vnni) == cpu);
   set_isa(before);
   CHECK(parse_isa("avx2") == Isa::avx2);
+  CHECK(parse_isa("avx_vnni") == Isa::avx_vnni);
   CHECK_THROWS_AS(parse_isa("sse9"), std::invalid_argument);
+}
+
+TEST_CASE("isa: avx_vnni runs only where the CPU has AVX-VNNI, else avx2") {
+  using namespace quench::kernels;
+  const Isa before = active_isa();
+  if (static_cast<int>(cpu_isa()) >= static_cast<int>(Isa::avx2)) {
+    CHECK(set_isa(Isa::avx_vnni) == (cpu_has_avx_vnni() ? Isa::avx_vnni : Isa::avx2));
+    CHECK(isa_name(active_isa()) == (cpu_has_avx_vnni() ? "avx_vnni" : "avx2"));
+  }
+  // A CPU with AVX-VNNI and no AVX-512 is detected as avx_vnni; with AVX-512 its level is higher.
+  if (cpu_has_avx_vnni()) CHECK(static_cast<int>(cpu_isa()) >= static_cast<int>(Isa::avx_vnni));
+  set_isa(before);
 }
