@@ -10,6 +10,7 @@ packages=(
   doctest-dev libbenchmark-dev libdnnl-dev ocl-icd-opencl-dev libstb-dev zlib1g-dev nlohmann-json3-dev
   libcli11-dev
   libclang-rt-14-dev
+  libopenmpi-dev openmpi-bin
   dataset-fashion-mnist
 )
 case "${1:-}" in

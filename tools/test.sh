@@ -44,10 +44,11 @@ step() {  # step NAME COMMAND...: runs a build step, counting a failure when it 
   fi
 }
 
-run_suite() {  # run_suite NAME BINARY: runs a doctest binary and adds its counts
-  local name="$1" bin="$2"
+run_suite() {  # run_suite NAME COMMAND...: runs a doctest program and adds its counts
+  local name="$1"
+  shift
   echo "== $name"
-  "$bin" --no-intro=true >"$log_dir/$name.log" 2>&1
+  "$@" --no-intro=true >"$log_dir/$name.log" 2>&1
   local rc=$?
   count "$log_dir/$name.log"
   if [ $rc -ne 0 ]; then
@@ -64,6 +65,17 @@ if [ ! -f build/build.ninja ]; then
 fi
 if step build-release ninja -C build -j "$jobs"; then
   run_suite tests-release build/tests/quench_tests
+  # Data parallelism: alone, then 2 and 3 ranks over loopback (a timeout, so a lost rank cannot hang CI).
+  run_suite tests-dist-1 build/tests/quench_dist_tests
+  if grep -q "have_mpi.*true\|QUENCH_HAVE_MPI=1" build/build.ninja 2>/dev/null; then
+    for np in 2 3; do
+      OMPI_MCA_btl_vader_single_copy_mechanism=none run_suite "tests-dist-$np" timeout 600 \
+        mpirun --allow-run-as-root --oversubscribe -np "$np" build/tests/quench_dist_tests --no-colors=true
+    done
+  else
+    echo "tests-dist: FAILED (the build found no MPI; tools/setup.sh installs libopenmpi-dev)"
+    failed=$((failed + 1))
+  fi
   # The README's library example, run as written.
   if step run-qat-kd bash -c "cd '$(mktemp -d)' && '$root/build/tools/qat_kd' student.int8.safetensors"; then
     passed=$((passed + 1))
