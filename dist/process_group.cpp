@@ -37,8 +37,12 @@ void finalize_at_exit() {
 
 }  // namespace
 
-ProcessGroup::ProcessGroup() {
+ProcessGroup::ProcessGroup(bool join_world) {
 #if QUENCH_HAVE_MPI
+  // Only a process an MPI launcher started joins MPI: a plain run stays a world of one, with no
+  // MPI start-up cost and no MPI messages.
+  const bool launched = std::getenv("OMPI_COMM_WORLD_SIZE") || std::getenv("PMIX_RANK") || std::getenv("PMI_SIZE");
+  if (!join_world || !launched) return;
   int inited = 0;
   MPI_Initialized(&inited);
   if (!inited) {
@@ -48,11 +52,18 @@ ProcessGroup::ProcessGroup() {
   }
   MPI_Comm_rank(MPI_COMM_WORLD, &rank_);
   MPI_Comm_size(MPI_COMM_WORLD, &size_);
+#else
+  (void)join_world;
 #endif
 }
 
 ProcessGroup& ProcessGroup::world() {
-  static ProcessGroup pg;
+  static ProcessGroup pg(true);
+  return pg;
+}
+
+ProcessGroup& ProcessGroup::self() {
+  static ProcessGroup pg(false);
   return pg;
 }
 

@@ -1,6 +1,7 @@
 // The processes of a data-parallel job and the collectives training needs. Under `mpirun -np N` it
-// is MPI_COMM_WORLD (Open MPI from Debian: libopenmpi-dev, openmpi-bin); started on its own, or built
-// without MPI (meson -Dmpi=disabled), it is a world of one process whose collectives copy nothing.
+// is MPI_COMM_WORLD (Open MPI from Debian: libopenmpi-dev, openmpi-bin); started on its own (no MPI
+// launcher in the environment), or built without MPI (meson -Dmpi=disabled), it is a world of one
+// process whose collectives copy nothing.
 //
 //   auto& pg = dist::ProcessGroup::world();   // MPI_Init_thread on first use, finalized at exit
 //   if (pg.is_main()) save(...);              // rank 0 alone writes files and logs
@@ -18,6 +19,9 @@ class ProcessGroup {
  public:
   // The job's processes (MPI_COMM_WORLD), or a world of one.
   static ProcessGroup& world();
+  // A world of this process alone, whatever the job (e.g. a single-process reference inside an MPI
+  // job); its collectives touch nothing.
+  static ProcessGroup& self();
 
   int rank() const { return rank_; }
   int size() const { return size_; }
@@ -37,7 +41,7 @@ class ProcessGroup {
   [[noreturn]] void abort(const std::string& why, int code = 1);
 
  private:
-  ProcessGroup();
+  explicit ProcessGroup(bool join_world);
   int rank_ = 0, size_ = 1;
 };
 

@@ -7,6 +7,7 @@
 
 #include <algorithm>
 #include <cmath>
+#include <filesystem>
 #include <memory>
 #include <set>
 #include <vector>
@@ -18,6 +19,9 @@
 #include "nn/layers/activation.hpp"
 #include "nn/layers/linear.hpp"
 #include "nn/optim/adamw.hpp"
+#include "tests/cli_test_util.hpp"
+#include "tests/temp_dir.hpp"
+#include "tools/cli/trainer.hpp"
 
 using namespace quench;
 
@@ -152,6 +156,33 @@ TEST_CASE("dist: the sampler's shards are disjoint and cover every row each epoc
     CHECK(static_cast<int64_t>(distinct.size()) == n);  // every row
     CHECK(static_cast<int64_t>(all.size()) - n < R);    // padding: fewer than R repeats
   }
+}
+
+TEST_CASE("dist: quench train on R processes gives one process's epochs at the same global batch") {
+  cli::TrainConfig cfg = testing::tiny_config();
+  cfg.batch_size = 12;  // a multiple of 1, 2 and 3 processes
+  cfg.warmup_epochs = 0.5;
+  cli::DataSplits data{testing::pattern_images(96, 1), testing::pattern_images(40, 2)};
+  testing::TempDir alone_dir, shared_dir;  // rank 0 alone writes into shared_dir
+  cli::TrainHooks alone, shared;
+  alone.process_group = &dist::ProcessGroup::self();
+  shared.process_group = &pg();
+  const cli::TrainResult want = cli::train(cfg, data, alone_dir.path(), alone);
+  const cli::TrainResult got = cli::train(cfg, data, shared_dir.path(), shared);
+  REQUIRE(got.epochs.size() == want.epochs.size());
+  for (size_t e = 0; e < got.epochs.size(); ++e) {
+    CAPTURE(e);
+    CHECK(got.epochs[e].global_step == want.epochs[e].global_step);
+    CHECK(got.epochs[e].train_acc == want.epochs[e].train_acc);
+    CHECK(got.epochs[e].test_acc == want.epochs[e].test_acc);
+    CHECK(got.epochs[e].train_loss == doctest::Approx(want.epochs[e].train_loss).epsilon(1e-5));
+    CHECK(got.epochs[e].test_loss == doctest::Approx(want.epochs[e].test_loss).epsilon(1e-5));
+  }
+  CHECK(std::filesystem::exists(shared_dir.path() + "/last.safetensors") == pg().is_main());
+  // The global batch must split evenly.
+  cfg.batch_size = 12 * pg().size() + (pg().size() > 1 ? 1 : 0);
+  if (pg().size() > 1) CHECK_THROWS_WITH_AS(cli::train(cfg, data, shared_dir.path(), shared),
+                                            doctest::Contains("multiple of the"), Error);
 }
 
 int main(int argc, char** argv) {

@@ -7,8 +7,10 @@
 //   quench report [options]                 FP32 vs PTQ vs QAT vs QAT+KD: report.json / report.md
 #include <cstdio>
 #include <exception>
+#include <string>
 #include <vector>
 
+#include "dist/process_group.hpp"
 #include "tools/cli/commands.hpp"
 
 int main(int argc, char** argv) {
@@ -25,6 +27,9 @@ int main(int argc, char** argv) {
     for (auto& c : commands)
       if (c.app->parsed()) return c.run();
   } catch (const std::exception& e) {
+    // Under mpirun a failing process stops the job rather than leave the others in a collective.
+    quench::dist::ProcessGroup& pg = quench::dist::ProcessGroup::world();
+    if (pg.distributed()) pg.abort(std::string("error: ") + e.what());
     std::fprintf(stderr, "quench: error: %s\n", e.what());
     return 1;
   }

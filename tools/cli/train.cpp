@@ -59,11 +59,16 @@ int run_train(TrainArgs& a) {
   }
   if (a.threads > 0) set_num_threads(a.threads);
 
+  // Under mpirun every process trains its shard; rank 0 alone draws the bar and writes.
+  dist::ProcessGroup& pg = dist::ProcessGroup::world();
   const bool tty = ProgressBar::stderr_is_tty();
-  ProgressBar bar(a.quiet ? nullptr : stderr, tty);
+  ProgressBar bar(a.quiet || !pg.is_main() ? nullptr : stderr, tty);
   TrainHooks hooks;
   hooks.progress = &bar;
-  hooks.log = [](const std::string& s) { std::fprintf(stderr, "%s\n", s.c_str()); };
+  hooks.process_group = &pg;
+  hooks.log = [&pg](const std::string& s) {
+    if (pg.is_main()) std::fprintf(stderr, "%s\n", s.c_str());
+  };
   hooks.stop_requested = [] { return g_stop != 0; };
 
   DataSplits data = load_data(cfg);
@@ -71,12 +76,13 @@ int run_train(TrainArgs& a) {
               std::to_string(cfg.model.patch) + " dim " + std::to_string(cfg.model.dim) + " depth " +
               std::to_string(cfg.model.depth) + " heads " + std::to_string(cfg.model.heads) + " hidden " +
               std::to_string(cfg.model.hidden) + "; " + std::to_string(data.train.size()) + " train / " +
-              std::to_string(data.test.size()) + " test images; " + std::to_string(get_num_threads()) +
+              std::to_string(data.test.size()) + " test images; " +
+              (pg.distributed() ? std::to_string(pg.size()) + " processes x " : "") + std::to_string(get_num_threads()) +
               " threads; writing " + out + (ckpt ? "; resuming " + a.resume : ""));
   std::signal(SIGINT, on_sigint);
   TrainResult r = train(cfg, data, out, hooks, ckpt.get());
   std::signal(SIGINT, SIG_DFL);
-  if (a.quiet && r.status != TrainStatus::finished) std::fprintf(stderr, "quench: %s\n", r.message.c_str());
+  if (a.quiet && pg.is_main() && r.status != TrainStatus::finished) std::fprintf(stderr, "quench: %s\n", r.message.c_str());
   switch (r.status) {
     case TrainStatus::finished:
       bar.message(r.message);

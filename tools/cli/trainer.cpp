@@ -6,6 +6,7 @@
 #include <fstream>
 #include <memory>
 
+#include "dist/data_parallel.hpp"
 #include "engine/error.hpp"
 #include "engine/ops.hpp"
 #include "nn/layers/vit.hpp"
@@ -58,6 +59,24 @@ struct Ema {
   }
 };
 
+// evaluate() over this rank's share of the test set (rows rank, rank + R, ...), the counts summed over
+// the ranks: every rank gets the whole set's result.
+EvalResult evaluate_shared(nn::Module& model, const nn::LabeledImages& test, const Preprocess& pp,
+                           int64_t classes, dist::ProcessGroup& pg) {
+  if (pg.size() == 1) return evaluate(model, test, pp, classes);
+  std::vector<int32_t> rows;
+  for (int64_t i = pg.rank(); i < test.size(); i += pg.size()) rows.push_back(static_cast<int32_t>(i));
+  EvalResult r = evaluate(model, select_rows(test, rows), pp, classes);
+  std::vector<double> sums{static_cast<double>(r.n), static_cast<double>(r.correct), r.loss * static_cast<double>(r.n)};
+  for (int64_t c : r.confusion) sums.push_back(static_cast<double>(c));
+  dist::all_reduce_sum(pg, sums);
+  r.n = static_cast<int64_t>(sums[0]);
+  r.correct = static_cast<int64_t>(sums[1]);
+  r.loss = r.n ? sums[2] / static_cast<double>(r.n) : 0.0;
+  for (size_t i = 0; i < r.confusion.size(); ++i) r.confusion[i] = static_cast<int64_t>(sums[3 + i]);
+  return r;
+}
+
 void check_config(const TrainConfig& c) {
   QUENCH_CHECK(c.epochs > 0 && c.batch_size > 0, "train: epochs (", c.epochs, ") and batch size (",
                c.batch_size, ") must be positive");
@@ -77,13 +96,20 @@ TrainResult train(const TrainConfig& cfg, const DataSplits& data, const std::str
   check_config(cfg);
   QUENCH_CHECK(data.train.size() > 0 && data.test.size() > 0, "train: empty data (", data.train.size(),
                " training and ", data.test.size(), " test images)");
+  dist::ProcessGroup& pg = hooks.process_group ? *hooks.process_group : dist::ProcessGroup::world();
+  const int64_t world = pg.size();
+  const bool main = pg.is_main();
+  QUENCH_CHECK(cfg.batch_size % world == 0, "train: the batch size ", cfg.batch_size,
+               " is the global batch and must be a multiple of the ", world,
+               " processes (each reads batch / processes images)");
   auto log = [&](const std::string& s) {
+    if (!main) return;
     if (hooks.progress)
       hooks.progress->message(s);
     else if (hooks.log)
       hooks.log(s);
   };
-  std::filesystem::create_directories(out_dir);
+  if (main) std::filesystem::create_directories(out_dir);
   const std::string last_path = out_dir + "/last.safetensors", best_path = out_dir + "/best.safetensors";
 
   // Model, optimizer, schedule: everything random derives from cfg.seed.
@@ -97,7 +123,9 @@ TrainResult train(const TrainConfig& cfg, const DataSplits& data, const std::str
   const std::vector<Tensor> params = model->parameters();
 
   nn::DataLoaderOptions lo;
-  lo.batch_size = cfg.batch_size;
+  lo.batch_size = cfg.batch_size / world;
+  lo.num_replicas = world;
+  lo.rank = pg.rank();
   lo.shuffle = true;
   lo.seed = cfg.seed;
   lo.mean = cfg.preprocess.mean;
@@ -143,14 +171,21 @@ TrainResult train(const TrainConfig& cfg, const DataSplits& data, const std::str
                  prog.global_step, "), which does not fit ", steps, " batches per epoch");
     sched.set_step(prog.global_step);
   }
+  // Every process starts from rank 0's weights (equal already when seeded alike; this makes it so).
+  dist::DataParallel dp(params, pg);
+  dp.broadcast_from_main(params);
 
   const std::vector<std::string> classes = data.train.classes;
   auto save_last = [&]() {
+    if (!main) return;
     save_checkpoint(last_path, model->state_dict(), opt.state_dict(), cfg.ema > 0 ? ema.avg : nn::StateDict(),
                     checkpoint_metadata(cfg, classes, prog));
   };
-  std::ofstream metrics(out_dir + "/metrics.jsonl", resume ? std::ios::app : std::ios::trunc);
-  QUENCH_CHECK(metrics, "train: cannot open ", out_dir, "/metrics.jsonl for writing");
+  std::ofstream metrics;
+  if (main) {
+    metrics.open(out_dir + "/metrics.jsonl", resume ? std::ios::app : std::ios::trunc);
+    QUENCH_CHECK(metrics, "train: cannot open ", out_dir, "/metrics.jsonl for writing");
+  }
 
   TrainResult result;
   const auto run_start = Clock::now();
@@ -176,7 +211,14 @@ TrainResult train(const TrainConfig& cfg, const DataSplits& data, const std::str
       model->patch_generator.manual_seed(cfg.seed ^ (0x9e3779b97f4a7c15ULL * (step + 1)));
       Tensor logits = (*model)(batch->images);
       Tensor loss = cross_entropy(logits, batch->labels, -100, cfg.label_smoothing);
-      const float lv = loss.item<float>();
+      // The step's loss and accuracy over every process (one process: these very numbers).
+      const int64_t local_b = batch->labels.size(0);
+      std::vector<double> step_sums{static_cast<double>(loss.item<float>()) * static_cast<double>(local_b),
+                                    static_cast<double>(count_correct(logits.detach(), batch->labels)),
+                                    static_cast<double>(local_b)};
+      dist::all_reduce_sum(pg, step_sums);
+      const int64_t B = static_cast<int64_t>(step_sums[2]);
+      const float lv = world == 1 ? loss.item<float>() : static_cast<float>(step_sums[0] / step_sums[2]);
       if (!std::isfinite(lv)) {
         result.status = TrainStatus::non_finite;
         result.message = "non-finite loss (" + std::to_string(lv) + ") at epoch " +
@@ -192,21 +234,21 @@ TrainResult train(const TrainConfig& cfg, const DataSplits& data, const std::str
       }
       opt.zero_grad();
       loss.backward();
+      dp.synchronize_gradients();
       if (cfg.clip_grad > 0) optim::clip_grad_norm_(params, cfg.clip_grad);
       opt.step();
       sched.step();
       if (cfg.ema > 0) ema.update(prog.global_step);
 
-      const int64_t B = batch->labels.size(0);
-      prog.loss_sum += static_cast<double>(lv) * static_cast<double>(B);
-      prog.correct += count_correct(logits.detach(), batch->labels);
+      prog.loss_sum += world == 1 ? static_cast<double>(lv) * static_cast<double>(B) : step_sums[0];
+      prog.correct += static_cast<int64_t>(step_sums[1]);
       prog.seen += B;
       ++prog.batch;
       ++prog.global_step;
       ++run_steps;
       const double epoch_s = std::chrono::duration<double>(Clock::now() - epoch_start).count();
       prog.seconds = seconds_before + epoch_s;
-      if (hooks.progress) {
+      if (hooks.progress && main) {
         const double run_s = std::chrono::duration<double>(Clock::now() - run_start).count();
         ProgressState ps;
         ps.epoch = prog.epoch + 1;
@@ -220,7 +262,10 @@ TrainResult train(const TrainConfig& cfg, const DataSplits& data, const std::str
             run_s / static_cast<double>(run_steps) * static_cast<double>(total_steps - prog.global_step);
         hooks.progress->update(ps, prog.batch == steps);
       }
-      if (hooks.stop_requested && hooks.stop_requested()) {
+      // Ctrl-C reaches the processes one by one: any of them stopping stops all, at the same step.
+      std::vector<double> stop{hooks.stop_requested && hooks.stop_requested() ? 1.0 : 0.0};
+      dist::all_reduce_sum(pg, stop);
+      if (stop[0] > 0) {
         save_last();
         result.status = TrainStatus::interrupted;
         result.progress = prog;
@@ -238,7 +283,7 @@ TrainResult train(const TrainConfig& cfg, const DataSplits& data, const std::str
       ema_model->load_state_dict(ema.avg, true);
       eval_model = ema_model.get();
     }
-    EvalResult ev = evaluate(*eval_model, data.test, cfg.preprocess, cfg.model.classes);
+    EvalResult ev = evaluate_shared(*eval_model, data.test, cfg.preprocess, cfg.model.classes, pg);
     EpochMetrics m;
     m.epoch = prog.epoch + 1;
     m.train_loss = prog.seen ? prog.loss_sum / static_cast<double>(prog.seen) : 0.0;
@@ -250,7 +295,7 @@ TrainResult train(const TrainConfig& cfg, const DataSplits& data, const std::str
     m.images_per_s = prog.seconds > 0 ? static_cast<double>(prog.seen) / prog.seconds : 0.0;
     m.global_step = prog.global_step;
     result.epochs.push_back(m);
-    metrics << to_json(m).dump() << "\n" << std::flush;
+    if (main) metrics << to_json(m).dump() << "\n" << std::flush;
 
     char buf[256];
     std::snprintf(buf, sizeof buf,
@@ -271,7 +316,7 @@ TrainResult train(const TrainConfig& cfg, const DataSplits& data, const std::str
     next.loss_sum = 0.0;
     next.correct = next.seen = 0;
     next.seconds = 0.0;
-    if (is_best) {
+    if (is_best && main) {
       save_checkpoint(best_path, cfg.ema > 0 ? ema.avg : model->state_dict(), {}, {},
                       checkpoint_metadata(cfg, classes, next));
       line += " (best, saved " + best_path + ")";

@@ -9,6 +9,11 @@
 //                     test_acc, lr, seconds, images_per_s, global_step (appended to on resume)
 // Checkpoints are written atomically, so a crash never leaves a torn file.
 //
+// Data parallel (mpirun -np R): the global batch cfg.batch_size is split over the R processes (it must
+// be a multiple of R), gradients are averaged before each step, losses and accuracies are summed over
+// the processes, evaluation splits the test set, and rank 0 alone writes; the weights equal one
+// process's up to float summation order. Resume works with any R that divides the batch.
+//
 // Exact resume: model, optimizer state, EMA, schedule step and the data stream (DataLoader::set_epoch
 // and skipping the batches already done) are restored, so a run interrupted anywhere and resumed ends
 // with the same weights, bit for bit, as an uninterrupted one (see checkpoint.hpp for why nothing else
@@ -19,6 +24,7 @@
 #include <string>
 #include <vector>
 
+#include "dist/process_group.hpp"
 #include "nn/data/loader.hpp"
 #include "tools/cli/checkpoint.hpp"
 #include "tools/cli/data.hpp"
@@ -40,6 +46,10 @@ struct TrainHooks {
   std::function<void(int64_t global_step, nn::Batch& batch)> before_step;
   ProgressBar* progress = nullptr;              // null: no bar
   std::function<void(const std::string&)> log;  // one-line messages; null: silent
+  // The processes training together (data parallel: each reads its shard of every batch of
+  // cfg.batch_size, the global batch, and gradients are averaged); null: ProcessGroup::world(), which
+  // is one process unless started by mpirun. Only rank 0 writes files and logs.
+  dist::ProcessGroup* process_group = nullptr;
 };
 
 enum class TrainStatus { finished, interrupted, non_finite };
