@@ -21,6 +21,7 @@
 #include "nn/optim/adamw.hpp"
 #include "tests/cli_test_util.hpp"
 #include "tests/temp_dir.hpp"
+#include "tools/cli/compress.hpp"
 #include "tools/cli/trainer.hpp"
 
 using namespace quench;
@@ -183,6 +184,31 @@ TEST_CASE("dist: quench train on R processes gives one process's epochs at the s
   cfg.batch_size = 12 * pg().size() + (pg().size() > 1 ? 1 : 0);
   if (pg().size() > 1) CHECK_THROWS_WITH_AS(cli::train(cfg, data, shared_dir.path(), shared),
                                             doctest::Contains("multiple of the"), Error);
+}
+
+TEST_CASE("dist: quench distill keeps one model on every process") {
+  cli::TrainConfig cfg = testing::tiny_config();
+  cli::DataSplits data{testing::pattern_images(72, 3), testing::pattern_images(24, 4)};
+  Generator gen(5);
+  auto teacher = std::make_shared<nn::ViT>(cfg.model, gen);
+  cli::DistillOptions o;
+  o.epochs = 2;
+  o.batch_size = 12;
+  o.lr = 1e-3;
+  testing::TempDir dir;
+  cli::TrainHooks hooks;
+  hooks.process_group = &pg();
+  const cli::DistillResult r = cli::distill(o, teacher, cfg.preprocess, data, dir.path(), hooks);
+  REQUIRE(r.epochs.size() == 2);
+  // Each process evaluated its own model: rank 0's figures must be everyone's, to the last bit.
+  for (const cli::DistillEpoch& e : r.epochs) {
+    std::vector<double> mine{e.train_loss, e.fq_test_acc, e.int8_test_acc, e.int8_test_loss, e.fq_int8_max_logit_diff};
+    std::vector<double> main_values = mine;
+    pg().broadcast(main_values.data(), static_cast<int64_t>(main_values.size() * sizeof(double)), 0);
+    CHECK(mine == main_values);
+    CHECK(e.fq_int8_agreement == 1.0);
+  }
+  CHECK(std::filesystem::exists(dir.path() + "/int8.safetensors") == pg().is_main());
 }
 
 int main(int argc, char** argv) {

@@ -5,6 +5,7 @@
 #include <filesystem>
 #include <fstream>
 
+#include "dist/data_parallel.hpp"
 #include "distill/compression.hpp"
 #include "distill/distillation.hpp"
 #include "distill/vit_recipe.hpp"
@@ -152,13 +153,20 @@ DistillResult distill(const DistillOptions& o, const std::shared_ptr<nn::ViT>& t
   QUENCH_CHECK(o.epochs > 0 && o.batch_size > 0 && o.lr > 0, "distill: epochs (", o.epochs, "), batch size (",
                o.batch_size, ") and lr (", o.lr, ") must be positive");
   QUENCH_CHECK(data.train.size() > 0 && data.test.size() > 0, "distill: empty data");
+  dist::ProcessGroup& pg = hooks.process_group ? *hooks.process_group : dist::ProcessGroup::world();
+  const int64_t world = pg.size();
+  const bool main = pg.is_main();
+  QUENCH_CHECK(o.batch_size % world == 0, "distill: the batch size ", o.batch_size,
+               " is the global batch and must be a multiple of the ", world,
+               " processes (each reads batch / processes images)");
   auto log = [&](const std::string& s) {
+    if (!main) return;
     if (hooks.progress)
       hooks.progress->message(s);
     else if (hooks.log)
       hooks.log(s);
   };
-  std::filesystem::create_directories(out_dir);
+  if (main) std::filesystem::create_directories(out_dir);
   teacher->eval();
 
   // The student: the teacher's weights, or a fresh init of the requested size.
@@ -185,8 +193,19 @@ DistillResult distill(const DistillOptions& o, const std::shared_ptr<nn::ViT>& t
   }
   distill::CompressionManager cm = distill::prepare_compression(student, configs);
   cm.on_train_begin();
-  optim::AdamW opt(cm.trainable_parameters(), optim::AdamWOptions(o.lr).weight_decay(o.weight_decay));
-  nn::DataLoader loader(data.train, loader_options(o.batch_size, true, o.seed, pp));
+  const std::vector<Tensor> params = cm.trainable_parameters();
+  optim::AdamW opt(params, optim::AdamWOptions(o.lr).weight_decay(o.weight_decay));
+  // Data parallel: rank 0's start everywhere; the observers' statistics (buffers) follow rank 0's
+  // after every step, so every process keeps one model (rank 0's observers see its shard only).
+  dist::DataParallel dp(params, pg);
+  std::vector<Tensor> buffers;
+  for (const auto& [n, b] : cm.model()->named_buffers()) buffers.push_back(b);
+  dp.broadcast_from_main(params);
+  dp.broadcast_from_main(buffers);
+  nn::DataLoaderOptions lo = loader_options(o.batch_size / world, true, o.seed, pp);
+  lo.num_replicas = world;
+  lo.rank = pg.rank();
+  nn::DataLoader loader(data.train, lo);
   const int64_t steps = loader.size(), total_steps = steps * o.epochs;
   optim::LRScheduleOptions so;
   so.base_lr = o.lr;
@@ -195,8 +214,11 @@ DistillResult distill(const DistillOptions& o, const std::shared_ptr<nn::ViT>& t
   so.total_steps = total_steps;
   optim::LRSchedule sched(&opt, so);
 
-  std::ofstream metrics(out_dir + "/metrics.jsonl", std::ios::trunc);
-  QUENCH_CHECK(metrics, "distill: cannot open ", out_dir, "/metrics.jsonl for writing");
+  std::ofstream metrics;
+  if (main) {
+    metrics.open(out_dir + "/metrics.jsonl", std::ios::trunc);
+    QUENCH_CHECK(metrics, "distill: cannot open ", out_dir, "/metrics.jsonl for writing");
+  }
   DistillResult result;
   result.int8_path = out_dir + "/int8.safetensors";
   json recipe = o.to_json();
@@ -217,25 +239,32 @@ DistillResult distill(const DistillOptions& o, const std::shared_ptr<nn::ViT>& t
       Tensor out = (*cm.model())(batch->images);
       Tensor loss = cross_entropy(out, batch->labels);
       loss = cm.on_after_compute_loss(batch->images, out, loss);
-      const float lv = loss.item<float>();
-      QUENCH_CHECK(std::isfinite(lv), "distill: non-finite loss (", lv, ") at epoch ", epoch + 1, " step ",
-                   s + 1, "; try a lower --lr");
-      opt.zero_grad();
-      loss.backward();
-      cm.on_before_optimizer_step();
-      opt.step();
-      sched.step();
-      cm.on_step_end();
-      ++global_step;
-      const int64_t B = batch->labels.size(0);
-      loss_sum += static_cast<double>(lv) * static_cast<double>(B);
+      // The step's loss and accuracy over every process (one process: these very numbers).
       EvalResult r;
       r.classes = out.size(1);
       r.confusion.assign(r.classes * r.classes, 0);
       accumulate_predictions(r, out.detach(), batch->labels);
-      correct += r.correct;
+      const int64_t local_b = batch->labels.size(0);
+      std::vector<double> step_sums{static_cast<double>(loss.item<float>()) * static_cast<double>(local_b),
+                                    static_cast<double>(r.correct), static_cast<double>(local_b)};
+      dist::all_reduce_sum(pg, step_sums);
+      const float lv = world == 1 ? loss.item<float>() : static_cast<float>(step_sums[0] / step_sums[2]);
+      QUENCH_CHECK(std::isfinite(lv), "distill: non-finite loss (", lv, ") at epoch ", epoch + 1, " step ",
+                   s + 1, "; try a lower --lr");
+      opt.zero_grad();
+      loss.backward();
+      dp.synchronize_gradients();
+      cm.on_before_optimizer_step();
+      opt.step();
+      if (world > 1) dp.broadcast_from_main(buffers);
+      sched.step();
+      cm.on_step_end();
+      ++global_step;
+      const int64_t B = static_cast<int64_t>(step_sums[2]);
+      loss_sum += world == 1 ? static_cast<double>(lv) * static_cast<double>(B) : step_sums[0];
+      correct += static_cast<int64_t>(step_sums[1]);
       seen += B;
-      if (hooks.progress) {
+      if (hooks.progress && main) {
         const double el = std::chrono::duration<double>(Clock::now() - epoch_start).count();
         const double run_s = std::chrono::duration<double>(Clock::now() - run_start).count();
         ProgressState ps;
@@ -249,7 +278,9 @@ DistillResult distill(const DistillOptions& o, const std::shared_ptr<nn::ViT>& t
         ps.eta_s = run_s / static_cast<double>(global_step) * static_cast<double>(total_steps - global_step);
         hooks.progress->update(ps, s + 1 == steps);
       }
-      if (hooks.stop_requested && hooks.stop_requested()) {
+      std::vector<double> stop{hooks.stop_requested && hooks.stop_requested() ? 1.0 : 0.0};
+      dist::all_reduce_sum(pg, stop);
+      if (stop[0] > 0) {
         log("distill: stopped on request at epoch " + std::to_string(epoch + 1));
         return result;
       }
@@ -278,7 +309,7 @@ DistillResult distill(const DistillOptions& o, const std::shared_ptr<nn::ViT>& t
     e.fq_int8_max_logit_diff = agree.max_abs_diff;
     e.seconds = train_s;
     result.epochs.push_back(e);
-    metrics << to_json(e).dump() << "\n" << std::flush;
+    if (main) metrics << to_json(e).dump() << "\n" << std::flush;
     char buf[256];
     std::snprintf(buf, sizeof buf,
                   "epoch %lld/%lld: train loss %.4f acc %.2f%% | test fake-quant %.2f%% int8 %.2f%% "
@@ -291,7 +322,7 @@ DistillResult distill(const DistillOptions& o, const std::shared_ptr<nn::ViT>& t
       result.best_int8_acc = e.int8_test_acc;
       result.best_epoch = e.epoch;
       recipe["best_epoch"] = e.epoch;
-      save_int8_model(result.int8_path, *int8, pp, data.train.classes, recipe);
+      if (main) save_int8_model(result.int8_path, *int8, pp, data.train.classes, recipe);
       line += " (best, saved " + result.int8_path + ")";
     }
     log(line);

@@ -61,9 +61,12 @@ int run_distill(DistillArgs& a) {
   cfg.limit_train = a.limit_train;
   cfg.limit_test = a.limit_test;
   DataSplits data = load_data(cfg);
-  ProgressBar bar(a.quiet ? nullptr : stderr, ProgressBar::stderr_is_tty());
+  // Under mpirun every process trains its shard; rank 0 alone draws the bar and writes.
+  dist::ProcessGroup& pg = dist::ProcessGroup::world();
+  ProgressBar bar(a.quiet || !pg.is_main() ? nullptr : stderr, ProgressBar::stderr_is_tty());
   TrainHooks hooks;
   hooks.progress = &bar;
+  hooks.process_group = &pg;
   bar.message("quench distill: " + std::string(o.kd ? "QAT + KD" : "QAT only") + " from " + a.teacher + "; " +
               std::to_string(data.train.size()) + " train / " + std::to_string(data.test.size()) +
               " test images; writing " + a.out);
