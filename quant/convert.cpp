@@ -1,6 +1,9 @@
 #include "quant/convert.hpp"
 
+#include <vector>
+
 #include "engine/autograd.hpp"
+#include "quant/int4_linear.hpp"
 #include "quant/int8_block.hpp"
 #include "quant/int8_linear.hpp"
 #include "quant/int8_mlp.hpp"
@@ -53,6 +56,63 @@ std::shared_ptr<Int8Linear> to_int8(QATLinear& q, const std::string& name) {
   return m;
 }
 
+// Weights of at most 4 bits (symmetric), per-group scales or per-token activations: the s4 GEMM.
+// (Codes of -2^(bits-1), as in QuantSpec::make(4, ...)'s [-8, 7], stay on the int8 GEMM.)
+bool wants_int4(const QATLinear& q) {
+  const QConfig& qc = q.qconfig();
+  const bool sym4 = qc.weight.bits <= 4 && qc.weight.quant_min >= -((int64_t{1} << (qc.weight.bits - 1)) - 1);
+  return sym4 || qc.weight.group_size > 0 || qc.activation.per_token;
+}
+
+std::shared_ptr<Int4Linear> to_int4(QATLinear& q, const std::string& name) {
+  FakeQuantize& fx = q.input_fake_quant();
+  FakeQuantize& fw = q.weight_fake_quant();
+  const QuantSpec &as = fx.spec(), &ws = fw.spec();
+  QUENCH_CHECK(!as.is_signed && !as.per_channel && as.quant_min == 0 && as.quant_max == 255, "convert: '", name,
+               "': the s4 GEMM takes u8 activations over [0, 255] per tensor or per token, got ", as.str());
+  const int64_t qmax = ws.bits >= 2 && ws.bits <= 4 ? (int64_t{1} << (ws.bits - 1)) - 1 : 0;
+  QUENCH_CHECK(ws.is_signed && ws.symmetric && qmax > 0 && ws.quant_min >= -qmax && ws.quant_max <= qmax &&
+                   (!ws.per_channel || ws.axis == 0) && (ws.group_size == 0 || ws.group_size % 8 == 0),
+               "convert: '", name, "': per-group scales and per-token activations run on the s4 GEMM, which takes "
+               "signed symmetric weights of 2..4 bits within [-(2^(bits-1)-1), 2^(bits-1)-1] per tensor, channel "
+               "or group of a multiple of 8 (QuantSpec::int_symmetric_weight); got ", ws.str());
+  QUENCH_CHECK(fx.calibrated() || fx.learnable(), "convert: '", name,
+               "': the input quantizer never saw data; train (QAT) or calibrate (PTQ) the model first");
+  QUENCH_CHECK(fw.calibrated() || fw.learnable(), "convert: '", name,
+               "': the weight quantizer never saw data; run at least one training or calibration batch first");
+  const int64_t N = q.out_features, K = q.in_features;
+  auto m = std::make_shared<Int4Linear>(K, N, q.bias.defined(), ws.group_size, as.per_token, ws.bits);
+  NoGradGuard ng;
+  Tensor wscale = fw.scale.detach().contiguous(), wzp = fw.zero_point.contiguous();
+  const float* ps = wscale.data_ptr<float>();
+  const int32_t* pz = wzp.data_ptr<int32_t>();
+  for (int64_t i = 0; i < wzp.numel(); ++i)
+    QUENCH_CHECK(pz[i] == 0, "convert: '", name, "': weight zero point ", i, " is ", pz[i],
+                 "; symmetric weights need 0");
+  const int64_t G = m->groups, gs = ws.group_size ? ws.group_size : K;
+  QUENCH_CHECK(wscale.numel() == 1 || wscale.numel() == N * G, "convert: '", name, "': ", wscale.numel(),
+               " weight scales for [", N, ", ", G, "] groups");
+  Tensor w = q.weight.detach().contiguous();
+  const float* pw = w.data_ptr<float>();
+  std::vector<int8_t> codes(N * K);
+  float* pms = m->weight_scale.data_ptr<float>();
+  const int32_t qlo = static_cast<int32_t>(ws.quant_min), qhi = static_cast<int32_t>(ws.quant_max);
+  for (int64_t n = 0; n < N; ++n)
+    for (int64_t k = 0; k < K; ++k) {
+      const int64_t si = wscale.numel() == 1 ? 0 : n * G + k / gs;
+      pms[n * G + k / gs] = ps[si];
+      codes[n * K + k] = static_cast<int8_t>(quantize_value(pw[n * K + k], 1.0f / ps[si], 0, qlo, qhi));
+    }
+  m->set_weight_codes(codes.data());
+  if (q.bias.defined()) m->bias.copy_(q.bias.detach());
+  if (!as.per_token) {
+    m->input_scale.copy_(fx.scale.detach().reshape({1}));
+    m->input_zero_point.copy_(fx.zero_point.reshape({1}));
+  }
+  m->validate("convert: '" + name + "'");
+  m->eval();
+  return m;
+}
 
 }  // namespace
 
@@ -67,10 +127,16 @@ ConvertSummary convert(nn::Module& model, bool fuse) {
     auto* q = dynamic_cast<QATLinear*>(m.get());
     if (!q) continue;
     QUENCH_CHECK(!name.empty(), "convert: the root module is a QATLinear; wrap it in a parent module");
-    model.set_submodule(name, to_int8(*q, name));
-    sum.int8_linears.push_back(name);
+    if (wants_int4(*q)) {
+      model.set_submodule(name, to_int4(*q, name));
+      sum.int4_linears.push_back(name);
+    } else {
+      model.set_submodule(name, to_int8(*q, name));
+      sum.int8_linears.push_back(name);
+    }
   }
-  QUENCH_CHECK(!sum.int8_linears.empty() || !sum.qat_attention.empty(), "convert: ", model.type_name(),
+  QUENCH_CHECK(!sum.int8_linears.empty() || !sum.int4_linears.empty() || !sum.qat_attention.empty(),
+               "convert: ", model.type_name(),
                " has no QATLinear or QATAttention modules; run prepare_qat or prepare_ptq (and train or "
                "calibrate) first");
   for (const auto& [name, m] : model.named_modules())

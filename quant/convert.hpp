@@ -2,7 +2,9 @@
 //
 // Every QATLinear becomes an Int8Linear (quant/int8_linear.hpp): weights quantized with the weight
 // fake-quant's frozen scale by the shared rounding rule, per-channel scales, bias, and the input
-// fake-quant's frozen scale / zero point. QATAttention modules stay, their fake quantizers frozen.
+// fake-quant's frozen scale / zero point. A QATLinear with weights of at most 4 bits, per-group weight
+// scales or per-token activations becomes an Int4Linear (quant/int4_linear.hpp, the s4 GEMM) the same
+// way: mixed-precision models get both. QATAttention modules stay, their fake quantizers frozen.
 // Observers are frozen and the model is put in eval mode. The result is still an nn::Module with the
 // same tree (only the Linear children changed), so evaluation code runs unchanged, and it computes
 // bit for bit what the fake-quant model computes in eval mode with the same scales.
@@ -11,8 +13,9 @@
 // Int8Block (quant/int8_block.hpp): the same children and state dict run as fused passes, same bits.
 //
 // Requirements, checked with errors naming the module: every quantizer saw data (trained or
-// calibrated) or was loaded; activations u8 (unsigned, within [0, 255]) per tensor; weights signed,
-// at most 8 bits, symmetric (zero point 0). In place: to keep the QAT model, convert a second
+// calibrated) or was loaded; activations u8 (unsigned, within [0, 255]) per tensor (per token for
+// Int4Linear); weights signed, at most 8 bits (Int4Linear: 2..4 bits over [-(2^(bits-1)-1),
+// 2^(bits-1)-1], groups a multiple of 8), symmetric (zero point 0). In place: to keep the QAT model, convert a second
 // instance that loaded its state dict.
 #pragma once
 #include <string>
@@ -24,6 +27,7 @@ namespace quench::quant {
 
 struct ConvertSummary {
   std::vector<std::string> int8_linears;   // dotted names now Int8Linear
+  std::vector<std::string> int4_linears;   // dotted names now Int4Linear
   std::vector<std::string> qat_attention;  // QATAttention modules kept with frozen fake quant
   std::vector<std::string> int8_mlps;      // nn::Mlp modules now Int8Mlp (fused fc1 -> GELU -> fc2)
   std::vector<std::string> int8_blocks;    // nn::Block modules now Int8Block (fused by groups of images)

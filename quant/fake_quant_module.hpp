@@ -5,7 +5,8 @@
 //
 // State (all in the state dict, PyTorch's names):
 //   fake_quant_enabled i32 [1], observer_enabled i32 [1]   the two switches (1 = on)
-//   scale f32 [1] or [C] (a parameter when learnable, else a buffer), zero_point i32 [1] or [C]
+//   scale f32 [1], [C] or [C, G] per group (a parameter when learnable, else a buffer), zero_point
+//   i32 of the same shape
 //   activation_post_process.{min_val, max_val[, histogram]}  the observer's statistics
 //
 // forward: when the observer is enabled AND the module is in training mode, x is observed and
@@ -25,8 +26,9 @@ namespace quench::quant {
 // An observer as a module: its statistics registered as buffers (type name = the observer's name).
 class ObserverModule : public nn::Module {
  public:
-  // channels: the channel count of per-channel specs (ignored per tensor).
-  ObserverModule(ObserverKind kind, const QuantSpec& spec, int64_t channels);
+  // channels: the channel count of per-channel specs (ignored per tensor); elements: per channel
+  // (grouped specs only).
+  ObserverModule(ObserverKind kind, const QuantSpec& spec, int64_t channels, int64_t elements = 0);
   Observer& observer() { return *obs_; }
   const Observer& observer() const { return *obs_; }
   ObserverKind kind() const { return kind_; }
@@ -41,8 +43,10 @@ class ObserverModule : public nn::Module {
 
 class FakeQuantize : public nn::Module {
  public:
-  // channels: the size of spec.axis for per-channel specs (e.g. out_features), ignored per tensor.
-  FakeQuantize(const QuantSpec& spec, ObserverKind kind, int64_t channels = 0, bool learnable = false);
+  // channels: the size of spec.axis for per-channel specs (e.g. out_features), ignored per tensor;
+  // elements: per channel (e.g. in_features), needed by grouped specs only.
+  FakeQuantize(const QuantSpec& spec, ObserverKind kind, int64_t channels = 0, bool learnable = false,
+               int64_t elements = 0);
 
   void enable_fake_quant(bool on = true);
   void disable_fake_quant() { enable_fake_quant(false); }
@@ -54,7 +58,7 @@ class FakeQuantize : public nn::Module {
   void freeze() { disable_observer(); }
 
   // True once the observer saw data (or its statistics were loaded): scale / zero_point are meaningful.
-  bool calibrated() const { return obs_->observer().initialized(); }
+  bool calibrated() const { return !obs_ || obs_->observer().initialized(); }
   // Recomputes scale / zero_point from the observer's statistics (no-op before any data).
   void update_qparams();
 

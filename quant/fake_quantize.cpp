@@ -7,6 +7,7 @@
 #include "engine/ops/creation.hpp"
 #include "kernels/fake_quant_rows.hpp"
 #include "kernels/parallel.hpp"
+#include "quant/observer.hpp"
 
 namespace quench::quant {
 namespace {
@@ -14,21 +15,31 @@ namespace {
 using autograd::AutogradContext;
 using autograd::Function;
 
-// x viewed as [outer, C, inner] with C the quantization channels (1 per tensor).
+// x viewed as [outer, C, inner] with C the quantization channels (1 per tensor); each [inner] run
+// cut into `groups` segments of `group` elements (the last one shorter), scale index c * groups + g.
 struct ChannelLayout {
   int64_t outer = 1, channels = 1, inner = 1;
+  int64_t group = 1, groups = 1;
+  int64_t scales() const { return channels * groups; }
+  int64_t group_len(int64_t g) const { return std::min(group, inner - g * group); }
 };
 
 ChannelLayout layout_of(const Tensor& x, const QuantSpec& spec) {
   ChannelLayout l;
   if (!spec.per_channel) {
-    l.inner = x.numel();
+    l.inner = l.group = x.numel();
     return l;
   }
   const int64_t axis = wrap_dim(spec.axis, x.dim(), "fake_quantize");
   for (int64_t d = 0; d < axis; ++d) l.outer *= x.size(d);
   l.channels = x.size(axis);
   for (int64_t d = axis + 1; d < x.dim(); ++d) l.inner *= x.size(d);
+  if (spec.group_size > 0) {
+    l.group = spec.group_size;
+    l.groups = spec.groups_per_channel(l.inner);
+  } else {
+    l.group = l.inner;
+  }
   return l;
 }
 
@@ -38,25 +49,31 @@ void check_qparams(const Tensor& x, const Tensor& scale, const Tensor& zp, const
   check_dtype(scale, kFloat32, op, "scale");
   check_dtype(zp, kInt32, op, "zero_point");
   spec.validate();
-  const int64_t c = spec.per_channel ? x.size(wrap_dim(spec.axis, x.dim(), op)) : 1;
+  QUENCH_CHECK(!spec.per_token, op, ": per-token specs (", spec.str(), ") take no fixed scale; use "
+               "fake_quantize_per_token");
+  const int64_t c = layout_of(x, spec).scales();
   QUENCH_CHECK(scale.numel() == c && zp.numel() == c, op, ": input of shape ", shape_str(x.sizes()),
                " with ", spec.str(), " needs ", c, " scale(s) and zero point(s), got scale ",
                shape_str(scale.sizes()), " and zero_point ", shape_str(zp.sizes()));
 }
 
 // y = fake_quant(x); mask[i] = 1 when the unclamped q is inside [qmin, qmax]. Work items are
-// pieces of at most kPiece elements of each [inner] row, so a per-tensor x (one row) uses every thread.
+// pieces of at most kPiece elements of each group of each [inner] row, so a per-tensor x (one row)
+// uses every thread.
 void fq_forward(const Tensor& x, const float* scale, const int32_t* zp, const QuantSpec& spec,
                 const ChannelLayout& l, float* y, uint8_t* mask) {
   constexpr int64_t kPiece = 16384;
   const float* px = x.data_ptr<float>();
   const int32_t qmin = static_cast<int32_t>(spec.quant_min), qmax = static_cast<int32_t>(spec.quant_max);
-  const int64_t pieces = (l.inner + kPiece - 1) / kPiece, rows = l.outer * l.channels;
-  kernels::parallel_for(rows * pieces, 1, [&](int64_t b, int64_t e) {
+  const int64_t pieces = (l.group + kPiece - 1) / kPiece, rows = l.outer * l.channels;
+  const int64_t per_row = l.groups * pieces;
+  kernels::parallel_for(rows * per_row, 1, [&](int64_t b, int64_t e) {
     for (int64_t t = b; t < e; ++t) {
-      const int64_t r = t / pieces, c = r % l.channels, i0 = r * l.inner + (t % pieces) * kPiece;
-      const int64_t n = std::min(kPiece, (r + 1) * l.inner - i0);
-      kernels::fake_quant_row(px + i0, n, scale[c], zp[c], qmin, qmax, nullptr, y + i0, mask ? mask + i0 : nullptr);
+      const int64_t r = t / per_row, g = (t % per_row) / pieces, sc = (r % l.channels) * l.groups + g;
+      const int64_t g0 = r * l.inner + g * l.group, i0 = g0 + (t % pieces) * kPiece;
+      const int64_t n = std::min(kPiece, g0 + l.group_len(g) - i0);
+      if (n <= 0) continue;
+      kernels::fake_quant_row(px + i0, n, scale[sc], zp[sc], qmin, qmax, nullptr, y + i0, mask ? mask + i0 : nullptr);
     }
   });
 }
@@ -105,14 +122,20 @@ struct LearnableFakeQuantizeFn : Function<LearnableFakeQuantizeFn> {
     ctx->saved_data["outer"] = l.outer;
     ctx->saved_data["channels"] = l.channels;
     ctx->saved_data["inner"] = l.inner;
+    ctx->saved_data["group"] = l.group;
+    ctx->saved_data["groups"] = l.groups;
     return y;
   }
   static tensor_list backward(AutogradContext* ctx, tensor_list g) {
     auto v = ctx->get_saved_variables();
     auto& sd = ctx->saved_data;
     const Tensor &x = v[0], &s = v[1], &z = v[2];
-    const int64_t outer = std::get<int64_t>(sd["outer"]), channels = std::get<int64_t>(sd["channels"]),
-                  inner = std::get<int64_t>(sd["inner"]);
+    ChannelLayout l;
+    l.outer = std::get<int64_t>(sd["outer"]);
+    l.channels = std::get<int64_t>(sd["channels"]);
+    l.inner = std::get<int64_t>(sd["inner"]);
+    l.group = std::get<int64_t>(sd["group"]);
+    l.groups = std::get<int64_t>(sd["groups"]);
     const float qmin = static_cast<float>(std::get<int64_t>(sd["qmin"]));
     const float qmax = static_cast<float>(std::get<int64_t>(sd["qmax"]));
     const double gf = std::get<double>(sd["grad_factor"]);
@@ -125,14 +148,15 @@ struct LearnableFakeQuantizeFn : Function<LearnableFakeQuantizeFn> {
     const int32_t* pz = z.data_ptr<int32_t>();
     float* pdx = dx.data_ptr<float>();
     float* pds = ds.data_ptr<float>();
-    // One thread per channel: the scale gradient sums in a fixed order.
-    kernels::parallel_for(channels, 1, [&](int64_t b, int64_t e) {
+    // One thread per scale (channel, or group of one): its gradient sums in a fixed order.
+    kernels::parallel_for(l.scales(), 1, [&](int64_t b, int64_t e) {
       for (int64_t c = b; c < e; ++c) {
         const float inv = 1.0f / ps[c], zf = static_cast<float>(pz[c]);
+        const int64_t ch = c / l.groups, g = c % l.groups, len = l.group_len(g);
         double acc = 0.0;
-        for (int64_t o = 0; o < outer; ++o) {
-          const int64_t base = (o * channels + c) * inner;
-          for (int64_t i = 0; i < inner; ++i) {
+        for (int64_t o = 0; o < l.outer; ++o) {
+          const int64_t base = (o * l.channels + ch) * l.inner + g * l.group;
+          for (int64_t i = 0; i < len; ++i) {
             const float xs = px[base + i] * inv, r = std::nearbyint(xs), u = r + zf;
             const float gi = pg[base + i];
             if (u < qmin) {
@@ -154,6 +178,39 @@ struct LearnableFakeQuantizeFn : Function<LearnableFakeQuantizeFn> {
   }
 };
 
+// x_hat = fake_quantize(x) with each row's own qparams   x:[..., K]
+struct PerTokenFakeQuantizeFn : Function<PerTokenFakeQuantizeFn> {
+  static Tensor forward(AutogradContext* ctx, const Tensor& x_in, const QuantSpec& spec) {
+    Tensor x = x_in.contiguous();
+    const int64_t K = x.sizes().back(), R = K ? x.numel() / K : 0;
+    Tensor y = Tensor::empty(x.sizes(), kFloat32);
+    Tensor mask = ctx->needs_input_grad(0) ? Tensor::empty(x.sizes(), kUInt8) : Tensor();
+    const float* px = x.data_ptr<float>();
+    float* py = y.data_ptr<float>();
+    uint8_t* pm = mask.defined() ? mask.data_ptr<uint8_t>() : nullptr;
+    const int32_t qmin = static_cast<int32_t>(spec.quant_min), qmax = static_cast<int32_t>(spec.quant_max);
+    kernels::parallel_for(R, std::max<int64_t>(1, 16384 / std::max<int64_t>(1, K)), [&](int64_t b, int64_t e) {
+      for (int64_t r = b; r < e; ++r) {
+        float s;
+        int32_t z;
+        row_qparams(px + r * K, K, spec, &s, &z);
+        kernels::fake_quant_row(px + r * K, K, s, z, qmin, qmax, nullptr, py + r * K, pm ? pm + r * K : nullptr);
+      }
+    });
+    ctx->save_for_backward({mask});
+    return y;
+  }
+  // The straight-through estimator with the clamp mask; the row's scale is treated as a constant.
+  static tensor_list backward(AutogradContext* ctx, tensor_list g) {
+    Tensor mask = ctx->get_saved_variables()[0];
+    Tensor dx = g[0].contiguous().clone();
+    float* pd = dx.data_ptr<float>();
+    const uint8_t* pm = mask.data_ptr<uint8_t>();
+    kernels::parallel_for(dx.numel(), 32768, [&](int64_t b, int64_t e) { kernels::mask_row(pd + b, pm + b, e - b); });
+    return {dx};
+  }
+};
+
 }  // namespace
 
 Tensor fake_quantize(const Tensor& x, const Tensor& scale, const Tensor& zero_point, const QuantSpec& spec) {
@@ -171,18 +228,28 @@ Tensor lsq_init_scale(const Tensor& x_in, const QuantSpec& spec) {
   check_dtype(x_in, kFloat32, "lsq_init_scale", "input");
   Tensor x = x_in.detach().contiguous();
   ChannelLayout l = layout_of(x, spec);
-  Tensor s = Tensor::empty(spec.per_channel ? Shape{l.channels} : Shape{}, kFloat32);
+  Shape shape = !spec.per_channel ? Shape{} : spec.group_size > 0 ? Shape{l.channels, l.groups} : Shape{l.channels};
+  Tensor s = Tensor::empty(shape, kFloat32);
   const float* px = x.data_ptr<float>();
   float* ps = s.data_ptr<float>();
   const double sq = std::sqrt(static_cast<double>(spec.quant_max));
-  for (int64_t c = 0; c < l.channels; ++c) {
+  for (int64_t c = 0; c < l.scales(); ++c) {
+    const int64_t ch = c / l.groups, g = c % l.groups, len = l.group_len(g);
     double acc = 0.0;
     for (int64_t o = 0; o < l.outer; ++o)
-      for (int64_t i = 0; i < l.inner; ++i) acc += std::abs(px[(o * l.channels + c) * l.inner + i]);
-    const double mean_abs = acc / static_cast<double>(std::max<int64_t>(1, l.outer * l.inner));
+      for (int64_t i = 0; i < len; ++i) acc += std::abs(px[(o * l.channels + ch) * l.inner + g * l.group + i]);
+    const double mean_abs = acc / static_cast<double>(std::max<int64_t>(1, l.outer * len));
     ps[c] = static_cast<float>(std::max(2.0 * mean_abs / sq, 1e-8));
   }
   return s;
+}
+
+Tensor fake_quantize_per_token(const Tensor& x, const QuantSpec& spec) {
+  check_dtype(x, kFloat32, "fake_quantize_per_token", "input");
+  spec.validate();
+  QUENCH_CHECK(spec.per_token && x.dim() >= 1, "fake_quantize_per_token: needs a per-token spec and an input "
+               "with a last dim, got ", spec.str(), " and shape ", shape_str(x.sizes()));
+  return PerTokenFakeQuantizeFn::apply(x, spec);
 }
 
 }  // namespace quench::quant

@@ -5,6 +5,7 @@
 
 #include "nn/layers/attention.hpp"
 #include "nn/layers/linear.hpp"
+#include "quant/int4_linear.hpp"
 #include "quant/int8_block.hpp"
 #include "quant/int8_linear.hpp"
 #include "quant/int8_mlp.hpp"
@@ -39,12 +40,23 @@ const char* kScheme =
     "activations uint8 affine per tensor (input_scale F32 [1], input_zero_point I32 [1]); "
     "y = float(sum_k (q_x - z_x) * q_w) * (input_scale * weight_scale) + bias";
 
+const char* kScheme4 =
+    "; int4 layers: weight U8 [out, ceil(in/2)] two signed 4-bit codes per byte (W[n,2j] low nibble, W[n,2j+1] "
+    "high nibble, two's complement, padding nibble 0), weight_scale F32 [out, groups] (groups of group_size "
+    "along in, 1 per channel), input_scale / input_zero_point only for per-tensor activations; "
+    "y = sum_g float(acc_g) * (s_x * weight_scale[n,g]) + bias";
+
 }  // namespace
 
 void save_int8(const std::string& path, nn::Module& model, const nn::Metadata& extra) {
-  std::string lin, att;
+  std::string lin, lin4, att;
   for (const auto& [name, m] : model.named_modules()) {
-    if (auto* l = dynamic_cast<Int8Linear*>(m.get())) {
+    if (auto* l4 = dynamic_cast<Int4Linear*>(m.get())) {
+      l4->validate("save_int8: '" + name + "'");
+      lin4 += name + ":" + std::to_string(l4->in_features) + ":" + std::to_string(l4->out_features) + ":" +
+              (l4->bias.defined() ? "1" : "0") + ":" + std::to_string(l4->bits) + ":" +
+              std::to_string(l4->group_size) + ":" + (l4->per_token ? "1" : "0") + ";";
+    } else if (auto* l = dynamic_cast<Int8Linear*>(m.get())) {
       l->validate("save_int8: '" + name + "'");
       lin += name + ":" + std::to_string(l->in_features) + ":" + std::to_string(l->out_features) + ":" +
              (l->bias.defined() ? "1" : "0") + ":" + std::to_string(l->input_qmin) + ":" +
@@ -60,12 +72,14 @@ void save_int8(const std::string& path, nn::Module& model, const nn::Metadata& e
       throw Error("save_int8: '" + name + "' is still a QATLinear; run quant::convert before saving an int8 model");
     }
   }
-  QUENCH_CHECK(!lin.empty(), "save_int8: ", model.type_name(), " has no Int8Linear layers; convert it first");
+  QUENCH_CHECK(!lin.empty() || !lin4.empty(), "save_int8: ", model.type_name(),
+               " has no Int8Linear or Int4Linear layers; convert it first");
   nn::Metadata md = extra;
   md["format"] = "quench-int8";
-  md["version"] = "1";
-  md["scheme"] = kScheme;
+  md["version"] = lin4.empty() ? "1" : "2";  // version 1 readers know no Int4Linear
+  md["scheme"] = lin4.empty() ? kScheme : std::string(kScheme) + kScheme4;
   md["int8_linear"] = lin;
+  if (!lin4.empty()) md["int4_linear"] = lin4;
   md["qat_attention"] = att;
   nn::NamedTensors tensors;
   for (const auto& [k, t] : model.state_dict()) tensors.emplace_back(k, t);
@@ -82,7 +96,9 @@ nn::Metadata load_int8(const std::string& path, nn::Module& skeleton) {
   };
   QUENCH_CHECK(meta("format") == "quench-int8", "load_int8: ", path, ": format is '", meta("format"),
                "', expected 'quench-int8' (an FP32 checkpoint loads with load_state_dict instead)");
-  QUENCH_CHECK(meta("version") == "1", "load_int8: ", path, ": unsupported version '", meta("version"), "'");
+  const std::string version = meta("version");
+  QUENCH_CHECK(version == "1" || version == "2", "load_int8: ", path, ": unsupported version '", version,
+               "' (this build reads 1 and 2)");
   for (const std::string& e : split(meta("qat_attention"), ';')) {
     auto p = split(e, ':');
     QUENCH_CHECK(p.size() == 8, "load_int8: ", path, ": malformed qat_attention entry '", e, "'");
@@ -115,12 +131,37 @@ nn::Metadata load_int8(const std::string& path, nn::Module& skeleton) {
     skeleton.set_submodule(p[0], q);
     lins.emplace_back(p[0], q);
   }
-  QUENCH_CHECK(!lins.empty(), "load_int8: ", path, ": no int8_linear layers listed");
+  std::vector<std::pair<std::string, std::shared_ptr<Int4Linear>>> lins4;
+  if (version == "2") {
+    for (const std::string& e : split(meta("int4_linear"), ';')) {
+      auto p = split(e, ':');
+      QUENCH_CHECK(p.size() == 7, "load_int8: ", path, ": malformed int4_linear entry '", e,
+                   "' (expected name:in:out:bias:bits:group_size:per_token)");
+      const int64_t in = to_int(p[1], "in of " + p[0], path), out = to_int(p[2], "out of " + p[0], path);
+      auto l = std::dynamic_pointer_cast<nn::Linear>(skeleton.get_submodule(p[0]));
+      QUENCH_CHECK(l != nullptr, "load_int8: ", path, ": '", p[0], "' is not a Linear in the model");
+      QUENCH_CHECK(l->in_features == in && l->out_features == out && l->bias.defined() == (p[3] == "1"),
+                   "load_int8: ", path, ": '", p[0], "' is Linear(", l->in_features, ", ", l->out_features,
+                   ") in the model but Linear(", in, ", ", out, ") in the file");
+      std::shared_ptr<Int4Linear> q;
+      try {
+        q = std::make_shared<Int4Linear>(in, out, p[3] == "1", to_int(p[5], "group_size of " + p[0], path),
+                                         to_int(p[6], "per_token of " + p[0], path) != 0,
+                                         static_cast<int>(to_int(p[4], "bits of " + p[0], path)));
+      } catch (const Error& err) {
+        throw Error("load_int8: " + path + ": '" + p[0] + "': " + err.what());
+      }
+      skeleton.set_submodule(p[0], q);
+      lins4.emplace_back(p[0], q);
+    }
+  }
+  QUENCH_CHECK(!lins.empty() || !lins4.empty(), "load_int8: ", path, ": no int8_linear or int4_linear layers listed");
   std::map<std::string, Tensor> expected;
   for (const auto& [k, t] : skeleton.state_dict()) expected[k] = t;
   nn::check_state_dict(expected, f.tensors, "load_int8: " + path);
   skeleton.load_state_dict(nn::StateDict(f.tensors));
   for (auto& [name, l] : lins) l->validate("load_int8: " + path + ": '" + name + "'");
+  for (auto& [name, l] : lins4) l->validate("load_int8: " + path + ": '" + name + "'");
   freeze_observers(skeleton);
   enable_fake_quant(skeleton, true);
   fuse_int8_mlps(skeleton);  // the fast paths quant::convert installs

@@ -3,14 +3,22 @@
 // Tensors: the converted model's state dict, so Int8Linear layers store weight I8 [out, in],
 // weight_scale F32 [out], bias F32 [out], input_scale F32 [1], input_zero_point I32 [1]; FP32 layers
 // (LayerNorm, patch embedding, fallback Linears, ...) their F32 parameters. About 4x smaller than FP32.
+// Low-bit layers (Int4Linear, quant/int4_linear.hpp) store weight U8 [out, ceil(in / 2)] (two signed
+// 4-bit codes per byte: W[n, 2j] in the low nibble, W[n, 2j + 1] in the high one, two's complement,
+// the padding nibble of an odd `in` 0), weight_scale F32 [out, groups], bias F32 [out], and for
+// per-tensor activations input_scale F32 [1], input_zero_point I32 [1].
 // Metadata (string -> string):
-//   format "quench-int8", version "1", scheme (the quantization scheme in words),
+//   format "quench-int8", version "1" (Int8Linear only) or "2" (with Int4Linear layers), scheme (the
+//   quantization scheme in words),
 //   int8_linear   "name:in:out:bias:qmin:qmax;..."   (bias 0/1; qmin/qmax the u8 activation range)
+//   int4_linear   "name:in:out:bias:bits:group_size:per_token;..."   (version 2 only; group_size 0 per
+//                 channel, per_token 0/1)
 //   qat_attention "name:observer:bits:signed:symmetric:qmin:qmax:learnable;..." (may be empty)
 //   plus the caller's entries (the ViT helpers store "model" = "vit" and "vit_config").
 // Loading rebuilds that structure on an FP32 skeleton of the same architecture, then checks the file
 // strictly (missing, unexpected, wrong-shape and wrong-dtype keys, by name) and validates every
-// Int8Linear (positive finite scales, zero point in range); errors name the file.
+// Int8Linear and Int4Linear (positive finite scales, zero point in range, codes inside the bit width,
+// padding nibbles 0); errors name the file.
 #pragma once
 #include <memory>
 #include <string>

@@ -29,43 +29,60 @@ Tensor as_channel_rows(const Tensor& x, const QuantSpec& spec, const char* op) {
 
 }  // namespace
 
+// The state's shape: [] per tensor, [C] per channel, [C, groups] per group.
+Shape Observer::state_shape(int64_t channels, int64_t elements) const {
+  if (!spec_.per_channel) return Shape{};
+  if (spec_.group_size > 0) return Shape{channels, spec_.groups_per_channel(elements)};
+  return Shape{channels};
+}
+
 void Observer::ensure_state(const Tensor& x) {
-  Shape shape = spec_.per_channel ? Shape{x.size(wrap_dim(spec_.axis, x.dim(), "observer"))} : Shape{};
+  Shape shape;
+  if (spec_.per_channel) {
+    const int64_t c = x.size(wrap_dim(spec_.axis, x.dim(), "observer"));
+    shape = state_shape(c, c ? x.numel() / c : 0);
+  }
   if (min_val_.defined()) {
     QUENCH_CHECK(min_val_.sizes() == shape, name(), ": observed a tensor of shape ", shape_str(x.sizes()),
-                 " whose channel count differs from the ", shape_str(min_val_.sizes()),
-                 " seen before");
+                 " whose channel (or group) count ", shape_str(shape), " differs from the ",
+                 shape_str(min_val_.sizes()), " seen before");
     return;
   }
   min_val_ = full(shape, kInf);
   max_val_ = full(shape, -kInf);
 }
 
-void Observer::init_state(int64_t channels) {
+void Observer::init_state(int64_t channels, int64_t elements) {
   if (min_val_.defined()) return;
   QUENCH_CHECK(!spec_.per_channel || channels > 0, name(), ": init_state needs a positive channel count, got ",
                channels);
-  Shape shape = spec_.per_channel ? Shape{channels} : Shape{};
+  QUENCH_CHECK(spec_.group_size == 0 || elements > 0, name(), ": a grouped spec (", spec_.str(),
+               ") needs the elements per channel to size its state, got ", elements);
+  Shape shape = state_shape(channels, elements);
   min_val_ = full(shape, kInf);
   max_val_ = full(shape, -kInf);
 }
 
 std::pair<std::vector<float>, std::vector<float>> Observer::batch_min_max(const Tensor& x) const {
-  // Each channel row is cut into pieces reduced in parallel, then folded in order with the same
-  // strict comparisons: exactly the serial loop's result (first extreme kept), for any thread count.
+  // Each channel row (or each group of one) is cut into pieces reduced in parallel, then folded in
+  // order with the same strict comparisons: exactly the serial loop's result (first extreme kept),
+  // for any thread count.
   constexpr int64_t kPiece = 16384;
   Tensor rows = as_channel_rows(x, spec_, "observer");
-  const int64_t c = rows.size(0), n = rows.size(1), pieces = (n + kPiece - 1) / kPiece;
-  std::vector<float> plo(c * pieces, kInf), phi(c * pieces, -kInf);
+  const int64_t c = rows.size(0), n = rows.size(1);
+  const int64_t seg = spec_.group_size > 0 ? spec_.group_size : n, nseg = spec_.groups_per_channel(n);
+  const int64_t pieces = (seg + kPiece - 1) / kPiece, per_row = nseg * pieces;
+  std::vector<float> plo(c * per_row, kInf), phi(c * per_row, -kInf);
   const float* p = rows.data_ptr<float>();
-  kernels::parallel_for(c * pieces, 1, [&](int64_t b, int64_t e) {
+  kernels::parallel_for(c * per_row, 1, [&](int64_t b, int64_t e) {
     for (int64_t t = b; t < e; ++t) {
-      const int64_t i = t / pieces, j0 = (t % pieces) * kPiece;
-      kernels::min_max_row(p + i * n + j0, std::min(kPiece, n - j0), &plo[t], &phi[t]);
+      const int64_t i = t / per_row, j = (t % per_row) / pieces, j0 = j * seg + (t % pieces) * kPiece;
+      const int64_t len = std::min(kPiece, std::min(n, (j + 1) * seg) - j0);
+      if (len > 0) kernels::min_max_row(p + i * n + j0, len, &plo[t], &phi[t]);
     }
   });
-  std::vector<float> lo(c, kInf), hi(c, -kInf);
-  for (int64_t t = 0; t < c * pieces; ++t) {
+  std::vector<float> lo(c * nseg, kInf), hi(c * nseg, -kInf);
+  for (int64_t t = 0; t < c * per_row; ++t) {
     if (plo[t] < lo[t / pieces]) lo[t / pieces] = plo[t];
     if (phi[t] > hi[t / pieces]) hi[t / pieces] = phi[t];
   }
@@ -90,6 +107,20 @@ QParams Observer::calculate_qparams() const {
   return qparams_from_range(min_val_.to_vector<float>(), max_val_.to_vector<float>(), spec_);
 }
 
+void qparams_of(float min_v, float max_v, const QuantSpec& spec, float* scale, int32_t* zero_point) {
+  const float qmin = static_cast<float>(spec.quant_min), qmax = static_cast<float>(spec.quant_max);
+  const float lo = std::min(min_v, 0.f), hi = std::max(max_v, 0.f);
+  if (spec.symmetric) {
+    const float amax = std::max(-lo, hi);
+    *scale = std::max(amax / ((qmax - qmin) / 2.f), kEps);
+    *zero_point = spec.is_signed ? 0 : static_cast<int32_t>((spec.quant_min + spec.quant_max + 1) / 2);
+  } else {
+    *scale = std::max((hi - lo) / (qmax - qmin), kEps);
+    float z = qmin - std::nearbyint(lo / *scale);
+    *zero_point = static_cast<int32_t>(std::clamp(z, qmin, qmax));
+  }
+}
+
 QParams qparams_from_range(const std::vector<float>& min_v, const std::vector<float>& max_v,
                            const QuantSpec& spec) {
   const size_t c = min_v.size();
@@ -97,20 +128,14 @@ QParams qparams_from_range(const std::vector<float>& min_v, const std::vector<fl
   Tensor zp = Tensor::empty(scale.sizes(), kInt32);
   float* ps = scale.data_ptr<float>();
   int32_t* pz = zp.data_ptr<int32_t>();
-  const float qmin = static_cast<float>(spec.quant_min), qmax = static_cast<float>(spec.quant_max);
-  for (size_t i = 0; i < c; ++i) {
-    const float lo = std::min(min_v[i], 0.f), hi = std::max(max_v[i], 0.f);
-    if (spec.symmetric) {
-      const float amax = std::max(-lo, hi);
-      ps[i] = std::max(amax / ((qmax - qmin) / 2.f), kEps);
-      pz[i] = spec.is_signed ? 0 : static_cast<int32_t>((spec.quant_min + spec.quant_max + 1) / 2);
-    } else {
-      ps[i] = std::max((hi - lo) / (qmax - qmin), kEps);
-      float z = qmin - std::nearbyint(lo / ps[i]);
-      pz[i] = static_cast<int32_t>(std::clamp(z, qmin, qmax));
-    }
-  }
+  for (size_t i = 0; i < c; ++i) qparams_of(min_v[i], max_v[i], spec, ps + i, pz + i);
   return {scale, zp};
+}
+
+void row_qparams(const float* x, int64_t n, const QuantSpec& spec, float* scale, int32_t* zero_point) {
+  float lo = kInf, hi = -kInf;
+  if (n > 0) kernels::min_max_row(x, n, &lo, &hi);
+  qparams_of(lo, hi, spec, scale, zero_point);
 }
 
 void MinMaxObserver::observe(const Tensor& x) {

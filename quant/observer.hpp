@@ -4,7 +4,8 @@
 // s = (max - min) / (qmax - qmin), z = clamp(qmin - round(min / s), qmin, qmax); symmetric
 // s = max(|min|, |max|) / ((qmax - qmin) / 2) with z = 0 for signed (the middle of the range for
 // unsigned); s >= float32 eps. MovingAverage: m += c * (cur - m) with c = 0.01, the first batch
-// initializes. Per-channel variants reduce over every dim but the spec's axis.
+// initializes. Per-channel variants reduce over every dim but the spec's axis; grouped specs
+// (spec.group_size) keep one range per group of each channel: state [C, groups].
 //
 // Statistics live in tensors (min_val, max_val, ...) updated in place, so a module can register them
 // as buffers and they travel in checkpoints.
@@ -33,16 +34,19 @@ class Observer {
   // True once observe() saw data (or state was loaded with finite values).
   bool initialized() const;
   // Creates the (not yet observed: +inf / -inf) state up front for `channels` channels (ignored per
-  // tensor), so a module can register it as buffers before the first batch. No-op when it exists.
-  void init_state(int64_t channels);
+  // tensor) of `elements` each (grouped specs only), so a module can register it as buffers before
+  // the first batch. No-op when it exists.
+  void init_state(int64_t channels, int64_t elements = 0);
   const QuantSpec& spec() const { return spec_; }
-  // The observed range, [] per tensor or [C] per channel.
+  // The observed range, [] per tensor, [C] per channel or [C, groups] per group.
   const Tensor& min_val() const { return min_val_; }
   const Tensor& max_val() const { return max_val_; }
 
  protected:
-  // Per-tensor: [] ; per-channel: [C] with C = x.size(axis). Filled with +inf / -inf until observed.
+  // Per-tensor: [] ; per-channel: [C] with C = x.size(axis); per group [C, groups]. Filled with
+  // +inf / -inf until observed.
   void ensure_state(const Tensor& x);
+  Shape state_shape(int64_t channels, int64_t elements) const;
   // Current batch's min and max, shaped like min_val_.
   std::pair<std::vector<float>, std::vector<float>> batch_min_max(const Tensor& x) const;
 
@@ -91,8 +95,13 @@ class HistogramObserver : public Observer {
 };
 
 // Turns a min / max pair into (scale, zero_point) under `spec` (the shared formula above).
+void qparams_of(float min_v, float max_v, const QuantSpec& spec, float* scale, int32_t* zero_point);
+// The same over vectors: scale / zero_point [] per tensor, flat [C] (or [C * groups]) per channel.
 QParams qparams_from_range(const std::vector<float>& min_v, const std::vector<float>& max_v,
                            const QuantSpec& spec);
+
+// Dynamic per-token qparams: the formula on the min / max of x[0, n) (NaN skipped, as observers do).
+void row_qparams(const float* x, int64_t n, const QuantSpec& spec, float* scale, int32_t* zero_point);
 
 enum class ObserverKind { min_max, moving_average_min_max, histogram };
 std::unique_ptr<Observer> make_observer(ObserverKind kind, const QuantSpec& spec);

@@ -10,8 +10,11 @@ QATAttention::QATAttention(nn::Attention& a, const QConfig& qc)
     : Module("QATAttention"), dim(a.dim), heads(a.heads), head_dim(a.head_dim), scale(a.scale) {
   register_module("qkv", a.child("qkv"));
   register_module("proj", a.child("proj"));
+  // The matmul inputs stay per tensor (observed) even when the Linear inputs are quantized per token.
+  QuantSpec as = qc.activation;
+  as.per_token = false;
   for (const char* n : {"q_fake_quant", "k_fake_quant", "probs_fake_quant", "v_fake_quant"})
-    register_module(n, std::make_shared<FakeQuantize>(qc.activation, qc.activation_observer, 0, qc.learnable_scale));
+    register_module(n, std::make_shared<FakeQuantize>(as, qc.activation_observer, 0, qc.learnable_scale));
   train(a.is_training());
 }
 

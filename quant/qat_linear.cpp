@@ -16,7 +16,8 @@ QATLinear::QATLinear(const nn::Linear& fp32, const QConfig& qc)
   in_fq_ = register_module("input_fake_quant", std::make_shared<FakeQuantize>(qc.activation, qc.activation_observer,
                                                                               0, qc.learnable_scale));
   w_fq_ = register_module("weight_fake_quant", std::make_shared<FakeQuantize>(qc.weight, qc.weight_observer,
-                                                                              out_features, qc.learnable_scale));
+                                                                              out_features, qc.learnable_scale,
+                                                                              in_features));
   train(fp32.is_training());
 }
 
@@ -28,7 +29,10 @@ std::string QATLinear::extra_repr() const {
 Tensor QATLinear::forward(const Tensor& x) {
   in_fq_->observe_step(x);
   w_fq_->observe_step(weight);
-  if (!qconfig_.learnable_scale && in_fq_->fake_quant_enabled() && w_fq_->fake_quant_enabled())
+  // Per-token activations and per-group weights take the composed path (qat_linear's int8 GEMM has
+  // one activation scale and one weight scale per channel).
+  if (!qconfig_.learnable_scale && !qconfig_.activation.per_token && qconfig_.weight.group_size == 0 &&
+      in_fq_->fake_quant_enabled() && w_fq_->fake_quant_enabled())
     return qat_linear(x, weight, bias, in_fq_->scale, in_fq_->zero_point, in_fq_->spec(), w_fq_->scale,
                       w_fq_->zero_point, w_fq_->spec());
   return linear(in_fq_->fake_quant(x), w_fq_->fake_quant(weight), bias);

@@ -4,8 +4,10 @@
 // Parameters keep Linear's names (weight [out, in], bias [out]) so FP32 checkpoints load; children
 // input_fake_quant (per tensor, uint8 by default) and weight_fake_quant (per output channel, int8).
 // With both fake quantizations on and fixed scales, forward is quant::qat_linear: the int8 model's
-// exact integer grid, bit-identical to the converted Int8Linear. Otherwise (LSQ scales, or a fake
-// quantization switched off, e.g. during PTQ calibration) it composes FakeQuantize and linear.
+// exact integer grid, bit-identical to the converted Int8Linear (and, for weights of 4 bits or less
+// per channel, to the converted Int4Linear). Otherwise (LSQ scales, per-token activations, per-group
+// weights, or a fake quantization switched off, e.g. during PTQ calibration) it composes FakeQuantize
+// and linear.
 #pragma once
 #include <memory>
 

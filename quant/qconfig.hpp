@@ -15,6 +15,7 @@
 // Patterns are globs over the whole dotted name: '*' matches any run of characters (dots included),
 // '?' one character; "blocks.*.mlp.fc2", "head", "*.qkv".
 #pragma once
+#include <cstdint>
 #include <map>
 #include <optional>
 #include <string>
@@ -37,6 +38,12 @@ struct QConfig {
 
   static QConfig default_qat() { return {}; }
   static QConfig default_ptq();
+  // Low-bit weights: `weight_bits` symmetric per output channel, or per group of group_size along K
+  // (QuantSpec::int_symmetric_weight), with the default activations (uint8 per tensor, or per token
+  // when per_token_activations), observers and LSQ setting of `base` (default_qat()). low_bit(8) is
+  // default_qat().
+  static QConfig low_bit(int weight_bits, int64_t group_size = 0, bool per_token_activations = false);
+  static QConfig low_bit(const QConfig& base, int weight_bits, int64_t group_size, bool per_token_activations);
   std::string str() const;
 };
 
@@ -55,6 +62,17 @@ struct QuantizationAwareTrainingConfig {
   // (INC's default). See freeze_observers_on_epoch in quant/prepare.hpp.
   int freeze_observer_epoch = -1;
 };
+
+// Mixed precision from text: comma-separated rules "pattern=precision", appended in order to
+// cfg.name_overrides (a pattern "type:Linear" goes to cfg.type_overrides instead). precision is "fp32"
+// (keep FP32) or weight bits with an optional group size, "8", "4", "4g64", built by
+// QConfig::low_bit on `base` (its activations, observers and LSQ kept). Example, first and last
+// layers 8-bit with the rest 4-bit in groups of 64:
+//   cfg.default_qconfig = QConfig::low_bit(4, 64);
+//   add_precision_rules(cfg, "patch_embed*=8,head=8");
+// Throws quench::Error naming the malformed rule.
+void add_precision_rules(QuantizationAwareTrainingConfig& cfg, const std::string& rules,
+                         const QConfig& base = QConfig::default_qat());
 
 // Glob match of a whole dotted name ('*' any run, '?' one character).
 bool glob_match(const std::string& pattern, const std::string& name);

@@ -1,0 +1,159 @@
+#include "quant/int4_linear.hpp"
+
+#include <cmath>
+#include <cstring>
+
+#include "engine/autograd.hpp"
+#include "engine/ops/creation.hpp"
+#include "kernels/fake_quant_rows.hpp"
+#include "kernels/gemm_u8s8.hpp"
+#include "kernels/parallel.hpp"
+#include "quant/observer.hpp"
+
+namespace quench::quant {
+namespace {
+
+int8_t nibble(uint8_t byte, int64_t k) {
+  const int v = (k % 2 ? byte >> 4 : byte) & 15;
+  return static_cast<int8_t>(v >= 8 ? v - 16 : v);
+}
+
+}  // namespace
+
+Int4Linear::Int4Linear(int64_t in, int64_t out, bool has_bias, int64_t group, bool tok, int b)
+    : Module("Int4Linear"), in_features(in), out_features(out), group_size(group), per_token(tok), bits(b) {
+  QUENCH_CHECK(in > 0 && out > 0 && in <= 65536, "Int4Linear: in_features must be in [1, 65536] and out_features "
+               "positive, got ", in, " and ", out);
+  QUENCH_CHECK(group == 0 || (group % 8 == 0 && group >= 8 && group <= 65536), "Int4Linear: group_size must be 0 "
+               "(per channel) or a multiple of 8 in [8, 65536] (the s4 GEMM's groups), got ", group);
+  QUENCH_CHECK(b >= 2 && b <= 4, "Int4Linear: weights of 2..4 bits, got ", b, " (use Int8Linear for 5..8)");
+  groups = group ? (in + group - 1) / group : 1;
+  weight = register_buffer("weight", zeros({out, (in + 1) / 2}, kUInt8));
+  weight_scale = register_buffer("weight_scale", ones({out, groups}));
+  if (has_bias) bias = register_buffer("bias", zeros({out}));
+  if (!tok) {
+    input_scale = register_buffer("input_scale", ones({1}));
+    input_zero_point = register_buffer("input_zero_point", zeros({1}, kInt32));
+  }
+}
+
+std::string Int4Linear::extra_repr() const {
+  return "in_features=" + std::to_string(in_features) + ", out_features=" + std::to_string(out_features) +
+         ", bias=" + (bias.defined() ? "True" : "False") + ", bits=" + std::to_string(bits) +
+         ", group_size=" + std::to_string(group_size) + ", activations=" + (per_token ? "per-token" : "per-tensor");
+}
+
+void Int4Linear::set_weight_codes(const int8_t* codes) {
+  const int64_t K = in_features, kb = (K + 1) / 2;
+  uint8_t* w = weight.data_ptr<uint8_t>();
+  std::memset(w, 0, static_cast<size_t>(out_features * kb));
+  for (int64_t n = 0; n < out_features; ++n)
+    for (int64_t k = 0; k < K; ++k) w[n * kb + k / 2] |= static_cast<uint8_t>((codes[n * K + k] & 15) << (4 * (k % 2)));
+}
+
+std::vector<int8_t> Int4Linear::weight_codes() const {
+  const int64_t K = in_features, kb = (K + 1) / 2;
+  const uint8_t* w = weight.data_ptr<uint8_t>();
+  std::vector<int8_t> c(out_features * K);
+  for (int64_t n = 0; n < out_features; ++n)
+    for (int64_t k = 0; k < K; ++k) c[n * K + k] = nibble(w[n * kb + k / 2], k);
+  return c;
+}
+
+void Int4Linear::validate(const std::string& where) const {
+  const int64_t K = in_features, kb = (K + 1) / 2, qmax = (int64_t{1} << (bits - 1)) - 1;
+  const uint8_t* w = weight.data_ptr<uint8_t>();
+  for (int64_t n = 0; n < out_features; ++n) {
+    for (int64_t k = 0; k < K; ++k) {
+      const int8_t v = nibble(w[n * kb + k / 2], k);
+      QUENCH_CHECK(v >= -qmax && v <= qmax, where, ": weight code [", n, ", ", k, "] = ", int(v),
+                   " is outside the symmetric ", bits, "-bit range [", -qmax, ", ", qmax, "]");
+    }
+    QUENCH_CHECK(K % 2 == 0 || (w[n * kb + kb - 1] >> 4) == 0, where, ": row ", n,
+                 " has a non-zero padding nibble (in_features ", K, " is odd: the last high nibble must be 0)");
+  }
+  const float* ws = weight_scale.data_ptr<float>();
+  for (int64_t i = 0; i < out_features * groups; ++i)
+    QUENCH_CHECK(std::isfinite(ws[i]) && ws[i] > 0, where, ": weight_scale[", i / groups, ", ", i % groups,
+                 "] must be positive and finite, got ", ws[i]);
+  if (!per_token) {
+    const float s = input_scale.data_ptr<float>()[0];
+    const int32_t z = input_zero_point.data_ptr<int32_t>()[0];
+    QUENCH_CHECK(std::isfinite(s) && s > 0, where, ": input_scale must be positive and finite, got ", s);
+    QUENCH_CHECK(z >= 0 && z <= 255, where, ": input_zero_point ", z, " is outside the u8 range [0, 255]");
+  }
+}
+
+const kernels::PackedWeightsU8S4& Int4Linear::packed() {
+  std::lock_guard<std::mutex> lock(pack_mu_);
+  const uint8_t* w = weight.data_ptr<uint8_t>();
+  const size_t n = static_cast<size_t>(weight.numel());
+  const bool stale = !packed_.buf || packed_.isa != kernels::active_isa() || packed_from_.size() != n ||
+                     std::memcmp(packed_from_.data(), w, n) != 0;
+  if (stale) {
+    const std::vector<int8_t> codes = weight_codes();
+    packed_ = kernels::pack_weights_u8s4(codes.data(), out_features, in_features, in_features, group_size,
+                                         kernels::active_isa());
+    packed_from_.assign(w, w + n);
+  }
+  return packed_;
+}
+
+Tensor Int4Linear::forward(const Tensor& x) {
+  check_dtype(x, kFloat32, "Int4Linear", "input");
+  QUENCH_CHECK(x.dim() >= 1 && x.sizes().back() == in_features, "Int4Linear: input of shape ",
+               shape_str(x.sizes()), " does not match in_features ", in_features);
+  const int64_t K = in_features, N = out_features, M = x.numel() / K;
+  Shape out_shape = x.sizes();
+  out_shape.back() = N;
+  Tensor y = Tensor::empty(out_shape, kFloat32);
+  if (M == 0) return y;
+  Tensor xc = x.detach().contiguous();
+  const float* px = xc.data_ptr<float>();
+  Tensor qa = Tensor::empty({M * K}, kUInt8);
+  uint8_t* pq = qa.data_ptr<uint8_t>();
+  std::vector<float> row_scale(per_token ? M : 0);
+  std::vector<int32_t> row_zp(per_token ? M : 0);
+  const int64_t grain = std::max<int64_t>(1, 16384 / K);
+  if (per_token) {
+    const QuantSpec spec = QuantSpec::uint8_affine_per_token();
+    kernels::parallel_for(M, grain, [&](int64_t b, int64_t e) {
+      for (int64_t m = b; m < e; ++m) {
+        row_qparams(px + m * K, K, spec, &row_scale[m], &row_zp[m]);
+        kernels::fake_quant_row(px + m * K, K, row_scale[m], row_zp[m], 0, 255, nullptr, nullptr, nullptr,
+                                pq + m * K);
+      }
+    });
+  } else {
+    const float s = input_scale.data_ptr<float>()[0];
+    const int32_t z = input_zero_point.data_ptr<int32_t>()[0];
+    kernels::parallel_for(M, grain, [&](int64_t b, int64_t e) {
+      kernels::quantize_row_u8(px + b * K, (e - b) * K, s, z, pq + b * K);
+    });
+  }
+  kernels::GemmU8S4Args a;
+  a.M = M;
+  a.A = pq;
+  a.lda = K;
+  a.W = &packed();
+  a.out = kernels::U8S4Output::f32;
+  a.C = y.data_ptr<float>();
+  a.ldc = N;
+  if (per_token) {
+    a.a_zero_points = row_zp.data();
+    a.a_scales = row_scale.data();
+  } else {
+    a.a_zero_point = input_zero_point.data_ptr<int32_t>()[0];
+    a.a_scale = input_scale.data_ptr<float>()[0];
+  }
+  a.w_scale = weight_scale.data_ptr<float>();
+  a.bias = bias.defined() ? bias.data_ptr<float>() : nullptr;
+  try {
+    kernels::gemm_u8s4(a);
+  } catch (const std::exception& e) {
+    throw Error(std::string("Int4Linear: ") + e.what());
+  }
+  return y;
+}
+
+}  // namespace quench::quant
