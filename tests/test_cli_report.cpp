@@ -244,6 +244,49 @@ TEST_CASE("distill: QAT and QAT+KD write per-epoch metrics and the best int8 mod
   CHECK(load_model(r.int8_path).vit->cfg.dim == 8);
 }
 
+TEST_CASE("quantize and distill: --weight-bits 4 gives packed int4 layers, mixed precision keeps chosen ones at 8") {
+  testing::TempDir dir;
+  DataSplits data;
+  LoadedModel t = load_model(train_teacher(dir, data));
+  PtqOptions p;
+  p.calib_batches = 2;
+  p.batch_size = 8;
+  p.weights.bits = 4;
+  p.weights.group_size = 8;
+  p.weights.rules = "head=8";
+  auto w4 = ptq_quantize(*t.vit, data.train, t.preprocess, p);
+  CHECK(count_type(*w4, "Int4Linear") == 4);
+  CHECK(count_type(*w4, "Int8Linear") == 1);  // the head, by the rule
+  save_int8_model(dir.file("w4.safetensors"), *w4, t.preprocess, t.classes, {{"method", "PTQ"}});
+  PtqOptions p8 = p;
+  p8.weights = {};
+  auto w8 = ptq_quantize(*t.vit, data.train, t.preprocess, p8);
+  save_int8_model(dir.file("w8.safetensors"), *w8, t.preprocess, t.classes, {{"method", "PTQ"}});
+  CHECK(std::filesystem::file_size(dir.file("w4.safetensors")) < std::filesystem::file_size(dir.file("w8.safetensors")));
+  LoadedModel back = load_model(dir.file("w4.safetensors"));
+  CHECK(count_type(*back.vit, "Int4Linear") == 4);
+  EvalResult a = evaluate(*w4, data.test, t.preprocess, 4, 16, true);
+  EvalResult b = evaluate(*back.vit, data.test, back.preprocess, 4, 16, true);
+  CHECK(testing::max_abs_diff(a.logits, b.logits) == 0.0);
+
+  DistillOptions o;
+  o.epochs = 2;
+  o.batch_size = 8;
+  o.lr = 1e-3;
+  o.freeze_observers_epoch = 1;
+  o.weights.bits = 4;
+  DistillResult r = distill(o, t.vit, t.preprocess, data, dir.file("w4kd"));
+  REQUIRE(r.epochs.size() == 2);
+  CHECK(r.epochs[1].fq_int8_agreement == 1.0);  // the W4A8 model computes on the fake-quant grid
+  LoadedModel m = load_model(r.int8_path);
+  CHECK(count_type(*m.vit, "Int4Linear") == 5);
+  CHECK(evaluate(*m.vit, data.test, m.preprocess, 4).accuracy() == doctest::Approx(r.best_int8_acc));
+  PtqOptions bad = p;
+  bad.weights.bits = 9;
+  CHECK_THROWS_WITH_AS(ptq_quantize(*t.vit, data.train, t.preprocess, bad), doctest::Contains("--weight-bits"),
+                       Error);
+}
+
 #ifdef QUENCH_TOOL_PATH
 namespace {
 int run_quench(const std::string& args, std::string& out) {

@@ -18,4 +18,8 @@ Command add_quantize_command(CLI::App& app);
 Command add_distill_command(CLI::App& app);
 Command add_report_command(CLI::App& app);
 
+struct WeightPrecision;
+// --weight-bits, --group-size and --precision, shared by quantize and distill.
+void add_weight_precision_options(CLI::App* sub, WeightPrecision& w);
+
 }  // namespace quench::cli

@@ -69,6 +69,16 @@ distill::ViTDistillRecipe kd_recipe(const DistillOptions& o) {
   return r;
 }
 
+// The quantization plan: `base`'s activations and observers with the requested weight precision.
+quant::QuantizationAwareTrainingConfig plan(quant::QuantizationAwareTrainingConfig cfg, const quant::QConfig& base,
+                                            const WeightPrecision& w) {
+  QUENCH_CHECK(w.bits >= 2 && w.bits <= 8, "--weight-bits must be 2..8, got ", w.bits);
+  QUENCH_CHECK(w.group_size >= 0, "--group-size must be 0 (per channel) or positive, got ", w.group_size);
+  cfg.default_qconfig = quant::QConfig::low_bit(base, w.bits, w.group_size, false);
+  if (!w.rules.empty()) quant::add_precision_rules(cfg, w.rules, base);
+  return cfg;
+}
+
 std::shared_ptr<nn::ViT> copy_vit(const nn::ViT& src) {
   Generator gen(0);
   auto m = std::make_shared<nn::ViT>(src.cfg, gen);
@@ -85,8 +95,9 @@ std::shared_ptr<nn::ViT> ptq_quantize(const nn::ViT& fp32, const nn::LabeledImag
   QUENCH_CHECK(o.observer == "histogram" || o.observer == "minmax", "quantize: observer must be 'histogram' or ",
                "'minmax', got '", o.observer, "'");
   auto model = copy_vit(fp32);
-  quant::QuantizationAwareTrainingConfig cfg = quant::default_ptq_config();
-  if (o.observer == "minmax") cfg.default_qconfig->activation_observer = quant::ObserverKind::min_max;
+  quant::QConfig base = quant::QConfig::default_ptq();
+  if (o.observer == "minmax") base.activation_observer = quant::ObserverKind::min_max;
+  quant::QuantizationAwareTrainingConfig cfg = plan(quant::default_ptq_config(), base, o.weights);
   quant::prepare_ptq(*model, cfg);
   nn::DataLoader loader(train, loader_options(o.batch_size, true, o.seed, pp));
   const int64_t n = std::min(o.calib_batches, loader.size());
@@ -97,6 +108,10 @@ std::shared_ptr<nn::ViT> ptq_quantize(const nn::ViT& fp32, const nn::LabeledImag
   });
   quant::convert(*model);
   return model;
+}
+
+json WeightPrecision::to_json() const {
+  return {{"bits", bits}, {"group_size", group_size}, {"rules", rules}};
 }
 
 json DistillOptions::to_json() const {
@@ -118,7 +133,8 @@ json DistillOptions::to_json() const {
           {"weight_decay", weight_decay},
           {"warmup_epochs", warmup_epochs},
           {"freeze_observers_epoch", freeze_observers_epoch},
-          {"qconfig", "activations u8 affine per tensor (moving-average min/max), weights s8 symmetric per channel"},
+          {"qconfig", quant::QConfig::low_bit(weights.bits, weights.group_size).str()},
+          {"weights", weights.to_json()},
           {"seed", seed}};
 }
 
@@ -183,7 +199,7 @@ DistillResult distill(const DistillOptions& o, const std::shared_ptr<nn::ViT>& t
                "distill: the student must see the teacher's inputs and classes (img ", teacher->cfg.img,
                ", chans ", teacher->cfg.chans, ", classes ", teacher->cfg.classes, ")");
 
-  quant::QuantizationAwareTrainingConfig qcfg;
+  quant::QuantizationAwareTrainingConfig qcfg = plan({}, quant::QConfig::default_qat(), o.weights);
   qcfg.freeze_observer_epoch = o.freeze_observers_epoch;
   std::vector<distill::CompressionConfig> configs{qcfg};
   if (o.kd) {

@@ -29,11 +29,22 @@ LoadedModel load_model(const std::string& path);
 void save_int8_model(const std::string& path, nn::ViT& model, const Preprocess& pp,
                      const std::vector<std::string>& classes, const nlohmann::json& recipe);
 
+// The weights' precision for PTQ and QAT: `bits` (2..8) symmetric per output channel, or per group of
+// `group_size` along K (0: per channel), and mixed-precision rules for chosen layers
+// (quant::add_precision_rules: "head=8,blocks.0.*=fp32"). 4 bits or fewer convert to Int4Linear.
+struct WeightPrecision {
+  int bits = 8;
+  int64_t group_size = 0;
+  std::string rules;
+  nlohmann::json to_json() const;
+};
+
 // PTQ: calibration observer for activations (weights always use exact per-channel min/max).
 struct PtqOptions {
   int64_t calib_batches = 32, batch_size = 128;
   std::string observer = "histogram";  // "histogram" (L2-optimal range) or "minmax"
   uint64_t seed = 0;                   // order of the calibration images
+  WeightPrecision weights;
 };
 // A converted int8 copy of `fp32` calibrated on shuffled batches of `train`.
 std::shared_ptr<nn::ViT> ptq_quantize(const nn::ViT& fp32, const nn::LabeledImages& train, const Preprocess& pp,
@@ -54,6 +65,7 @@ struct DistillOptions {
   int64_t epochs = 2, batch_size = 128;
   double lr = 5e-5, min_lr = 1e-6, weight_decay = 0.01, warmup_epochs = 0.0;
   int freeze_observers_epoch = -1;  // observers freeze at the start of this 0-based epoch (< 0: never)
+  WeightPrecision weights;
   uint64_t seed = 0;
   nlohmann::json to_json() const;
 };

@@ -115,6 +115,7 @@ Command add_distill_command(CLI::App& app) {
                   "freeze the observers at the start of this 0-based epoch (-1: never)")
       ->capture_default_str();
   sub->add_option("--seed", o.seed, "seed (student init, shuffling)")->capture_default_str();
+  add_weight_precision_options(sub, o.weights);
   sub->add_option("--limit-train", a->limit_train, "use only the first N training images (0: all)");
   sub->add_option("--limit-test", a->limit_test, "use only the first N test images (0: all)");
   sub->add_option("--fashion-root", a->fashion_root, "Fashion-MNIST folder")->capture_default_str();

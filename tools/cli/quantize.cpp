@@ -37,7 +37,8 @@ int run_quantize(const QuantizeArgs& a) {
                            {"calib_batches", a.ptq.calib_batches},
                            {"batch_size", a.ptq.batch_size},
                            {"activation_observer", a.ptq.observer},
-                           {"weight_observer", "per-channel min/max"}};
+                           {"weight_observer", "per-channel min/max"},
+                           {"weights", a.ptq.weights.to_json()}};
   save_int8_model(a.out, *int8, fp32.preprocess, fp32.classes, recipe);
   EvalResult e32 = evaluate(*fp32.vit, data.test, fp32.preprocess, cfg.model.classes);
   EvalResult e8 = evaluate(*int8, data.test, fp32.preprocess, cfg.model.classes);
@@ -68,8 +69,26 @@ Command add_quantize_command(CLI::App& app) {
   sub->add_option("--fashion-root", a->fashion_root, "Fashion-MNIST folder")->capture_default_str();
   sub->add_option("--limit-test", a->limit_test, "evaluate on the first N test images only (0: all)");
   sub->add_option("--seed", a->ptq.seed, "order of the calibration images")->capture_default_str();
+  add_weight_precision_options(sub, a->ptq.weights);
   sub->add_option("--threads,-j", a->threads, "worker threads (0: all cores)");
   return {sub, [a] { return run_quantize(*a); }};
+}
+
+void add_weight_precision_options(CLI::App* sub, WeightPrecision& w) {
+  const char* g = "Weight precision";
+  sub->add_option("--weight-bits", w.bits,
+                  "weight bits, 2..8, symmetric per output channel (4 or fewer: packed int4 layers, W4A8)")
+      ->capture_default_str()
+      ->check(CLI::Range(2, 8))
+      ->group(g);
+  sub->add_option("--group-size", w.group_size, "one weight scale per group of N along K (0: per channel)")
+      ->capture_default_str()
+      ->check(CLI::NonNegativeNumber)
+      ->group(g);
+  sub->add_option("--precision", w.rules,
+                  "mixed precision, comma-separated PATTERN=BITS[gGROUP]|fp32, e.g. 'head=8,patch_embed*=fp32' "
+                  "(type:Linear=... for a module type)")
+      ->group(g);
 }
 
 }  // namespace quench::cli
