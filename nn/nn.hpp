@@ -8,6 +8,7 @@
 #include "nn/io/safetensors.hpp"
 #include "nn/layers/activation.hpp"
 #include "nn/layers/attention.hpp"
+#include "nn/layers/bert.hpp"
 #include "nn/layers/block.hpp"
 #include "nn/layers/embedding.hpp"
 #include "nn/layers/layer_norm.hpp"

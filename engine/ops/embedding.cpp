@@ -57,13 +57,17 @@ void scatter_add(const float* g, const int32_t* idx, float* gx, int64_t outer, i
 
 // out[..., :] = weight[indices[...], :]   weight: [num, dim], indices: int32 any shape, out: [..., dim]
 struct EmbeddingFn : Function<EmbeddingFn> {
-  static Tensor forward(AutogradContext* ctx, const Tensor& weight_in, const Tensor& indices_in) {
+  static Tensor forward(AutogradContext* ctx, const Tensor& weight_in, const Tensor& indices_in,
+                        int64_t padding_idx) {
     check_dtype(weight_in, kFloat32, "embedding", "weight");
     check_dtype(indices_in, kInt32, "embedding", "indices");
     QUENCH_CHECK(weight_in.dim() == 2, "embedding: expected a 2-D weight [num_embeddings, dim], got shape ",
                  shape_str(weight_in.sizes()));
     Tensor w = weight_in.contiguous(), idx = indices_in.contiguous();
     check_indices(idx, w.size(0), "embedding", "a weight", w.sizes());
+    QUENCH_CHECK(padding_idx >= -1 && padding_idx < w.size(0), "embedding: padding_idx ", padding_idx,
+                 " is out of range for a weight of shape ", shape_str(w.sizes()), " (expected -1 for none or 0 <= padding_idx < ",
+                 w.size(0), ")");
     Shape out_shape = idx.sizes();
     out_shape.push_back(w.size(1));
     Tensor out = Tensor::empty(out_shape, kFloat32);
@@ -71,6 +75,7 @@ struct EmbeddingFn : Function<EmbeddingFn> {
            static_cast<char*>(out.raw_data()), 1, w.size(0), idx.numel(), w.size(1), sizeof(float));
     ctx->save_for_backward({idx});
     ctx->saved_data["weight_shape"] = w.sizes();
+    ctx->saved_data["padding_idx"] = padding_idx;
     return out;
   }
   static tensor_list backward(AutogradContext* ctx, tensor_list g) {
@@ -80,7 +85,10 @@ struct EmbeddingFn : Function<EmbeddingFn> {
     Tensor gw = Tensor::empty(ws, kFloat32);
     scatter_add(gc.data_ptr<float>(), idx.data_ptr<int32_t>(), gw.data_ptr<float>(), 1, ws[0],
                 idx.numel(), ws[1]);
-    return {gw, Tensor()};
+    // torch.nn.Embedding(padding_idx = p): the padding row gets no gradient, so it stays as initialized.
+    const int64_t pad = std::get<int64_t>(ctx->saved_data["padding_idx"]);
+    if (pad >= 0) std::memset(gw.data_ptr<float>() + pad * ws[1], 0, static_cast<size_t>(ws[1]) * sizeof(float));
+    return {gw, Tensor(), Tensor()};
   }
 };
 
@@ -120,7 +128,9 @@ struct IndexSelectFn : Function<IndexSelectFn> {
 
 }  // namespace
 
-Tensor embedding(const Tensor& weight, const Tensor& indices) { return EmbeddingFn::apply(weight, indices); }
+Tensor embedding(const Tensor& weight, const Tensor& indices, int64_t padding_idx) {
+  return EmbeddingFn::apply(weight, indices, padding_idx);
+}
 Tensor index_select(const Tensor& x, int64_t dim, const Tensor& indices) {
   return IndexSelectFn::apply(x, dim, indices);
 }

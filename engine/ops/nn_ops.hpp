@@ -12,8 +12,9 @@ Tensor log_softmax(const Tensor& x, int64_t dim);
 // Normalizes over the trailing dims given by normalized_shape; weight and bias (that shape) optional.
 Tensor layer_norm(const Tensor& x, const Shape& normalized_shape, const Tensor& weight = Tensor(),
                   const Tensor& bias = Tensor(), double eps = 1e-5);
-// Rows of weight [num, dim] picked by int32 indices of any shape -> [..., dim].
-Tensor embedding(const Tensor& weight, const Tensor& indices);
+// Rows of weight [num, dim] picked by int32 indices of any shape -> [..., dim]. Row padding_idx
+// (-1: none) gets no gradient, as torch.nn.functional.embedding's padding_idx.
+Tensor embedding(const Tensor& weight, const Tensor& indices, int64_t padding_idx = -1);
 // Gathers along `dim` with int32 indices (1-D).
 Tensor index_select(const Tensor& x, int64_t dim, const Tensor& indices);
 
