@@ -1,6 +1,7 @@
 #include "distill/distillation.hpp"
 
 #include "engine/ops.hpp"
+#include "nn/layers/bert.hpp"
 #include "nn/layers/linear.hpp"
 #include "nn/layers/vit.hpp"
 
@@ -46,10 +47,17 @@ void DistillationComponent::probe_shapes(const nn::ModulePtr& student) {
   tensor_list input = config_.example_input;
   if (input.empty()) {
     auto* vit = dynamic_cast<nn::ViT*>(student.get());
-    QUENCH_CHECK(vit != nullptr,
+    auto* bert = dynamic_cast<nn::BertForSequenceClassification*>(student.get());
+    QUENCH_CHECK(vit != nullptr || bert != nullptr,
                  "DistillationConfig: set example_input (an input the student and teacher "
                  "accept) so the layer mappings' feature shapes can be checked");
-    input = {zeros({2, vit->cfg.chans, vit->cfg.img, vit->cfg.img})};
+    if (vit) input = {zeros({2, vit->cfg.chans, vit->cfg.img, vit->cfg.img})};
+    // Two sequences of [PAD]-free tokens (id pad + 1 exists in every vocabulary of two or more).
+    if (bert) {
+      const int64_t n = std::min<int64_t>(8, bert->cfg.max_position_embeddings);
+      const int64_t id = (bert->cfg.pad_token_id + 1) % bert->cfg.vocab_size;
+      input = {full({2, n}, static_cast<double>(id), kInt32)};
+    }
   }
   std::vector<Tap> s_probe, t_probe;
   for (const auto& m : mappings_) {

@@ -11,6 +11,9 @@ namespace {
 // Extras published by module type (what each layer passes to Module::emit).
 const std::map<std::string, std::vector<std::string>> kExtrasByType = {
     {"Attention", {"probs"}},
+    {"QATAttention", {"probs"}},
+    {"BertSelfAttention", {"probs"}},
+    {"QATBertSelfAttention", {"probs"}},
 };
 
 std::string join(const std::vector<std::string>& v) {

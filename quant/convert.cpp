@@ -119,9 +119,8 @@ std::shared_ptr<Int4Linear> to_int4(QATLinear& q, const std::string& name) {
 ConvertSummary convert(nn::Module& model, bool fuse) {
   ConvertSummary sum;
   for (const auto& [name, m] : model.named_modules()) {
-    if (auto* a = dynamic_cast<QATAttention*>(m.get())) {
+    if (is_qat_attention(*m)) {
       sum.qat_attention.push_back(name);
-      (void)a;
       continue;
     }
     auto* q = dynamic_cast<QATLinear*>(m.get());

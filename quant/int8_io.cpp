@@ -61,7 +61,7 @@ void save_int8(const std::string& path, nn::Module& model, const nn::Metadata& e
       lin += name + ":" + std::to_string(l->in_features) + ":" + std::to_string(l->out_features) + ":" +
              (l->bias.defined() ? "1" : "0") + ":" + std::to_string(l->input_qmin) + ":" +
              std::to_string(l->input_qmax) + ";";
-    } else if (dynamic_cast<QATAttention*>(m.get())) {
+    } else if (is_qat_attention(*m)) {
       auto fq = std::dynamic_pointer_cast<FakeQuantize>(m->child("q_fake_quant"));
       auto om = std::dynamic_pointer_cast<ObserverModule>(fq->child("activation_post_process"));
       const QuantSpec& s = fq->spec();
@@ -102,8 +102,7 @@ nn::Metadata load_int8(const std::string& path, nn::Module& skeleton) {
   for (const std::string& e : split(meta("qat_attention"), ';')) {
     auto p = split(e, ':');
     QUENCH_CHECK(p.size() == 8, "load_int8: ", path, ": malformed qat_attention entry '", e, "'");
-    auto a = std::dynamic_pointer_cast<nn::Attention>(skeleton.get_submodule(p[0]));
-    QUENCH_CHECK(a != nullptr, "load_int8: ", path, ": '", p[0], "' is not an Attention in the model");
+    nn::ModulePtr a = skeleton.get_submodule(p[0]);
     const int64_t kind = to_int(p[1], "observer of " + p[0], path);
     QUENCH_CHECK(kind >= 0 && kind <= 2, "load_int8: ", path, ": unknown observer kind ", kind, " for ", p[0]);
     QConfig qc;
@@ -114,7 +113,10 @@ nn::Metadata load_int8(const std::string& path, nn::Module& skeleton) {
     qc.activation.quant_min = to_int(p[5], "qmin", path);
     qc.activation.quant_max = to_int(p[6], "qmax", path);
     qc.learnable_scale = to_int(p[7], "learnable", path) != 0;
-    skeleton.set_submodule(p[0], std::make_shared<QATAttention>(*a, qc));
+    nn::ModulePtr qa = make_qat_attention(*a, qc);
+    QUENCH_CHECK(qa != nullptr, "load_int8: ", path, ": '", p[0], "' is a ", a->type_name(),
+                 ", not an attention module (Attention, BertSelfAttention) in the model");
+    skeleton.set_submodule(p[0], qa);
   }
   std::vector<std::pair<std::string, std::shared_ptr<Int8Linear>>> lins;
   for (const std::string& e : split(meta("int8_linear"), ';')) {
@@ -217,6 +219,31 @@ std::shared_ptr<nn::ViT> load_int8_vit(const std::string& path) {
   auto vit = std::make_shared<nn::ViT>(parse_vit_config(it->second));
   load_int8(path, *vit);
   return vit;
+}
+
+void save_int8_bert(const std::string& path, nn::BertForSequenceClassification& model, const nn::Metadata& extra) {
+  nn::Metadata md = extra;
+  md["model"] = "bert";
+  md["config"] = model.cfg.to_json().dump();
+  save_int8(path, model, md);
+}
+
+std::shared_ptr<nn::BertForSequenceClassification> load_int8_bert(const std::string& path) {
+  nn::SafeTensorsFile f = nn::load_safetensors(path);
+  auto it = f.metadata.find("config");
+  QUENCH_CHECK(f.metadata.count("model") && f.metadata.at("model") == "bert" && it != f.metadata.end(),
+               "load_int8_bert: ", path, ": metadata does not describe a BERT (model / config missing)");
+  nlohmann::json j = nlohmann::json::parse(it->second, nullptr, /*allow_exceptions=*/false);
+  QUENCH_CHECK(!j.is_discarded(), "load_int8_bert: ", path, ": the config metadata is not valid JSON");
+  nn::BertConfig cfg;
+  try {
+    cfg = nn::BertConfig::from_json(j);
+  } catch (const Error& e) {
+    QUENCH_CHECK(false, "load_int8_bert: ", path, ": ", e.what());
+  }
+  auto bert = std::make_shared<nn::BertForSequenceClassification>(cfg);
+  load_int8(path, *bert);
+  return bert;
 }
 
 }  // namespace quench::quant

@@ -14,7 +14,8 @@
 //   int4_linear   "name:in:out:bias:bits:group_size:per_token;..."   (version 2 only; group_size 0 per
 //                 channel, per_token 0/1)
 //   qat_attention "name:observer:bits:signed:symmetric:qmin:qmax:learnable;..." (may be empty)
-//   plus the caller's entries (the ViT helpers store "model" = "vit" and "vit_config").
+//   plus the caller's entries (the ViT helpers store "model" = "vit" and "vit_config", the BERT
+//   ones "model" = "bert" and "config", the config.json text).
 // Loading rebuilds that structure on an FP32 skeleton of the same architecture, then checks the file
 // strictly (missing, unexpected, wrong-shape and wrong-dtype keys, by name) and validates every
 // Int8Linear and Int4Linear (positive finite scales, zero point in range, codes inside the bit width,
@@ -24,6 +25,7 @@
 #include <string>
 
 #include "nn/io/safetensors.hpp"
+#include "nn/layers/bert.hpp"
 #include "nn/layers/vit.hpp"
 #include "nn/module.hpp"
 
@@ -40,5 +42,9 @@ std::string vit_config_str(const nn::ViTConfig& c);
 nn::ViTConfig parse_vit_config(const std::string& s);
 void save_int8_vit(const std::string& path, nn::ViT& model, const nn::Metadata& extra = {});
 std::shared_ptr<nn::ViT> load_int8_vit(const std::string& path);
+// A BERT classifier: metadata "model" = "bert" and "config" = its config.json (HF field names).
+void save_int8_bert(const std::string& path, nn::BertForSequenceClassification& model,
+                    const nn::Metadata& extra = {});
+std::shared_ptr<nn::BertForSequenceClassification> load_int8_bert(const std::string& path);
 
 }  // namespace quench::quant

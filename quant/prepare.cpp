@@ -2,6 +2,7 @@
 
 #include "engine/autograd.hpp"
 #include "nn/layers/attention.hpp"
+#include "nn/layers/bert.hpp"
 #include "nn/layers/linear.hpp"
 #include "quant/fake_quant_module.hpp"
 #include "quant/qat_attention.hpp"
@@ -34,7 +35,8 @@ PrepareSummary prepare_qat(nn::Module& model, const QuantizationAwareTrainingCon
   // again through their (new) parent.
   for (const auto& [name, m] : model.named_modules()) {
     auto* lin = dynamic_cast<nn::Linear*>(m.get());
-    auto* att = cfg.quantize_attention_matmuls ? dynamic_cast<nn::Attention*>(m.get()) : nullptr;
+    const bool att = cfg.quantize_attention_matmuls && (dynamic_cast<nn::Attention*>(m.get()) ||
+                                                        dynamic_cast<nn::BertSelfAttention*>(m.get()));
     if (!lin && !att) continue;
     std::optional<QConfig> qc = qconfig_for(cfg, name, m->type_name());
     if (!qc) {
@@ -47,9 +49,7 @@ PrepareSummary prepare_qat(nn::Module& model, const QuantizationAwareTrainingCon
     nn::ModulePtr repl;
     if (auto* l = dynamic_cast<nn::Linear*>(current.get()))
       repl = std::make_shared<QATLinear>(*l, *qc);
-    else if (auto* a = dynamic_cast<nn::Attention*>(current.get()))
-      repl = std::make_shared<QATAttention>(*a, *qc);
-    else
+    else if (!(repl = make_qat_attention(*current, *qc)))
       continue;
     model.set_submodule(name, repl);
     sum.swapped.push_back({name, m->type_name(), repl->type_name(), qc->str()});

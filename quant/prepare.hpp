@@ -3,7 +3,8 @@
 //
 // prepare_qat swaps, in place, every nn::Linear whose dotted name gets a QConfig from the config
 // (quant/qconfig.hpp: fallback list, name patterns, type overrides, default) for a QATLinear sharing
-// its weight and bias, and, with quantize_attention_matmuls, every nn::Attention for a QATAttention.
+// its weight and bias, and, with quantize_attention_matmuls, every nn::Attention for a QATAttention
+// (nn::BertSelfAttention for a QATBertSelfAttention).
 // Works on any model built from nn/ layers whose parents call children through the registry (every
 // nn/ layer does). Load FP32 weights before preparing (or use load_state_dict(sd, false): only the
 // fake-quant state is then missing), and build the optimizer after preparing or keep it: the

@@ -6,6 +6,7 @@
 // After convert the module stays (observers frozen): its matmuls run in fp32 on the dequantized
 // int8 grid, i.e. the same values an integer matmul would produce up to fp32 summation rounding
 // (there is no batched int8 matmul kernel). Exposes "probs" to hooks like nn::Attention.
+// QATBertSelfAttention (qat_bert_attention.hpp) is the same for nn::BertSelfAttention.
 #pragma once
 #include <memory>
 
@@ -28,5 +29,21 @@ class QATAttention : public nn::Module {
   Tensor forward(const Tensor& x) override;
   Tensor forward_multi(const tensor_list& inputs) override;
 };
+
+// Registers q_fake_quant, k_fake_quant, probs_fake_quant, v_fake_quant on `m`.
+void add_attention_fake_quants(nn::Module& m, const QConfig& qconfig);
+// The two fake-quantized matmuls, shared by both attention modules; `m` owns the children
+// q_fake_quant, k_fake_quant, probs_fake_quant, v_fake_quant, `op` names it in errors.
+//   q, k [B, H, N, hd], key_padding_mask (undefined or u8 [B, N], 1 = padding) -> probs [B, H, N, N]
+Tensor qat_attention_probs(nn::Module& m, const Tensor& q, const Tensor& k, double scale,
+                           const Tensor& key_padding_mask, const char* op);
+//   probs [B, H, N, N], v [B, H, N, hd] -> [B, H, N, hd]; `dropout` (optional) runs on the quantized
+//   probabilities, so the observer sees what inference sees.
+Tensor qat_attention_apply(nn::Module& m, const Tensor& probs, const Tensor& v, nn::Module* dropout = nullptr);
+
+// The attention modules prepare_qat knows (nn::Attention, nn::BertSelfAttention): their fake-quant
+// counterpart, or null for any other module; is_qat_attention tells the counterparts apart.
+nn::ModulePtr make_qat_attention(nn::Module& fp32, const QConfig& qconfig);
+bool is_qat_attention(const nn::Module& m);
 
 }  // namespace quench::quant

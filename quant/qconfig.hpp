@@ -56,7 +56,8 @@ struct QuantizationAwareTrainingConfig {
   // Globs of modules kept FP32 whatever else says (e.g. {"head", "patch_embed.*"}).
   std::vector<std::string> fp32_fallback;
   // Also fake-quantize the attention matmul inputs (q, k for q @ k^T; probs, v for probs @ v), per
-  // tensor with the activation spec, by swapping nn::Attention for QATAttention.
+  // tensor with the activation spec, by swapping nn::Attention for QATAttention (nn::BertSelfAttention
+  // for QATBertSelfAttention).
   bool quantize_attention_matmuls = false;
   // Observers freeze (stop updating scale / zero point) at the start of this epoch; < 0: never
   // (INC's default). See freeze_observers_on_epoch in quant/prepare.hpp.

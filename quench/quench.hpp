@@ -1,5 +1,6 @@
 // quench: quantization-aware training with distillation. The one header applications include.
 #pragma once
+#include "distill/bert_recipe.hpp"
 #include "distill/compression.hpp"
 #include "distill/distillation.hpp"
 #include "distill/losses.hpp"
