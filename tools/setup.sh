@@ -25,7 +25,8 @@ text=0
 for arg in "$@"; do
   case "$arg" in
     --torch) packages+=(python3-torch python3-numpy libopenblas0-openmp) ;;
-    --text) packages+=(nodejs npm); text=1 ;;
+    # NodeSource's nodejs bundles npm and conflicts with Debian's npm package: add npm only when missing
+    --text) packages+=(nodejs); command -v npm >/dev/null || packages+=(npm); text=1 ;;
     -h|--help) sed -n '2,/^set -euo/{/^set -euo/d;s/^# \{0,1\}//;p}' "$0"; exit 0 ;;
     *) echo "usage: $0 [--torch] [--text]" >&2; exit 2 ;;
   esac
