@@ -306,6 +306,8 @@ RawRows read_json_lines(const std::string& path, const std::string& bytes, const
     } catch (const nlohmann::json::exception& e) {
       std::string m = e.what();
       if (size_t p = m.find("] "); p != std::string::npos) m = m.substr(p + 2);  // drop "[json.exception...]"
+      // nlohmann counts lines within the one line it was given: keep only the column
+      if (size_t p = m.find(" at line 1, column "); p != std::string::npos) m.replace(p, 19, " at column ");
       fail(path, line, "invalid JSON: " + m);
     }
     if (!j.is_object()) fail(path, line, "expected a JSON object such as {\"text\": \"...\", \"label\": \"...\"}, got " + json_type(j));
