@@ -120,6 +120,10 @@ TEST_CASE("text data: CSV details: BOM, column order, blank lines, trailing comm
   // a lone CR inside an unquoted field is data, not a line end
   const auto e = table(dir, "c.csv", "text,label\na\rb,x\n");
   CHECK(e.texts == Strings{"a\rb"});
+  // a CR at the very end of the file ends the record, after a quoted or an unquoted field
+  CHECK(table(dir, "d.csv", "text,label\r\nx,y\r").labels.size() == 1);
+  CHECK(table(dir, "d.csv", "text,label\r\nx,y\r").classes == Strings{"y"});
+  CHECK(table(dir, "e.csv", "label,text\r\ny,\"x\"\r").texts == Strings{"x"});
 }
 
 TEST_CASE("text data: TSV is tab separated without quoting") {

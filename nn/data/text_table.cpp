@@ -126,6 +126,8 @@ void parse_csv(const std::string& path, const std::string& s, const std::functio
           ++i, ++line, end_of_record = true;
         } else if (s[i] == '\r' && i + 1 < n && s[i + 1] == '\n') {
           i += 2, ++line, end_of_record = true;
+        } else if (s[i] == '\r' && i + 1 == n) {  // a CR ending the file
+          i += 1, end_of_record = true;
         } else {
           fail(path, line, "unexpected character after the closing quote of field " +
                                std::to_string(rec.n_fields + 1) +
@@ -139,7 +141,7 @@ void parse_csv(const std::string& path, const std::string& s, const std::functio
                                "; quote the whole field and double the quotes inside it (\"say \"\"hi\"\"\")");
         }
         size_t end = j;
-        if (j < n && s[j] == '\n' && end > i && s[end - 1] == '\r') --end;  // CRLF
+        if ((j >= n || s[j] == '\n') && end > i && s[end - 1] == '\r') --end;  // CRLF, or a CR ending the file
         field.assign(s, i, end - i);
         if (j >= n) {
           i = j, end_of_record = true;
