@@ -7,6 +7,8 @@
 #include <utility>
 #include <vector>
 
+#include "engine/error.hpp"  // quench::Error, what the readers throw
+
 namespace quench::nn {
 
 struct LabeledTexts {
