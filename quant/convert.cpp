@@ -8,6 +8,7 @@
 #include "quant/int8_linear.hpp"
 #include "quant/int8_mlp.hpp"
 #include "quant/prepare.hpp"
+#include "quant/int8_bert_layer.hpp"
 #include "quant/qat_attention.hpp"
 #include "quant/qat_linear.hpp"
 #include "quant/qparams.hpp"
@@ -147,6 +148,7 @@ ConvertSummary convert(nn::Module& model, bool fuse) {
   if (fuse) {
     sum.int8_mlps = fuse_int8_mlps(model);
     sum.int8_blocks = fuse_int8_blocks(model);
+    sum.int8_bert_layers = fuse_int8_bert_layers(model);
   }
   model.eval();
   return sum;

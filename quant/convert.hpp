@@ -31,6 +31,7 @@ struct ConvertSummary {
   std::vector<std::string> qat_attention;  // QATAttention modules kept with frozen fake quant
   std::vector<std::string> int8_mlps;      // nn::Mlp modules now Int8Mlp (fused fc1 -> GELU -> fc2)
   std::vector<std::string> int8_blocks;    // nn::Block modules now Int8Block (fused by groups of images)
+  std::vector<std::string> int8_bert_layers;  // nn::BertLayer modules now Int8BertLayer (fused feed-forward)
 };
 
 // fuse = false leaves the modules unfused (the reference the fast paths are tested and timed against).

@@ -10,6 +10,7 @@
 #include "quant/int8_linear.hpp"
 #include "quant/int8_mlp.hpp"
 #include "quant/prepare.hpp"
+#include "quant/int8_bert_layer.hpp"
 #include "quant/qat_attention.hpp"
 
 namespace quench::quant {
@@ -168,6 +169,7 @@ nn::Metadata load_int8(const std::string& path, nn::Module& skeleton) {
   enable_fake_quant(skeleton, true);
   fuse_int8_mlps(skeleton);  // the fast paths quant::convert installs
   fuse_int8_blocks(skeleton);
+  fuse_int8_bert_layers(skeleton);
   skeleton.eval();
   return f.metadata;
 }

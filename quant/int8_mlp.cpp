@@ -84,14 +84,25 @@ Tensor Int8Mlp::forward(const Tensor& x) {
   auto fc1 = std::dynamic_pointer_cast<Int8Linear>(child("fc1"));
   if (!fused() || x.dtype() != kFloat32 || x.dim() < 1 || x.sizes().back() != fc1->in_features)
     return (*child("fc2"))((*child("act"))((*child("fc1"))(x)));  // nn::Mlp's composition
+  return fused_forward(x, Tensor());
+}
+
+Tensor Int8Mlp::fused_forward(const Tensor& x, const Tensor& residual) {
   const Plan p = plan();
-  const int64_t K = p.fc1->in_features, N = p.fc2->out_features, M = x.numel() / K;
+  const int64_t K = p.fc1->in_features, N = p.fc2->out_features;
+  QUENCH_CHECK(x.dtype() == kFloat32 && x.dim() >= 1 && x.sizes().back() == K, "Int8Mlp: expected f32 [..., ", K,
+               "], got ", dtype_name(x.dtype()), " ", shape_str(x.sizes()));
+  const int64_t M = x.numel() / K;
   Shape out_shape = x.sizes();
   out_shape.back() = N;
+  QUENCH_CHECK(!residual.defined() || (residual.dtype() == kFloat32 && residual.sizes() == out_shape),
+               "Int8Mlp: the residual must be f32 ", shape_str(out_shape), ", got ", shape_str(residual.sizes()));
   Tensor y = Tensor::empty(out_shape, kFloat32);
   if (M == 0) return y;
   Tensor xc = x.detach().contiguous();
+  Tensor rc = residual.defined() ? residual.detach().contiguous() : Tensor();
   const float* px = xc.data_ptr<float>();
+  const float* pr = rc.defined() ? rc.data_ptr<float>() : nullptr;
   float* py = y.data_ptr<float>();
   // Blocks of 128 rows; small inputs one block per thread (multiples of 6, the micro-kernel's
   // rows). Every row is computed the same way whatever the cut, so the blocking never changes a bit.
@@ -99,7 +110,7 @@ Tensor Int8Mlp::forward(const Tensor& x) {
   const int64_t rows_per = std::min<int64_t>(128, ((M + nt - 1) / nt + 5) / 6 * 6);
   kernels::parallel_for((M + rows_per - 1) / rows_per, 1, [&](int64_t b0, int64_t b1) {
     const int64_t m0 = b0 * rows_per, m1 = std::min(M, b1 * rows_per);
-    rows(p, px + m0 * K, m1 - m0, py + m0 * N);
+    rows(p, px + m0 * K, m1 - m0, py + m0 * N, pr ? pr + m0 * N : nullptr);
   });
   return y;
 }

@@ -45,6 +45,9 @@ class Int8Mlp : public nn::Module {
   Plan plan();
   static void rows(const Plan& p, const float* x, int64_t m, float* y, const float* residual = nullptr);
   static void rows_quantized(const Plan& p, const uint8_t* qx, int64_t m, float* y, const float* residual = nullptr);
+  // The fused pass over a whole tensor (requires fused()): x f32 [..., in] -> residual + mlp(x)
+  // [..., out] (residual optional, of the output's shape), rows cut over the threads.
+  Tensor fused_forward(const Tensor& x, const Tensor& residual);
 
  protected:
   Tensor forward(const Tensor& x) override;

@@ -71,6 +71,10 @@ PrepareSummary prepare_ptq(nn::Module& model, const QuantizationAwareTrainingCon
 }
 
 int64_t calibrate(nn::Module& model, int64_t n, const std::function<Tensor(int64_t)>& next) {
+  return calibrate_multi(model, n, [&](int64_t i) { return tensor_list{next(i)}; });
+}
+
+int64_t calibrate_multi(nn::Module& model, int64_t n, const std::function<tensor_list(int64_t)>& next) {
   QUENCH_CHECK(n >= 1, "calibrate: need at least one batch, got ", n);
   std::vector<FakeQuantize*> fqs = fake_quants(model);
   QUENCH_CHECK(!fqs.empty(), "calibrate: ", model.type_name(),

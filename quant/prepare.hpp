@@ -43,6 +43,8 @@ PrepareSummary prepare_ptq(nn::Module& model, const QuantizationAwareTrainingCon
 int64_t calibrate(nn::Module& model, const std::vector<Tensor>& batches);
 // The same with batches produced on demand: next(i) for i in [0, num_batches).
 int64_t calibrate(nn::Module& model, int64_t num_batches, const std::function<Tensor(int64_t)>& next);
+// Models of several inputs (BERT's {input_ids, attention_mask, token_type_ids}).
+int64_t calibrate_multi(nn::Module& model, int64_t num_batches, const std::function<tensor_list(int64_t)>& next);
 
 // Switches on every FakeQuantize under `model`; return the number of FakeQuantize modules touched.
 int64_t enable_observers(nn::Module& model, bool on = true);

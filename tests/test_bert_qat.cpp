@@ -1,7 +1,8 @@
 // The text path of QAT + distillation: INC's BERT recipe (every layer's output, every layer's
 // attention probabilities, the logits; MSE) through prepare_compression's hooks on a padded batch,
-// fake-quantized attention matmuls, conversion to int8 (every Linear an Int8Linear, the converted
-// model equal to its fake-quant self on every ISA path) and the int8 BERT checkpoint.
+// fake-quantized attention matmuls, conversion to int8 (every Linear an Int8Linear, each layer's
+// feed-forward half fused (Int8BertLayer), the converted model equal to its fake-quant self bit for bit
+// on every ISA path) and the int8 BERT checkpoint.
 #include <doctest/doctest.h>
 
 #include <cmath>
@@ -143,6 +144,7 @@ TEST_CASE("BERT QAT + distillation: hooks, five MSE terms, convert on train end,
   cm.on_train_end();
   CHECK(count_type(*cm.model(), "Int8Linear") == 14);
   CHECK(count_type(*cm.model(), "QATBertSelfAttention") == 2);  // stays, its quantizers frozen
+  CHECK(count_type(*cm.model(), "Int8BertLayer") == 2);         // the fused feed-forward pass
   auto bert = std::dynamic_pointer_cast<nn::BertForSequenceClassification>(cm.model());
   REQUIRE(bert != nullptr);
   NoGradGuard ng;
@@ -176,6 +178,7 @@ TEST_CASE("BERT QAT + distillation: hooks, five MSE terms, convert on train end,
     auto back = quant::load_int8_bert(dir.file("bert_int8.safetensors"));
     CHECK(back->cfg.to_json() == bert->cfg.to_json());
     CHECK(count_type(*back, "QATBertSelfAttention") == 2);
+    CHECK(count_type(*back, "Int8BertLayer") == 2);
     CHECK(testing::max_abs_diff((*back)(x), fq_logits) == 0.0);
 
     nn::NamedTensors ts;

@@ -6,9 +6,15 @@ has the keys of BertForSequenceClassification and an HF checkpoint loads into it
   model = BertForSequenceClassification(cfg)
   logits = model(input_ids, attention_mask, token_type_ids)  # [B, num_labels]
 
-Used by tests/golden/make_bert_golden.py and bench/bert_rounds.py (the PyTorch anchor).
+Used by tests/golden/make_bert_golden.py. Run as a script it is the PyTorch anchor of bench/bench_bert
+(bench/model_rounds.py --model bert runs both in alternating rounds): BERT-small (4 layers, hidden 256,
+4 heads, intermediate 1024, vocabulary 8000), batch 32 of 128 tokens, one AdamW training step, FP32
+inference and int8 dynamic quantization (torch.ao quantize_dynamic, Linear layers) on oneDNN (and FBGEMM
+where this PyTorch build has it):
+
+  /usr/bin/python3 tests/golden/bert_reference.py --threads 2
 """
-import math
+import argparse, math, time
 from dataclasses import dataclass, field
 
 import torch
@@ -195,3 +201,51 @@ class BertForSequenceClassification(nn.Module):
     def forward(self, input_ids, attention_mask=None, token_type_ids=None):
         _, pooled = self.bert(input_ids, attention_mask, token_type_ids)
         return self.classifier(self.dropout(pooled))
+
+
+def _bench(f, warm=3, secs=3.0):
+    for _ in range(warm):
+        f()
+    t0, n = time.perf_counter(), 0
+    while time.perf_counter() - t0 < secs:
+        f()
+        n += 1
+    return (time.perf_counter() - t0) / n
+
+
+def main():
+    import torch.nn.functional as F
+    ap = argparse.ArgumentParser(description="BERT-small step and inference times (the bench_bert anchor)")
+    ap.add_argument("--threads", type=int, default=2)
+    ap.add_argument("--batch", type=int, default=32)
+    ap.add_argument("--seq", type=int, default=128)
+    a = ap.parse_args()
+    torch.set_num_threads(a.threads)
+    torch.manual_seed(0)
+    c = BertConfig(vocab_size=8000, hidden_size=256, num_hidden_layers=4, num_attention_heads=4,
+                   intermediate_size=1024, max_position_embeddings=a.seq, num_labels=2)
+    m = BertForSequenceClassification(c)
+    ids = torch.randint(1, c.vocab_size, (a.batch, a.seq))
+    mask, types = torch.ones_like(ids), torch.zeros_like(ids)
+    y = torch.randint(0, 2, (a.batch,))
+    opt = torch.optim.AdamW(m.parameters(), lr=1e-3)
+
+    def step():
+        opt.zero_grad()
+        F.cross_entropy(m(ids, mask, types), y).backward()
+        opt.step()
+
+    m.train()
+    print(f"torch threads={a.threads} batch={a.batch} seq={a.seq} params={sum(p.numel() for p in m.parameters())}")
+    print(f"train_step_ms={_bench(step) * 1e3:.1f}")
+    m.eval()
+    with torch.no_grad():
+        print(f"fp32_infer_ms={_bench(lambda: m(ids, mask, types)) * 1e3:.2f}")
+        for engine in [e for e in ("onednn", "fbgemm") if e in torch.backends.quantized.supported_engines]:
+            torch.backends.quantized.engine = engine
+            q = torch.ao.quantization.quantize_dynamic(m, {nn.Linear}, dtype=torch.qint8)
+            print(f"int8_dynamic_{engine}_infer_ms={_bench(lambda: q(ids, mask, types)) * 1e3:.2f}")
+
+
+if __name__ == "__main__":
+    main()
