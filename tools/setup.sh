@@ -16,7 +16,7 @@ spam_assassin_list="$repo_root/third_party/npm/node_modules/$spam_assassin_pkg/d
 packages=(
   build-essential clang lld meson ninja-build pkg-config cmake
   doctest-dev libbenchmark-dev libdnnl-dev ocl-icd-opencl-dev libstb-dev zlib1g-dev nlohmann-json3-dev
-  libcli11-dev
+  libcli11-dev libutf8proc-dev
   libclang-rt-14-dev
   libopenmpi-dev openmpi-bin
   dataset-fashion-mnist
