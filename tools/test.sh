@@ -11,7 +11,7 @@ esac
 root="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
 cd "$root"
 
-./tools/setup.sh || { echo "setup failed"; echo "0 passed, 1 failed"; exit 1; }
+./tools/setup.sh --text || { echo "setup failed"; echo "0 passed, 1 failed"; exit 1; }
 
 export CXX="${CXX:-clang++}"
 jobs="$(nproc)"

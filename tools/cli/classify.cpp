@@ -2,6 +2,7 @@
 #include <algorithm>
 #include <cstdio>
 #include <cstring>
+#include <filesystem>
 #include <memory>
 #include <numeric>
 #include <string>
@@ -15,6 +16,8 @@
 #include "tools/cli/checkpoint.hpp"
 #include "tools/cli/commands.hpp"
 #include "tools/cli/compress.hpp"
+#include "tools/cli/text_cmds.hpp"
+#include "tools/cli/text_model.hpp"
 
 namespace quench::cli {
 
@@ -25,10 +28,15 @@ struct ClassifyArgs {
   std::vector<std::string> images;
   int64_t top_k = 3;
   int threads = 0;
+  TextArgs text;
 };
 
 int run_classify(const ClassifyArgs& a) {
   if (a.threads > 0) set_num_threads(a.threads);
+  if (is_text_run(a.text, a.checkpoint)) return run_text_classify(a.checkpoint, a.images, a.top_k);
+  QUENCH_CHECK(!a.images.empty(), "classify: give one or more image files");
+  for (const auto& f : a.images)
+    QUENCH_CHECK(std::filesystem::is_regular_file(f), "classify: ", f, ": no such image file");
   LoadedModel loaded = load_model(a.checkpoint);  // FP32 or int8 (metadata format quench-int8)
   auto model = loaded.vit;
   const nn::ViTConfig& mc = model->cfg;
@@ -64,15 +72,16 @@ int run_classify(const ClassifyArgs& a) {
 
 Command add_classify_command(CLI::App& app) {
   auto a = std::make_shared<ClassifyArgs>();
-  CLI::App* sub = app.add_subcommand("classify", "Top-k classes of images with their probabilities");
+  CLI::App* sub = app.add_subcommand("classify", "Top-k classes of images (or texts) with their probabilities");
   sub->add_option("checkpoint", a->checkpoint, "a .safetensors checkpoint written by quench train")
       ->required()
       ->check(CLI::ExistingFile);
-  sub->add_option("images", a->images, "image files (PNG, JPEG, BMP, ...), resized to the model's input")
-      ->required()
-      ->check(CLI::ExistingFile);
+  sub->add_option("inputs", a->images,
+                  "image files (PNG, JPEG, BMP, ...), resized to the model's input; for a text model, texts "
+                  "(none or '-': one per line from stdin)");
   sub->add_option("--top-k,-k", a->top_k, "classes to show per image")->capture_default_str();
   sub->add_option("--threads,-j", a->threads, "worker threads (0: all cores)");
+  add_text_options(sub, "classify", a->text);
   return {sub, [a] { return run_classify(*a); }};
 }
 

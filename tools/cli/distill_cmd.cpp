@@ -8,6 +8,8 @@
 #include "kernels/parallel.hpp"
 #include "tools/cli/commands.hpp"
 #include "tools/cli/compress.hpp"
+#include "tools/cli/text_cmds.hpp"
+#include "tools/cli/text_model.hpp"
 
 namespace quench::cli {
 
@@ -21,6 +23,8 @@ struct DistillArgs {
   int threads = 0;
   CLI::Option *dim = nullptr, *depth = nullptr, *heads = nullptr, *hidden = nullptr;
   CLI::Option *lr = nullptr, *warmup = nullptr, *wd = nullptr;
+  TextArgs text;
+  CLI::App* sub = nullptr;
 };
 
 // A fresh (random) student learns from scratch, not fine-tunes: these replace the fine-tuning
@@ -29,6 +33,8 @@ constexpr double kScratchLr = 1e-3, kScratchWarmupEpochs = 0.5, kScratchWeightDe
 
 int run_distill(DistillArgs& a) {
   if (a.threads > 0) set_num_threads(a.threads);
+  if (is_text_run(a.text, a.teacher))
+    return run_text_compress(*a.sub, a.no_kd ? "qat" : "qat+kd", a.teacher, a.text, a.out, a.quiet);
   LoadedModel t = load_model(a.teacher);
   QUENCH_CHECK(!t.int8, "distill: the teacher ", a.teacher, " must be an FP32 checkpoint");
   DistillOptions o = a.o;
@@ -122,6 +128,8 @@ Command add_distill_command(CLI::App& app) {
   sub->add_option("--out,-o", a->out, "output folder (int8.safetensors, metrics.jsonl)")->capture_default_str();
   sub->add_option("--threads,-j", a->threads, "worker threads (0: all cores)");
   sub->add_flag("--quiet,-q", a->quiet, "no progress bar or epoch lines");
+  add_text_options(sub, "distill", a->text);
+  a->sub = sub;
   return {sub, [a] { return run_distill(*a); }};
 }
 

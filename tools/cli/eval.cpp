@@ -13,6 +13,8 @@
 #include "tools/cli/data.hpp"
 #include "tools/cli/evaluate.hpp"
 #include "tools/cli/npy.hpp"
+#include "tools/cli/text_cmds.hpp"
+#include "tools/cli/text_model.hpp"
 
 namespace quench::cli {
 
@@ -22,10 +24,14 @@ struct EvalArgs {
   std::string checkpoint, data_dir, fashion_root = nn::kFashionMnistRoot, split = "test", logits;
   int64_t batch_size = 256, limit = 0;
   int threads = 0;
+  TextArgs text;
+  CLI::App* sub = nullptr;
 };
 
 int run_eval(const EvalArgs& a) {
   if (a.threads > 0) set_num_threads(a.threads);
+  if (is_text_run(a.text, a.checkpoint))
+    return run_text_eval(*a.sub, a.checkpoint, a.text, a.batch_size, a.limit, a.split, a.logits);
   LoadedModel loaded = load_model(a.checkpoint);  // FP32 or int8 (metadata format quench-int8)
   auto model = loaded.vit;
   const nn::ViTConfig& mc = model->cfg;
@@ -77,6 +83,8 @@ Command add_eval_command(CLI::App& app) {
   sub->add_option("--logits", a->logits,
                   "write the logits, float32 [N, classes] in data-set order, to FILE.npy");
   sub->add_option("--threads,-j", a->threads, "worker threads (0: all cores)");
+  add_text_options(sub, "eval", a->text);
+  a->sub = sub;
   return {sub, [a] { return run_eval(*a); }};
 }
 

@@ -5,6 +5,8 @@
 //   quench quantize CHECKPOINT [options]    post-training quantization to int8
 //   quench distill --teacher CKPT [options] QAT (+ logit and layer-wise KD) to int8
 //   quench report [options]                 FP32 vs PTQ vs QAT vs QAT+KD: report.json / report.md
+//   quench vocab [options]                  learn a WordPiece vocabulary (vocab.txt) from a corpus
+// train / eval / classify / quantize / distill also run BERT text classifiers (--task text).
 #include <cstdio>
 #include <exception>
 #include <string>
@@ -12,6 +14,7 @@
 
 #include "dist/process_group.hpp"
 #include "tools/cli/commands.hpp"
+#include "tools/cli/text_cmds.hpp"
 
 int main(int argc, char** argv) {
   CLI::App app{"quench: quantization-aware training engine; train, evaluate and run ViT classifiers"};
@@ -21,7 +24,8 @@ int main(int argc, char** argv) {
                                                 quench::cli::add_classify_command(app),
                                                 quench::cli::add_quantize_command(app),
                                                 quench::cli::add_distill_command(app),
-                                                quench::cli::add_report_command(app)};
+                                                quench::cli::add_report_command(app),
+                                                quench::cli::add_vocab_command(app)};
   CLI11_PARSE(app, argc, argv);
   try {
     for (auto& c : commands)

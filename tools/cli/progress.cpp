@@ -26,10 +26,10 @@ std::string format_progress(const ProgressState& s, int bar_width) {
   const int filled = static_cast<int>(frac * bar_width);
   std::string bar = "[" + std::string(filled, '#') + std::string(bar_width - filled, '.') + "]";
   char buf[256];
-  std::snprintf(buf, sizeof buf, "epoch %lld/%lld %s %lld/%lld loss %.4f acc %.2f%% %.0f img/s ETA %s",
+  std::snprintf(buf, sizeof buf, "epoch %lld/%lld %s %lld/%lld loss %.4f acc %.2f%% %.0f %s ETA %s",
                 static_cast<long long>(s.epoch), static_cast<long long>(s.epochs), bar.c_str(),
                 static_cast<long long>(s.step), static_cast<long long>(s.steps), s.loss, 100.0 * s.accuracy,
-                s.images_per_s, format_duration(s.eta_s).c_str());
+                s.images_per_s, s.rate_unit, format_duration(s.eta_s).c_str());
   return buf;
 }
 

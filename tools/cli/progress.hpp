@@ -13,6 +13,7 @@ struct ProgressState {
   int64_t epoch = 0, epochs = 0;  // 1-based epoch of epochs
   int64_t step = 0, steps = 0;    // steps done in this epoch of steps
   double loss = 0.0, accuracy = 0.0, images_per_s = 0.0, eta_s = 0.0;
+  const char* rate_unit = "img/s";  // what images_per_s counts ("seq/s" for text)
 };
 
 // "epoch 2/10 [#######.............] 120/469 loss 0.6123 acc 78.12% 1534 img/s ETA 4m12s"

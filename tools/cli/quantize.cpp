@@ -9,6 +9,8 @@
 #include "tools/cli/commands.hpp"
 #include "tools/cli/compress.hpp"
 #include "tools/cli/evaluate.hpp"
+#include "tools/cli/text_cmds.hpp"
+#include "tools/cli/text_model.hpp"
 
 namespace quench::cli {
 
@@ -17,12 +19,19 @@ namespace {
 struct QuantizeArgs {
   std::string checkpoint, out = "runs/quantize/int8.safetensors", fashion_root = "/usr/share/datasets/fashion-mnist/";
   PtqOptions ptq;
-  int64_t limit_test = 0;
+  int64_t limit_test = 0, limit_train = 0;
   int threads = 0;
+  bool quiet = false;
+  TextArgs text;
+  CLI::App* sub = nullptr;
 };
 
 int run_quantize(const QuantizeArgs& a) {
   if (a.threads > 0) set_num_threads(a.threads);
+  if (is_text_run(a.text, a.checkpoint)) {
+    const std::string out = a.out == "runs/quantize/int8.safetensors" ? "runs/quantize" : std::filesystem::path(a.out).parent_path().string();
+    return run_text_compress(*a.sub, "ptq", a.checkpoint, a.text, out.empty() ? "." : out, a.quiet);
+  }
   LoadedModel fp32 = load_model(a.checkpoint);
   QUENCH_CHECK(!fp32.int8, "quantize: ", a.checkpoint, " is already an int8 checkpoint");
   TrainConfig cfg;
@@ -71,6 +80,10 @@ Command add_quantize_command(CLI::App& app) {
   sub->add_option("--seed", a->ptq.seed, "order of the calibration images")->capture_default_str();
   add_weight_precision_options(sub, a->ptq.weights);
   sub->add_option("--threads,-j", a->threads, "worker threads (0: all cores)");
+  sub->add_option("--limit-train", a->limit_train, "text: calibrate on a stratified sample of N texts (0: all)");
+  sub->add_flag("--quiet,-q", a->quiet, "no progress messages");
+  add_text_options(sub, "quantize", a->text);
+  a->sub = sub;
   return {sub, [a] { return run_quantize(*a); }};
 }
 

@@ -12,6 +12,8 @@
 #include "tools/cli/compress.hpp"
 #include "tools/cli/evaluate.hpp"
 #include "tools/cli/report.hpp"
+#include "tools/cli/text_cmds.hpp"
+#include "tools/cli/text_model.hpp"
 
 namespace quench::cli {
 
@@ -22,9 +24,12 @@ struct ReportArgs {
                                                  fashion_root = "/usr/share/datasets/fashion-mnist/";
   int64_t limit_test = 0;
   int threads = 2;
+  std::string task = "auto";
 };
 
 int run_report(const ReportArgs& a) {
+  if (a.task == "text" || (a.task == "auto" && is_text_checkpoint_file(a.teacher)))
+    return run_text_report(a.teacher, a.ptq, a.qat_dir, a.qat_kd_dir, a.out, a.threads, a.limit_test);
   LoadedModel teacher = load_model(a.teacher), ptq = load_model(a.ptq);
   LoadedModel qat = load_model(a.qat_dir + "/int8.safetensors"), kd = load_model(a.qat_kd_dir + "/int8.safetensors");
   QUENCH_CHECK(!teacher.int8 && ptq.int8 && qat.int8 && kd.int8,
@@ -101,6 +106,9 @@ Command add_report_command(CLI::App& app) {
   sub->add_option("--fashion-root", a->fashion_root, "Fashion-MNIST folder")->capture_default_str();
   sub->add_option("--limit-test", a->limit_test, "only the first N test images (0: all)");
   sub->add_option("--threads,-j", a->threads, "threads for the inference timing")->capture_default_str();
+  sub->add_option("--task", a->task, "image or text (auto: from the teacher checkpoint)")
+      ->capture_default_str()
+      ->check(CLI::IsMember({"auto", "image", "text"}));
   return {sub, [a] { return run_report(*a); }};
 }
 

@@ -10,6 +10,7 @@
 #include "engine/error.hpp"
 #include "kernels/parallel.hpp"
 #include "tools/cli/commands.hpp"
+#include "tools/cli/text_cmds.hpp"
 #include "tools/cli/trainer.hpp"
 
 namespace quench::cli {
@@ -32,9 +33,15 @@ struct TrainArgs {
   int threads = 0;
   bool quiet = false;
   std::vector<CLI::Option*> config_options;  // not allowed with --resume
+  TextArgs text;
+  CLI::App* sub = nullptr;
 };
 
 int run_train(TrainArgs& a) {
+  if (is_text_train(a.text)) {
+    if (a.threads > 0) set_num_threads(a.threads);
+    return run_text_train(*a.sub, a.cfg, a.text, a.out, a.quiet);
+  }
   TrainConfig cfg = a.cfg;
   std::unique_ptr<Checkpoint> ckpt;
   std::string out = a.out;
@@ -101,7 +108,8 @@ Command add_train_command(CLI::App& app) {
   auto a = std::make_shared<TrainArgs>();
   TrainConfig& c = a->cfg;
   CLI::App* sub =
-      app.add_subcommand("train", "Train a ViT classifier (Fashion-MNIST by default, or an image folder)");
+      app.add_subcommand("train", "Train a ViT classifier (Fashion-MNIST by default, or an image folder), or with "
+                                  "--task text a BERT classifier (SpamAssassin or a table of texts)");
   auto cfg_opt = [&](CLI::Option* o, const char* group) {
     o->group(group);
     a->config_options.push_back(o);
@@ -210,6 +218,8 @@ Command add_train_command(CLI::App& app) {
       ->check(CLI::ExistingFile);
   sub->add_option("--threads,-j", a->threads, "worker threads (0: all cores)");
   sub->add_flag("--quiet,-q", a->quiet, "no progress bar or epoch lines");
+  add_text_options(sub, "train", a->text);
+  a->sub = sub;
   return {sub, [a] { return run_train(*a); }};
 }
 
