@@ -1,456 +1,675 @@
 #include "nn/text/wordpiece.hpp"
 
+#include <unistd.h>
 #include <utf8proc.h>
 
 #include <algorithm>
+#include <cerrno>
 #include <cstdio>
-#include <cstdlib>
 #include <cstring>
 #include <filesystem>
 #include <fstream>
-
-#include "engine/error.hpp"
+#include <iterator>
+#include <unordered_map>
 
 namespace quench::nn {
 
+bool is_cjk_ideograph(int32_t cp) {
+  return (cp >= 0x4E00 && cp <= 0x9FFF) || (cp >= 0x3400 && cp <= 0x4DBF) ||
+         (cp >= 0x20000 && cp <= 0x2A6DF) || (cp >= 0x2A700 && cp <= 0x2B73F) ||
+         (cp >= 0x2B740 && cp <= 0x2B81F) || (cp >= 0x2B820 && cp <= 0x2CEAF) ||
+         (cp >= 0xF900 && cp <= 0xFAFF) || (cp >= 0x2F800 && cp <= 0x2FA1F);
+}
+
 namespace {
 
-// ---- code point classes (HF's _is_whitespace, _is_control, _is_punctuation, _is_chinese_char) ----
-
-bool is_whitespace(int32_t c) {
-  if (c == ' ' || c == '\t' || c == '\n' || c == '\r') return true;
-  return c >= 0x80 && utf8proc_category(c) == UTF8PROC_CATEGORY_ZS;
+constexpr bool ascii_punct(uint32_t c) {
+  return (c >= 33 && c <= 47) || (c >= 58 && c <= 64) || (c >= 91 && c <= 96) || (c >= 123 && c <= 126);
 }
 
-bool is_control(int32_t c) {
-  if (c == '\t' || c == '\n' || c == '\r') return false;
-  if (c < 0x80) return c < 0x20 || c == 0x7f;
-  switch (utf8proc_category(c)) {
-    case UTF8PROC_CATEGORY_CC:
-    case UTF8PROC_CATEGORY_CF:
-    case UTF8PROC_CATEGORY_CN:
-    case UTF8PROC_CATEGORY_CO:
-    case UTF8PROC_CATEGORY_CS:
-      return true;
-    default:
-      return false;
+struct AsciiPunctTable {
+  bool v[256] = {};
+  constexpr AsciiPunctTable() {
+    for (uint32_t c = 0; c < 128; ++c) v[c] = ascii_punct(c);
   }
+};
+constexpr AsciiPunctTable kAsciiPunct;
+
+// Python's unicodedata.category(c).startswith("C"): Cc, Cf, Cs, Co and unassigned Cn.
+bool is_other_category(utf8proc_category_t cat) {
+  return cat == UTF8PROC_CATEGORY_CN || cat == UTF8PROC_CATEGORY_CC || cat == UTF8PROC_CATEGORY_CF ||
+         cat == UTF8PROC_CATEGORY_CS || cat == UTF8PROC_CATEGORY_CO;
 }
 
-bool is_punctuation(int32_t c) {
-  if ((c >= 33 && c <= 47) || (c >= 58 && c <= 64) || (c >= 91 && c <= 96) || (c >= 123 && c <= 126)) return true;
-  if (c < 0x80) return false;
-  const utf8proc_category_t k = utf8proc_category(c);
-  return k >= UTF8PROC_CATEGORY_PC && k <= UTF8PROC_CATEGORY_PO;
+uint64_t mix64(uint64_t x) {
+  x ^= x >> 33;
+  x *= 0xff51afd7ed558ccdULL;
+  x ^= x >> 33;
+  x *= 0xc4ceb9fe1a85ec53ULL;
+  x ^= x >> 33;
+  return x;
 }
 
-bool is_cjk(int32_t c) {
-  return (c >= 0x4E00 && c <= 0x9FFF) || (c >= 0x3400 && c <= 0x4DBF) || (c >= 0x20000 && c <= 0x2A6DF) ||
-         (c >= 0x2A700 && c <= 0x2B73F) || (c >= 0x2B740 && c <= 0x2B81F) || (c >= 0x2B820 && c <= 0x2CEAF) ||
-         (c >= 0xF900 && c <= 0xFAFF) || (c >= 0x2F800 && c <= 0x2FA1F);
-}
-
-// ---- UTF-8 <-> code points ----
-
-// Appends the code points of s; an invalid byte becomes U+FFFD and decoding goes on at the next byte.
-void utf8_decode(std::string_view s, std::vector<int32_t>& out) {
-  const auto* p = reinterpret_cast<const utf8proc_uint8_t*>(s.data());
-  utf8proc_ssize_t n = static_cast<utf8proc_ssize_t>(s.size());
-  while (n > 0) {
-    if (*p < 0x80) {
-      out.push_back(*p++);
-      --n;
-      continue;
-    }
-    utf8proc_int32_t c;
-    utf8proc_ssize_t len = utf8proc_iterate(p, n, &c);
-    if (len <= 0) {
-      out.push_back(0xFFFD);
-      len = 1;
-    } else {
-      out.push_back(c);
-    }
-    p += len;
-    n -= len;
+uint64_t hash_bytes(const char* p, size_t n) {
+  uint64_t h = 0x9E3779B97F4A7C15ULL * (n + 1);
+  while (n >= 8) {
+    uint64_t v;
+    std::memcpy(&v, p, 8);
+    h = mix64(h ^ v);
+    p += 8;
+    n -= 8;
   }
+  uint64_t v = 0;
+  std::memcpy(&v, p, n);
+  return mix64(h ^ v ^ (uint64_t{n} << 59));
 }
 
-void encode_cp(int32_t c, std::string& out) {
-  if (c < 0x80) {
-    out.push_back(static_cast<char>(c));
-    return;
-  }
+int64_t count_code_points(std::string_view s) {
+  int64_t n = 0;
+  for (unsigned char c : s) n += (c & 0xC0) != 0x80;
+  return n;
+}
+
+void append_utf8(std::string& out, int32_t cp) {
   utf8proc_uint8_t buf[4];
-  const utf8proc_ssize_t len = utf8proc_encode_char(c, buf);
-  out.append(reinterpret_cast<const char*>(buf), static_cast<size_t>(len));
+  const auto n = utf8proc_encode_char(cp, buf);
+  out.append(reinterpret_cast<const char*>(buf), static_cast<size_t>(n));
 }
 
-// utf8proc_map on a code point range (NFC, or NFD for accent stripping).
-void map_cps(const int32_t* c, size_t n, utf8proc_option_t opts, std::vector<int32_t>& out) {
-  std::string s;
-  for (size_t i = 0; i < n; ++i) encode_cp(c[i], s);
-  utf8proc_uint8_t* mapped = nullptr;
-  const utf8proc_ssize_t len =
-      utf8proc_map(reinterpret_cast<const utf8proc_uint8_t*>(s.data()), static_cast<utf8proc_ssize_t>(s.size()),
-                   &mapped, static_cast<utf8proc_option_t>(opts | UTF8PROC_STABLE));
-  if (len < 0) {  // cannot happen on valid code points; keep them as they are
-    out.insert(out.end(), c, c + n);
-    return;
+// utf8proc_decompose of valid UTF-8 into `buf` (grown as needed); returns the code point count.
+size_t decompose_into(std::string_view u8, utf8proc_option_t options, std::vector<int32_t>& buf) {
+  if (buf.size() < u8.size() + 16) buf.resize(u8.size() * 2 + 16);
+  auto run = [&] {
+    return utf8proc_decompose(reinterpret_cast<const utf8proc_uint8_t*>(u8.data()),
+                              static_cast<utf8proc_ssize_t>(u8.size()), buf.data(),
+                              static_cast<utf8proc_ssize_t>(buf.size()), options);
+  };
+  utf8proc_ssize_t r = run();
+  if (r > static_cast<utf8proc_ssize_t>(buf.size())) {
+    buf.resize(static_cast<size_t>(r));
+    r = run();
   }
-  utf8_decode(std::string_view(reinterpret_cast<const char*>(mapped), static_cast<size_t>(len)), out);
-  std::free(mapped);
+  if (r < 0) throw Error(std::string("WordPieceTokenizer: utf8proc: ") + utf8proc_errmsg(r));
+  return static_cast<size_t>(r);
 }
 
-bool all_ascii(const int32_t* c, size_t n) {
-  for (size_t i = 0; i < n; ++i)
-    if (c[i] >= 0x80) return false;
-  return true;
+void replace_all(std::string& s, std::string_view from, std::string_view to) {
+  if (s.find(from) == std::string::npos) return;
+  std::string out;
+  out.reserve(s.size());
+  size_t pos = 0;
+  for (size_t hit; (hit = s.find(from, pos)) != std::string::npos; pos = hit + from.size()) {
+    out.append(s, pos, hit - pos);
+    out.append(to);
+  }
+  out.append(s, pos, std::string::npos);
+  s.swap(out);
+}
+
+// Checks a vocab: unique tokens, the required special tokens present. `where` names the source for
+// errors; `file` says whether ids are lines of a file (line = id + 1).
+void check_vocab(const std::vector<std::string>& vocab, const WordPieceOptions& opt, const std::string& where,
+                 bool file) {
+  auto place = [&](size_t id) {
+    return file ? "line " + std::to_string(id + 1) : "entry " + std::to_string(id);
+  };
+  std::unordered_map<std::string_view, size_t> seen;
+  seen.reserve(vocab.size());
+  for (size_t i = 0; i < vocab.size(); ++i) {
+    auto [it, fresh] = seen.emplace(vocab[i], i);
+    if (!fresh)
+      throw Error(where + ": " + place(i) + ": duplicate token \"" + vocab[i] + "\" (also " +
+                  place(it->second) + "); fix: remove one of them (a token's id is its " +
+                  (file ? "line number" : "index") + ", so each token must appear once)");
+  }
+  const std::pair<const char*, const std::string*> required[] = {
+      {"unk_token", &opt.unk_token}, {"cls_token", &opt.cls_token},
+      {"sep_token", &opt.sep_token}, {"pad_token", &opt.pad_token}};
+  for (const auto& [name, tok] : required) {
+    if (seen.count(*tok)) continue;
+    throw Error(where + ": no " + (file ? "line" : "entry") + " is the " + name + " \"" + *tok +
+                "\"; fix: add it (" + (file ? "as a line at the end, which keeps every other id" :
+                                              "at the end, which keeps every other id") +
+                ") or set WordPieceOptions::" + name + " to the vocab's own token");
+  }
 }
 
 }  // namespace
 
-// ---- the tokenizer ----
+// ---- Table ----
 
-WordPieceTokenizer::WordPieceTokenizer(std::vector<std::string> vocab, WordPieceOptions o)
-    : vocab_(std::move(vocab)), opt_(std::move(o)) {
-  strip_accents_ = opt_.strip_accents.value_or(opt_.do_lower_case);
-  QUENCH_CHECK(vocab_.size() < static_cast<size_t>(INT32_MAX), "WordPieceTokenizer: vocabulary too large");
-  ids_.reserve(vocab_.size());
-  for (size_t i = 0; i < vocab_.size(); ++i) {
-    auto [it, fresh] = ids_.emplace(vocab_[i], static_cast<int32_t>(i));
-    QUENCH_CHECK(fresh, "WordPieceTokenizer: token '", vocab_[i], "' appears twice (ids ", it->second, " and ", i, ")");
+void WordPieceTokenizer::Table::build(const std::vector<std::pair<std::string_view, int32_t>>& entries) {
+  size_t cap = 16;
+  while (cap < entries.size() * 2 + 1) cap <<= 1;
+  slots_.assign(cap, Slot{});
+  mask_ = cap - 1;
+  pool_.clear();
+  size_t total = 0;
+  for (const auto& e : entries) total += e.first.size();
+  pool_.reserve(total);
+  max_chars_ = 0;
+  for (const auto& [key, id] : entries) {
+    const uint64_t h = hash_bytes(key.data(), key.size());
+    uint64_t idx = h & mask_;
+    while (slots_[idx].id >= 0) idx = (idx + 1) & mask_;
+    slots_[idx] = Slot{h, static_cast<uint32_t>(pool_.size()), static_cast<uint32_t>(key.size()), id};
+    pool_.append(key);
+    max_chars_ = std::max(max_chars_, count_code_points(key));
   }
-  auto special = [&](const std::string& t) {
-    auto it = ids_.find(t);
-    QUENCH_CHECK(it != ids_.end(), "WordPieceTokenizer: the vocabulary has no '", t,
-                 "' token; every BERT vocabulary needs [PAD], [UNK], [CLS] and [SEP] (quench vocab adds them)");
-    return it->second;
-  };
-  unk_id_ = special(opt_.unk_token);
-  cls_id_ = special(opt_.cls_token);
-  sep_id_ = special(opt_.sep_token);
-  pad_id_ = special(opt_.pad_token);
-  for (const std::string* t : {&opt_.unk_token, &opt_.sep_token, &opt_.pad_token, &opt_.cls_token, &opt_.mask_token})
-    if (!t->empty()) special_first_.push_back((*t)[0]);
-  for (const auto& t : opt_.never_split)
-    if (!t.empty()) special_first_.push_back(t[0]);
-  QUENCH_CHECK(opt_.max_input_chars_per_word >= 1, "WordPieceTokenizer: max_input_chars_per_word must be >= 1");
+}
+
+int32_t WordPieceTokenizer::Table::find(std::string_view key) const {
+  if (slots_.empty()) return -1;
+  const uint64_t h = hash_bytes(key.data(), key.size());
+  for (uint64_t idx = h & mask_;; idx = (idx + 1) & mask_) {
+    const Slot& s = slots_[idx];
+    if (s.id < 0) return -1;
+    if (s.hash == h && s.len == key.size() && std::memcmp(pool_.data() + s.off, key.data(), key.size()) == 0)
+      return s.id;
+  }
+}
+
+// ---- construction and vocab I/O ----
+
+WordPieceTokenizer::WordPieceTokenizer(std::vector<std::string> vocab, WordPieceOptions options)
+    : vocab_(std::move(vocab)), opt_(std::move(options)) {
+  check_vocab(vocab_, opt_, "WordPieceTokenizer: vocab", false);
+  QUENCH_CHECK(vocab_.size() < (size_t{1} << 31), "WordPieceTokenizer: vocab of ", vocab_.size(),
+               " tokens does not fit int32 ids");
+  strip_accents_ = opt_.strip_accents.value_or(opt_.do_lower_case);
+  std::vector<std::pair<std::string_view, int32_t>> all, cont;
+  all.reserve(vocab_.size());
+  for (size_t i = 0; i < vocab_.size(); ++i) {
+    const std::string& t = vocab_[i];
+    all.emplace_back(t, static_cast<int32_t>(i));
+    if (t.size() > 2 && t[0] == '#' && t[1] == '#') cont.emplace_back(std::string_view(t).substr(2), static_cast<int32_t>(i));
+  }
+  full_.build(all);
+  cont_.build(cont);
+  unk_id_ = full_.find(opt_.unk_token);
+  cls_id_ = full_.find(opt_.cls_token);
+  sep_id_ = full_.find(opt_.sep_token);
+  pad_id_ = full_.find(opt_.pad_token);
+  mask_id_ = full_.find(opt_.mask_token);
+  specials_ = {opt_.unk_token, opt_.sep_token, opt_.pad_token, opt_.cls_token, opt_.mask_token};
+  specials_.insert(specials_.end(), opt_.never_split.begin(), opt_.never_split.end());
+  specials_.erase(std::remove(specials_.begin(), specials_.end(), std::string()), specials_.end());
+  std::sort(specials_.begin(), specials_.end(), [](const std::string& a, const std::string& b) {
+    return a.size() != b.size() ? a.size() > b.size() : a < b;
+  });
+  specials_.erase(std::unique(specials_.begin(), specials_.end()), specials_.end());
+  for (const std::string& s : specials_) special_first_byte_[static_cast<unsigned char>(s[0])] = true;
 }
 
 WordPieceTokenizer WordPieceTokenizer::from_vocab_file(const std::string& path, WordPieceOptions options) {
-  try {
-    return WordPieceTokenizer(read_vocab_file(path), std::move(options));
-  } catch (const Error& e) {
-    const std::string what = e.what();
-    throw Error(what.rfind(path, 0) == 0 ? what : path + ": " + what);
+  const std::string where = "WordPiece vocab " + path;
+  errno = 0;
+  std::ifstream in(path, std::ios::binary);
+  if (!in)
+    throw Error(where + ": cannot open: " + (errno ? std::strerror(errno) : "unknown error") +
+                "; fix: pass the vocab.txt of the model (one token per line)");
+  std::string data((std::istreambuf_iterator<char>(in)), std::istreambuf_iterator<char>());
+  if (in.bad()) throw Error(where + ": read error; fix: check the file and the disk");
+  size_t pos = 0;
+  if (data.compare(0, 3, "\xEF\xBB\xBF") == 0) pos = 3;  // BOM (Python's utf-8 would keep it in token 0)
+  std::vector<std::string> vocab;
+  while (pos < data.size()) {
+    size_t end = data.find_first_of("\r\n", pos);
+    const size_t stop = end == std::string::npos ? data.size() : end;
+    std::string_view line(data.data() + pos, stop - pos);
+    const auto* p = reinterpret_cast<const utf8proc_uint8_t*>(line.data());
+    for (size_t i = 0; i < line.size();) {
+      utf8proc_int32_t cp;
+      const auto n = utf8proc_iterate(p + i, static_cast<utf8proc_ssize_t>(line.size() - i), &cp);
+      if (n < 0)
+        throw Error(where + ": line " + std::to_string(vocab.size() + 1) + ": invalid UTF-8 at byte " +
+                    std::to_string(i + 1) + " of the line; fix: re-save the file as UTF-8");
+      i += static_cast<size_t>(n);
+    }
+    vocab.emplace_back(line);
+    if (end == std::string::npos) break;
+    pos = end + ((data[end] == '\r' && end + 1 < data.size() && data[end + 1] == '\n') ? 2 : 1);
   }
+  check_vocab(vocab, options, where, true);
+  return WordPieceTokenizer(std::move(vocab), std::move(options));
 }
 
-bool WordPieceTokenizer::is_never_split(std::string_view w) const {
-  if (w == opt_.unk_token || w == opt_.sep_token || w == opt_.pad_token || w == opt_.cls_token ||
-      w == opt_.mask_token)
-    return true;
-  return std::find(opt_.never_split.begin(), opt_.never_split.end(), w) != opt_.never_split.end();
-}
-
-// Calls emit(std::string_view) for every basic token of text, in order.
-template <class F>
-void WordPieceTokenizer::for_each_word(std::string_view text, F&& emit) const {
-  thread_local std::vector<int32_t> cps, clean, word, tmp;
-  thread_local std::string piece;
-  cps.clear();
-  clean.clear();
-  utf8_decode(text, cps);
-  // 1-2: clean, CJK spacing.
-  for (int32_t c : cps) {
-    if (c == 0 || c == 0xFFFD || is_control(c)) continue;
-    if (is_whitespace(c)) {
-      clean.push_back(' ');
-    } else if (opt_.tokenize_chinese_chars && c >= 0x3400 && is_cjk(c)) {
-      clean.push_back(' ');
-      clean.push_back(c);
-      clean.push_back(' ');
-    } else {
-      clean.push_back(c);
+void WordPieceTokenizer::save_vocab(const std::string& path) const {
+  for (size_t i = 0; i < vocab_.size(); ++i)
+    QUENCH_CHECK(vocab_[i].find_first_of("\r\n") == std::string::npos, "save_vocab: ", path, ": token ", i,
+                 " holds a line break and cannot be written one per line; fix: remove it from the vocab");
+  const std::string tmp = path + ".tmp." + std::to_string(::getpid());
+  {
+    std::ofstream out(tmp, std::ios::binary | std::ios::trunc);
+    if (!out) throw Error("save_vocab: " + tmp + ": cannot create: " + std::strerror(errno) +
+                          "; fix: check that the directory exists and is writable");
+    for (const std::string& t : vocab_) {
+      out.write(t.data(), static_cast<std::streamsize>(t.size()));
+      out.put('\n');
+    }
+    out.flush();
+    if (!out) {
+      std::error_code ec;
+      std::filesystem::remove(tmp, ec);
+      throw Error("save_vocab: " + tmp + ": write failed; fix: check the free disk space");
     }
   }
-  // 3: NFC (nothing to do for ASCII).
-  if (!all_ascii(clean.data(), clean.size())) {
-    tmp.clear();
-    map_cps(clean.data(), clean.size(), UTF8PROC_COMPOSE, tmp);
-    clean.swap(tmp);
+  std::error_code ec;
+  std::filesystem::rename(tmp, path, ec);
+  if (ec) {
+    std::error_code ec2;
+    std::filesystem::remove(tmp, ec2);
+    throw Error("save_vocab: " + path + ": cannot rename " + tmp + " over it: " + ec.message());
   }
-  auto flush = [&](const int32_t* c, size_t n) {
-    piece.clear();
-    for (size_t i = 0; i < n; ++i) encode_cp(c[i], piece);
-    emit(std::string_view(piece));
+}
+
+// ---- tokenization ----
+
+struct WordPieceTokenizer::Scratch {
+  std::string tok;                 // the current whitespace-delimited token, cleaned
+  std::string word;                // one word of a non-ASCII token
+  std::string utf8;                // re-encoded code points
+  std::string one;                 // one punctuation char
+  std::vector<int32_t> cps, cps2;  // code points of a non-ASCII token
+  std::vector<uint32_t> offs;      // byte offset of each code point of a word, then its size
+  struct Piece {
+    int32_t id;
+    uint32_t begin, end;  // code point range
   };
-  // 4: per space-separated word.
+  std::vector<Piece> pieces;
+};
+
+size_t WordPieceTokenizer::match_special(std::string_view text, size_t pos) const {
+  for (const std::string& s : specials_)
+    if (text.size() - pos >= s.size() && text.compare(pos, s.size(), s) == 0) return s.size();
+  return 0;
+}
+
+// emit(std::string_view word, bool special) for every word of HF's basic tokenizer.
+template <class Emit>
+void WordPieceTokenizer::basic_words(std::string_view text, Scratch& s, Emit&& emit, bool split_specials) const {
+  const auto* p = reinterpret_cast<const utf8proc_uint8_t*>(text.data());
+  const size_t n = text.size();
+  s.tok.clear();
+  bool ascii = true;
+  auto flush = [&] {
+    if (!s.tok.empty()) {
+      process_token(s, ascii, emit);
+      s.tok.clear();
+    }
+    ascii = true;
+  };
   size_t i = 0;
-  while (i < clean.size()) {
-    while (i < clean.size() && clean[i] == ' ') ++i;
-    size_t j = i;
-    while (j < clean.size() && clean[j] != ' ') ++j;
-    if (j == i) break;
-    const int32_t* w = clean.data() + i;
-    const size_t n = j - i;
-    i = j;
-    if (w[0] < 0x80 && special_first_.find(static_cast<char>(w[0])) != std::string::npos) {
-      piece.clear();
-      for (size_t k = 0; k < n; ++k) encode_cp(w[k], piece);
-      if (is_never_split(piece)) {
-        emit(std::string_view(piece));
+  while (i < n) {
+    const unsigned char c = p[i];
+    if (split_specials && special_first_byte_[c]) {
+      if (const size_t m = match_special(text, i)) {
+        flush();
+        emit(text.substr(i, m), true);
+        i += m;
         continue;
       }
     }
-    word.assign(w, w + n);
-    if (opt_.do_lower_case)
-      for (int32_t& c : word) c = c < 0x80 ? (c >= 'A' && c <= 'Z' ? c + 32 : c) : utf8proc_tolower(c);
-    if (strip_accents_ && !all_ascii(word.data(), word.size())) {
-      tmp.clear();
-      map_cps(word.data(), word.size(), UTF8PROC_DECOMPOSE, tmp);
-      word.clear();
-      for (int32_t c : tmp)
-        if (c < 0x80 || utf8proc_category(c) != UTF8PROC_CATEGORY_MN) word.push_back(c);
+    if (c < 0x80) {
+      if (c > 32 && c < 127) {
+        // a run of printable ASCII
+        size_t j = i + 1;
+        while (j < n && p[j] > 32 && p[j] < 127 && !special_first_byte_[p[j]]) ++j;
+        s.tok.append(text.data() + i, j - i);
+        i = j;
+        continue;
+      }
+      if (c == ' ' || c == '\t' || c == '\n' || c == '\r') flush();
+      ++i;  // other ASCII controls (and NUL) are dropped
+      continue;
     }
-    // Punctuation split: each punctuation character alone, the runs between as words.
-    size_t s = 0;
-    for (size_t k = 0; k < word.size(); ++k) {
-      if (!is_punctuation(word[k])) continue;
-      if (k > s) flush(word.data() + s, k - s);
-      flush(word.data() + k, 1);
-      s = k + 1;
+    utf8proc_int32_t cp;
+    const auto len = utf8proc_iterate(p + i, static_cast<utf8proc_ssize_t>(n - i), &cp);
+    if (len < 0) {  // invalid UTF-8: HF sees U+FFFD, which cleaning drops
+      ++i;
+      continue;
     }
-    if (s < word.size()) flush(word.data() + s, word.size() - s);
+    const auto cat = utf8proc_category(cp);
+    if (cp == 0xFFFD || is_other_category(cat)) {
+      // dropped
+    } else if (cat == UTF8PROC_CATEGORY_ZS || cp == 0x2028 || cp == 0x2029) {
+      flush();  // Zs is cleaned to a space; U+2028/2029 are split on by Python's str.split()
+    } else if (opt_.tokenize_chinese_chars && is_cjk_ideograph(cp)) {
+      flush();
+      s.tok.append(text.data() + i, static_cast<size_t>(len));
+      ascii = false;
+      flush();
+    } else {
+      s.tok.append(text.data() + i, static_cast<size_t>(len));
+      ascii = false;
+    }
+    i += static_cast<size_t>(len);
   }
+  flush();
+}
+
+// One whitespace-delimited token: NFC, lower-case, strip accents, split off punctuation.
+template <class Emit>
+void WordPieceTokenizer::process_token(Scratch& s, bool ascii, Emit&& emit) const {
+  std::string& t = s.tok;
+  if (ascii) {  // NFC, accent stripping are the identity; lower-casing is A-Z only
+    if (opt_.do_lower_case)
+      for (char& ch : t)
+        if (ch >= 'A' && ch <= 'Z') ch = static_cast<char>(ch + 32);
+    size_t start = 0;
+    for (size_t j = 0; j < t.size(); ++j) {
+      if (kAsciiPunct.v[static_cast<unsigned char>(t[j])]) {
+        if (j > start) emit(std::string_view(t.data() + start, j - start), false);
+        emit(std::string_view(t.data() + j, 1), false);
+        start = j + 1;
+      }
+    }
+    if (start < t.size()) emit(std::string_view(t.data() + start, t.size() - start), false);
+    return;
+  }
+  // NFC (HF normalizes the whole text; composition never crosses a space)
+  const auto nfc = static_cast<utf8proc_option_t>(UTF8PROC_STABLE | UTF8PROC_COMPOSE);
+  size_t n = decompose_into(t, nfc, s.cps);
+  const auto r = utf8proc_normalize_utf32(s.cps.data(), static_cast<utf8proc_ssize_t>(n), nfc);
+  if (r < 0) throw Error(std::string("WordPieceTokenizer: utf8proc: ") + utf8proc_errmsg(r));
+  n = static_cast<size_t>(r);
+  const std::vector<int32_t>* cps = &s.cps;
+  if (opt_.do_lower_case) {
+    s.cps2.clear();
+    for (size_t k = 0; k < n; ++k) {
+      const int32_t cp = s.cps[k];
+      if (cp == 0x130) {  // Python: "İ".lower() == "i\u0307"
+        s.cps2.push_back('i');
+        s.cps2.push_back(0x307);
+      } else {
+        s.cps2.push_back(utf8proc_tolower(cp));
+      }
+    }
+    cps = &s.cps2;
+    n = s.cps2.size();
+  }
+  if (strip_accents_) {  // NFD, then drop Mn
+    s.utf8.clear();
+    for (size_t k = 0; k < n; ++k) append_utf8(s.utf8, (*cps)[k]);
+    const auto nfd = static_cast<utf8proc_option_t>(UTF8PROC_STABLE | UTF8PROC_DECOMPOSE);
+    n = decompose_into(s.utf8, nfd, s.cps);
+    size_t kept = 0;
+    for (size_t k = 0; k < n; ++k)
+      if (utf8proc_category(s.cps[k]) != UTF8PROC_CATEGORY_MN) s.cps[kept++] = s.cps[k];
+    n = kept;
+    cps = &s.cps;
+  }
+  s.word.clear();
+  for (size_t k = 0; k < n; ++k) {
+    const int32_t cp = (*cps)[k];
+    if (is_bert_punctuation(cp)) {
+      if (!s.word.empty()) emit(std::string_view(s.word), false);
+      s.word.clear();
+      s.one.clear();
+      append_utf8(s.one, cp);
+      emit(std::string_view(s.one), false);
+    } else {
+      append_utf8(s.word, cp);
+    }
+  }
+  if (!s.word.empty()) emit(std::string_view(s.word), false);
+}
+
+// out(int32_t id, std::string_view piece, bool continuation) for the pieces of one word; one
+// out(unk_id_, unk_token, false) when the word is too long or cannot be matched whole.
+template <class Out>
+void WordPieceTokenizer::wordpiece(std::string_view w, Scratch& s, Out&& out) const {
+  // whole-word hit first: the common case
+  if (static_cast<int64_t>(w.size()) <= opt_.max_input_chars_per_word) {
+    const int32_t id = full_.find(w);
+    if (id >= 0) {
+      out(id, w, false);
+      return;
+    }
+  }
+  auto& offs = s.offs;
+  offs.clear();
+  for (size_t j = 0; j < w.size(); ++j)
+    if ((static_cast<unsigned char>(w[j]) & 0xC0) != 0x80) offs.push_back(static_cast<uint32_t>(j));
+  const size_t n = offs.size();
+  offs.push_back(static_cast<uint32_t>(w.size()));
+  if (static_cast<int64_t>(n) > opt_.max_input_chars_per_word) {
+    out(unk_id_, std::string_view(opt_.unk_token), false);
+    return;
+  }
+  s.pieces.clear();
+  size_t start = 0;
+  while (start < n) {
+    const Table& t = start == 0 ? full_ : cont_;
+    size_t end = std::min<size_t>(n, start + static_cast<size_t>(t.max_key_chars()));
+    int32_t id = -1;
+    for (; end > start; --end) {
+      id = t.find(w.substr(offs[start], offs[end] - offs[start]));
+      if (id >= 0) break;
+    }
+    if (id < 0) {
+      out(unk_id_, std::string_view(opt_.unk_token), false);
+      return;
+    }
+    s.pieces.push_back({id, static_cast<uint32_t>(start), static_cast<uint32_t>(end)});
+    start = end;
+  }
+  for (const auto& pc : s.pieces)
+    out(pc.id, w.substr(offs[pc.begin], offs[pc.end] - offs[pc.begin]), pc.begin > 0);
+}
+
+template <class Out>
+void WordPieceTokenizer::run(std::string_view text, Out&& out) const {
+  thread_local Scratch s;
+  basic_words(text, s, [&](std::string_view word, bool special) {
+    if (special) {
+      const int32_t id = full_.find(word);
+      out(id >= 0 ? id : unk_id_, word, false);
+    } else {
+      wordpiece(word, s, out);
+    }
+  });
 }
 
 std::vector<std::string> WordPieceTokenizer::basic_tokenize(std::string_view text) const {
-  std::vector<std::string> out;
-  for_each_word(text, [&](std::string_view w) { out.emplace_back(w); });
-  return out;
+  std::vector<std::string> words;
+  Scratch s;
+  basic_words(text, s, [&](std::string_view w, bool) { words.emplace_back(w); });
+  return words;
 }
 
-void WordPieceTokenizer::wordpiece(std::string_view word, std::vector<int32_t>& out) const {
-  thread_local std::vector<size_t> off;  // byte offset of each code point, and the end
-  thread_local std::string key;
-  off.clear();
-  for (size_t b = 0; b < word.size(); ++b)
-    if ((static_cast<unsigned char>(word[b]) & 0xC0) != 0x80) off.push_back(b);
-  off.push_back(word.size());
-  const size_t n = off.size() - 1;
-  if (static_cast<int64_t>(n) > opt_.max_input_chars_per_word) {
-    out.push_back(unk_id_);
-    return;
-  }
-  const size_t mark = out.size();
-  size_t start = 0;
-  while (start < n) {
-    size_t end = n;
-    int32_t found = -1;
-    while (start < end) {
-      std::string_view sub = word.substr(off[start], off[end] - off[start]);
-      decltype(ids_)::const_iterator it;
-      if (start == 0) {
-        it = ids_.find(sub);
-      } else {
-        key.assign("##");
-        key.append(sub);
-        it = ids_.find(std::string_view(key));
-      }
-      if (it != ids_.end()) {
-        found = it->second;
-        break;
-      }
-      --end;
-    }
-    if (found < 0) {  // the word cannot be covered: one [UNK] for all of it
-      out.resize(mark);
-      out.push_back(unk_id_);
-      return;
-    }
-    out.push_back(found);
-    start = end;
-  }
-}
-
-std::vector<int32_t> WordPieceTokenizer::encode_ids(std::string_view text) const {
-  std::vector<int32_t> ids;
-  for_each_word(text, [&](std::string_view w) {
-    auto it = ids_.find(w);
-    if (it != ids_.end() && is_never_split(w))
-      ids.push_back(it->second);
-    else
-      wordpiece(w, ids);
-  });
-  return ids;
+void WordPieceTokenizer::for_each_basic_word(std::string_view text, bool split_specials,
+                                             const std::function<void(std::string_view)>& fn) const {
+  thread_local Scratch s;
+  basic_words(text, s, [&](std::string_view w, bool) { fn(w); }, split_specials);
 }
 
 std::vector<std::string> WordPieceTokenizer::tokenize(std::string_view text) const {
-  std::vector<std::string> out;
-  for (int32_t id : encode_ids(text)) out.push_back(vocab_[id]);
-  return out;
-}
-
-namespace {
-void finish(Encoding& e, int64_t max_length, bool pad, int32_t pad_id) {
-  e.attention_mask.assign(e.input_ids.size(), 1);
-  if (pad && max_length > 0)
-    while (static_cast<int64_t>(e.input_ids.size()) < max_length) {
-      e.input_ids.push_back(pad_id);
-      e.token_type_ids.push_back(0);
-      e.attention_mask.push_back(0);
-    }
-}
-}  // namespace
-
-Encoding WordPieceTokenizer::encode(std::string_view text, int64_t max_length, bool pad) const {
-  QUENCH_CHECK(max_length == 0 || max_length >= 2, "WordPieceTokenizer::encode: max_length ", max_length,
-               " leaves no room for [CLS] and [SEP] (use >= 2, or 0 for no limit)");
-  std::vector<int32_t> a = encode_ids(text);
-  if (max_length > 0 && static_cast<int64_t>(a.size()) > max_length - 2) a.resize(max_length - 2);
-  Encoding e;
-  e.input_ids.reserve(a.size() + 2);
-  e.input_ids.push_back(cls_id_);
-  e.input_ids.insert(e.input_ids.end(), a.begin(), a.end());
-  e.input_ids.push_back(sep_id_);
-  e.token_type_ids.assign(e.input_ids.size(), 0);
-  finish(e, max_length, pad, pad_id_);
-  return e;
-}
-
-Encoding WordPieceTokenizer::encode(std::string_view text, std::string_view text_b, int64_t max_length,
-                                    bool pad) const {
-  QUENCH_CHECK(max_length == 0 || max_length >= 3, "WordPieceTokenizer::encode: max_length ", max_length,
-               " leaves no room for [CLS] and two [SEP] (use >= 3, or 0 for no limit)");
-  std::vector<int32_t> a = encode_ids(text), b = encode_ids(text_b);
-  // HF's longest_first: a token at a time from the longer sequence (the second on a tie).
-  if (max_length > 0)
-    while (static_cast<int64_t>(a.size() + b.size()) > max_length - 3) (a.size() > b.size() ? a : b).pop_back();
-  Encoding e;
-  e.input_ids.push_back(cls_id_);
-  e.input_ids.insert(e.input_ids.end(), a.begin(), a.end());
-  e.input_ids.push_back(sep_id_);
-  e.token_type_ids.assign(e.input_ids.size(), 0);
-  e.input_ids.insert(e.input_ids.end(), b.begin(), b.end());
-  e.input_ids.push_back(sep_id_);
-  e.token_type_ids.resize(e.input_ids.size(), 1);
-  finish(e, max_length, pad, pad_id_);
-  return e;
-}
-
-EncodedBatch WordPieceTokenizer::encode_batch(const std::vector<std::string>& texts, int64_t max_length,
-                                              bool pad_to_longest) const {
-  std::vector<Encoding> enc;
-  enc.reserve(texts.size());
-  int64_t L = pad_to_longest ? 0 : max_length;
-  for (const auto& t : texts) {
-    enc.push_back(encode(t, max_length));
-    L = std::max<int64_t>(L, static_cast<int64_t>(enc.back().input_ids.size()));
-  }
-  const int64_t N = static_cast<int64_t>(texts.size());
-  EncodedBatch b{Tensor::empty({N, L}, kInt32), Tensor::empty({N, L}, kInt32), Tensor::empty({N, L}, kInt32)};
-  int32_t *pi = b.input_ids.data_ptr<int32_t>(), *pm = b.attention_mask.data_ptr<int32_t>(),
-          *pt = b.token_type_ids.data_ptr<int32_t>();
-  for (int64_t r = 0; r < N; ++r) {
-    const Encoding& e = enc[r];
-    for (int64_t j = 0; j < L; ++j) {
-      const bool real = j < static_cast<int64_t>(e.input_ids.size());
-      pi[r * L + j] = real ? e.input_ids[j] : pad_id_;
-      pm[r * L + j] = real ? 1 : 0;
-      pt[r * L + j] = real ? e.token_type_ids[j] : 0;
-    }
-  }
-  return b;
-}
-
-std::string WordPieceTokenizer::decode(const std::vector<int32_t>& ids, bool skip_special_tokens) const {
-  std::string out;
-  for (const std::string& t : convert_ids_to_tokens(ids)) {
-    if (skip_special_tokens && is_never_split(t) && std::find(opt_.never_split.begin(), opt_.never_split.end(), t) ==
-                                                        opt_.never_split.end())
-      continue;
-    if (t.size() > 2 && t[0] == '#' && t[1] == '#' && !out.empty()) {
-      out.append(t, 2);
+  std::vector<std::string> pieces;
+  run(text, [&](int32_t, std::string_view piece, bool cont) {
+    if (cont) {
+      std::string p = "##";
+      p.append(piece);
+      pieces.push_back(std::move(p));
     } else {
-      if (!out.empty()) out.push_back(' ');
-      out += t;
+      pieces.emplace_back(piece);
     }
-  }
-  return out;
+  });
+  return pieces;
 }
 
-std::vector<int32_t> WordPieceTokenizer::convert_tokens_to_ids(const std::vector<std::string>& tokens) const {
+std::vector<int32_t> WordPieceTokenizer::tokenize_to_ids(std::string_view text) const {
   std::vector<int32_t> ids;
-  ids.reserve(tokens.size());
-  for (const auto& t : tokens) ids.push_back(token_to_id(t));
+  ids.reserve(text.size() / 4 + 4);
+  run(text, [&](int32_t id, std::string_view, bool) { ids.push_back(id); });
   return ids;
 }
 
-std::vector<std::string> WordPieceTokenizer::convert_ids_to_tokens(const std::vector<int32_t>& ids) const {
-  std::vector<std::string> out;
-  out.reserve(ids.size());
+// ---- encoding ----
+
+void WordPieceTokenizer::with_specials(const std::vector<int32_t>& a, const std::vector<int32_t>* b,
+                                      int64_t max_length, Encoding& enc) const {
+  const int64_t nspecial = b ? 3 : 2;
+  size_t la = a.size(), lb = b ? b->size() : 0;
+  if (max_length > 0) {
+    QUENCH_CHECK(max_length >= nspecial, "WordPieceTokenizer::encode: max_length ", max_length,
+                 " leaves no room for the ", nspecial, " special tokens; fix: pass max_length >= ",
+                 nspecial + 1, " (or 0 for no truncation)");
+    int64_t remove = static_cast<int64_t>(la + lb) + nspecial - max_length;
+    if (!b) {
+      if (remove > 0) la -= static_cast<size_t>(remove);
+    } else {
+      for (; remove > 0; --remove) {  // HF's longest_first: from a only while it is strictly longer
+        if (la > lb) --la;
+        else --lb;
+      }
+    }
+  } else {
+    QUENCH_CHECK(max_length == 0, "WordPieceTokenizer::encode: max_length ", max_length,
+                 " is negative; fix: pass 0 for no truncation or a length >= ", nspecial);
+  }
+  const size_t len = la + lb + static_cast<size_t>(nspecial);
+  const size_t total = max_length > 0 ? static_cast<size_t>(max_length) : len;
+  enc.input_ids.assign(total, pad_id_);
+  enc.attention_mask.assign(total, 0);
+  enc.token_type_ids.assign(total, 0);
+  size_t k = 0;
+  enc.input_ids[k++] = cls_id_;
+  for (size_t i = 0; i < la; ++i) enc.input_ids[k++] = a[i];
+  enc.input_ids[k++] = sep_id_;
+  if (b) {
+    const size_t first_end = k;
+    for (size_t i = 0; i < lb; ++i) enc.input_ids[k++] = (*b)[i];
+    enc.input_ids[k++] = sep_id_;
+    std::fill(enc.token_type_ids.begin() + static_cast<std::ptrdiff_t>(first_end),
+              enc.token_type_ids.begin() + static_cast<std::ptrdiff_t>(k), 1);
+  }
+  std::fill(enc.attention_mask.begin(), enc.attention_mask.begin() + static_cast<std::ptrdiff_t>(k), 1);
+}
+
+Encoding WordPieceTokenizer::encode(std::string_view text, int64_t max_length) const {
+  Encoding enc;
+  with_specials(tokenize_to_ids(text), nullptr, max_length, enc);
+  return enc;
+}
+
+Encoding WordPieceTokenizer::encode(std::string_view text_a, std::string_view text_b, int64_t max_length) const {
+  Encoding enc;
+  const std::vector<int32_t> b = tokenize_to_ids(text_b);
+  with_specials(tokenize_to_ids(text_a), &b, max_length, enc);
+  return enc;
+}
+
+namespace {
+
+BatchEncoding to_batch(const std::vector<Encoding>& rows, int64_t max_length, int32_t pad_id) {
+  size_t L = max_length > 0 ? static_cast<size_t>(max_length) : 0;
+  if (max_length <= 0)
+    for (const Encoding& e : rows) L = std::max(L, e.input_ids.size());
+  const auto N = static_cast<int64_t>(rows.size());
+  BatchEncoding out{Tensor::empty({N, static_cast<int64_t>(L)}, kInt32),
+                    Tensor::empty({N, static_cast<int64_t>(L)}, kInt32),
+                    Tensor::empty({N, static_cast<int64_t>(L)}, kInt32)};
+  int32_t* ids = out.input_ids.data_ptr<int32_t>();
+  int32_t* mask = out.attention_mask.data_ptr<int32_t>();
+  int32_t* types = out.token_type_ids.data_ptr<int32_t>();
+  for (size_t r = 0; r < rows.size(); ++r) {
+    const Encoding& e = rows[r];
+    const size_t n = e.input_ids.size();
+    for (size_t j = 0; j < L; ++j) {
+      const bool real = j < n;
+      ids[r * L + j] = real ? e.input_ids[j] : pad_id;
+      mask[r * L + j] = real ? e.attention_mask[j] : 0;
+      types[r * L + j] = real ? e.token_type_ids[j] : 0;
+    }
+  }
+  return out;
+}
+
+}  // namespace
+
+BatchEncoding WordPieceTokenizer::encode_batch(const std::vector<std::string>& texts, int64_t max_length) const {
+  std::vector<Encoding> rows;
+  rows.reserve(texts.size());
+  for (const std::string& t : texts) rows.push_back(encode(t, max_length));
+  return to_batch(rows, max_length, pad_id_);
+}
+
+BatchEncoding WordPieceTokenizer::encode_batch(const std::vector<std::string>& texts_a,
+                                               const std::vector<std::string>& texts_b, int64_t max_length) const {
+  QUENCH_CHECK(texts_a.size() == texts_b.size(), "WordPieceTokenizer::encode_batch: ", texts_a.size(),
+               " first texts but ", texts_b.size(), " second texts; fix: pass one second text per first text");
+  std::vector<Encoding> rows;
+  rows.reserve(texts_a.size());
+  for (size_t i = 0; i < texts_a.size(); ++i) rows.push_back(encode(texts_a[i], texts_b[i], max_length));
+  return to_batch(rows, max_length, pad_id_);
+}
+
+// ---- ids and tokens ----
+
+std::string WordPieceTokenizer::decode(const std::vector<int32_t>& ids, bool skip_special_tokens) const {
+  std::string out;
+  bool first = true;
   for (int32_t id : ids) {
-    QUENCH_CHECK(id >= 0 && id < vocab_size(), "WordPieceTokenizer: token id ", id, " outside the vocabulary [0, ",
-                 vocab_size(), ")");
-    out.push_back(vocab_[id]);
+    QUENCH_CHECK(id >= 0 && id < vocab_size(), "WordPieceTokenizer::decode: id ", id, " outside the vocab of ",
+                 vocab_size(), " tokens");
+    if (skip_special_tokens &&
+        (id == unk_id_ || id == cls_id_ || id == sep_id_ || id == pad_id_ || id == mask_id_))
+      continue;
+    if (!first) out.push_back(' ');
+    out += vocab_[static_cast<size_t>(id)];
+    first = false;
+  }
+  replace_all(out, " ##", "");
+  const auto is_space = [](char c) { return c == ' ' || c == '\t' || c == '\n' || c == '\r' || c == '\v' || c == '\f'; };
+  size_t b = 0, e = out.size();
+  while (b < e && is_space(out[b])) ++b;
+  while (e > b && is_space(out[e - 1])) --e;
+  out = out.substr(b, e - b);
+  if (opt_.clean_up_tokenization_spaces) {  // HF's clean_up_tokenization, in its order
+    replace_all(out, " .", ".");
+    replace_all(out, " ?", "?");
+    replace_all(out, " !", "!");
+    replace_all(out, " ,", ",");
+    replace_all(out, " ' ", "'");
+    replace_all(out, " n't", "n't");
+    replace_all(out, " 'm", "'m");
+    replace_all(out, " 's", "'s");
+    replace_all(out, " 've", "'ve");
+    replace_all(out, " 're", "'re");
   }
   return out;
 }
 
 int32_t WordPieceTokenizer::token_to_id(std::string_view token) const {
-  auto it = ids_.find(token);
-  return it == ids_.end() ? unk_id_ : it->second;
+  const int32_t id = full_.find(token);
+  return id >= 0 ? id : unk_id_;
 }
 
-bool WordPieceTokenizer::contains(std::string_view token) const { return ids_.find(token) != ids_.end(); }
+bool WordPieceTokenizer::contains(std::string_view token) const { return full_.find(token) >= 0; }
 
-void WordPieceTokenizer::save_vocab(const std::string& path) const { write_vocab_file(path, vocab_); }
-
-// ---- vocab.txt ----
-
-std::vector<std::string> read_vocab_file(const std::string& path) {
-  std::ifstream in(path, std::ios::binary);
-  QUENCH_CHECK(in, path, ": cannot open the vocabulary (a vocab.txt, one token per line; quench vocab writes one)");
-  std::vector<std::string> vocab;
-  std::unordered_map<std::string, size_t> seen;
-  size_t line_no = 0;
-  for (std::string line; std::getline(in, line);) {
-    ++line_no;
-    if (!line.empty() && line.back() == '\r') line.pop_back();
-    QUENCH_CHECK(!line.empty(), path, ":", line_no, ": empty token (a vocabulary has one token per line)");
-    QUENCH_CHECK(utf8proc_decompose(reinterpret_cast<const utf8proc_uint8_t*>(line.data()),
-                                    static_cast<utf8proc_ssize_t>(line.size()), nullptr, 0,
-                                    static_cast<utf8proc_option_t>(0)) >= 0,
-                 path, ":", line_no, ": the token is not valid UTF-8");
-    auto [it, fresh] = seen.emplace(line, line_no);
-    QUENCH_CHECK(fresh, path, ":", line_no, ": token '", line, "' already on line ", it->second,
-                 " (each token once; its line number is its id)");
-    vocab.push_back(std::move(line));
-  }
-  QUENCH_CHECK(!vocab.empty(), path, ": the vocabulary is empty");
-  return vocab;
+std::vector<int32_t> WordPieceTokenizer::convert_tokens_to_ids(const std::vector<std::string>& tokens) const {
+  std::vector<int32_t> ids;
+  ids.reserve(tokens.size());
+  for (const std::string& t : tokens) ids.push_back(token_to_id(t));
+  return ids;
 }
 
-void write_vocab_file(const std::string& path, const std::vector<std::string>& vocab) {
-  const std::string tmp = path + ".tmp";
-  {
-    std::ofstream out(tmp, std::ios::binary | std::ios::trunc);
-    QUENCH_CHECK(out, path, ": cannot write the vocabulary");
-    for (const auto& t : vocab) {
-      QUENCH_CHECK(!t.empty() && t.find('\n') == std::string::npos, path, ": token '", t,
-                   "' cannot be written to a vocab.txt (empty or holding a line break)");
-      out << t << '\n';
-    }
-    out.flush();
-    QUENCH_CHECK(out, path, ": writing the vocabulary failed");
+std::vector<std::string> WordPieceTokenizer::convert_ids_to_tokens(const std::vector<int32_t>& ids) const {
+  std::vector<std::string> tokens;
+  tokens.reserve(ids.size());
+  for (int32_t id : ids) {
+    QUENCH_CHECK(id >= 0 && id < vocab_size(), "WordPieceTokenizer::convert_ids_to_tokens: id ", id,
+                 " outside the vocab of ", vocab_size(), " tokens");
+    tokens.push_back(vocab_[static_cast<size_t>(id)]);
   }
-  std::error_code ec;
-  std::filesystem::rename(tmp, path, ec);
-  if (ec) {
-    std::filesystem::remove(tmp, ec);
-    throw Error(path + ": cannot replace the file: " + ec.message());
-  }
+  return tokens;
+}
+
+bool is_bert_punctuation(int32_t cp) {
+  if (cp < 128) return cp >= 0 && ascii_punct(static_cast<uint32_t>(cp));
+  const auto cat = utf8proc_category(cp);
+  return cat >= UTF8PROC_CATEGORY_PC && cat <= UTF8PROC_CATEGORY_PO;
 }
 
 }  // namespace quench::nn

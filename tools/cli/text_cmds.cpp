@@ -365,7 +365,7 @@ Command add_vocab_command(CLI::App& app) {
             nn::WordPieceTrainerOptions o = a->o;
             o.lowercase = !a->no_lower_case;
             std::vector<std::string> vocab = nn::train_wordpiece_vocab(s.train.texts, o);
-            nn::write_vocab_file(a->out, vocab);
+            nn::WordPieceTokenizer(vocab).save_vocab(a->out);  // checks the specials, writes atomically
             std::printf("vocab: %zu tokens learned from %lld training texts of %s -> %s\n", vocab.size(),
                         static_cast<long long>(s.train.size()), a->data.c_str(), a->out.c_str());
             return 0;

@@ -84,6 +84,11 @@ EncodedTexts encode_texts(const nn::LabeledTexts& data, const nn::WordPieceToken
   for (int64_t i = 0; i < data.size(); ++i) {
     nn::Encoding enc = data.is_pairs() ? tok.encode(data.texts[i], data.texts_b[i], max_length)
                                        : tok.encode(data.texts[i], max_length);
+    // encode pads to max_length; batches pad to their own longest row instead.
+    size_t n = 0;
+    while (n < enc.attention_mask.size() && enc.attention_mask[n]) ++n;
+    enc.input_ids.resize(n);
+    enc.token_type_ids.resize(n);
     e.ids[i] = std::move(enc.input_ids);
     e.types[i] = std::move(enc.token_type_ids);
   }

@@ -183,14 +183,14 @@ TextTrainResult train_text(const TextTrainConfig& cfg, const TextSplits& data, c
   tm.max_length = cfg.max_length;
   tm.classes = data.train.classes;
   if (!cfg.vocab.empty()) {
-    tm.vocab = nn::read_vocab_file(cfg.vocab);
+    tm.vocab = nn::WordPieceTokenizer::from_vocab_file(cfg.vocab).vocab();
   } else {
     nn::WordPieceTrainerOptions vo;
     vo.vocab_size = cfg.vocab_size;
     vo.lowercase = cfg.do_lower_case;
     const auto t0 = Clock::now();
     tm.vocab = nn::train_wordpiece_vocab(data.train.texts, vo);
-    nn::write_vocab_file(out_dir + "/vocab.txt", tm.vocab);
+    nn::WordPieceTokenizer(tm.vocab).save_vocab(out_dir + "/vocab.txt");
     say(hooks, "learned a WordPiece vocabulary of " + std::to_string(tm.vocab.size()) + " tokens in " +
                    format_duration(std::chrono::duration<double>(Clock::now() - t0).count()) + " -> " + out_dir +
                    "/vocab.txt");
