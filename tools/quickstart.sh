@@ -37,7 +37,7 @@ if [ "$text" = 1 ]; then
   # BERT-small (4 layers, hidden 256, 4 heads, intermediate 1024), 128 tokens per message, a WordPiece
   # vocabulary of 8000 learned from the training split; AdamW 5e-4, 10% warmup then linear decay.
   echo "== 1/5 FP32 BERT teacher on SpamAssassin"
-  [ -f "$tb" ] || "$q" train --task text --data spam-assassin --epochs 4 -b 32 --lr 5e-4 -j "$threads" --out "$out/teacher"
+  [ -f "$tb" ] || "$q" train --task text --data spam-assassin --epochs 6 -b 32 --lr 5e-4 -j "$threads" --out "$out/teacher"
   echo "== 2/5 PTQ int8"
   "$q" quantize "$tb" --calib-batches 16 -b 32 -j "$threads" --out "$out/ptq/int8.safetensors"
   echo "== 3/5 QAT int8 (no teacher)"
