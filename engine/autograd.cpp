@@ -32,6 +32,10 @@ tensor_list AccumulateGrad::apply(const Tensor& grad_output) {
                  shape_str(g.sizes()));
     leaf_->grad = (g + grad_output).impl_ptr();
   }
+  if (!leaf_->post_accumulate_grad_hooks.empty()) {
+    const Tensor leaf(leaf_);
+    for (const auto& [handle, hook] : leaf_->post_accumulate_grad_hooks) hook(leaf);
+  }
   return {};
 }
 

@@ -1,5 +1,6 @@
 #include "engine/tensor.hpp"
 
+#include <atomic>
 #include <cmath>
 #include <cstdlib>
 #include <cstring>
@@ -156,6 +157,21 @@ void Tensor::set_grad(const Tensor& g) const {
                shape_str(g.defined() ? g.sizes() : Shape{}), " for a tensor of shape ",
                shape_str(sizes()));
   impl().grad = g.defined() ? g.impl_ptr() : nullptr;
+}
+
+int64_t Tensor::register_post_accumulate_grad_hook(std::function<void(const Tensor&)> hook) const {
+  QUENCH_CHECK(is_leaf() && requires_grad(), "register_post_accumulate_grad_hook: the tensor of shape ",
+               shape_str(sizes()), " is not a leaf that requires grad; hooks go on parameters (leaves "
+               "with requires_grad_())");
+  static std::atomic<int64_t> next_handle{1};
+  const int64_t handle = next_handle++;
+  impl().post_accumulate_grad_hooks.emplace_back(handle, std::move(hook));
+  return handle;
+}
+
+void Tensor::remove_post_accumulate_grad_hook(int64_t handle) const {
+  auto& hooks = impl().post_accumulate_grad_hooks;
+  std::erase_if(hooks, [handle](const auto& h) { return h.first == handle; });
 }
 
 void Tensor::backward(const Tensor& gradient, bool retain_graph) const {

@@ -4,6 +4,7 @@
 // need contiguous input call contiguous(), which is free when the tensor already is.
 #pragma once
 #include <cstdint>
+#include <functional>
 #include <initializer_list>
 #include <iosfwd>
 #include <memory>
@@ -52,6 +53,8 @@ struct TensorImpl {
   std::shared_ptr<autograd::Node> grad_fn;          // set on results of differentiable ops
   std::weak_ptr<autograd::Node> grad_accumulator;   // leaves: reused across uses in one graph
   std::shared_ptr<TensorImpl> grad;                 // leaves: accumulated by backward()
+  // leaves: called once a backward has finished accumulating .grad (handle, hook)
+  std::vector<std::pair<int64_t, std::function<void(const Tensor&)>>> post_accumulate_grad_hooks;
 };
 
 class Tensor {
@@ -95,6 +98,12 @@ class Tensor {
   // The accumulated gradient of a leaf (undefined until a backward reaches it).
   Tensor grad() const;
   void set_grad(const Tensor& g) const;
+  // Calls hook(leaf) each time a backward has finished accumulating this leaf's .grad, once per
+  // backward (PyTorch's register_post_accumulate_grad_hook): the gradient is final for that pass,
+  // so work on it (e.g. an all-reduce) can start while backward goes on. Returns a handle for
+  // remove_post_accumulate_grad_hook. Throws on a tensor that is not a leaf requiring grad.
+  int64_t register_post_accumulate_grad_hook(std::function<void(const Tensor&)> hook) const;
+  void remove_post_accumulate_grad_hook(int64_t handle) const;
   // Computes gradients of this tensor w.r.t. every leaf that requires grad. A non-scalar tensor
   // needs `gradient` of its shape. The graph's saved tensors are freed unless retain_graph.
   void backward(const Tensor& gradient = Tensor(), bool retain_graph = false) const;

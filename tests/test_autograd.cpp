@@ -1,5 +1,8 @@
 #include <doctest/doctest.h>
 
+#include <string>
+#include <vector>
+
 #include "engine/ops.hpp"
 #include "tests/gradcheck.hpp"
 
@@ -14,6 +17,34 @@ TEST_CASE("autograd: gradients accumulate over multiple uses") {
   // A second backward on a new graph accumulates into .grad.
   (x * 2.0).sum().backward();
   CHECK(x.grad().to_vector<float>() == std::vector<float>{9.f, 11.f});
+}
+
+TEST_CASE("autograd: post-accumulate-grad hooks see each leaf's final gradient, once per backward") {
+  Tensor x = tensor({2.f, 3.f}).requires_grad_();
+  Tensor w = tensor({1.f, -1.f}).requires_grad_();
+  std::vector<std::vector<float>> seen;
+  std::vector<std::string> order;
+  const int64_t hx = x.register_post_accumulate_grad_hook([&](const Tensor& leaf) {
+    seen.push_back(leaf.grad().to_vector<float>());
+    order.push_back("x");
+  });
+  w.register_post_accumulate_grad_hook([&](const Tensor&) { order.push_back("w"); });
+  // x is used three times: the hook runs once, after all three contributions are in.
+  (x * x + x * 3.0 + x * w).sum().backward();  // dy/dx = 2x + 3 + w
+  REQUIRE(seen.size() == 1);
+  CHECK(seen[0] == std::vector<float>{8.f, 8.f});
+  CHECK(order.size() == 2);
+  // The next backward accumulates into .grad, and the hook sees the sum.
+  (x * 2.0).sum().backward();
+  REQUIRE(seen.size() == 2);
+  CHECK(seen[1] == std::vector<float>{10.f, 10.f});
+  x.remove_post_accumulate_grad_hook(hx);
+  (x * 2.0).sum().backward();
+  CHECK(seen.size() == 2);
+  // Only leaves that require grad take hooks.
+  CHECK_THROWS_WITH_AS((x * 2.0).register_post_accumulate_grad_hook([](const Tensor&) {}),
+                       doctest::Contains("is not a leaf that requires grad"), Error);
+  CHECK_THROWS_AS(tensor({1.f}).register_post_accumulate_grad_hook([](const Tensor&) {}), Error);
 }
 
 TEST_CASE("autograd: a chain of 10000 ops does not overflow the stack") {

@@ -72,6 +72,20 @@ if step build-release ninja -C build -j "$jobs"; then
       OMPI_MCA_btl_vader_single_copy_mechanism=none run_suite "tests-dist-$np" timeout 600 \
         mpirun --allow-run-as-root --oversubscribe -np "$np" build/tests/quench_dist_tests --no-colors=true
     done
+    # A rank that never joins a collective: the others give up after their timeout and stop the job.
+    echo "== tests-dist-timeout"
+    start_s=$SECONDS
+    OMPI_MCA_btl_vader_single_copy_mechanism=none timeout 100 mpirun --allow-run-as-root --oversubscribe -np 2 \
+      build/tests/quench_dist_tests --no-colors=true --no-skip=true -tc='*never joins*' >"$log_dir/tests-dist-timeout.log" 2>&1
+    rc=$?
+    if [ "$rc" -ne 0 ] && [ "$rc" -ne 124 ] && [ $((SECONDS - start_s)) -lt 60 ] &&
+       grep -q "rank 0 of 2: dist::all_reduce_sum of 1 values waited .* stopping the job" "$log_dir/tests-dist-timeout.log"; then
+      passed=$((passed + 1))
+      echo "tests-dist-timeout: the job stopped after $((SECONDS - start_s)) s with rank 0's message"
+    else
+      failed=$((failed + 1))
+      echo "tests-dist-timeout: FAILED (exit $rc after $((SECONDS - start_s)) s; log: build-logs/tests-dist-timeout.log)"
+    fi
   else
     echo "tests-dist: FAILED (the build found no MPI; tools/setup.sh installs libopenmpi-dev)"
     failed=$((failed + 1))

@@ -6,10 +6,14 @@
 #include <doctest/doctest.h>
 
 #include <algorithm>
+#include <chrono>
 #include <cmath>
 #include <filesystem>
+#include <fstream>
 #include <memory>
 #include <set>
+#include <string>
+#include <thread>
 #include <vector>
 
 #include "dist/data_parallel.hpp"
@@ -22,6 +26,7 @@
 #include "tests/cli_test_util.hpp"
 #include "tests/temp_dir.hpp"
 #include "tools/cli/compress.hpp"
+#include "tools/cli/text_train.hpp"
 #include "tools/cli/trainer.hpp"
 
 using namespace quench;
@@ -100,7 +105,7 @@ TEST_CASE("dist: buckets hold every parameter once, in reverse order, within the
   Mlp m(1);
   const auto params = m.parameters();  // fc1 128 + 16, fc2 48 + 3 floats
   dist::DataParallelOptions o;
-  o.bucket_cap_mb = 100.0 * 4 / (1024 * 1024);  // 100 floats: fc2 and fc1.bias (67) in one, fc1.weight (128) alone
+  o.bucket_cap_mb = o.first_bucket_cap_mb = 100.0 * 4 / (1024 * 1024);  // 100 floats: fc2 and fc1.bias (67) in one, fc1.weight (128) alone
   dist::DataParallel dp(params, pg(), o);
   std::vector<int64_t> order;
   for (const auto& b : dp.buckets()) order.insert(order.end(), b.begin(), b.end());
@@ -108,7 +113,15 @@ TEST_CASE("dist: buckets hold every parameter once, in reverse order, within the
   REQUIRE(dp.buckets().size() == 2);
   CHECK(dp.buckets()[0] == std::vector<int64_t>{3, 2, 1});
   CHECK(dp.buckets()[1] == std::vector<int64_t>{0});
-  CHECK(dist::DataParallel(params, pg()).buckets().size() == 1);  // 25 MB holds them all
+  CHECK(dist::DataParallel(params, pg()).buckets().size() == 1);  // 1 MB holds them all
+  // The first bucket (the last layer's gradients, ready first) has a cap of its own: 50 floats hold
+  // fc2.bias (3) but not fc2.weight (48) too; the rest fit the second cap.
+  o.first_bucket_cap_mb = 50.0 * 4 / (1024 * 1024);
+  o.bucket_cap_mb = 1000.0 * 4 / (1024 * 1024);
+  dist::DataParallel small_first(params, pg(), o);
+  REQUIRE(small_first.buckets().size() == 2);
+  CHECK(small_first.buckets()[0] == std::vector<int64_t>{3});
+  CHECK(small_first.buckets()[1] == std::vector<int64_t>{2, 1, 0});
   CHECK_THROWS_AS(dist::DataParallel(params, pg(), dist::DataParallelOptions{0.0}), Error);
 }
 
@@ -123,10 +136,20 @@ TEST_CASE("dist: R ranks with batch B take the steps of one process with batch R
     CAPTURE(cap_mb);
     Mlp m(3);
     dist::DataParallelOptions o;
-    o.bucket_cap_mb = cap_mb;
+    o.bucket_cap_mb = o.first_bucket_cap_mb = cap_mb;
     dist::DataParallel dp(m.parameters(), pg(), o);
+    // Several processes: buckets are all-reduced during backward (Open MPI grants threads).
+    CHECK(dp.overlapping() == (R > 1));
     dp.broadcast_from_main(m.parameters());
     const std::vector<float> got = train(m, X, Y, global, steps, &dp);
+    CHECK(dp.stats().steps == (R > 1 ? steps : 0));
+    // All-reduced during backward or after it: the same sums, bit for bit.
+    Mlp after(3);
+    o.overlap = false;
+    dist::DataParallel dp_after(after.parameters(), pg(), o);
+    CHECK_FALSE(dp_after.overlapping());
+    CHECK(train(after, X, Y, global, steps, &dp_after) == got);
+    o.overlap = true;
     REQUIRE(got.size() == want.size());
     // The mean over R*B rows against the mean of R means of B rows: float summation order only.
     double worst = 0;
@@ -138,6 +161,30 @@ TEST_CASE("dist: R ranks with batch B take the steps of one process with batch R
     dist::DataParallel dp2(again.parameters(), pg(), o);
     CHECK(train(again, X, Y, global, steps, &dp2) == got);
   }
+}
+
+TEST_CASE("dist: a second backward before synchronize_gradients is an error, and the next step is whole") {
+  if (pg().size() == 1) return;  // one process: nothing is all-reduced, nothing can go stale
+  Mlp m(5);
+  dist::DataParallel dp(m.parameters(), pg());
+  REQUIRE(dp.overlapping());
+  Generator gen(9);
+  Tensor x = randn({4, 8}, gen);
+  Tensor loss = m(x).sum();
+  loss.backward(Tensor(), true);
+  CHECK_THROWS_WITH_AS(loss.backward(), doctest::Contains("received a second gradient before synchronize_gradients"),
+                       Error);
+}
+
+// Stops the job by design, so it is skipped in the normal runs: tools/test.sh runs it alone under
+// `mpirun -np 2` and checks that the job ends, non-zero, within seconds, with rank 0's message.
+TEST_CASE("dist: a rank that never joins a collective stops the job after the timeout" * doctest::skip()) {
+  if (pg().size() == 1) return;
+  pg().set_timeout(1.0);
+  if (pg().rank() != 0) std::this_thread::sleep_for(std::chrono::seconds(120));  // hangs
+  std::vector<double> v{1.0};
+  dist::all_reduce_sum(pg(), v);  // rank 0 gives up after 1 s and stops every rank
+  FAIL("the all-reduce returned although a rank never joined it");
 }
 
 TEST_CASE("dist: the sampler's shards are disjoint and cover every row each epoch") {
@@ -183,6 +230,57 @@ TEST_CASE("dist: quench train on R processes gives one process's epochs at the s
   // The global batch must split evenly.
   cfg.batch_size = 12 * pg().size() + (pg().size() > 1 ? 1 : 0);
   if (pg().size() > 1) CHECK_THROWS_WITH_AS(cli::train(cfg, data, shared_dir.path(), shared),
+                                            doctest::Contains("multiple of the"), Error);
+}
+
+TEST_CASE("dist: quench train --task text on R processes gives one process's epochs at the same global batch") {
+  testing::TempDir files, alone_dir, shared_dir;  // rank 0 alone writes into shared_dir
+  {
+    // Two classes told apart by their words; 100 training rows, so the last batch of 12 has 4 rows
+    // and falls unevenly to 3 processes.
+    Generator g(1);
+    std::ofstream train(files.file("train.csv")), test(files.file("test.csv"));
+    const char* words[2][4] = {{"free", "cash", "prize", "offer"}, {"meeting", "report", "lunch", "team"}};
+    for (std::ofstream* out : {&train, &test}) {
+      *out << "text,label\n";
+      for (int i = 0; i < (out == &train ? 100 : 30); ++i) {
+        std::string t;
+        for (int w = 0; w < 4 + static_cast<int>(g.next_u64() % 8); ++w)  // rows of unequal length
+          t += std::string(w ? " " : "") + (g.next_u64() % 2 ? words[i % 2][g.next_u64() % 4] : "the");
+        *out << t << "," << (i % 2 ? "ham" : "spam") << "\n";
+      }
+    }
+  }
+  cli::TextTrainConfig cfg;
+  cfg.data.data = files.file("train.csv");
+  cfg.data.test_data = files.file("test.csv");
+  cfg.vocab_size = 60;
+  cfg.max_length = 16;
+  cfg.layers = 1;
+  cfg.hidden = 16;
+  cfg.heads = 2;
+  cfg.intermediate = 32;
+  cfg.dropout = 0;  // each process draws dropout masks of its own: equality needs none
+  cfg.epochs = 2;
+  cfg.batch_size = 12;  // a multiple of 1, 2 and 3 processes
+  cfg.lr = 3e-3;
+  const cli::TextSplits data = cli::load_text_data(cfg.data);
+  cli::TextHooks alone, shared;
+  alone.process_group = &dist::ProcessGroup::self();
+  shared.process_group = &pg();
+  const cli::TextTrainResult want = cli::train_text(cfg, data, alone_dir.path(), alone);
+  const cli::TextTrainResult got = cli::train_text(cfg, data, shared_dir.path(), shared);
+  REQUIRE(got.epochs.size() == want.epochs.size());
+  for (size_t e = 0; e < got.epochs.size(); ++e) {
+    CAPTURE(e);
+    CHECK(got.epochs[e].train_acc == want.epochs[e].train_acc);
+    CHECK(got.epochs[e].test_acc == want.epochs[e].test_acc);
+    CHECK(got.epochs[e].train_loss == doctest::Approx(want.epochs[e].train_loss).epsilon(1e-5));
+    CHECK(got.epochs[e].test_loss == doctest::Approx(want.epochs[e].test_loss).epsilon(1e-5));
+  }
+  CHECK(std::filesystem::exists(shared_dir.path() + "/best.safetensors") == pg().is_main());
+  cfg.batch_size = 12 * pg().size() + (pg().size() > 1 ? 1 : 0);
+  if (pg().size() > 1) CHECK_THROWS_WITH_AS(cli::train_text(cfg, data, shared_dir.path(), shared),
                                             doctest::Contains("multiple of the"), Error);
 }
 

@@ -5,6 +5,7 @@
 #include <cstdio>
 #include <cstring>
 
+#include "dist/process_group.hpp"
 #include "engine/autograd.hpp"
 #include "engine/error.hpp"
 #include "engine/ops.hpp"
@@ -161,6 +162,17 @@ std::string format_report(const EvalResult& r, const std::vector<std::string>& n
     out += "\n";
   }
   return out;
+}
+
+void all_reduce(EvalResult& r, dist::ProcessGroup& pg) {
+  if (pg.size() == 1) return;
+  std::vector<double> sums{static_cast<double>(r.n), static_cast<double>(r.correct), r.loss * static_cast<double>(r.n)};
+  for (int64_t c : r.confusion) sums.push_back(static_cast<double>(c));
+  pg.all_reduce_sum(sums.data(), static_cast<int64_t>(sums.size()));
+  r.n = static_cast<int64_t>(sums[0]);
+  r.correct = static_cast<int64_t>(sums[1]);
+  r.loss = r.n ? sums[2] / static_cast<double>(r.n) : 0.0;
+  for (size_t i = 0; i < r.confusion.size(); ++i) r.confusion[i] = static_cast<int64_t>(sums[3 + i]);
 }
 
 }  // namespace quench::cli

@@ -9,6 +9,10 @@
 #include "nn/module.hpp"
 #include "tools/cli/config.hpp"
 
+namespace quench::dist {
+class ProcessGroup;
+}
+
 namespace quench::cli {
 
 struct EvalResult {
@@ -33,6 +37,10 @@ struct EvalResult {
 // labels i32 [B]. The prediction is the first maximum of a row (torch.argmax). Labels outside
 // [0, classes) throw.
 void accumulate_predictions(EvalResult& r, const Tensor& logits, const Tensor& labels);
+
+// Sums each process's part (n, correct, loss, confusion) into the whole; every process gets it.
+// Logits are not gathered.
+void all_reduce(EvalResult& r, dist::ProcessGroup& pg);
 
 // How two models' logits over the same images agree (e.g. a fake-quant student and its int8
 // conversion): the fraction of rows whose predicted class (first maximum) is the same, and the largest

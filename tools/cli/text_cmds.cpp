@@ -1,5 +1,7 @@
 #include "tools/cli/text_cmds.hpp"
 
+#include "dist/process_group.hpp"
+
 #include <algorithm>
 #include <csignal>
 #include <chrono>
@@ -9,6 +11,7 @@
 #include <iostream>
 #include <numeric>
 
+#include "dist/process_group.hpp"
 #include "engine/autograd.hpp"
 #include "engine/error.hpp"
 #include "engine/ops.hpp"
@@ -147,14 +150,20 @@ int run_text_train(const CLI::App& sub, const TrainConfig& image, const TextArgs
   c.clip_grad = given(sub, "--clip-grad", c.clip_grad);
   c.seed = given(sub, "--seed", static_cast<uint64_t>(image.seed));
   TextSplits data = load_text_data(c.data);
-  ProgressBar bar(quiet ? nullptr : stderr, ProgressBar::stderr_is_tty());
+  // Under mpirun every process trains its shard; rank 0 alone draws the bar and writes.
+  dist::ProcessGroup& pg = dist::ProcessGroup::world();
+  ProgressBar bar(quiet || !pg.is_main() ? nullptr : stderr, ProgressBar::stderr_is_tty());
   bar.message("quench train --task text: BERT layers " + std::to_string(c.layers) + " hidden " +
               std::to_string(c.hidden) + " heads " + std::to_string(c.heads) + " intermediate " +
               std::to_string(c.intermediate) + " max length " + std::to_string(c.max_length) + "; " +
               std::to_string(data.train.size()) + " train / " + std::to_string(data.test.size()) + " test texts (" +
-              c.data.data + "); " + std::to_string(get_num_threads()) + " threads; writing " + out);
+              c.data.data + "); " +
+              (pg.distributed() ? std::to_string(pg.size()) + " processes x " : "") +
+              std::to_string(get_num_threads()) + " threads; writing " + out);
   std::signal(SIGINT, on_text_sigint);
-  TextTrainResult r = train_text(c, data, out, make_hooks(&bar));
+  TextHooks hooks = make_hooks(&bar);
+  hooks.process_group = &pg;
+  TextTrainResult r = train_text(c, data, out, hooks);
   std::signal(SIGINT, SIG_DFL);
   switch (r.status) {
     case TextTrainResult::finished:

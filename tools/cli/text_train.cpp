@@ -6,6 +6,7 @@
 #include <filesystem>
 #include <fstream>
 
+#include "dist/data_parallel.hpp"
 #include "distill/bert_recipe.hpp"
 #include "distill/compression.hpp"
 #include "engine/autograd.hpp"
@@ -172,11 +173,32 @@ EvalResult evaluate_text(nn::Module& model, const EncodedTexts& data, int32_t pa
   return r;
 }
 
+EvalResult evaluate_text_shared(nn::Module& model, const EncodedTexts& data, int32_t pad_id, int64_t classes,
+                                dist::ProcessGroup& pg) {
+  if (pg.size() == 1) return evaluate_text(model, data, pad_id, classes);
+  EncodedTexts part;  // rows rank, rank + R, ...
+  for (int64_t i = pg.rank(); i < data.size(); i += pg.size()) {
+    part.ids.push_back(data.ids[i]);
+    part.types.push_back(data.types[i]);
+    part.labels.push_back(data.labels[i]);
+  }
+  EvalResult r = evaluate_text(model, part, pad_id, classes);
+  all_reduce(r, pg);
+  return r;
+}
+
 TextTrainResult train_text(const TextTrainConfig& cfg, const TextSplits& data, const std::string& out_dir,
-                           const TextHooks& hooks) {
+                           const TextHooks& hooks_in) {
   QUENCH_CHECK(cfg.epochs >= 1 && cfg.batch_size >= 1 && cfg.lr > 0 && cfg.max_length >= 3,
                "train --task text: need epochs >= 1, batch size >= 1, lr > 0, max length >= 3 (got ", cfg.epochs,
                ", ", cfg.batch_size, ", ", cfg.lr, ", ", cfg.max_length, ")");
+  dist::ProcessGroup& pg = hooks_in.process_group ? *hooks_in.process_group : dist::ProcessGroup::world();
+  const bool main = pg.is_main();
+  const int64_t world = pg.size();
+  QUENCH_CHECK(cfg.batch_size % world == 0, "train --task text: the batch size ", cfg.batch_size,
+               " (the global batch) must be a multiple of the ", world, " processes");
+  TextHooks hooks = hooks_in;  // rank 0 alone logs and draws
+  if (!main) hooks.progress = nullptr, hooks.log = nullptr;
   std::filesystem::create_directories(out_dir);
   TextModel tm;
   tm.do_lower_case = cfg.do_lower_case;
@@ -189,8 +211,8 @@ TextTrainResult train_text(const TextTrainConfig& cfg, const TextSplits& data, c
     vo.vocab_size = cfg.vocab_size;
     vo.lowercase = cfg.do_lower_case;
     const auto t0 = Clock::now();
-    tm.vocab = nn::train_wordpiece_vocab(data.train.texts, vo);
-    nn::WordPieceTokenizer(tm.vocab).save_vocab(out_dir + "/vocab.txt");
+    tm.vocab = nn::train_wordpiece_vocab(data.train.texts, vo);  // the same on every process
+    if (main) nn::WordPieceTokenizer(tm.vocab).save_vocab(out_dir + "/vocab.txt");
     say(hooks, "learned a WordPiece vocabulary of " + std::to_string(tm.vocab.size()) + " tokens in " +
                    format_duration(std::chrono::duration<double>(Clock::now() - t0).count()) + " -> " + out_dir +
                    "/vocab.txt");
@@ -230,10 +252,18 @@ TextTrainResult train_text(const TextTrainConfig& cfg, const TextSplits& data, c
   so.decay = optim::Decay::linear;
   optim::LRSchedule sched(&opt, so);
   const std::vector<Tensor> params = tm.bert->parameters();
+  // Every process starts from rank 0's weights (equal already when seeded alike; this makes it so).
+  dist::DataParallel dp(params, pg);
+  dp.broadcast_from_main(params);
+  // Dropout masks of their own on every process (one process keeps its stream as it was).
+  if (world > 1) manual_seed(cfg.seed ^ (0x9e3779b97f4a7c15ULL * static_cast<uint64_t>(pg.rank() + 1)));
 
   const std::string last = out_dir + "/last.safetensors", best = out_dir + "/best.safetensors";
-  std::ofstream metrics(out_dir + "/metrics.jsonl", std::ios::trunc);
-  QUENCH_CHECK(metrics, "train --task text: cannot write ", out_dir, "/metrics.jsonl");
+  std::ofstream metrics;
+  if (main) {
+    metrics.open(out_dir + "/metrics.jsonl", std::ios::trunc);
+    QUENCH_CHECK(metrics, "train --task text: cannot write ", out_dir, "/metrics.jsonl");
+  }
   const nn::Metadata record = {{"train", to_json(cfg).dump()}};
   TextTrainResult result;
   const auto run_start = Clock::now();
@@ -246,11 +276,32 @@ TextTrainResult train_text(const TextTrainConfig& cfg, const TextSplits& data, c
     seen.classes = bc.num_labels;
     seen.confusion.assign(bc.num_labels * bc.num_labels, 0);
     for (int64_t s = 0; s < steps; ++s) {
-      Tensor y;
-      tensor_list x = text_batch(train, batch_rows(order, s, cfg.batch_size), bc.pad_token_id, &y);
-      Tensor logits = (*tm.bert)(x);
-      Tensor loss = cross_entropy(logits, y);
-      const float lv = loss.item<float>();
+      // This process's rows of the global batch: positions rank, rank + R, ...
+      const std::vector<int64_t> global_rows = batch_rows(order, s, cfg.batch_size);
+      std::vector<int64_t> rows;
+      for (size_t i = static_cast<size_t>(pg.rank()); i < global_rows.size(); i += static_cast<size_t>(world))
+        rows.push_back(global_rows[i]);
+      Tensor y, logits, loss;
+      EvalResult step_pred;
+      step_pred.classes = bc.num_labels;
+      step_pred.confusion.assign(bc.num_labels * bc.num_labels, 0);
+      double step_loss_sum = 0;
+      if (!rows.empty()) {  // a short last batch may leave a process nothing
+        logits = (*tm.bert)(text_batch(train, rows, bc.pad_token_id, &y));
+        loss = cross_entropy(logits, y);
+        step_loss_sum = static_cast<double>(loss.item<float>()) * static_cast<double>(rows.size());
+        accumulate_predictions(step_pred, logits.detach(), y);
+      }
+      // The whole batch's loss and predictions, summed over the processes.
+      const auto n_global = static_cast<double>(global_rows.size());
+      float lv = 0;
+      if (world > 1) {
+        step_pred.loss = step_loss_sum / std::max<double>(static_cast<double>(step_pred.n), 1.0);
+        all_reduce(step_pred, pg);
+        lv = static_cast<float>(step_pred.loss);
+      } else {
+        lv = loss.item<float>();
+      }
       if (!std::isfinite(lv)) {
         result.status = TextTrainResult::non_finite;
         result.message = "non-finite loss (" + std::to_string(lv) + ") at epoch " + std::to_string(epoch + 1) +
@@ -262,19 +313,30 @@ TextTrainResult train_text(const TextTrainConfig& cfg, const TextSplits& data, c
         return result;
       }
       opt.zero_grad();
-      loss.backward();
+      if (loss.defined()) {
+        // The gradient average over R processes is then the whole batch's mean, however its rows
+        // fell to the processes.
+        if (world > 1) loss = loss * (static_cast<double>(rows.size() * world) / n_global);
+        loss.backward();
+      }
+      dp.synchronize_gradients();
       if (cfg.clip_grad > 0) optim::clip_grad_norm_(params, cfg.clip_grad);
       opt.step();
       sched.step();
-      loss_sum += static_cast<double>(lv) * static_cast<double>(y.size(0));
-      accumulate_predictions(seen, logits.detach(), y);
+      loss_sum += static_cast<double>(lv) * n_global;
+      seen.n += step_pred.n;
+      seen.correct += step_pred.correct;
+      for (size_t i = 0; i < seen.confusion.size(); ++i) seen.confusion[i] += step_pred.confusion[i];
       const double el = std::chrono::duration<double>(Clock::now() - epoch_start).count();
       const double run = std::chrono::duration<double>(Clock::now() - run_start).count();
       const int64_t done = epoch * steps + s + 1;
       draw(hooks, epoch + 1, cfg.epochs, s + 1, steps, loss_sum / static_cast<double>(seen.n), seen.accuracy(),
            static_cast<double>(seen.n) / std::max(el, 1e-9), run / static_cast<double>(done) * (total - done));
-      if (hooks.stop_requested && hooks.stop_requested()) {
-        save_text_fp32(last, tm, opt.state_dict(), record);
+      // Ctrl-C reaches the processes one by one: any of them stopping stops all, at the same step.
+      std::vector<double> stop{hooks.stop_requested && hooks.stop_requested() ? 1.0 : 0.0};
+      dist::all_reduce_sum(pg, stop);
+      if (stop[0] > 0) {
+        if (main) save_text_fp32(last, tm, opt.state_dict(), record);
         result.status = TextTrainResult::interrupted;
         result.message = "stopped on request at epoch " + std::to_string(epoch + 1) + "; saved " + last;
         say(hooks, result.message);
@@ -282,7 +344,7 @@ TextTrainResult train_text(const TextTrainConfig& cfg, const TextSplits& data, c
       }
     }
     const double train_s = std::chrono::duration<double>(Clock::now() - epoch_start).count();
-    EvalResult ev = evaluate_text(*tm.bert, test, bc.pad_token_id, bc.num_labels);
+    EvalResult ev = evaluate_text_shared(*tm.bert, test, bc.pad_token_id, bc.num_labels, pg);
     TextEpoch e;
     e.epoch = epoch + 1;
     e.train_loss = loss_sum / static_cast<double>(seen.n);
@@ -294,12 +356,14 @@ TextTrainResult train_text(const TextTrainConfig& cfg, const TextSplits& data, c
     e.seconds = train_s;
     e.seq_per_s = static_cast<double>(seen.n) / std::max(train_s, 1e-9);
     result.epochs.push_back(e);
-    metrics << to_json(e).dump() << "\n" << std::flush;
-    save_text_fp32(last, tm, opt.state_dict(), record);
+    if (main) {
+      metrics << to_json(e).dump() << "\n" << std::flush;
+      save_text_fp32(last, tm, opt.state_dict(), record);
+    }
     if (e.test_acc > result.best_acc) {
       result.best_acc = e.test_acc;
       result.best_epoch = e.epoch;
-      save_text_fp32(best, tm, {}, record);
+      if (main) save_text_fp32(best, tm, {}, record);
     }
     char buf[256];
     std::snprintf(buf, sizeof buf,

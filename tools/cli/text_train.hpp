@@ -17,6 +17,7 @@
 #include <string>
 #include <vector>
 
+#include "dist/process_group.hpp"
 #include "tools/cli/evaluate.hpp"
 #include "tools/cli/progress.hpp"
 #include "tools/cli/text_data.hpp"
@@ -51,6 +52,9 @@ struct TextHooks {
   std::function<bool()> stop_requested;  // polled after every step: true saves last and stops
   ProgressBar* progress = nullptr;
   std::function<void(const std::string&)> log;
+  // The processes training together (default: the job's, dist::ProcessGroup::world()); rank 0
+  // alone writes files, logs and draws.
+  dist::ProcessGroup* process_group = nullptr;
 };
 
 struct TextTrainResult {

@@ -67,13 +67,7 @@ EvalResult evaluate_shared(nn::Module& model, const nn::LabeledImages& test, con
   std::vector<int32_t> rows;
   for (int64_t i = pg.rank(); i < test.size(); i += pg.size()) rows.push_back(static_cast<int32_t>(i));
   EvalResult r = evaluate(model, select_rows(test, rows), pp, classes);
-  std::vector<double> sums{static_cast<double>(r.n), static_cast<double>(r.correct), r.loss * static_cast<double>(r.n)};
-  for (int64_t c : r.confusion) sums.push_back(static_cast<double>(c));
-  dist::all_reduce_sum(pg, sums);
-  r.n = static_cast<int64_t>(sums[0]);
-  r.correct = static_cast<int64_t>(sums[1]);
-  r.loss = r.n ? sums[2] / static_cast<double>(r.n) : 0.0;
-  for (size_t i = 0; i < r.confusion.size(); ++i) r.confusion[i] = static_cast<int64_t>(sums[3 + i]);
+  all_reduce(r, pg);
   return r;
 }
 
