@@ -233,7 +233,7 @@ TEST_CASE("dist: quench train on R processes gives one process's epochs at the s
                                             doctest::Contains("multiple of the"), Error);
 }
 
-TEST_CASE("dist: quench train --task text on R processes gives one process's epochs at the same global batch") {
+TEST_CASE("dist: quench train and distill --task text on R processes: one process's epochs, one model") {
   testing::TempDir files, alone_dir, shared_dir;  // rank 0 alone writes into shared_dir
   {
     // Two classes told apart by their words; 100 training rows, so the last batch of 12 has 4 rows
@@ -279,6 +279,27 @@ TEST_CASE("dist: quench train --task text on R processes gives one process's epo
     CHECK(got.epochs[e].test_loss == doctest::Approx(want.epochs[e].test_loss).epsilon(1e-5));
   }
   CHECK(std::filesystem::exists(shared_dir.path() + "/best.safetensors") == pg().is_main());
+
+  // QAT + the BERT recipe on R processes: one model everywhere (the observers follow rank 0's), so
+  // every process evaluates rank 0's figures to the last bit.
+  const cli::TextModel teacher = cli::load_text_model(alone_dir.path() + "/best.safetensors");
+  cli::TextCompressOptions o;
+  o.method = "qat+kd";
+  o.epochs = 2;
+  o.batch_size = 12;
+  o.lr = 1e-3;
+  testing::TempDir kd_dir;
+  const cli::TextCompressResult r = cli::compress_text(o, teacher, data, kd_dir.path(), shared);
+  REQUIRE(r.epochs.size() == 2);
+  for (const auto& e : r.epochs) {
+    std::vector<double> mine{e["train_loss"].get<double>(), e["fq_test_acc"].get<double>(),
+                             e["int8_test_acc"].get<double>(), e["fq_int8_max_logit_diff"].get<double>()};
+    std::vector<double> main_values = mine;
+    pg().broadcast(main_values.data(), static_cast<int64_t>(main_values.size() * sizeof(double)), 0);
+    CHECK(mine == main_values);
+  }
+  CHECK(std::filesystem::exists(kd_dir.path() + "/int8.safetensors") == pg().is_main());
+
   cfg.batch_size = 12 * pg().size() + (pg().size() > 1 ? 1 : 0);
   if (pg().size() > 1) CHECK_THROWS_WITH_AS(cli::train_text(cfg, data, shared_dir.path(), shared),
                                             doctest::Contains("multiple of the"), Error);

@@ -253,11 +253,14 @@ int run_text_compress(const CLI::App& sub, const std::string& method, const std:
                " --heads / --hidden / --weight-bits / --precision");
   TextSplits data = load_text_data(data_for(sub, teacher, t));
   QUENCH_CHECK(data.train.classes == teacher.classes, checkpoint, ": the data's classes differ from the model's");
-  ProgressBar bar(quiet ? nullptr : stderr, ProgressBar::stderr_is_tty());
+  dist::ProcessGroup& pg = dist::ProcessGroup::world();
+  ProgressBar bar(quiet || !pg.is_main() ? nullptr : stderr, ProgressBar::stderr_is_tty());
   bar.message("quench " + std::string(method == "ptq" ? "quantize" : "distill") + " --task text: " + method +
               " of " + checkpoint + "; " + std::to_string(data.train.size()) + " train / " +
               std::to_string(data.test.size()) + " test texts; writing " + out);
-  TextCompressResult r = compress_text(o, teacher, data, out, make_hooks(&bar));
+  TextHooks hooks = make_hooks(&bar);
+  hooks.process_group = &pg;
+  TextCompressResult r = compress_text(o, teacher, data, out, hooks);
   char buf[320];
   std::snprintf(buf, sizeof buf, "%s: FP32 test accuracy %.2f%% -> int8 %.2f%% (F1 %.4f)%s; saved %s",
                 method.c_str(), 100 * r.fp32_acc, 100 * r.int8_acc, r.int8_f1,
@@ -266,7 +269,7 @@ int run_text_compress(const CLI::App& sub, const std::string& method, const std:
                                  : "",
                 r.int8_path.c_str());
   bar.message(buf);
-  if (quiet) std::printf("%s\n", buf);
+  if (quiet && pg.is_main()) std::printf("%s\n", buf);
   return 0;
 }
 

@@ -381,11 +381,20 @@ TextTrainResult train_text(const TextTrainConfig& cfg, const TextSplits& data, c
 }
 
 TextCompressResult compress_text(const TextCompressOptions& o, const TextModel& teacher, const TextSplits& data,
-                                 const std::string& out_dir, const TextHooks& hooks) {
+                                 const std::string& out_dir, const TextHooks& hooks_in) {
   QUENCH_CHECK(o.method == "ptq" || o.method == "qat" || o.method == "qat+kd",
                "compress --task text: method must be ptq, qat or qat+kd, got '", o.method, "'");
   QUENCH_CHECK(!teacher.int8, "compress --task text: the teacher must be an FP32 checkpoint");
-  std::filesystem::create_directories(out_dir);
+  // Under mpirun each process trains on its rows of every batch; all evaluate the whole test set
+  // (the same model everywhere, so the same figures) and rank 0 alone writes, logs and draws.
+  dist::ProcessGroup& pg = hooks_in.process_group ? *hooks_in.process_group : dist::ProcessGroup::world();
+  const bool main = pg.is_main();
+  const int64_t world = pg.size();
+  QUENCH_CHECK(o.batch_size % world == 0, "compress --task text: the batch size ", o.batch_size,
+               " (the global batch) must be a multiple of the ", world, " processes");
+  TextHooks hooks = hooks_in;
+  if (!main) hooks.progress = nullptr, hooks.log = nullptr;
+  if (main) std::filesystem::create_directories(out_dir);
   const nn::BertConfig& bc = teacher.bert->cfg;
   const int32_t pad = teacher.pad_id();
   const EncodedTexts train = encode_texts(data.train, *teacher.tokenizer, teacher.max_length);
@@ -408,7 +417,7 @@ TextCompressResult compress_text(const TextCompressOptions& o, const TextModel& 
     EvalResult ev = evaluate_text(*out.bert, test, pad, bc.num_labels);
     res.int8_acc = ev.accuracy();
     res.int8_f1 = ev.f1();
-    save_text_int8(res.int8_path, out, record);
+    if (main) save_text_int8(res.int8_path, out, record);
     return res;
   }
 
@@ -435,8 +444,21 @@ TextCompressResult compress_text(const TextCompressOptions& o, const TextModel& 
   so.total_steps = total;
   so.decay = optim::Decay::linear;
   optim::LRSchedule sched(&opt, so);
-  std::ofstream metrics(out_dir + "/metrics.jsonl", std::ios::trunc);
-  QUENCH_CHECK(metrics, "compress --task text: cannot write ", out_dir, "/metrics.jsonl");
+  // Rank 0's start everywhere; the observers' statistics (buffers) follow rank 0's after every step,
+  // so every process keeps one model (rank 0's observers see its rows only).
+  std::vector<Tensor> params, buffers;
+  for (const Tensor& p : cm.model()->parameters())  // module order: backward fills buckets in turn
+    if (p.requires_grad()) params.push_back(p);
+  for (const auto& [n, b] : cm.model()->named_buffers()) buffers.push_back(b);
+  dist::DataParallel dp(params, pg);
+  dp.broadcast_from_main(params);
+  dp.broadcast_from_main(buffers);
+  if (world > 1) manual_seed(o.seed ^ (0x9e3779b97f4a7c15ULL * static_cast<uint64_t>(pg.rank() + 1)));
+  std::ofstream metrics;
+  if (main) {
+    metrics.open(out_dir + "/metrics.jsonl", std::ios::trunc);
+    QUENCH_CHECK(metrics, "compress --task text: cannot write ", out_dir, "/metrics.jsonl");
+  }
   const auto run_start = Clock::now();
   for (int64_t epoch = 0; epoch < o.epochs; ++epoch) {
     cm.on_epoch_begin(epoch);
@@ -447,22 +469,39 @@ TextCompressResult compress_text(const TextCompressOptions& o, const TextModel& 
     int64_t seen = 0;
     for (int64_t s = 0; s < steps; ++s) {
       cm.on_step_begin(epoch * steps + s);
-      Tensor y;
-      tensor_list x = text_batch(train, batch_rows(order, s, o.batch_size), pad, &y);
-      Tensor logits = (*cm.model())(x);
-      Tensor loss = cm.on_after_compute_loss(x, logits, cross_entropy(logits, y));
-      const float lv = loss.item<float>();
+      const std::vector<int64_t> global_rows = batch_rows(order, s, o.batch_size);
+      std::vector<int64_t> rows;  // this process's: positions rank, rank + R, ...
+      for (size_t i = static_cast<size_t>(pg.rank()); i < global_rows.size(); i += static_cast<size_t>(world))
+        rows.push_back(global_rows[i]);
+      const auto n_global = static_cast<double>(global_rows.size());
+      Tensor loss;
+      std::vector<double> step_sum{0.0};
+      if (!rows.empty()) {  // a short last batch may leave a process nothing
+        Tensor y;
+        tensor_list x = text_batch(train, rows, pad, &y);
+        Tensor logits = (*cm.model())(x);
+        loss = cm.on_after_compute_loss(x, logits, cross_entropy(logits, y));
+        step_sum[0] = static_cast<double>(loss.item<float>()) * static_cast<double>(rows.size());
+      }
+      dist::all_reduce_sum(pg, step_sum);
+      const float lv = world == 1 ? loss.item<float>() : static_cast<float>(step_sum[0] / n_global);
       QUENCH_CHECK(std::isfinite(lv), "compress --task text: non-finite loss (", lv, ") at epoch ", epoch + 1,
                    " step ", s + 1, "; ", std::filesystem::exists(res.int8_path) ? res.int8_path : "nothing",
                    " is the last good output (try a lower --lr)");
       opt.zero_grad();
-      loss.backward();
+      if (loss.defined()) {
+        // Weighted so that the average over the processes is the whole batch's mean.
+        if (world > 1) loss = loss * (static_cast<double>(rows.size() * world) / n_global);
+        loss.backward();
+      }
+      dp.synchronize_gradients();
       cm.on_before_optimizer_step();
       opt.step();
+      if (world > 1) dp.broadcast_from_main(buffers);
       sched.step();
       cm.on_step_end();
-      loss_sum += static_cast<double>(lv) * static_cast<double>(y.size(0));
-      seen += y.size(0);
+      loss_sum += static_cast<double>(lv) * n_global;
+      seen += static_cast<int64_t>(global_rows.size());
       const double el = std::chrono::duration<double>(Clock::now() - epoch_start).count();
       const double run = std::chrono::duration<double>(Clock::now() - run_start).count();
       const int64_t done = epoch * steps + s + 1;
@@ -483,14 +522,14 @@ TextCompressResult compress_text(const TextCompressOptions& o, const TextModel& 
                         {"int8_test_f1", iv.f1()},      {"fq_int8_agreement", agree.fraction},
                         {"fq_int8_max_logit_diff", agree.max_abs_diff}};
     res.epochs.push_back(e);
-    metrics << e.dump() << "\n" << std::flush;
+    if (main) metrics << e.dump() << "\n" << std::flush;
     if (iv.accuracy() > res.int8_acc || epoch == 0) {
       res.int8_acc = iv.accuracy();
       res.int8_f1 = iv.f1();
       res.fq_acc = fq.accuracy();
       res.agreement = agree.fraction;
       out.bert = int8;
-      save_text_int8(res.int8_path, out, record);
+      if (main) save_text_int8(res.int8_path, out, record);
     }
     char buf[256];
     std::snprintf(buf, sizeof buf,
