@@ -128,6 +128,29 @@ TEST_CASE("cli text: train a BERT, its files, then PTQ and QAT + the BERT recipe
     CHECK(q.vocab == m.vocab);
     CHECK(evaluate_text(*q.bert, test, q.pad_id(), 2).accuracy() == doctest::Approx(c.int8_acc));
   }
+  SUBCASE("W4A8: QAT + KD with 4-bit weights per group of 16 to packed int4 layers") {
+    TextCompressOptions o;
+    o.method = "qat+kd";
+    o.epochs = 2;
+    o.batch_size = 8;
+    o.lr = 1e-4;
+    o.weights.bits = 4;
+    o.weights.group_size = 16;
+    TextCompressResult c = compress_text(o, m, data, dir.file("w4"));
+    CHECK(c.int8_acc >= r.best_acc - 0.15);
+    CHECK(c.agreement >= 0.96);
+    TextModel q = load_text_model(c.int8_path);
+    int64_t int4_layers = 0;
+    for (const auto& [name, mod] : q.bert->named_modules()) int4_layers += mod->type_name() == "Int4Linear";
+    CHECK(int4_layers == 8);  // query, key, value, attention output, intermediate, output, pooler, classifier
+    CHECK(evaluate_text(*q.bert, test, q.pad_id(), 2).accuracy() == doctest::Approx(c.int8_acc));
+    // Half a byte per weight: the file is smaller than the int8 one of the same model.
+    TextCompressOptions o8 = o;
+    o8.weights = WeightPrecision{};
+    o8.epochs = 1;
+    const TextCompressResult c8 = compress_text(o8, m, data, dir.file("w8"));
+    CHECK(std::filesystem::file_size(c.int8_path) < std::filesystem::file_size(c8.int8_path));
+  }
 }
 
 TEST_CASE("cli text: a non-finite loss stops training before the step and keeps the last good files") {
@@ -219,6 +242,22 @@ TEST_CASE("cli tool: train / eval / classify / quantize / distill / vocab with -
   CHECK(out.find("agree on") != std::string::npos);
   REQUIRE(run_text_tool("eval " + dir.file("kd/int8.safetensors"), out) == 0);
   CHECK(out.find("int8 BERT") != std::string::npos);
+
+  // W4A8: 4-bit weights through quantize and distill, and the report's low-bit rows beside int8's.
+  REQUIRE(run_text_tool("quantize " + best + " --weight-bits 4 --calib-batches 4 -b 8 -q --out " +
+                            dir.file("ptq4/int8.safetensors"), out) == 0);
+  REQUIRE(run_text_tool("distill --teacher " + best + " --no-kd --weight-bits 4 --epochs 1 -b 8 --lr 1e-4 -q --out " +
+                            dir.file("qat4"), out) == 0);
+  REQUIRE(run_text_tool("distill --teacher " + best + " --weight-bits 4 --epochs 1 -b 8 --lr 1e-4 -q --out " +
+                            dir.file("kd4"), out) == 0);
+  REQUIRE(run_text_tool("report --teacher " + best + " --ptq " + dir.file("ptq/int8.safetensors") + " --qat " +
+                            dir.file("kd") + " --qat-kd " + dir.file("kd") + " --low-bit-ptq " +
+                            dir.file("ptq4/int8.safetensors") + " --low-bit-qat " + dir.file("qat4") +
+                            " --low-bit-qat-kd " + dir.file("kd4") + " --out " + dir.file("report"), out) == 0);
+  for (const char* row : {"| FP32 teacher |", "| PTQ int8 |", "| QAT+KD int8 |", "| PTQ W4A8 |", "| QAT W4A8 |",
+                          "| QAT+KD W4A8 |", "Low-bit QAT+KD: the fake-quant student"})
+    CHECK_MESSAGE(out.find(row) != std::string::npos, row);
+  CHECK(std::filesystem::exists(dir.file("report/report.json")));
 
   // A text checkpoint with --task image, and a student resize, are refused with the reason.
   CHECK(run_text_tool("eval " + best + " --task image", out) != 0);

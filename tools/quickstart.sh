@@ -6,7 +6,8 @@
 #                                  int8 student trained without and with the teacher; about 40 minutes on 2 Zen 5 cores)
 #   ./tools/quickstart.sh --text   the same workflow on text: a BERT-small teacher trained from scratch on the
 #                                  SpamAssassin corpus (ham / spam), PTQ, QAT and QAT + INC's BERT distillation
-#                                  recipe to int8, evaluated and reported (runs/quickstart-text/)
+#                                  recipe to int8 and to W4A8 (4-bit weights), evaluated and reported
+#                                  (runs/quickstart-text/)
 # Files: runs/quickstart/ (or runs/quickstart-full/): teacher/, ptq/, qat/, qat_kd/ (full: small/,
 # small_kd/), report.json, report.md, curves.png.
 # The full recipe writes a `done` marker in each stage's folder when the stage finishes and skips a
@@ -36,16 +37,24 @@ if [ "$text" = 1 ]; then
   tb="$out/teacher/best.safetensors"
   # BERT-small (4 layers, hidden 256, 4 heads, intermediate 1024), 128 tokens per message, a WordPiece
   # vocabulary of 8000 learned from the training split; AdamW 5e-4, 10% warmup then linear decay.
-  echo "== 1/5 FP32 BERT teacher on SpamAssassin"
+  echo "== 1/8 FP32 BERT teacher on SpamAssassin"
   [ -f "$tb" ] || "$q" train --task text --data spam-assassin --epochs 6 -b 32 --lr 5e-4 -j "$threads" --out "$out/teacher"
-  echo "== 2/5 PTQ int8"
+  echo "== 2/8 PTQ int8"
   "$q" quantize "$tb" --calib-batches 16 -b 32 -j "$threads" --out "$out/ptq/int8.safetensors"
-  echo "== 3/5 QAT int8 (no teacher)"
+  echo "== 3/8 QAT int8 (no teacher)"
   "$q" distill --teacher "$tb" --no-kd --epochs 1 -b 32 --lr 5e-5 -j "$threads" --out "$out/qat"
-  echo "== 4/5 QAT + KD int8 (every layer's output and attention probabilities, the logits; MSE)"
+  echo "== 4/8 QAT + KD int8 (every layer's output and attention probabilities, the logits; MSE)"
   "$q" distill --teacher "$tb" --epochs 1 -b 32 --lr 5e-5 -j "$threads" --out "$out/qat_kd"
-  echo "== 5/5 report"
+  # W4A8: 4-bit weights per output channel (packed int4 layers), where the teacher has more to give.
+  echo "== 5/8 PTQ W4A8"
+  "$q" quantize "$tb" --weight-bits 4 --calib-batches 16 -b 32 -j "$threads" --out "$out/ptq_w4/int8.safetensors"
+  echo "== 6/8 QAT W4A8 (no teacher)"
+  "$q" distill --teacher "$tb" --no-kd --weight-bits 4 --epochs 2 -b 32 --lr 1e-4 -j "$threads" --out "$out/qat_w4"
+  echo "== 7/8 QAT + KD W4A8"
+  "$q" distill --teacher "$tb" --weight-bits 4 --epochs 2 -b 32 --lr 1e-4 -j "$threads" --out "$out/qat_kd_w4"
+  echo "== 8/8 report"
   "$q" report --task text --teacher "$tb" --ptq "$out/ptq/int8.safetensors" --qat "$out/qat" --qat-kd "$out/qat_kd" \
+    --low-bit-ptq "$out/ptq_w4/int8.safetensors" --low-bit-qat "$out/qat_w4" --low-bit-qat-kd "$out/qat_kd_w4" \
     --threads 2 --out "$out"
   echo "quickstart: done in $(( $(date +%s) - start )) s; see $out/report.md"
   exit 0

@@ -69,16 +69,6 @@ distill::ViTDistillRecipe kd_recipe(const DistillOptions& o) {
   return r;
 }
 
-// The quantization plan: `base`'s activations and observers with the requested weight precision.
-quant::QuantizationAwareTrainingConfig plan(quant::QuantizationAwareTrainingConfig cfg, const quant::QConfig& base,
-                                            const WeightPrecision& w) {
-  QUENCH_CHECK(w.bits >= 2 && w.bits <= 8, "--weight-bits must be 2..8, got ", w.bits);
-  QUENCH_CHECK(w.group_size >= 0, "--group-size must be 0 (per channel) or positive, got ", w.group_size);
-  cfg.default_qconfig = quant::QConfig::low_bit(base, w.bits, w.group_size, false);
-  if (!w.rules.empty()) quant::add_precision_rules(cfg, w.rules, base);
-  return cfg;
-}
-
 std::shared_ptr<nn::ViT> copy_vit(const nn::ViT& src) {
   Generator gen(0);
   auto m = std::make_shared<nn::ViT>(src.cfg, gen);
@@ -97,7 +87,7 @@ std::shared_ptr<nn::ViT> ptq_quantize(const nn::ViT& fp32, const nn::LabeledImag
   auto model = copy_vit(fp32);
   quant::QConfig base = quant::QConfig::default_ptq();
   if (o.observer == "minmax") base.activation_observer = quant::ObserverKind::min_max;
-  quant::QuantizationAwareTrainingConfig cfg = plan(quant::default_ptq_config(), base, o.weights);
+  quant::QuantizationAwareTrainingConfig cfg = with_weight_precision(quant::default_ptq_config(), base, o.weights);
   quant::prepare_ptq(*model, cfg);
   nn::DataLoader loader(train, loader_options(o.batch_size, true, o.seed, pp));
   const int64_t n = std::min(o.calib_batches, loader.size());
@@ -108,6 +98,15 @@ std::shared_ptr<nn::ViT> ptq_quantize(const nn::ViT& fp32, const nn::LabeledImag
   });
   quant::convert(*model);
   return model;
+}
+
+quant::QuantizationAwareTrainingConfig with_weight_precision(quant::QuantizationAwareTrainingConfig cfg,
+                                                             const quant::QConfig& base, const WeightPrecision& w) {
+  QUENCH_CHECK(w.bits >= 2 && w.bits <= 8, "--weight-bits must be 2..8, got ", w.bits);
+  QUENCH_CHECK(w.group_size >= 0, "--group-size must be 0 (per channel) or positive, got ", w.group_size);
+  cfg.default_qconfig = quant::QConfig::low_bit(base, w.bits, w.group_size, false);
+  if (!w.rules.empty()) quant::add_precision_rules(cfg, w.rules, base);
+  return cfg;
 }
 
 json WeightPrecision::to_json() const {
@@ -199,7 +198,7 @@ DistillResult distill(const DistillOptions& o, const std::shared_ptr<nn::ViT>& t
                "distill: the student must see the teacher's inputs and classes (img ", teacher->cfg.img,
                ", chans ", teacher->cfg.chans, ", classes ", teacher->cfg.classes, ")");
 
-  quant::QuantizationAwareTrainingConfig qcfg = plan({}, quant::QConfig::default_qat(), o.weights);
+  quant::QuantizationAwareTrainingConfig qcfg = with_weight_precision({}, quant::QConfig::default_qat(), o.weights);
   qcfg.freeze_observer_epoch = o.freeze_observers_epoch;
   std::vector<distill::CompressionConfig> configs{qcfg};
   if (o.kd) {

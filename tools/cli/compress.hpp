@@ -38,6 +38,9 @@ struct WeightPrecision {
   std::string rules;
   nlohmann::json to_json() const;
 };
+// The quantization plan `cfg` with `base`'s activations and observers and the weight precision `w`.
+quant::QuantizationAwareTrainingConfig with_weight_precision(quant::QuantizationAwareTrainingConfig cfg,
+                                                             const quant::QConfig& base, const WeightPrecision& w);
 
 // PTQ: calibration observer for activations (weights always use exact per-channel min/max).
 struct PtqOptions {

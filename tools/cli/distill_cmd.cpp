@@ -34,7 +34,7 @@ constexpr double kScratchLr = 1e-3, kScratchWarmupEpochs = 0.5, kScratchWeightDe
 int run_distill(DistillArgs& a) {
   if (a.threads > 0) set_num_threads(a.threads);
   if (is_text_run(a.text, a.teacher))
-    return run_text_compress(*a.sub, a.no_kd ? "qat" : "qat+kd", a.teacher, a.text, a.out, a.quiet);
+    return run_text_compress(*a.sub, a.no_kd ? "qat" : "qat+kd", a.teacher, a.text, a.o.weights, a.out, a.quiet);
   LoadedModel t = load_model(a.teacher);
   QUENCH_CHECK(!t.int8, "distill: the teacher ", a.teacher, " must be an FP32 checkpoint");
   DistillOptions o = a.o;

@@ -30,7 +30,7 @@ int run_quantize(const QuantizeArgs& a) {
   if (a.threads > 0) set_num_threads(a.threads);
   if (is_text_run(a.text, a.checkpoint)) {
     const std::string out = a.out == "runs/quantize/int8.safetensors" ? "runs/quantize" : std::filesystem::path(a.out).parent_path().string();
-    return run_text_compress(*a.sub, "ptq", a.checkpoint, a.text, out.empty() ? "." : out, a.quiet);
+    return run_text_compress(*a.sub, "ptq", a.checkpoint, a.text, a.ptq.weights, out.empty() ? "." : out, a.quiet);
   }
   LoadedModel fp32 = load_model(a.checkpoint);
   QUENCH_CHECK(!fp32.int8, "quantize: ", a.checkpoint, " is already an int8 checkpoint");

@@ -20,7 +20,8 @@ namespace quench::cli {
 namespace {
 
 struct ReportArgs {
-  std::string teacher, ptq, qat_dir, qat_kd_dir, small_dir, small_kd_dir, out = "runs/report",
+  std::string teacher, ptq, qat_dir, qat_kd_dir, small_dir, small_kd_dir, low_ptq, low_qat_dir, low_qat_kd_dir,
+      out = "runs/report",
                                                  fashion_root = "/usr/share/datasets/fashion-mnist/";
   int64_t limit_test = 0;
   int threads = 2;
@@ -29,7 +30,11 @@ struct ReportArgs {
 
 int run_report(const ReportArgs& a) {
   if (a.task == "text" || (a.task == "auto" && is_text_checkpoint_file(a.teacher)))
-    return run_text_report(a.teacher, a.ptq, a.qat_dir, a.qat_kd_dir, a.out, a.threads, a.limit_test);
+    return run_text_report(a.teacher, a.ptq, a.qat_dir, a.qat_kd_dir, {a.low_ptq, a.low_qat_dir, a.low_qat_kd_dir},
+                           a.out, a.threads, a.limit_test);
+  QUENCH_CHECK(a.low_ptq.empty() && a.low_qat_dir.empty() && a.low_qat_kd_dir.empty(),
+               "report: --low-bit-ptq / --low-bit-qat / --low-bit-qat-kd rows are reported for text models; for "
+               "images run quench report once per precision");
   LoadedModel teacher = load_model(a.teacher), ptq = load_model(a.ptq);
   LoadedModel qat = load_model(a.qat_dir + "/int8.safetensors"), kd = load_model(a.qat_kd_dir + "/int8.safetensors");
   QUENCH_CHECK(!teacher.int8 && ptq.int8 && qat.int8 && kd.int8,
@@ -101,6 +106,12 @@ Command add_report_command(CLI::App& app) {
   sub->add_option("--small", a->small_dir, "optional: quench distill --no-kd folder of a smaller student")
       ->check(CLI::ExistingDirectory);
   sub->add_option("--small-kd", a->small_kd_dir, "optional: quench distill folder of the same student with KD")
+      ->check(CLI::ExistingDirectory);
+  sub->add_option("--low-bit-ptq", a->low_ptq, "optional (text): a low-bit PTQ file, e.g. quantize --weight-bits 4")
+      ->check(CLI::ExistingFile);
+  sub->add_option("--low-bit-qat", a->low_qat_dir, "optional (text): its distill --no-kd --weight-bits folder")
+      ->check(CLI::ExistingDirectory);
+  sub->add_option("--low-bit-qat-kd", a->low_qat_kd_dir, "optional (text): its distill --weight-bits folder")
       ->check(CLI::ExistingDirectory);
   sub->add_option("--out,-o", a->out, "folder for report.json, report.md, curves.png")->capture_default_str();
   sub->add_option("--fashion-root", a->fashion_root, "Fashion-MNIST folder")->capture_default_str();

@@ -234,7 +234,7 @@ int run_text_classify(const std::string& checkpoint, const std::vector<std::stri
 }
 
 int run_text_compress(const CLI::App& sub, const std::string& method, const std::string& checkpoint,
-                      const TextArgs& t, const std::string& out, bool quiet) {
+                      const TextArgs& t, const WeightPrecision& weights, const std::string& out, bool quiet) {
   TextModel teacher = load_text_model(checkpoint);
   TextCompressOptions o;
   o.method = method;
@@ -248,9 +248,9 @@ int run_text_compress(const CLI::App& sub, const std::string& method, const std:
   o.freeze_observers_epoch = given(sub, "--freeze-observers-epoch", o.freeze_observers_epoch);
   o.seed = given(sub, "--seed", o.seed);
   QUENCH_CHECK(!was_given(sub, "--dim") && !was_given(sub, "--depth") && !was_given(sub, "--heads") &&
-                   !was_given(sub, "--hidden") && !was_given(sub, "--weight-bits") && !was_given(sub, "--precision"),
-               method, " --task text: the student is a copy of the teacher with 8-bit weights; drop --dim / --depth /"
-               " --heads / --hidden / --weight-bits / --precision");
+                   !was_given(sub, "--hidden"),
+               method, " --task text: the student is a copy of the teacher; drop --dim / --depth / --heads / --hidden");
+  o.weights = weights;
   TextSplits data = load_text_data(data_for(sub, teacher, t));
   QUENCH_CHECK(data.train.classes == teacher.classes, checkpoint, ": the data's classes differ from the model's");
   dist::ProcessGroup& pg = dist::ProcessGroup::world();
@@ -302,8 +302,24 @@ nlohmann::json last_line(const std::string& path) {
 
 }  // namespace
 
+namespace {
+
+// "int8", or "W4A8" / "W4A8 g64" for a model whose recipe asked for fewer weight bits.
+std::string precision_label(const TextModel& m) {
+  auto it = m.metadata.find("recipe");
+  if (it == m.metadata.end()) return "int8";
+  const nlohmann::json w = nlohmann::json::parse(it->second, nullptr, false).value("weights", nlohmann::json());
+  const int bits = w.is_object() ? w.value("bits", 8) : 8;
+  const int64_t group = w.is_object() ? w.value("group_size", int64_t{0}) : 0;
+  if (bits == 8 && group == 0) return "int8";
+  return "W" + std::to_string(bits) + "A8" + (group > 0 ? " g" + std::to_string(group) : "");
+}
+
+}  // namespace
+
 int run_text_report(const std::string& teacher_path, const std::string& ptq, const std::string& qat_dir,
-                    const std::string& qat_kd_dir, const std::string& out, int threads, int64_t limit_test) {
+                    const std::string& qat_kd_dir, const LowBitRows& low_bit, const std::string& out, int threads,
+                    int64_t limit_test) {
   set_num_threads(threads);
   TextModel teacher = load_text_model(teacher_path);
   QUENCH_CHECK(!teacher.int8, "report --task text: ", teacher_path, " must be the FP32 teacher");
@@ -314,12 +330,15 @@ int run_text_report(const std::string& teacher_path, const std::string& ptq, con
   const TextSplits data = load_text_data(d);
   const EncodedTexts test = encode_texts(data.test, *teacher.tokenizer, teacher.max_length);
   struct Row {
-    std::string name, path;
+    std::string method, path;  // the name: method and the model's precision
   };
-  const std::vector<Row> rows = {{"FP32 teacher", teacher_path},
-                                 {"PTQ int8", ptq},
-                                 {"QAT int8", qat_dir + "/int8.safetensors"},
-                                 {"QAT+KD int8", qat_kd_dir + "/int8.safetensors"}};
+  std::vector<Row> rows = {{"FP32 teacher", teacher_path},
+                           {"PTQ", ptq},
+                           {"QAT", qat_dir + "/int8.safetensors"},
+                           {"QAT+KD", qat_kd_dir + "/int8.safetensors"}};
+  if (!low_bit.ptq.empty()) rows.push_back({"PTQ", low_bit.ptq});
+  if (!low_bit.qat_dir.empty()) rows.push_back({"QAT", low_bit.qat_dir + "/int8.safetensors"});
+  if (!low_bit.qat_kd_dir.empty()) rows.push_back({"QAT+KD", low_bit.qat_kd_dir + "/int8.safetensors"});
   nlohmann::json j = {{"task", "text"}, {"data", d.data}, {"test_texts", data.test.size()}, {"threads", threads},
                       {"infer_batch", 32}, {"models", nlohmann::json::array()}};
   std::string md = "| model | test accuracy | F1 | size | inference (batch 32, " + std::to_string(threads) +
@@ -332,17 +351,21 @@ int run_text_report(const std::string& teacher_path, const std::string& ptq, con
     EvalResult e = evaluate_text(*m.bert, test, m.pad_id(), m.bert->cfg.num_labels);
     const double ms = time_batch_ms(*m.bert, test, m.pad_id(), 32);
     const double mib = static_cast<double>(std::filesystem::file_size(r.path)) / 1048576.0;
-    j["models"].push_back({{"name", r.name}, {"path", r.path}, {"accuracy", e.accuracy()}, {"f1", e.f1()},
+    const std::string name = m.int8 ? r.method + " " + precision_label(m) : r.method;
+    j["models"].push_back({{"name", name}, {"path", r.path}, {"accuracy", e.accuracy()}, {"f1", e.f1()},
                            {"size_mib", mib}, {"infer_ms", ms}});
     char buf[256];
-    std::snprintf(buf, sizeof buf, "| %s | %.2f%% | %.4f | %.2f MiB | %.1f ms |\n", r.name.c_str(), 100 * e.accuracy(),
+    std::snprintf(buf, sizeof buf, "| %s | %.2f%% | %.4f | %.2f MiB | %.1f ms |\n", name.c_str(), 100 * e.accuracy(),
                   e.f1(), mib, ms);
     md += buf;
   }
-  nlohmann::json kd = last_line(qat_kd_dir + "/metrics.jsonl");
-  if (kd.is_object() && kd.contains("fq_int8_agreement")) {
-    j["qat_kd_fq_int8_agreement"] = kd["fq_int8_agreement"];
-    md += "\nQAT+KD: the fake-quant student and its int8 conversion predict the same class for " +
+  for (const auto& [key, dir] : {std::pair<std::string, std::string>{"qat_kd", qat_kd_dir}, {"low_bit_qat_kd", low_bit.qat_kd_dir}}) {
+    if (dir.empty()) continue;
+    nlohmann::json kd = last_line(dir + "/metrics.jsonl");
+    if (!kd.is_object() || !kd.contains("fq_int8_agreement")) continue;
+    j[key + "_fq_int8_agreement"] = kd["fq_int8_agreement"];
+    md += "\n" + std::string(key == "qat_kd" ? "QAT+KD" : "Low-bit QAT+KD") +
+          ": the fake-quant student and its integer conversion predict the same class for " +
           std::to_string(100 * kd["fq_int8_agreement"].get<double>()).substr(0, 6) + "% of the test texts.\n";
   }
   std::filesystem::create_directories(out);

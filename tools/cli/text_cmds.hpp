@@ -7,6 +7,7 @@
 #include <CLI/CLI.hpp>
 #include <string>
 
+#include "tools/cli/compress.hpp"
 #include "tools/cli/config.hpp"
 
 namespace quench::cli {
@@ -41,12 +42,16 @@ int run_text_eval(const CLI::App& sub, const std::string& checkpoint, const Text
                   int64_t limit, const std::string& split, const std::string& logits_npy);
 int run_text_classify(const std::string& checkpoint, const std::vector<std::string>& texts, int64_t top_k);
 int run_text_compress(const CLI::App& sub, const std::string& method, const std::string& checkpoint,
-                      const TextArgs& t, const std::string& out, bool quiet);
+                      const TextArgs& t, const WeightPrecision& weights, const std::string& out, bool quiet);
 
 // report --task text: the teacher and its three int8 models (PTQ file, QAT and QAT + KD folders) on
 // the teacher's test split: accuracy, F1, file size, batch-32 inference time; report.md / report.json.
+struct LowBitRows {  // optional: a low-bit PTQ file and QAT / QAT + KD folders (e.g. W4A8)
+  std::string ptq, qat_dir, qat_kd_dir;
+};
 int run_text_report(const std::string& teacher, const std::string& ptq, const std::string& qat_dir,
-                    const std::string& qat_kd_dir, const std::string& out, int threads, int64_t limit_test);
+                    const std::string& qat_kd_dir, const LowBitRows& low_bit, const std::string& out, int threads,
+                    int64_t limit_test);
 
 struct Command;
 // `quench vocab`: learns a WordPiece vocabulary from a corpus and writes vocab.txt.

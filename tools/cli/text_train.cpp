@@ -86,7 +86,8 @@ nlohmann::json to_json(const TextCompressOptions& o) {
           {"logits_weight", o.logits_weight},
           {"add_origin_loss", o.add_origin_loss},
           {"freeze_observers_epoch", o.freeze_observers_epoch},
-          {"seed", o.seed}};
+          {"seed", o.seed},
+          {"weights", o.weights.to_json()}};
 }
 
 namespace {
@@ -136,11 +137,12 @@ std::shared_ptr<nn::BertForSequenceClassification> copy_bert(const nn::BertForSe
   return c;
 }
 
-quant::QuantizationAwareTrainingConfig text_qat_config(int freeze_epoch) {
+quant::QuantizationAwareTrainingConfig text_qat_config(int freeze_epoch, const WeightPrecision& w) {
   quant::QuantizationAwareTrainingConfig q;
   q.quantize_attention_matmuls = true;  // q @ k^T and probs @ v on the int8 grid, as ViT's
   q.freeze_observer_epoch = freeze_epoch;
-  return q;
+  if (w.bits == 8 && w.group_size == 0 && w.rules.empty()) return q;  // int8 per channel
+  return with_weight_precision(q, q.default_qconfig.value_or(quant::QConfig::default_qat()), w);
 }
 
 }  // namespace
@@ -407,7 +409,7 @@ TextCompressResult compress_text(const TextCompressOptions& o, const TextModel& 
 
   if (o.method == "ptq") {
     out.bert = copy_bert(*teacher.bert);
-    quant::prepare_ptq(*out.bert, text_qat_config(-1));
+    quant::prepare_ptq(*out.bert, text_qat_config(-1, o.weights));
     const std::vector<int64_t> order = permutation(train.size(), o.seed);
     const int64_t n = std::min(o.calib_batches, steps_per_epoch(train.size(), o.batch_size));
     quant::calibrate_multi(*out.bert, n, [&](int64_t i) {
@@ -423,7 +425,7 @@ TextCompressResult compress_text(const TextCompressOptions& o, const TextModel& 
 
   // QAT (+ INC's BERT recipe) through the compression manager's hooks, as a user's loop would.
   auto student = copy_bert(*teacher.bert);
-  const quant::QuantizationAwareTrainingConfig qcfg = text_qat_config(o.freeze_observers_epoch);
+  const quant::QuantizationAwareTrainingConfig qcfg = text_qat_config(o.freeze_observers_epoch, o.weights);
   std::vector<distill::CompressionConfig> configs{qcfg};
   if (o.method == "qat+kd") {
     distill::BertDistillRecipe r;

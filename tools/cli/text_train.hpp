@@ -18,6 +18,7 @@
 #include <vector>
 
 #include "dist/process_group.hpp"
+#include "tools/cli/compress.hpp"
 #include "tools/cli/evaluate.hpp"
 #include "tools/cli/progress.hpp"
 #include "tools/cli/text_data.hpp"
@@ -82,6 +83,7 @@ struct TextCompressOptions {
   bool add_origin_loss = false;   // also the cross-entropy on the labels
   int freeze_observers_epoch = 1; // observers freeze at the start of this 0-based epoch (< 0: never)
   uint64_t seed = 0;
+  WeightPrecision weights;        // 8 bits per channel; 4 or fewer: packed int4 layers (W4A8)
 };
 nlohmann::json to_json(const TextCompressOptions& o);
 
