@@ -101,6 +101,34 @@ TEST_CASE("cli text: train a BERT, its files, then PTQ and QAT + the BERT recipe
   const EncodedTexts test = encode_texts(data.test, *m.tokenizer, m.max_length);
   CHECK(evaluate_text(*m.bert, test, m.pad_id(), 2).accuracy() == doctest::Approx(r.best_acc));
 
+  SUBCASE("a Hugging Face folder: written, read back, the same logits to the bit") {
+    const std::string hf = dir.file("hf");
+    save_hf_bert_folder(hf, m);
+    for (const char* f : {"config.json", "model.safetensors", "vocab.txt", "tokenizer_config.json"})
+      CHECK_MESSAGE(std::filesystem::exists(hf + "/" + f), f);
+    CHECK(is_hf_bert_folder(hf));
+    CHECK(is_text_checkpoint_file(hf));
+    const nn::SafeTensorsFile w = nn::load_safetensors(hf + "/model.safetensors");
+    CHECK(w.metadata.at("format") == "pt");  // what transformers writes and checks
+    CHECK(w.contains("bert.encoder.layer.0.output.LayerNorm.weight"));
+    TextModel h = load_text_model(hf);
+    CHECK(h.classes == m.classes);
+    CHECK(h.vocab == m.vocab);
+    CHECK(h.max_length == m.max_length);
+    CHECK(h.do_lower_case == m.do_lower_case);
+    const EvalResult a = evaluate_text(*m.bert, test, m.pad_id(), 2, 64, true);
+    const EvalResult b = evaluate_text(*h.bert, test, h.pad_id(), 2, 64, true);
+    CHECK(a.logits.to_vector<float>() == b.logits.to_vector<float>());
+    // A folder missing a file names it.
+    std::filesystem::remove(hf + "/vocab.txt");
+    CHECK_THROWS_WITH_AS(load_text_model(hf), doctest::Contains("needs vocab.txt"), Error);
+    CHECK_THROWS_WITH_AS(save_hf_bert_folder(dir.file("hf8"), [&] {
+                           TextModel q = m;
+                           q.int8 = true;
+                           return q;
+                         }()),
+                         doctest::Contains("no Hugging Face form"), Error);
+  }
   SUBCASE("PTQ") {
     TextCompressOptions o;
     o.method = "ptq";
@@ -258,6 +286,13 @@ TEST_CASE("cli tool: train / eval / classify / quantize / distill / vocab with -
                           "| QAT+KD W4A8 |", "Low-bit QAT+KD: the fake-quant student"})
     CHECK_MESSAGE(out.find(row) != std::string::npos, row);
   CHECK(std::filesystem::exists(dir.file("report/report.json")));
+
+  // export: a Hugging Face folder that the tool itself reads back (eval, classify).
+  REQUIRE(run_text_tool("export " + best + " --out " + dir.file("hf"), out) == 0);
+  REQUIRE(run_text_tool("eval " + dir.file("hf") + " " + data, out) == 0);
+  CHECK(out.find("32 texts") != std::string::npos);
+  CHECK(run_text_tool("export " + dir.file("kd/int8.safetensors") + " --out " + dir.file("hf8"), out) != 0);
+  CHECK(out.find("no Hugging Face form") != std::string::npos);
 
   // A text checkpoint with --task image, and a student resize, are refused with the reason.
   CHECK(run_text_tool("eval " + best + " --task image", out) != 0);

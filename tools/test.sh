@@ -11,7 +11,7 @@ esac
 root="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
 cd "$root"
 
-./tools/setup.sh --text || { echo "setup failed"; echo "0 passed, 1 failed"; exit 1; }
+./tools/setup.sh --torch --text || { echo "setup failed"; echo "0 passed, 1 failed"; exit 1; }
 
 export CXX="${CXX:-clang++}"
 jobs="$(nproc)"
@@ -94,6 +94,11 @@ if step build-release ninja -C build -j "$jobs"; then
   if step run-qat-kd bash -c "cd '$(mktemp -d)' && '$root/build/tools/qat_kd' student.int8.safetensors"; then
     passed=$((passed + 1))
     tail -n 1 "$log_dir/run-qat-kd.log"
+  fi
+  # BERT checkpoints between PyTorch and quench, both ways (Hugging Face folders).
+  if step bert-interop /usr/bin/python3 tests/golden/bert_interop.py build/tools/quench; then
+    passed=$((passed + 1))
+    tail -n 2 "$log_dir/bert-interop.log"
   fi
   # Every command shown in README.md and docs/ against the CLI's --help.
   echo "== docs-check"

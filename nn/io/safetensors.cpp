@@ -14,6 +14,9 @@
 #include <limits>
 #include <nlohmann/json.hpp>
 #include <set>
+#include <string_view>
+
+#include "nn/io/atomic_file.hpp"
 
 namespace quench::nn {
 
@@ -287,26 +290,7 @@ SafeTensorsFile load_with(uint64_t file_size, const ReadAt& read_at, const std::
   return out;
 }
 
-// ---- writing ----
-
 std::string errno_str() { return std::strerror(errno); }
-
-void write_all(int fd, const void* data, size_t len, const std::string& what) {
-  const char* p = static_cast<const char*>(data);
-  while (len > 0) {
-    ssize_t w = ::write(fd, p, len);
-    if (w < 0 && errno == EINTR) continue;
-    if (w <= 0) throw Error(what + ": write failed: " + (w < 0 ? errno_str() : "no progress"));
-    p += w;
-    len -= static_cast<size_t>(w);
-  }
-}
-
-std::string dir_of(const std::string& path) {
-  size_t slash = path.find_last_of('/');
-  if (slash == std::string::npos) return ".";
-  return slash == 0 ? "/" : path.substr(0, slash);
-}
 
 }  // namespace
 
@@ -382,38 +366,10 @@ void save_safetensors(const std::string& path, const NamedTensors& tensors,
   text.append((8 - text.size() % 8) % 8, ' ');
   const uint64_t n = text.size();
 
-  // Temporary file beside the target so rename() stays on one file system (and is atomic).
-  static std::atomic<uint64_t> counter{0};
-  std::string tmp;
-  int fd = -1;
-  for (int attempt = 0; attempt < 100 && fd < 0; ++attempt) {
-    tmp = path + ".tmp." + std::to_string(::getpid()) + "." + std::to_string(counter++);
-    fd = ::open(tmp.c_str(), O_WRONLY | O_CREAT | O_EXCL | O_CLOEXEC, 0666);
-    if (fd < 0 && errno != EEXIST) break;
-  }
-  if (fd < 0) throw Error(what + ": cannot create a temporary file " + tmp + ": " + errno_str());
-  try {
-    write_all(fd, &n, 8, what);
-    write_all(fd, text.data(), text.size(), what);
-    for (const auto& [name, t] : sorted)
-      if (t.nbytes()) write_all(fd, t.raw_data(), t.nbytes(), what);
-    if (::fsync(fd) != 0) throw Error(what + ": fsync failed: " + errno_str());
-    int rc = ::close(fd);
-    fd = -1;
-    if (rc != 0) throw Error(what + ": close failed: " + errno_str());
-    if (::rename(tmp.c_str(), path.c_str()) != 0)
-      throw Error(what + ": cannot rename the temporary file over it: " + errno_str());
-  } catch (...) {
-    if (fd >= 0) ::close(fd);
-    ::unlink(tmp.c_str());
-    throw;
-  }
-  // Make the rename itself durable; failing here leaves a complete file, so it is not an error.
-  int dir = ::open(dir_of(path).c_str(), O_RDONLY | O_DIRECTORY | O_CLOEXEC);
-  if (dir >= 0) {
-    ::fsync(dir);
-    ::close(dir);
-  }
+  std::vector<std::string_view> chunks{std::string_view(reinterpret_cast<const char*>(&n), 8), text};
+  for (const auto& [name, t] : sorted)
+    if (t.nbytes()) chunks.emplace_back(static_cast<const char*>(t.raw_data()), t.nbytes());
+  write_file_atomic(path, chunks, what);
 }
 
 void save_safetensors(const std::string& path, const std::map<std::string, Tensor>& tensors,

@@ -12,6 +12,8 @@
 #include <iterator>
 #include <unordered_map>
 
+#include "nn/io/atomic_file.hpp"
+
 namespace quench::nn {
 
 bool is_cjk_ideograph(int32_t cp) {
@@ -238,29 +240,9 @@ void WordPieceTokenizer::save_vocab(const std::string& path) const {
   for (size_t i = 0; i < vocab_.size(); ++i)
     QUENCH_CHECK(vocab_[i].find_first_of("\r\n") == std::string::npos, "save_vocab: ", path, ": token ", i,
                  " holds a line break and cannot be written one per line; fix: remove it from the vocab");
-  const std::string tmp = path + ".tmp." + std::to_string(::getpid());
-  {
-    std::ofstream out(tmp, std::ios::binary | std::ios::trunc);
-    if (!out) throw Error("save_vocab: " + tmp + ": cannot create: " + std::strerror(errno) +
-                          "; fix: check that the directory exists and is writable");
-    for (const std::string& t : vocab_) {
-      out.write(t.data(), static_cast<std::streamsize>(t.size()));
-      out.put('\n');
-    }
-    out.flush();
-    if (!out) {
-      std::error_code ec;
-      std::filesystem::remove(tmp, ec);
-      throw Error("save_vocab: " + tmp + ": write failed; fix: check the free disk space");
-    }
-  }
-  std::error_code ec;
-  std::filesystem::rename(tmp, path, ec);
-  if (ec) {
-    std::error_code ec2;
-    std::filesystem::remove(tmp, ec2);
-    throw Error("save_vocab: " + path + ": cannot rename " + tmp + " over it: " + ec.message());
-  }
+  std::string text;
+  for (const std::string& t : vocab_) text += t + '\n';
+  write_file_atomic(path, {text}, "save_vocab: " + path);
 }
 
 // ---- tokenization ----

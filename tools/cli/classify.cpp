@@ -73,9 +73,10 @@ int run_classify(const ClassifyArgs& a) {
 Command add_classify_command(CLI::App& app) {
   auto a = std::make_shared<ClassifyArgs>();
   CLI::App* sub = app.add_subcommand("classify", "Top-k classes of images (or texts) with their probabilities");
-  sub->add_option("checkpoint", a->checkpoint, "a .safetensors checkpoint written by quench train")
+  sub->add_option("checkpoint", a->checkpoint,
+                  "a .safetensors checkpoint written by quench, or a Hugging Face BERT folder")
       ->required()
-      ->check(CLI::ExistingFile);
+      ->check(CLI::ExistingPath);
   sub->add_option("inputs", a->images,
                   "image files (PNG, JPEG, BMP, ...), resized to the model's input; for a text model, texts "
                   "(none or '-': one per line from stdin)");

@@ -91,7 +91,9 @@ Command add_distill_command(CLI::App& app) {
   DistillOptions& o = a->o;
   CLI::App* sub = app.add_subcommand(
       "distill", "Quantization-aware training with logit and layer-wise distillation from an FP32 teacher");
-  sub->add_option("--teacher", a->teacher, "FP32 teacher checkpoint")->required()->check(CLI::ExistingFile);
+  sub->add_option("--teacher", a->teacher, "FP32 teacher checkpoint (or a Hugging Face BERT folder)")
+      ->required()
+      ->check(CLI::ExistingPath);
   sub->add_flag("--no-kd", a->no_kd, "QAT alone (task loss only, no teacher)");
   sub->add_flag("--list-taps", a->list_taps, "print the tap names of student and teacher and exit");
   a->dim = sub->add_option("--dim", o.student.dim,

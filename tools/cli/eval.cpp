@@ -70,9 +70,10 @@ Command add_eval_command(CLI::App& app) {
   auto a = std::make_shared<EvalArgs>();
   CLI::App* sub =
       app.add_subcommand("eval", "Accuracy, per-class accuracy and confusion matrix of a checkpoint");
-  sub->add_option("checkpoint", a->checkpoint, "a .safetensors checkpoint written by quench train")
+  sub->add_option("checkpoint", a->checkpoint,
+                  "a .safetensors checkpoint written by quench, or a Hugging Face BERT folder")
       ->required()
-      ->check(CLI::ExistingFile);
+      ->check(CLI::ExistingPath);
   sub->add_option("--data-dir", a->data_dir, "evaluate on this image folder (root/<class>/images) instead");
   sub->add_option("--fashion-root", a->fashion_root, "Fashion-MNIST folder")->capture_default_str();
   sub->add_option("--split", a->split, "Fashion-MNIST split")

@@ -25,7 +25,8 @@ int main(int argc, char** argv) {
                                                 quench::cli::add_quantize_command(app),
                                                 quench::cli::add_distill_command(app),
                                                 quench::cli::add_report_command(app),
-                                                quench::cli::add_vocab_command(app)};
+                                                quench::cli::add_vocab_command(app),
+                                                quench::cli::add_export_command(app)};
   CLI11_PARSE(app, argc, argv);
   try {
     for (auto& c : commands)

@@ -4,8 +4,10 @@
 #include <cerrno>
 #include <cstdio>
 #include <cstring>
+#include <string_view>
 
 #include "engine/error.hpp"
+#include "nn/io/atomic_file.hpp"
 
 namespace quench::cli {
 
@@ -34,17 +36,9 @@ void write_npy(const std::string& path, const Tensor& t) {
   QUENCH_CHECK(t.defined() && t.dtype() == kFloat32, "write_npy: ", path, ": expected a float32 tensor");
   Tensor c = t.contiguous();
   const std::string header = npy_header_f32(c.sizes());
-  const std::string tmp = path + ".tmp";
-  std::FILE* f = std::fopen(tmp.c_str(), "wb");
-  QUENCH_CHECK(f, "write_npy: cannot open ", tmp, ": ", std::strerror(errno));
-  bool ok = std::fwrite(header.data(), 1, header.size(), f) == header.size();
-  ok = ok && std::fwrite(c.data_ptr<float>(), sizeof(float), c.numel(), f) == static_cast<size_t>(c.numel());
-  ok = (std::fclose(f) == 0) && ok;
-  if (!ok || std::rename(tmp.c_str(), path.c_str()) != 0) {
-    const std::string why = std::strerror(errno);
-    std::remove(tmp.c_str());
-    throw Error("write_npy: cannot write " + path + ": " + why);
-  }
+  nn::write_file_atomic(path,
+                        {header, std::string_view(reinterpret_cast<const char*>(c.data_ptr<float>()), c.nbytes())},
+                        "write_npy: " + path);
 }
 
 }  // namespace quench::cli

@@ -65,9 +65,10 @@ int run_quantize(const QuantizeArgs& a) {
 Command add_quantize_command(CLI::App& app) {
   auto a = std::make_shared<QuantizeArgs>();
   CLI::App* sub = app.add_subcommand("quantize", "Post-training quantization of an FP32 checkpoint to int8");
-  sub->add_option("checkpoint", a->checkpoint, "FP32 checkpoint (quench train's best.safetensors)")
+  sub->add_option("checkpoint", a->checkpoint,
+                  "FP32 checkpoint (quench train's best.safetensors, or a Hugging Face BERT folder)")
       ->required()
-      ->check(CLI::ExistingFile);
+      ->check(CLI::ExistingPath);
   sub->add_option("--calib-batches", a->ptq.calib_batches, "calibration batches of training images")
       ->capture_default_str();
   sub->add_option("--batch-size,-b", a->ptq.batch_size, "calibration batch size")->capture_default_str();

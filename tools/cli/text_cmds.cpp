@@ -407,4 +407,31 @@ Command add_vocab_command(CLI::App& app) {
           }};
 }
 
+Command add_export_command(CLI::App& app) {
+  struct Args {
+    std::string checkpoint, out, format = "hf";
+  };
+  auto a = std::make_shared<Args>();
+  CLI::App* sub = app.add_subcommand("export", "Write an FP32 BERT checkpoint as a Hugging Face model folder");
+  sub->add_option("checkpoint", a->checkpoint, "FP32 text checkpoint (quench train --task text's best.safetensors)")
+      ->required()
+      ->check(CLI::ExistingFile);
+  sub->add_option("--out,-o", a->out, "folder to write (config.json, model.safetensors, vocab.txt, "
+                                      "tokenizer_config.json)")
+      ->required();
+  sub->add_option("--format", a->format, "hf: transformers' save_pretrained layout")
+      ->capture_default_str()
+      ->check(CLI::IsMember({"hf"}));
+  return {sub, [a] {
+            QUENCH_CHECK(is_text_checkpoint_file(a->checkpoint), "export: ", a->checkpoint,
+                         " is not a text model; image checkpoints already carry the PyTorch reference's names "
+                         "(tests/golden/vit_reference.py loads them as they are)");
+            const TextModel m = load_text_model(a->checkpoint);
+            save_hf_bert_folder(a->out, m);
+            std::printf("export: %s -> %s (config.json, model.safetensors, vocab.txt, tokenizer_config.json)\n",
+                        a->checkpoint.c_str(), a->out.c_str());
+            return 0;
+          }};
+}
+
 }  // namespace quench::cli

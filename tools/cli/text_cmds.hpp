@@ -56,5 +56,8 @@ int run_text_report(const std::string& teacher, const std::string& ptq, const st
 struct Command;
 // `quench vocab`: learns a WordPiece vocabulary from a corpus and writes vocab.txt.
 Command add_vocab_command(CLI::App& app);
+// quench export: an FP32 text checkpoint as a Hugging Face folder (config.json, model.safetensors,
+// vocab.txt, tokenizer_config.json) for transformers or the PyTorch reference.
+Command add_export_command(CLI::App& app);
 
 }  // namespace quench::cli

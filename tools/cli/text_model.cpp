@@ -1,8 +1,12 @@
 #include "tools/cli/text_model.hpp"
 
+#include <algorithm>
+#include <filesystem>
+#include <fstream>
 #include <sstream>
 
 #include "engine/error.hpp"
+#include "nn/io/atomic_file.hpp"
 #include "quant/int8_io.hpp"
 
 namespace quench::cli {
@@ -52,9 +56,104 @@ bool is_text_checkpoint(const nn::Metadata& md) {
   return it != md.end() && it->second == "bert";
 }
 
-bool is_text_checkpoint_file(const std::string& path) { return is_text_checkpoint(nn::load_safetensors(path).metadata); }
+bool is_text_checkpoint_file(const std::string& path) {
+  if (std::filesystem::is_directory(path)) return is_hf_bert_folder(path);
+  return is_text_checkpoint(nn::load_safetensors(path).metadata);
+}
+
+namespace {
+
+nlohmann::json read_json_file(const std::string& path) {
+  std::ifstream in(path);
+  QUENCH_CHECK(in, path, ": cannot open");
+  nlohmann::json j = nlohmann::json::parse(in, nullptr, /*allow_exceptions=*/false);
+  QUENCH_CHECK(!j.is_discarded() && j.is_object(), path, ": not a JSON object");
+  return j;
+}
+
+// The model's tokenizer and its eval mode, once bert, vocab and the options are set.
+void finish(TextModel& m, const std::string& path) {
+  QUENCH_CHECK(static_cast<int64_t>(m.vocab.size()) == m.bert->cfg.vocab_size, path, ": the vocabulary has ",
+               m.vocab.size(), " tokens but the model's vocab_size is ", m.bert->cfg.vocab_size);
+  QUENCH_CHECK(static_cast<int64_t>(m.classes.size()) == m.bert->cfg.num_labels, path, ": ", m.classes.size(),
+               " class names for a model of ", m.bert->cfg.num_labels, " labels");
+  nn::WordPieceOptions to;
+  to.do_lower_case = m.do_lower_case;
+  m.tokenizer = std::make_shared<nn::WordPieceTokenizer>(m.vocab, to);
+  m.bert->eval();
+}
+
+}  // namespace
+
+bool is_hf_bert_folder(const std::string& dir) {
+  namespace fs = std::filesystem;
+  if (!fs::is_directory(dir) || !fs::is_regular_file(dir + "/config.json")) return false;
+  std::ifstream in(dir + "/config.json");
+  const nlohmann::json j = nlohmann::json::parse(in, nullptr, /*allow_exceptions=*/false);
+  return j.is_object() && j.value("model_type", std::string()) == "bert";
+}
+
+TextModel load_hf_bert_folder(const std::string& dir) {
+  for (const char* f : {"config.json", "model.safetensors", "vocab.txt"})
+    QUENCH_CHECK(std::filesystem::is_regular_file(dir + "/" + f), dir, ": a Hugging Face BERT folder needs ", f,
+                 " (save_pretrained writes config.json and model.safetensors, the tokenizer vocab.txt)");
+  TextModel m;
+  nn::BertConfig cfg;
+  try {
+    cfg = nn::BertConfig::from_json(read_json_file(dir + "/config.json"));
+  } catch (const Error& e) {
+    throw Error(dir + "/config.json: " + e.what());
+  }
+  m.bert = std::make_shared<nn::BertForSequenceClassification>(cfg);
+  const std::string weights = dir + "/model.safetensors";
+  nn::SafeTensorsFile f = nn::load_safetensors(weights);
+  nn::StateDict sd;
+  for (const auto& name : f.names)
+    if (name != "bert.embeddings.position_ids") sd.insert(name, f.tensors.at(name));  // a buffer older HF saved
+  try {
+    m.bert->load_state_dict(sd, /*strict=*/true);
+  } catch (const Error& e) {
+    throw Error(weights + ": " + e.what());
+  }
+  m.vocab = nn::WordPieceTokenizer::from_vocab_file(dir + "/vocab.txt").vocab();
+  m.max_length = cfg.max_position_embeddings;
+  if (std::filesystem::is_regular_file(dir + "/tokenizer_config.json")) {
+    const nlohmann::json t = read_json_file(dir + "/tokenizer_config.json");
+    m.do_lower_case = t.value("do_lower_case", true);
+    if (t.contains("model_max_length") && t["model_max_length"].is_number_integer())
+      m.max_length = std::min(m.max_length, t["model_max_length"].get<int64_t>());
+  }
+  for (int64_t i = 0; i < cfg.num_labels; ++i) m.classes.push_back(cfg.label_name(i));
+  m.metadata = {{"model", "bert"}, {"source", dir}};
+  finish(m, dir);
+  return m;
+}
+
+void save_hf_bert_folder(const std::string& dir, const TextModel& m) {
+  QUENCH_CHECK(!m.int8, "export: ", dir, ": an int8 model has no Hugging Face form; export the FP32 teacher");
+  std::filesystem::create_directories(dir);
+  nn::BertConfig c = m.bert->cfg;
+  c.id2label = m.classes;
+  const std::string config = c.to_json().dump(2) + "\n";
+  nn::write_file_atomic(dir + "/config.json", {config}, "export: " + dir + "/config.json");
+  nn::NamedTensors ts;
+  for (const auto& kv : m.bert->state_dict()) ts.emplace_back(kv.first, kv.second);
+  nn::save_safetensors(dir + "/model.safetensors", ts, {{"format", "pt"}});  // as transformers writes it
+  nn::WordPieceTokenizer(m.vocab).save_vocab(dir + "/vocab.txt");
+  const std::string tok = nlohmann::json{{"tokenizer_class", "BertTokenizer"},
+                                         {"do_lower_case", m.do_lower_case},
+                                         {"model_max_length", m.max_length},
+                                         {"unk_token", "[UNK]"},
+                                         {"sep_token", "[SEP]"},
+                                         {"pad_token", "[PAD]"},
+                                         {"cls_token", "[CLS]"},
+                                         {"mask_token", "[MASK]"}}
+                              .dump(2) + "\n";
+  nn::write_file_atomic(dir + "/tokenizer_config.json", {tok}, "export: " + dir + "/tokenizer_config.json");
+}
 
 TextModel load_text_model(const std::string& path) {
+  if (std::filesystem::is_directory(path)) return load_hf_bert_folder(path);
   nn::SafeTensorsFile f = nn::load_safetensors(path);
   QUENCH_CHECK(is_text_checkpoint(f.metadata), path, ": not a text model (metadata model is not 'bert')");
   TextModel m;
@@ -87,14 +186,7 @@ TextModel load_text_model(const std::string& path) {
       throw Error(path + ": " + e.what());
     }
   }
-  QUENCH_CHECK(static_cast<int64_t>(m.vocab.size()) == m.bert->cfg.vocab_size, path, ": the vocabulary has ",
-               m.vocab.size(), " tokens but the model's vocab_size is ", m.bert->cfg.vocab_size);
-  QUENCH_CHECK(static_cast<int64_t>(m.classes.size()) == m.bert->cfg.num_labels, path, ": ", m.classes.size(),
-               " class names for a model of ", m.bert->cfg.num_labels, " labels");
-  nn::WordPieceOptions to;
-  to.do_lower_case = m.do_lower_case;
-  m.tokenizer = std::make_shared<nn::WordPieceTokenizer>(m.vocab, to);
-  m.bert->eval();
+  finish(m, path);
   return m;
 }
 

@@ -41,11 +41,23 @@ struct TextModel {
   nn::Metadata text_metadata() const;
 };
 
-// Whether a file's metadata describes a text model ("model" = "bert").
+// Whether a file's metadata describes a text model ("model" = "bert"); a path may also be a Hugging
+// Face BERT folder.
 bool is_text_checkpoint(const nn::Metadata& md);
 bool is_text_checkpoint_file(const std::string& path);
-// FP32 or int8; the model in eval mode. Errors name the file and what is missing.
+// FP32 or int8, or a Hugging Face folder; the model in eval mode. Errors name the file and what is
+// missing.
 TextModel load_text_model(const std::string& path);
+
+// A Hugging Face model folder as save_pretrained writes it for BertForSequenceClassification:
+// config.json (model_type "bert", id2label for the classes), model.safetensors (the state dict),
+// vocab.txt, and optionally tokenizer_config.json (do_lower_case, model_max_length; the token limit
+// is capped at max_position_embeddings).
+bool is_hf_bert_folder(const std::string& dir);
+TextModel load_hf_bert_folder(const std::string& dir);
+// Writes an FP32 model as such a folder, each file atomically; transformers' from_pretrained and the
+// PyTorch reference (tests/golden/bert_reference.py) load it.
+void save_hf_bert_folder(const std::string& dir, const TextModel& m);
 // FP32: model weights plus `optim` (prefixed "optim."), atomically.
 void save_text_fp32(const std::string& path, const TextModel& m, const nn::StateDict& optim = {},
                     const nn::Metadata& extra = {});
