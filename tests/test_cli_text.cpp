@@ -283,7 +283,8 @@ TEST_CASE("cli tool: train / eval / classify / quantize / distill / vocab with -
                             dir.file("ptq4/int8.safetensors") + " --low-bit-qat " + dir.file("qat4") +
                             " --low-bit-qat-kd " + dir.file("kd4") + " --out " + dir.file("report"), out) == 0);
   for (const char* row : {"| FP32 teacher |", "| PTQ int8 |", "| QAT+KD int8 |", "| PTQ W4A8 |", "| QAT W4A8 |",
-                          "| QAT+KD W4A8 |", "Low-bit QAT+KD: the fake-quant student"})
+                          "| QAT+KD W4A8 |", "Low-bit QAT+KD: the fake-quant student",
+                          "| epoch | QAT+KD int8 | QAT+KD int8 | QAT W4A8 | QAT+KD W4A8 |"})
     CHECK_MESSAGE(out.find(row) != std::string::npos, row);
   CHECK(std::filesystem::exists(dir.file("report/report.json")));
 

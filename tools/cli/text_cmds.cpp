@@ -292,12 +292,20 @@ double time_batch_ms(nn::Module& model, const EncodedTexts& data, int32_t pad, i
   return ms[2];
 }
 
-nlohmann::json last_line(const std::string& path) {
+// Every line of a metrics.jsonl (those that parse).
+std::vector<nlohmann::json> json_lines(const std::string& path) {
   std::ifstream in(path);
-  std::string line, last;
-  while (std::getline(in, line))
-    if (!line.empty()) last = line;
-  return last.empty() ? nlohmann::json() : nlohmann::json::parse(last, nullptr, false);
+  std::vector<nlohmann::json> v;
+  for (std::string line; std::getline(in, line);) {
+    nlohmann::json j = nlohmann::json::parse(line, nullptr, false);
+    if (j.is_object()) v.push_back(std::move(j));
+  }
+  return v;
+}
+
+nlohmann::json last_line(const std::string& path) {
+  std::vector<nlohmann::json> v = json_lines(path);
+  return v.empty() ? nlohmann::json() : v.back();
 }
 
 }  // namespace
@@ -341,6 +349,9 @@ int run_text_report(const std::string& teacher_path, const std::string& ptq, con
   if (!low_bit.qat_kd_dir.empty()) rows.push_back({"QAT+KD", low_bit.qat_kd_dir + "/int8.safetensors"});
   nlohmann::json j = {{"task", "text"}, {"data", d.data}, {"test_texts", data.test.size()}, {"threads", threads},
                       {"infer_batch", 32}, {"models", nlohmann::json::array()}};
+  // Per epoch, the labels' cross-entropy of every QAT run (with KD too: what the student learned of
+  // the task, not the loss it minimized) and its integer model's test accuracy.
+  std::vector<std::pair<std::string, std::vector<nlohmann::json>>> curves;
   std::string md = "| model | test accuracy | F1 | size | inference (batch 32, " + std::to_string(threads) +
                    " threads) |\n|---|---|---|---|---|\n";
   for (const Row& r : rows) {
@@ -352,6 +363,11 @@ int run_text_report(const std::string& teacher_path, const std::string& ptq, con
     const double ms = time_batch_ms(*m.bert, test, m.pad_id(), 32);
     const double mib = static_cast<double>(std::filesystem::file_size(r.path)) / 1048576.0;
     const std::string name = m.int8 ? r.method + " " + precision_label(m) : r.method;
+    if (r.method == "QAT" || r.method == "QAT+KD") {
+      std::vector<nlohmann::json> lines =
+          json_lines(std::filesystem::path(r.path).parent_path().string() + "/metrics.jsonl");
+      if (!lines.empty()) curves.emplace_back(name, std::move(lines));
+    }
     j["models"].push_back({{"name", name}, {"path", r.path}, {"accuracy", e.accuracy()}, {"f1", e.f1()},
                            {"size_mib", mib}, {"infer_ms", ms}});
     char buf[256];
@@ -367,6 +383,31 @@ int run_text_report(const std::string& teacher_path, const std::string& ptq, con
     md += "\n" + std::string(key == "qat_kd" ? "QAT+KD" : "Low-bit QAT+KD") +
           ": the fake-quant student and its integer conversion predict the same class for " +
           std::to_string(100 * kd["fq_int8_agreement"].get<double>()).substr(0, 6) + "% of the test texts.\n";
+  }
+  if (!curves.empty()) {
+    md += "\nPer epoch: the training set's cross-entropy on the labels | the integer model's test accuracy.\n\n| epoch |";
+    std::string rule = "|---|";
+    size_t epochs = 0;
+    for (const auto& [name, lines] : curves) {
+      md += " " + name + " |";
+      rule += "---|";
+      epochs = std::max(epochs, lines.size());
+    }
+    md += "\n" + rule + "\n";
+    for (size_t e = 0; e < epochs; ++e) {
+      md += "| " + std::to_string(e + 1) + " |";
+      for (const auto& [name, lines] : curves) {
+        char cell[64] = " - |";
+        if (e < lines.size() && lines[e].contains("train_task_loss"))
+          std::snprintf(cell, sizeof cell, " %.4f \\| %.2f%% |", lines[e]["train_task_loss"].get<double>(),
+                        100 * lines[e].value("int8_test_acc", 0.0));
+        md += cell;
+      }
+      md += "\n";
+    }
+    nlohmann::json jc = nlohmann::json::object();
+    for (const auto& [name, lines] : curves) jc[name] = lines;
+    j["curves"] = jc;
   }
   std::filesystem::create_directories(out);
   std::ofstream(out + "/report.json") << j.dump(2) << "\n";
