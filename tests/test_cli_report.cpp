@@ -4,6 +4,7 @@
 #include <stb_image.h>
 #include <stb_image_write.h>
 #include <sys/wait.h>
+#include <zlib.h>
 
 #include <cstdio>
 
@@ -13,6 +14,7 @@
 #include <string>
 
 #include "engine/ops.hpp"
+#include "nn/data/idx.hpp"
 #include "tests/cli_test_util.hpp"
 #include "tests/gradcheck.hpp"
 #include "tests/temp_dir.hpp"
@@ -121,6 +123,31 @@ TEST_CASE("report: the fake-quant / int8 agreement of QAT+KD's best epoch and th
   CHECK(text.find("small+KD int8 acc") != std::string::npos);
   CHECK(best_epoch(r.qat_kd_curve)->epoch == 2);
   CHECK(best_epoch({}) == nullptr);
+}
+
+TEST_CASE("report: low-bit rows in the table and report.json; curves on the labels' cross-entropy") {
+  testing::TempDir dir;
+  Report r = sample_report();
+  for (auto& e : r.qat_kd_curve) e.train_task_loss = 0.25 * e.epoch;  // KD: the task part of the objective
+  r.low_bit.push_back({"PTQ W4A8", 0.7, 600, 3.5, {}});
+  r.low_bit.push_back({"QAT+KD W4A8 g32", 0.86, 650, 3.25, r.qat_kd_curve});
+  write_report(r, dir.path());
+  std::ifstream f(dir.file("report.json"));
+  nlohmann::json j = nlohmann::json::parse(f);
+  REQUIRE(j["low_bit"].size() == 2);
+  CHECK(j["low_bit"][0]["name"] == "PTQ W4A8");
+  CHECK(j["low_bit"][1]["int8_acc"].get<double>() == doctest::Approx(0.86));
+  CHECK(j["low_bit"][1]["size_bytes"].get<int64_t>() == 650);
+  CHECK(j["low_bit"][1]["curve"].size() == 3);
+  CHECK(distill_epoch_from_json(j["curves"]["qat_kd"][1]).train_task_loss == doctest::Approx(0.5));
+  CHECK(distill_epoch_from_json(j["curves"]["qat"][1]).train_task_loss == -1.0);  // not logged: absent
+  std::ifstream md(dir.file("report.md"));
+  std::string text((std::istreambuf_iterator<char>(md)), std::istreambuf_iterator<char>());
+  CHECK(text.find("| PTQ W4A8 | 70.00% | 0.00 MiB | 3.5 ms |") != std::string::npos);
+  CHECK(text.find("| QAT+KD W4A8 g32 | 86.00%") != std::string::npos);
+  CHECK(text.find("QAT+KD W4A8 g32 task loss") != std::string::npos);
+  // Epoch 2: QAT's cross-entropy (its whole loss, 0.5000) beside QAT+KD's task loss (0.5000, not 0.75).
+  CHECK(text.find("| 2 | 0.5000 | 82.00% | 0.5000 | 86.00% | 0.5000 | 86.00% |") != std::string::npos);
 }
 
 TEST_CASE("evaluate: prediction_agreement counts equal argmax rows and the largest logit difference") {
@@ -289,6 +316,24 @@ TEST_CASE("quantize and distill: --weight-bits 4 gives packed int4 layers, mixed
 
 #ifdef QUENCH_TOOL_PATH
 namespace {
+void write_idx_gz(const std::string& path, uint32_t magic, const Tensor& t) {
+  std::string bytes;
+  auto be32 = [&](uint32_t v) {
+    for (int s = 24; s >= 0; s -= 8) bytes += static_cast<char>((v >> s) & 0xFF);
+  };
+  be32(magic);
+  for (int64_t d : t.sizes()) be32(static_cast<uint32_t>(d));
+  if (t.dtype() == kUInt8) {
+    bytes.append(reinterpret_cast<const char*>(t.data_ptr<uint8_t>()), static_cast<size_t>(t.numel()));
+  } else {
+    for (int64_t i = 0; i < t.numel(); ++i) bytes += static_cast<char>(t.data_ptr<int32_t>()[i]);
+  }
+  gzFile f = gzopen(path.c_str(), "wb");
+  REQUIRE(f != nullptr);
+  REQUIRE(gzwrite(f, bytes.data(), static_cast<unsigned>(bytes.size())) == static_cast<int>(bytes.size()));
+  REQUIRE(gzclose(f) == Z_OK);
+}
+
 int run_quench(const std::string& args, std::string& out) {
   const std::string cmd = std::string(QUENCH_TOOL_PATH) + " " + args + " 2>&1";
   FILE* p = popen(cmd.c_str(), "r");
@@ -326,5 +371,76 @@ TEST_CASE("cli tool: distill --list-taps, classify and eval --help with an int8 
   // An int8 model is no teacher.
   CHECK(run_quench("distill --teacher " + dir.file("int8.safetensors"), out) != 0);
   CHECK(out.find("FP32") != std::string::npos);
+}
+
+TEST_CASE("cli tool: report on images with W4A8 rows named by their recipes, accuracies as evaluated") {
+  testing::TempDir dir;
+  // A teacher of Fashion-MNIST's 10 classes on the pattern images (labels 0..3), and those images as
+  // a Fashion-MNIST folder for the tool to read.
+  TrainConfig cfg = testing::tiny_config();
+  cfg.model.classes = 10;
+  DataSplits data{testing::pattern_images(48, 1), testing::pattern_images(16, 2)};
+  for (nn::LabeledImages* d : {&data.train, &data.test}) d->classes = std::vector<std::string>{"0", "1", "2", "3", "4", "5", "6", "7", "8", "9"};
+  train(cfg, data, dir.file("teacher"));
+  const std::string teacher = dir.file("teacher/best.safetensors");
+  std::filesystem::create_directories(dir.file("fashion"));
+  write_idx_gz(dir.file("fashion/train-images-idx3-ubyte.gz"), nn::kIdxImagesMagic, data.train.images);
+  write_idx_gz(dir.file("fashion/train-labels-idx1-ubyte.gz"), nn::kIdxLabelsMagic, data.train.labels);
+  write_idx_gz(dir.file("fashion/t10k-images-idx3-ubyte.gz"), nn::kIdxImagesMagic, data.test.images);
+  write_idx_gz(dir.file("fashion/t10k-labels-idx1-ubyte.gz"), nn::kIdxLabelsMagic, data.test.labels);
+  LoadedModel t = load_model(teacher);
+  PtqOptions p;
+  p.calib_batches = 2;
+  p.batch_size = 8;
+  save_int8_model(dir.file("ptq.safetensors"), *ptq_quantize(*t.vit, data.train, t.preprocess, p), t.preprocess,
+                  t.classes, {{"method", "PTQ"}, {"weights", p.weights.to_json()}});
+  p.weights.bits = 4;
+  save_int8_model(dir.file("ptq4.safetensors"), *ptq_quantize(*t.vit, data.train, t.preprocess, p), t.preprocess,
+                  t.classes, {{"method", "PTQ"}, {"weights", p.weights.to_json()}});
+  DistillOptions o;
+  o.epochs = 1;
+  o.batch_size = 8;
+  o.lr = 1e-3;
+  o.freeze_observers_epoch = 1;
+  o.kd = false;
+  distill(o, t.vit, t.preprocess, data, dir.file("qat"));
+  o.weights.bits = 4;
+  o.weights.group_size = 8;
+  distill(o, t.vit, t.preprocess, data, dir.file("qat4"));
+  o.kd = true;
+  const DistillResult kd4 = distill(o, t.vit, t.preprocess, data, dir.file("kd4"));
+  o.weights = {};
+  distill(o, t.vit, t.preprocess, data, dir.file("kd"));
+  std::string out;
+  const int rc = run_quench("report --teacher " + teacher + " --ptq " + dir.file("ptq.safetensors") + " --qat " +
+                         dir.file("qat") + " --qat-kd " + dir.file("kd") + " --low-bit-ptq " +
+                         dir.file("ptq4.safetensors") + " --low-bit-qat " + dir.file("qat4") + " --low-bit-qat-kd " +
+                         dir.file("kd4") + " --fashion-root " + dir.file("fashion") + " --threads 1 --out " +
+                         dir.file("report"),
+                     out);
+  CAPTURE(out);
+  REQUIRE(rc == 0);
+  std::ifstream f(dir.file("report/report.json"));
+  nlohmann::json j = nlohmann::json::parse(f);
+  REQUIRE(j["low_bit"].size() == 3);
+  CHECK(j["low_bit"][0]["name"] == "PTQ W4A8");
+  CHECK(j["low_bit"][1]["name"] == "QAT W4A8 g8");
+  CHECK(j["low_bit"][2]["name"] == "QAT+KD W4A8 g8");
+  LoadedModel w4 = load_model(dir.file("ptq4.safetensors"));
+  CHECK(j["low_bit"][0]["int8_acc"].get<double>() ==
+        doctest::Approx(evaluate(*w4.vit, data.test, w4.preprocess, 10).accuracy()));
+  CHECK(j["low_bit"][2]["int8_acc"].get<double>() == doctest::Approx(kd4.best_int8_acc));
+  CHECK(j["low_bit"][2]["size_bytes"].get<int64_t>() ==
+        static_cast<int64_t>(std::filesystem::file_size(dir.file("kd4/int8.safetensors"))));
+  CHECK(j["low_bit"][1]["curve"].size() == 1);
+  CHECK(j["low_bit"][2]["curve"][0]["train_task_loss"].get<double>() > 0);
+  CHECK(j["recipe"]["low_bit_qat_kd"]["weights"]["bits"] == 4);
+  CHECK(out.find("| QAT+KD W4A8 g8 |") != std::string::npos);
+  // A low-bit row must be an integer model.
+  CHECK(run_quench("report --teacher " + teacher + " --ptq " + dir.file("ptq.safetensors") + " --qat " +
+                       dir.file("qat") + " --qat-kd " + dir.file("kd") + " --low-bit-ptq " + teacher +
+                       " --fashion-root " + dir.file("fashion") + " --out " + dir.file("report2"),
+                   out) != 0);
+  CHECK(out.find("is not an integer model") != std::string::npos);
 }
 #endif

@@ -109,6 +109,14 @@ quant::QuantizationAwareTrainingConfig with_weight_precision(quant::Quantization
   return cfg;
 }
 
+std::string precision_label(const json& recipe) {
+  const json w = recipe.is_object() ? recipe.value("weights", json()) : json();
+  const int bits = w.is_object() ? w.value("bits", 8) : 8;
+  const int64_t group = w.is_object() ? w.value("group_size", int64_t{0}) : 0;
+  if (bits == 8 && group == 0) return "int8";
+  return "W" + std::to_string(bits) + "A8" + (group > 0 ? " g" + std::to_string(group) : "");
+}
+
 json WeightPrecision::to_json() const {
   return {{"bits", bits}, {"group_size", group_size}, {"rules", rules}};
 }
@@ -138,7 +146,8 @@ json DistillOptions::to_json() const {
 }
 
 json to_json(const DistillEpoch& e) {
-  return {{"epoch", e.epoch},           {"train_loss", e.train_loss},         {"train_acc", e.train_acc},
+  return {{"epoch", e.epoch},           {"train_loss", e.train_loss},         {"train_task_loss", e.train_task_loss},
+          {"train_acc", e.train_acc},
           {"fq_test_acc", e.fq_test_acc}, {"int8_test_acc", e.int8_test_acc}, {"int8_test_loss", e.int8_test_loss},
           {"fq_int8_agreement", e.fq_int8_agreement}, {"fq_int8_max_logit_diff", e.fq_int8_max_logit_diff},
           {"seconds", e.seconds}};
@@ -154,6 +163,7 @@ DistillEpoch distill_epoch_from_json(const json& j) {
     e.int8_test_acc = j.at("int8_test_acc").get<double>();
     e.int8_test_loss = j.at("int8_test_loss").get<double>();
     e.seconds = j.at("seconds").get<double>();
+    e.train_task_loss = j.value("train_task_loss", -1.0);
     e.fq_int8_agreement = j.value("fq_int8_agreement", -1.0);
     e.fq_int8_max_logit_diff = j.value("fq_int8_max_logit_diff", -1.0);
   } catch (const json::exception& ex) {
@@ -244,7 +254,7 @@ DistillResult distill(const DistillOptions& o, const std::shared_ptr<nn::ViT>& t
     loader.set_epoch(epoch);
     cm.model()->train();
     const auto epoch_start = Clock::now();
-    double loss_sum = 0;
+    double loss_sum = 0, task_loss_sum = 0;
     int64_t correct = 0, seen = 0;
     for (int64_t s = 0; s < steps; ++s) {
       std::optional<nn::Batch> batch = loader.next();
@@ -252,8 +262,8 @@ DistillResult distill(const DistillOptions& o, const std::shared_ptr<nn::ViT>& t
       if (hooks.before_step) hooks.before_step(global_step, *batch);
       cm.on_step_begin(global_step);
       Tensor out = (*cm.model())(batch->images);
-      Tensor loss = cross_entropy(out, batch->labels);
-      loss = cm.on_after_compute_loss(batch->images, out, loss);
+      const Tensor task = cross_entropy(out, batch->labels);
+      Tensor loss = cm.on_after_compute_loss(batch->images, out, task);
       // The step's loss and accuracy over every process (one process: these very numbers).
       EvalResult r;
       r.classes = out.size(1);
@@ -261,7 +271,8 @@ DistillResult distill(const DistillOptions& o, const std::shared_ptr<nn::ViT>& t
       accumulate_predictions(r, out.detach(), batch->labels);
       const int64_t local_b = batch->labels.size(0);
       std::vector<double> step_sums{static_cast<double>(loss.item<float>()) * static_cast<double>(local_b),
-                                    static_cast<double>(r.correct), static_cast<double>(local_b)};
+                                    static_cast<double>(r.correct), static_cast<double>(local_b),
+                                    static_cast<double>(task.item<float>()) * static_cast<double>(local_b)};
       dist::all_reduce_sum(pg, step_sums);
       const float lv = world == 1 ? loss.item<float>() : static_cast<float>(step_sums[0] / step_sums[2]);
       QUENCH_CHECK(std::isfinite(lv), "distill: non-finite loss (", lv, ") at epoch ", epoch + 1, " step ",
@@ -277,6 +288,7 @@ DistillResult distill(const DistillOptions& o, const std::shared_ptr<nn::ViT>& t
       ++global_step;
       const int64_t B = static_cast<int64_t>(step_sums[2]);
       loss_sum += world == 1 ? static_cast<double>(lv) * static_cast<double>(B) : step_sums[0];
+      task_loss_sum += step_sums[3];
       correct += static_cast<int64_t>(step_sums[1]);
       seen += B;
       if (hooks.progress && main) {
@@ -316,6 +328,7 @@ DistillResult distill(const DistillOptions& o, const std::shared_ptr<nn::ViT>& t
     DistillEpoch e;
     e.epoch = epoch + 1;
     e.train_loss = loss_sum / static_cast<double>(seen);
+    e.train_task_loss = task_loss_sum / static_cast<double>(seen);
     e.train_acc = static_cast<double>(correct) / static_cast<double>(seen);
     e.fq_test_acc = fq.accuracy();
     e.int8_test_acc = iv.accuracy();

@@ -41,6 +41,9 @@ struct WeightPrecision {
 // The quantization plan `cfg` with `base`'s activations and observers and the weight precision `w`.
 quant::QuantizationAwareTrainingConfig with_weight_precision(quant::QuantizationAwareTrainingConfig cfg,
                                                              const quant::QConfig& base, const WeightPrecision& w);
+// How a report names a converted model's precision, from the "recipe" metadata its PTQ or QAT run
+// wrote: "int8", or "W4A8" / "W4A8 g64" when the recipe asked for fewer weight bits.
+std::string precision_label(const nlohmann::json& recipe);
 
 // PTQ: calibration observer for activations (weights always use exact per-channel min/max).
 struct PtqOptions {
@@ -76,6 +79,10 @@ struct DistillOptions {
 struct DistillEpoch {
   int64_t epoch = 0;  // 1-based
   double train_loss = 0, train_acc = 0, fq_test_acc = 0, int8_test_acc = 0, int8_test_loss = 0, seconds = 0;
+  // The labels' cross-entropy over the epoch: train_loss itself without KD, the task part of it with
+  // KD (what the student learned of the task, beside the objective it minimized). Optional in JSON
+  // (-1 when absent).
+  double train_task_loss = -1;
   // Fake-quant student against its int8 conversion on the whole test set: the fraction of images with
   // the same predicted class and the largest absolute logit difference (issue 5, item 7). Optional in
   // JSON (metrics written before they existed read as -1).

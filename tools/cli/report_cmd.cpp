@@ -1,5 +1,5 @@
 // `quench report`: evaluates the teacher and the three int8 models (and optionally a smaller student
-// without and with KD) on the test set, measures size and
+// without and with KD, and the same three recipes at fewer weight bits) on the test set, measures size and
 // inference time, and writes report.json, report.md and curves.png; prints the table.
 #include <cstdio>
 #include <filesystem>
@@ -32,9 +32,6 @@ int run_report(const ReportArgs& a) {
   if (a.task == "text" || (a.task == "auto" && is_text_checkpoint_file(a.teacher)))
     return run_text_report(a.teacher, a.ptq, a.qat_dir, a.qat_kd_dir, {a.low_ptq, a.low_qat_dir, a.low_qat_kd_dir},
                            a.out, a.threads, a.limit_test);
-  QUENCH_CHECK(a.low_ptq.empty() && a.low_qat_dir.empty() && a.low_qat_kd_dir.empty(),
-               "report: --low-bit-ptq / --low-bit-qat / --low-bit-qat-kd rows are reported for text models; for "
-               "images run quench report once per precision");
   LoadedModel teacher = load_model(a.teacher), ptq = load_model(a.ptq);
   LoadedModel qat = load_model(a.qat_dir + "/int8.safetensors"), kd = load_model(a.qat_kd_dir + "/int8.safetensors");
   QUENCH_CHECK(!teacher.int8 && ptq.int8 && qat.int8 && kd.int8,
@@ -88,6 +85,24 @@ int run_report(const ReportArgs& a) {
     r.small_curve = read_distill_metrics(a.small_dir + "/metrics.jsonl");
     r.small_kd_curve = read_distill_metrics(a.small_kd_dir + "/metrics.jsonl");
   }
+  // The optional low-bit rows, each named by the precision its recipe asked for.
+  for (const auto& [method, path] : {std::pair<std::string, std::string>{"PTQ", a.low_ptq},
+                                     {"QAT", a.low_qat_dir.empty() ? "" : a.low_qat_dir + "/int8.safetensors"},
+                                     {"QAT+KD", a.low_qat_kd_dir.empty() ? "" : a.low_qat_kd_dir + "/int8.safetensors"}}) {
+    if (path.empty()) continue;
+    LoadedModel m = load_model(path);
+    QUENCH_CHECK(m.int8, "report: ", path, " is not an integer model (quench quantize / distill --weight-bits)");
+    QUENCH_CHECK(m.vit->cfg.img == cfg.model.img && m.vit->cfg.chans == cfg.model.chans && m.classes == teacher.classes,
+                 "report: ", path, " is not a model of the teacher's images and classes");
+    ReportRow row;
+    row.name = method + " " + precision_label(meta(path));
+    row.int8_acc = evaluate(*m.vit, data.test, m.preprocess, C).accuracy();
+    row.size_bytes = static_cast<int64_t>(std::filesystem::file_size(path));
+    row.infer_ms = measure_infer_ms(*m.vit, r.infer_batch, cfg.model.chans, cfg.model.img, a.threads);
+    if (method != "PTQ") row.curve = read_distill_metrics(std::filesystem::path(path).parent_path() / "metrics.jsonl");
+    r.recipe["low_bit_" + (method == "QAT+KD" ? std::string("qat_kd") : method == "QAT" ? "qat" : "ptq")] = meta(path);
+    r.low_bit.push_back(std::move(row));
+  }
   write_report(r, a.out);
   std::printf("%s\nwritten: %s/report.json, %s/report.md, %s/curves.png\n", format_report_table(r).c_str(),
               a.out.c_str(), a.out.c_str(), a.out.c_str());
@@ -107,11 +122,11 @@ Command add_report_command(CLI::App& app) {
       ->check(CLI::ExistingDirectory);
   sub->add_option("--small-kd", a->small_kd_dir, "optional: quench distill folder of the same student with KD")
       ->check(CLI::ExistingDirectory);
-  sub->add_option("--low-bit-ptq", a->low_ptq, "optional (text): a low-bit PTQ file, e.g. quantize --weight-bits 4")
+  sub->add_option("--low-bit-ptq", a->low_ptq, "optional: a low-bit PTQ file, e.g. quantize --weight-bits 4")
       ->check(CLI::ExistingFile);
-  sub->add_option("--low-bit-qat", a->low_qat_dir, "optional (text): its distill --no-kd --weight-bits folder")
+  sub->add_option("--low-bit-qat", a->low_qat_dir, "optional: its distill --no-kd --weight-bits folder")
       ->check(CLI::ExistingDirectory);
-  sub->add_option("--low-bit-qat-kd", a->low_qat_kd_dir, "optional (text): its distill --weight-bits folder")
+  sub->add_option("--low-bit-qat-kd", a->low_qat_kd_dir, "optional: its distill --weight-bits folder")
       ->check(CLI::ExistingDirectory);
   sub->add_option("--out,-o", a->out, "folder for report.json, report.md, curves.png")->capture_default_str();
   sub->add_option("--fashion-root", a->fashion_root, "Fashion-MNIST folder")->capture_default_str();

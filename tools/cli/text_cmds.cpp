@@ -310,21 +310,6 @@ nlohmann::json last_line(const std::string& path) {
 
 }  // namespace
 
-namespace {
-
-// "int8", or "W4A8" / "W4A8 g64" for a model whose recipe asked for fewer weight bits.
-std::string precision_label(const TextModel& m) {
-  auto it = m.metadata.find("recipe");
-  if (it == m.metadata.end()) return "int8";
-  const nlohmann::json w = nlohmann::json::parse(it->second, nullptr, false).value("weights", nlohmann::json());
-  const int bits = w.is_object() ? w.value("bits", 8) : 8;
-  const int64_t group = w.is_object() ? w.value("group_size", int64_t{0}) : 0;
-  if (bits == 8 && group == 0) return "int8";
-  return "W" + std::to_string(bits) + "A8" + (group > 0 ? " g" + std::to_string(group) : "");
-}
-
-}  // namespace
-
 int run_text_report(const std::string& teacher_path, const std::string& ptq, const std::string& qat_dir,
                     const std::string& qat_kd_dir, const LowBitRows& low_bit, const std::string& out, int threads,
                     int64_t limit_test) {
@@ -362,7 +347,12 @@ int run_text_report(const std::string& teacher_path, const std::string& ptq, con
     EvalResult e = evaluate_text(*m.bert, test, m.pad_id(), m.bert->cfg.num_labels);
     const double ms = time_batch_ms(*m.bert, test, m.pad_id(), 32);
     const double mib = static_cast<double>(std::filesystem::file_size(r.path)) / 1048576.0;
-    const std::string name = m.int8 ? r.method + " " + precision_label(m) : r.method;
+    const auto recipe = m.metadata.find("recipe");
+    const std::string name =
+        m.int8 ? r.method + " " +
+                     precision_label(recipe == m.metadata.end() ? nlohmann::json()
+                                                                : nlohmann::json::parse(recipe->second, nullptr, false))
+               : r.method;
     if (r.method == "QAT" || r.method == "QAT+KD") {
       std::vector<nlohmann::json> lines =
           json_lines(std::filesystem::path(r.path).parent_path().string() + "/metrics.jsonl");
