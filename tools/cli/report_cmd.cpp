@@ -86,21 +86,26 @@ int run_report(const ReportArgs& a) {
     r.small_kd_curve = read_distill_metrics(a.small_kd_dir + "/metrics.jsonl");
   }
   // The optional low-bit rows, each named by the precision its recipe asked for.
-  for (const auto& [method, path] : {std::pair<std::string, std::string>{"PTQ", a.low_ptq},
-                                     {"QAT", a.low_qat_dir.empty() ? "" : a.low_qat_dir + "/int8.safetensors"},
-                                     {"QAT+KD", a.low_qat_kd_dir.empty() ? "" : a.low_qat_kd_dir + "/int8.safetensors"}}) {
-    if (path.empty()) continue;
-    LoadedModel m = load_model(path);
-    QUENCH_CHECK(m.int8, "report: ", path, " is not an integer model (quench quantize / distill --weight-bits)");
+  struct LowBit {
+    const char *method, *key;
+    std::string path;
+  };
+  const auto in = [](const std::string& dir) { return dir.empty() ? dir : dir + "/int8.safetensors"; };
+  for (const LowBit& lb : {LowBit{"PTQ", "low_bit_ptq", a.low_ptq}, LowBit{"QAT", "low_bit_qat", in(a.low_qat_dir)},
+                           LowBit{"QAT+KD", "low_bit_qat_kd", in(a.low_qat_kd_dir)}}) {
+    if (lb.path.empty()) continue;
+    LoadedModel m = load_model(lb.path);
+    QUENCH_CHECK(m.int8, "report: ", lb.path, " is not an integer model (quench quantize / distill --weight-bits)");
     QUENCH_CHECK(m.vit->cfg.img == cfg.model.img && m.vit->cfg.chans == cfg.model.chans && m.classes == teacher.classes,
-                 "report: ", path, " is not a model of the teacher's images and classes");
+                 "report: ", lb.path, " is not a model of the teacher's images and classes");
     ReportRow row;
-    row.name = method + " " + precision_label(meta(path));
+    row.name = std::string(lb.method) + " " + precision_label(meta(lb.path));
     row.int8_acc = evaluate(*m.vit, data.test, m.preprocess, C).accuracy();
-    row.size_bytes = static_cast<int64_t>(std::filesystem::file_size(path));
+    row.size_bytes = static_cast<int64_t>(std::filesystem::file_size(lb.path));
     row.infer_ms = measure_infer_ms(*m.vit, r.infer_batch, cfg.model.chans, cfg.model.img, a.threads);
-    if (method != "PTQ") row.curve = read_distill_metrics(std::filesystem::path(path).parent_path() / "metrics.jsonl");
-    r.recipe["low_bit_" + (method == "QAT+KD" ? std::string("qat_kd") : method == "QAT" ? "qat" : "ptq")] = meta(path);
+    if (lb.path != a.low_ptq)
+      row.curve = read_distill_metrics((std::filesystem::path(lb.path).parent_path() / "metrics.jsonl").string());
+    r.recipe[lb.key] = meta(lb.path);
     r.low_bit.push_back(std::move(row));
   }
   write_report(r, a.out);
