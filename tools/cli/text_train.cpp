@@ -468,7 +468,7 @@ TextCompressResult compress_text(const TextCompressOptions& o, const TextModel& 
     const std::vector<int64_t> order = permutation(train.size(), o.seed * 1000003 + static_cast<uint64_t>(epoch));
     const auto epoch_start = Clock::now();
     double loss_sum = 0, task_loss_sum = 0;
-    int64_t seen = 0;
+    int64_t seen = 0, correct = 0;
     for (int64_t s = 0; s < steps; ++s) {
       cm.on_step_begin(epoch * steps + s);
       const std::vector<int64_t> global_rows = batch_rows(order, s, o.batch_size);
@@ -477,7 +477,8 @@ TextCompressResult compress_text(const TextCompressOptions& o, const TextModel& 
         rows.push_back(global_rows[i]);
       const auto n_global = static_cast<double>(global_rows.size());
       Tensor loss;
-      std::vector<double> step_sum{0.0, 0.0};  // the loss trained on, and the labels' cross-entropy
+      // The loss trained on, the labels' cross-entropy and the correct predictions, summed over rows.
+      std::vector<double> step_sum{0.0, 0.0, 0.0};
       if (!rows.empty()) {  // a short last batch may leave a process nothing
         Tensor y;
         tensor_list x = text_batch(train, rows, pad, &y);
@@ -486,6 +487,11 @@ TextCompressResult compress_text(const TextCompressOptions& o, const TextModel& 
         loss = cm.on_after_compute_loss(x, logits, task);
         step_sum[0] = static_cast<double>(loss.item<float>()) * static_cast<double>(rows.size());
         step_sum[1] = static_cast<double>(task.item<float>()) * static_cast<double>(rows.size());
+        EvalResult pred;
+        pred.classes = bc.num_labels;
+        pred.confusion.assign(bc.num_labels * bc.num_labels, 0);
+        accumulate_predictions(pred, logits.detach(), y);
+        step_sum[2] = static_cast<double>(pred.correct);
       }
       dist::all_reduce_sum(pg, step_sum);
       const float lv = world == 1 ? loss.item<float>() : static_cast<float>(step_sum[0] / n_global);
@@ -506,11 +512,13 @@ TextCompressResult compress_text(const TextCompressOptions& o, const TextModel& 
       cm.on_step_end();
       loss_sum += static_cast<double>(lv) * n_global;
       task_loss_sum += step_sum[1];
+      correct += static_cast<int64_t>(step_sum[2]);
       seen += static_cast<int64_t>(global_rows.size());
       const double el = std::chrono::duration<double>(Clock::now() - epoch_start).count();
       const double run = std::chrono::duration<double>(Clock::now() - run_start).count();
       const int64_t done = epoch * steps + s + 1;
-      draw(hooks, epoch + 1, o.epochs, s + 1, steps, loss_sum / static_cast<double>(seen), 0.0,
+      draw(hooks, epoch + 1, o.epochs, s + 1, steps, loss_sum / static_cast<double>(seen),
+           static_cast<double>(correct) / static_cast<double>(seen),
            static_cast<double>(seen) / std::max(el, 1e-9), run / static_cast<double>(done) * (total - done));
     }
     cm.on_epoch_end();
@@ -526,6 +534,7 @@ TextCompressResult compress_text(const TextCompressOptions& o, const TextModel& 
     // cross-entropy in both, so QAT and QAT + KD curves compare like with like.
     nlohmann::json e = {{"epoch", epoch + 1},          {"train_loss", loss_sum / static_cast<double>(seen)},
                         {"train_task_loss", task_loss_sum / static_cast<double>(seen)},
+                        {"train_acc", static_cast<double>(correct) / static_cast<double>(seen)},
                         {"fq_test_acc", fq.accuracy()}, {"int8_test_acc", iv.accuracy()},
                         {"int8_test_f1", iv.f1()},      {"fq_int8_agreement", agree.fraction},
                         {"fq_int8_max_logit_diff", agree.max_abs_diff}};
@@ -541,10 +550,10 @@ TextCompressResult compress_text(const TextCompressOptions& o, const TextModel& 
     }
     char buf[256];
     std::snprintf(buf, sizeof buf,
-                  "epoch %lld/%lld: train loss %.4f | fake-quant acc %.2f%% | int8 acc %.2f%% F1 %.4f | "
+                  "epoch %lld/%lld: train loss %.4f acc %.2f%% | fake-quant acc %.2f%% | int8 acc %.2f%% F1 %.4f | "
                   "agreement %.2f%%",
                   static_cast<long long>(epoch + 1), static_cast<long long>(o.epochs), e["train_loss"].get<double>(),
-                  100 * fq.accuracy(), 100 * iv.accuracy(), iv.f1(), 100 * agree.fraction);
+                  100 * e["train_acc"].get<double>(), 100 * fq.accuracy(), 100 * iv.accuracy(), iv.f1(), 100 * agree.fraction);
     say(hooks, buf);
   }
   cm.on_train_end();  // the manager's own conversion of the last epoch's student
