@@ -95,6 +95,14 @@ void accumulate_predictions(EvalResult& r, const Tensor& logits, const Tensor& l
   r.n += B;
 }
 
+int64_t count_correct(const Tensor& logits, const Tensor& labels) {
+  EvalResult r;
+  r.classes = logits.size(1);
+  r.confusion.assign(r.classes * r.classes, 0);
+  accumulate_predictions(r, logits, labels);
+  return r.correct;
+}
+
 EvalResult evaluate(nn::Module& model, const nn::LabeledImages& data, const Preprocess& pp, int64_t classes,
                     int64_t batch_size, bool keep_logits) {
   EvalResult r;

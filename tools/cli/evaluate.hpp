@@ -37,6 +37,8 @@ struct EvalResult {
 // labels i32 [B]. The prediction is the first maximum of a row (torch.argmax). Labels outside
 // [0, classes) throw.
 void accumulate_predictions(EvalResult& r, const Tensor& logits, const Tensor& labels);
+// The rows of a batch predicted right (accumulate_predictions' rule), e.g. for a training step.
+int64_t count_correct(const Tensor& logits, const Tensor& labels);
 
 // Sums each process's part (n, correct, loss, confusion) into the whole; every process gets it.
 // Logits are not gathered.

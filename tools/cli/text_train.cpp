@@ -487,11 +487,7 @@ TextCompressResult compress_text(const TextCompressOptions& o, const TextModel& 
         loss = cm.on_after_compute_loss(x, logits, task);
         step_sum[0] = static_cast<double>(loss.item<float>()) * static_cast<double>(rows.size());
         step_sum[1] = static_cast<double>(task.item<float>()) * static_cast<double>(rows.size());
-        EvalResult pred;
-        pred.classes = bc.num_labels;
-        pred.confusion.assign(bc.num_labels * bc.num_labels, 0);
-        accumulate_predictions(pred, logits.detach(), y);
-        step_sum[2] = static_cast<double>(pred.correct);
+        step_sum[2] = static_cast<double>(count_correct(logits.detach(), y));
       }
       dist::all_reduce_sum(pg, step_sum);
       const float lv = world == 1 ? loss.item<float>() : static_cast<float>(step_sum[0] / n_global);

@@ -28,14 +28,6 @@ json to_json(const EpochMetrics& m) {
 
 namespace {
 
-int64_t count_correct(const Tensor& logits, const Tensor& labels) {
-  EvalResult r;
-  r.classes = logits.size(1);
-  r.confusion.assign(r.classes * r.classes, 0);
-  accumulate_predictions(r, logits, labels);
-  return r.correct;
-}
-
 // Exponential moving average of the parameters (timm ModelEmaV2) with the usual warmup of the decay,
 // min(decay, (1 + t) / (10 + t)), so early averages are not dominated by the random init.
 struct Ema {
