@@ -82,8 +82,7 @@ TEST_CASE("report: report.json has every key of the main job, report.md the tabl
   CHECK(j["int8_size_bytes"].get<int64_t>() == 1000);
   CHECK(j["curves"]["qat_kd"].size() == 3);
   CHECK(distill_epoch_from_json(j["curves"]["qat"][1]).train_loss == doctest::Approx(0.5));
-  std::ifstream md(dir.file("report.md"));
-  std::string text((std::istreambuf_iterator<char>(md)), std::istreambuf_iterator<char>());
+  const std::string text = testing::read_bytes(dir.file("report.md"));
   CHECK(text.find("| QAT+KD int8 | 89.00%") != std::string::npos);
   CHECK(text.find("curves.png") != std::string::npos);
   CHECK(std::filesystem::exists(dir.file("curves.png")));
@@ -115,8 +114,7 @@ TEST_CASE("report: the fake-quant / int8 agreement of QAT+KD's best epoch and th
   CHECK(j["small_kd_int8_acc"].get<double>() == doctest::Approx(0.83));
   CHECK(j["small_student"]["dim"].get<int64_t>() == 96);
   CHECK(j["curves"]["small_kd"].size() == 3);
-  std::ifstream md(dir.file("report.md"));
-  std::string text((std::istreambuf_iterator<char>(md)), std::istreambuf_iterator<char>());
+  const std::string text = testing::read_bytes(dir.file("report.md"));
   CHECK(text.find("| small int8 (dim 96, depth 4), KD | 83.00%") != std::string::npos);
   CHECK(text.find("| small int8 (dim 96, depth 4), no teacher | 81.00%") != std::string::npos);
   CHECK(text.find("agree on 99.20%") != std::string::npos);
@@ -141,13 +139,21 @@ TEST_CASE("report: low-bit rows in the table and report.json; curves on the labe
   CHECK(j["low_bit"][1]["curve"].size() == 3);
   CHECK(distill_epoch_from_json(j["curves"]["qat_kd"][1]).train_task_loss == doctest::Approx(0.5));
   CHECK(distill_epoch_from_json(j["curves"]["qat"][1]).train_task_loss == -1.0);  // not logged: absent
-  std::ifstream md(dir.file("report.md"));
-  std::string text((std::istreambuf_iterator<char>(md)), std::istreambuf_iterator<char>());
+  const std::string text = testing::read_bytes(dir.file("report.md"));
   CHECK(text.find("| PTQ W4A8 | 70.00% | 0.00 MiB | 3.5 ms |") != std::string::npos);
   CHECK(text.find("| QAT+KD W4A8 g32 | 86.00%") != std::string::npos);
   CHECK(text.find("QAT+KD W4A8 g32 task loss") != std::string::npos);
   // Epoch 2: QAT's cross-entropy (its whole loss, 0.5000) beside QAT+KD's task loss (0.5000, not 0.75).
   CHECK(text.find("| 2 | 0.5000 | 82.00% | 0.5000 | 86.00% | 0.5000 | 86.00% |") != std::string::npos);
+}
+
+TEST_CASE("report: a model's precision label from its recipe metadata") {
+  CHECK(precision_label(recipe_of({}, "a.safetensors")) == "int8");  // no recipe: written before W4A8
+  CHECK(precision_label(recipe_of({{"recipe", R"({"weights":{"bits":8,"group_size":0}})"}}, "b")) == "int8");
+  CHECK(precision_label(recipe_of({{"recipe", R"({"weights":{"bits":4,"group_size":0}})"}}, "c")) == "W4A8");
+  CHECK(precision_label(recipe_of({{"recipe", R"({"weights":{"bits":3,"group_size":64}})"}}, "d")) == "W3A8 g64");
+  CHECK_THROWS_WITH_AS(recipe_of({{"recipe", "{not json"}}, "runs/x/int8.safetensors"),
+                       doctest::Contains("runs/x/int8.safetensors: its \"recipe\" metadata is not JSON"), Error);
 }
 
 TEST_CASE("evaluate: prediction_agreement counts equal argmax rows and the largest logit difference") {

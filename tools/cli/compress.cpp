@@ -117,6 +117,14 @@ std::string precision_label(const json& recipe) {
   return "W" + std::to_string(bits) + "A8" + (group > 0 ? " g" + std::to_string(group) : "");
 }
 
+json recipe_of(const nn::Metadata& metadata, const std::string& file) {
+  const auto it = metadata.find("recipe");
+  if (it == metadata.end()) return json();
+  json j = json::parse(it->second, nullptr, /*allow_exceptions=*/false);
+  QUENCH_CHECK(!j.is_discarded(), file, ": its \"recipe\" metadata is not JSON");
+  return j;
+}
+
 json WeightPrecision::to_json() const {
   return {{"bits", bits}, {"group_size", group_size}, {"rules", rules}};
 }
@@ -265,13 +273,10 @@ DistillResult distill(const DistillOptions& o, const std::shared_ptr<nn::ViT>& t
       const Tensor task = cross_entropy(out, batch->labels);
       Tensor loss = cm.on_after_compute_loss(batch->images, out, task);
       // The step's loss and accuracy over every process (one process: these very numbers).
-      EvalResult r;
-      r.classes = out.size(1);
-      r.confusion.assign(r.classes * r.classes, 0);
-      accumulate_predictions(r, out.detach(), batch->labels);
       const int64_t local_b = batch->labels.size(0);
       std::vector<double> step_sums{static_cast<double>(loss.item<float>()) * static_cast<double>(local_b),
-                                    static_cast<double>(r.correct), static_cast<double>(local_b),
+                                    static_cast<double>(count_correct(out.detach(), batch->labels)),
+                                    static_cast<double>(local_b),
                                     static_cast<double>(task.item<float>()) * static_cast<double>(local_b)};
       dist::all_reduce_sum(pg, step_sums);
       const float lv = world == 1 ? loss.item<float>() : static_cast<float>(step_sums[0] / step_sums[2]);

@@ -44,6 +44,9 @@ quant::QuantizationAwareTrainingConfig with_weight_precision(quant::Quantization
 // How a report names a converted model's precision, from the "recipe" metadata its PTQ or QAT run
 // wrote: "int8", or "W4A8" / "W4A8 g64" when the recipe asked for fewer weight bits.
 std::string precision_label(const nlohmann::json& recipe);
+// The "recipe" entry of a checkpoint's metadata as JSON (null when absent); `file` names it in the
+// error when the entry is not JSON.
+nlohmann::json recipe_of(const nn::Metadata& metadata, const std::string& file);
 
 // PTQ: calibration observer for activations (weights always use exact per-channel min/max).
 struct PtqOptions {

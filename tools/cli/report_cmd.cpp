@@ -55,11 +55,7 @@ int run_report(const ReportArgs& a) {
   r.infer_threads = a.threads;
   r.fp32_infer_ms = measure_infer_ms(*teacher.vit, r.infer_batch, cfg.model.chans, cfg.model.img, a.threads);
   r.int8_infer_ms = measure_infer_ms(*kd.vit, r.infer_batch, cfg.model.chans, cfg.model.img, a.threads);
-  auto meta = [](const std::string& path) {
-    Checkpoint c = load_checkpoint(path);
-    auto it = c.metadata.find("recipe");
-    return it == c.metadata.end() ? nlohmann::json() : nlohmann::json::parse(it->second);
-  };
+  auto meta = [](const std::string& path) { return recipe_of(load_checkpoint(path).metadata, path); };
   Checkpoint tc = load_checkpoint(a.teacher);
   r.recipe = {{"teacher", tc.metadata.count("train") ? nlohmann::json::parse(tc.metadata.at("train"))
                                                       : nlohmann::json(a.teacher)},
@@ -98,14 +94,15 @@ int run_report(const ReportArgs& a) {
     QUENCH_CHECK(m.int8, "report: ", lb.path, " is not an integer model (quench quantize / distill --weight-bits)");
     QUENCH_CHECK(m.vit->cfg.img == cfg.model.img && m.vit->cfg.chans == cfg.model.chans && m.classes == teacher.classes,
                  "report: ", lb.path, " is not a model of the teacher's images and classes");
+    const nlohmann::json recipe = meta(lb.path);
     ReportRow row;
-    row.name = std::string(lb.method) + " " + precision_label(meta(lb.path));
+    row.name = std::string(lb.method) + " " + precision_label(recipe);
     row.int8_acc = evaluate(*m.vit, data.test, m.preprocess, C).accuracy();
     row.size_bytes = static_cast<int64_t>(std::filesystem::file_size(lb.path));
     row.infer_ms = measure_infer_ms(*m.vit, r.infer_batch, cfg.model.chans, cfg.model.img, a.threads);
     if (lb.path != a.low_ptq)
       row.curve = read_distill_metrics((std::filesystem::path(lb.path).parent_path() / "metrics.jsonl").string());
-    r.recipe[lb.key] = meta(lb.path);
+    r.recipe[lb.key] = recipe;
     r.low_bit.push_back(std::move(row));
   }
   write_report(r, a.out);

@@ -347,12 +347,7 @@ int run_text_report(const std::string& teacher_path, const std::string& ptq, con
     EvalResult e = evaluate_text(*m.bert, test, m.pad_id(), m.bert->cfg.num_labels);
     const double ms = time_batch_ms(*m.bert, test, m.pad_id(), 32);
     const double mib = static_cast<double>(std::filesystem::file_size(r.path)) / 1048576.0;
-    const auto recipe = m.metadata.find("recipe");
-    const std::string name =
-        m.int8 ? r.method + " " +
-                     precision_label(recipe == m.metadata.end() ? nlohmann::json()
-                                                                : nlohmann::json::parse(recipe->second, nullptr, false))
-               : r.method;
+    const std::string name = m.int8 ? r.method + " " + precision_label(recipe_of(m.metadata, r.path)) : r.method;
     if (r.method == "QAT" || r.method == "QAT+KD") {
       std::vector<nlohmann::json> lines =
           json_lines(std::filesystem::path(r.path).parent_path().string() + "/metrics.jsonl");
