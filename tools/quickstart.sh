@@ -82,9 +82,6 @@ if [ "$full" = 1 ]; then
            --patch-dropout 0.5 --patch-dropout-epochs 18)
   qat_data=()
   qat=(--epochs 2 --lr 2e-5 --freeze-observers-epoch 1)
-  # W4A8 (4-bit weights per output channel): the weights move further from the teacher's, so the
-  # students get a larger step than at int8.
-  qat_w4=(--weight-bits 4 --epochs 2 --lr 1e-4 --freeze-observers-epoch 1)
   calib=32
   # The smaller int8 student (4 blocks, width 96), from scratch (distill's fresh-student defaults:
   # lr 1e-3, 0.5 warmup epochs, weight decay 0.05), without and with the teacher.
@@ -100,9 +97,11 @@ else
   teacher=(--epochs 5 --lr 2e-3 --warmup-epochs 0.5)
   qat_data=(--limit-train 20000)
   qat=(--epochs 2 --lr 1e-4 --freeze-observers-epoch 1)
-  qat_w4=(--weight-bits 4 --epochs 2 --lr 1e-4 --freeze-observers-epoch 1)
   calib=16
 fi
+# W4A8 (4-bit weights per output channel), both recipes: the weights move further from the teacher's,
+# so the students get the short recipe's larger step (above the full recipe's int8 one).
+qat_w4=(--weight-bits 4 --epochs 2 --lr 1e-4 --freeze-observers-epoch 1)
 mkdir -p "$out"
 
 # stage DIR COMMAND...: runs COMMAND; with --full, only when DIR/done is absent, and writes it after.
