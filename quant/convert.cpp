@@ -10,8 +10,10 @@
 #include "quant/prepare.hpp"
 #include "quant/int8_bert_layer.hpp"
 #include "quant/qat_attention.hpp"
+#include "quant/qat_embedding.hpp"
 #include "quant/qat_linear.hpp"
 #include "quant/qparams.hpp"
+#include "quant/quantized_embedding.hpp"
 
 namespace quench::quant {
 namespace {
@@ -115,6 +117,46 @@ std::shared_ptr<Int4Linear> to_int4(QATLinear& q, const std::string& name) {
   return m;
 }
 
+std::shared_ptr<QuantizedEmbedding> to_quantized_embedding(QATEmbedding& q, const std::string& name) {
+  FakeQuantize& fw = q.weight_fake_quant();
+  const QuantSpec& ws = fw.spec();
+  const int64_t qmax = ws.bits >= 2 && ws.bits <= 8 ? (int64_t{1} << (ws.bits - 1)) - 1 : 0;
+  QUENCH_CHECK(ws.is_signed && ws.symmetric && qmax > 0 && ws.quant_min >= -qmax && ws.quant_max <= qmax &&
+                   (!ws.per_channel || ws.axis == 0),
+               "convert: '", name, "': quantized embedding tables take signed symmetric codes of 2..8 bits within "
+               "[-(2^(bits-1)-1), 2^(bits-1)-1] per tensor, row or group (QuantSpec::int_symmetric_weight); got ",
+               ws.str());
+  QUENCH_CHECK(fw.calibrated() || fw.learnable(), "convert: '", name,
+               "': the weight quantizer never saw data; run at least one training or calibration batch first");
+  const int64_t R = q.num_embeddings, D = q.embedding_dim;
+  auto m = std::make_shared<QuantizedEmbedding>(R, D, ws.bits, ws.group_size, q.padding_idx);
+  NoGradGuard ng;
+  Tensor wscale = fw.scale.detach().contiguous(), wzp = fw.zero_point.contiguous();
+  const int32_t* pz = wzp.data_ptr<int32_t>();
+  for (int64_t i = 0; i < wzp.numel(); ++i)
+    QUENCH_CHECK(pz[i] == 0, "convert: '", name, "': weight zero point ", i, " is ", pz[i],
+                 "; symmetric weights need 0");
+  const int64_t G = m->groups, gs = ws.group_size ? ws.group_size : D;
+  QUENCH_CHECK(wscale.numel() == 1 || wscale.numel() == R * G, "convert: '", name, "': ", wscale.numel(),
+               " weight scales for [", R, ", ", G, "] groups");
+  const float* ps = wscale.data_ptr<float>();
+  Tensor w = q.weight.detach().contiguous();
+  const float* pw = w.data_ptr<float>();
+  std::vector<int8_t> codes(R * D);
+  float* pms = m->weight_scale.data_ptr<float>();
+  const int32_t qlo = static_cast<int32_t>(ws.quant_min), qhi = static_cast<int32_t>(ws.quant_max);
+  for (int64_t r = 0; r < R; ++r)
+    for (int64_t d = 0; d < D; ++d) {
+      const float s = ps[wscale.numel() == 1 ? 0 : r * G + d / gs];
+      pms[r * G + d / gs] = s;
+      codes[r * D + d] = static_cast<int8_t>(quantize_value(pw[r * D + d], 1.0f / s, 0, qlo, qhi));
+    }
+  m->set_weight_codes(codes.data());
+  m->validate("convert: '" + name + "'");
+  m->eval();
+  return m;
+}
+
 }  // namespace
 
 ConvertSummary convert(nn::Module& model, bool fuse) {
@@ -122,6 +164,12 @@ ConvertSummary convert(nn::Module& model, bool fuse) {
   for (const auto& [name, m] : model.named_modules()) {
     if (is_qat_attention(*m)) {
       sum.qat_attention.push_back(name);
+      continue;
+    }
+    if (auto* e = dynamic_cast<QATEmbedding*>(m.get())) {
+      QUENCH_CHECK(!name.empty(), "convert: the root module is a QATEmbedding; wrap it in a parent module");
+      model.set_submodule(name, to_quantized_embedding(*e, name));
+      sum.quantized_embeddings.push_back(name);
       continue;
     }
     auto* q = dynamic_cast<QATLinear*>(m.get());
@@ -135,9 +183,10 @@ ConvertSummary convert(nn::Module& model, bool fuse) {
       sum.int8_linears.push_back(name);
     }
   }
-  QUENCH_CHECK(!sum.int8_linears.empty() || !sum.int4_linears.empty() || !sum.qat_attention.empty(),
+  QUENCH_CHECK(!sum.int8_linears.empty() || !sum.int4_linears.empty() || !sum.qat_attention.empty() ||
+                   !sum.quantized_embeddings.empty(),
                "convert: ", model.type_name(),
-               " has no QATLinear or QATAttention modules; run prepare_qat or prepare_ptq (and train or "
+               " has no QATLinear, QATEmbedding or QATAttention modules; run prepare_qat or prepare_ptq (and train or "
                "calibrate) first");
   for (const auto& [name, m] : model.named_modules())
     if (auto* fq = dynamic_cast<FakeQuantize*>(m.get()))

@@ -4,7 +4,9 @@
 // fake-quant's frozen scale by the shared rounding rule, per-channel scales, bias, and the input
 // fake-quant's frozen scale / zero point. A QATLinear with weights of at most 4 bits, per-group weight
 // scales or per-token activations becomes an Int4Linear (quant/int4_linear.hpp, the s4 GEMM) the same
-// way: mixed-precision models get both. QATAttention modules stay, their fake quantizers frozen.
+// way: mixed-precision models get both. Every QATEmbedding becomes a QuantizedEmbedding
+// (quant/quantized_embedding.hpp): the table's codes at the weight spec's bit width (packed two per
+// byte at 4 bits or less) and its scales. QATAttention modules stay, their fake quantizers frozen.
 // Observers are frozen and the model is put in eval mode. The result is still an nn::Module with the
 // same tree (only the Linear children changed), so evaluation code runs unchanged, and it computes
 // bit for bit what the fake-quant model computes in eval mode with the same scales.
@@ -28,6 +30,7 @@ namespace quench::quant {
 struct ConvertSummary {
   std::vector<std::string> int8_linears;   // dotted names now Int8Linear
   std::vector<std::string> int4_linears;   // dotted names now Int4Linear
+  std::vector<std::string> quantized_embeddings;  // dotted names now QuantizedEmbedding
   std::vector<std::string> qat_attention;  // QATAttention modules kept with frozen fake quant
   std::vector<std::string> int8_mlps;      // nn::Mlp modules now Int8Mlp (fused fc1 -> GELU -> fc2)
   std::vector<std::string> int8_blocks;    // nn::Block modules now Int8Block (fused by groups of images)

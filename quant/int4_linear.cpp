@@ -8,17 +8,10 @@
 #include "kernels/fake_quant_rows.hpp"
 #include "kernels/gemm_u8s8.hpp"
 #include "kernels/parallel.hpp"
+#include "quant/weight_codes.hpp"
 #include "quant/observer.hpp"
 
 namespace quench::quant {
-namespace {
-
-int8_t nibble(uint8_t byte, int64_t k) {
-  const int v = (k % 2 ? byte >> 4 : byte) & 15;
-  return static_cast<int8_t>(v >= 8 ? v - 16 : v);
-}
-
-}  // namespace
 
 Int4Linear::Int4Linear(int64_t in, int64_t out, bool has_bias, int64_t group, bool tok, int b)
     : Module("Int4Linear"), in_features(in), out_features(out), group_size(group), per_token(tok), bits(b) {
@@ -44,38 +37,16 @@ std::string Int4Linear::extra_repr() const {
 }
 
 void Int4Linear::set_weight_codes(const int8_t* codes) {
-  const int64_t K = in_features, kb = (K + 1) / 2;
-  uint8_t* w = weight.data_ptr<uint8_t>();
-  std::memset(w, 0, static_cast<size_t>(out_features * kb));
-  for (int64_t n = 0; n < out_features; ++n)
-    for (int64_t k = 0; k < K; ++k) w[n * kb + k / 2] |= static_cast<uint8_t>((codes[n * K + k] & 15) << (4 * (k % 2)));
+  pack_int4_rows(codes, out_features, in_features, weight.data_ptr<uint8_t>());
 }
 
 std::vector<int8_t> Int4Linear::weight_codes() const {
-  const int64_t K = in_features, kb = (K + 1) / 2;
-  const uint8_t* w = weight.data_ptr<uint8_t>();
-  std::vector<int8_t> c(out_features * K);
-  for (int64_t n = 0; n < out_features; ++n)
-    for (int64_t k = 0; k < K; ++k) c[n * K + k] = nibble(w[n * kb + k / 2], k);
-  return c;
+  return unpack_int4_rows(weight.data_ptr<uint8_t>(), out_features, in_features);
 }
 
 void Int4Linear::validate(const std::string& where) const {
-  const int64_t K = in_features, kb = (K + 1) / 2, qmax = (int64_t{1} << (bits - 1)) - 1;
-  const uint8_t* w = weight.data_ptr<uint8_t>();
-  for (int64_t n = 0; n < out_features; ++n) {
-    for (int64_t k = 0; k < K; ++k) {
-      const int8_t v = nibble(w[n * kb + k / 2], k);
-      QUENCH_CHECK(v >= -qmax && v <= qmax, where, ": weight code [", n, ", ", k, "] = ", int(v),
-                   " is outside the symmetric ", bits, "-bit range [", -qmax, ", ", qmax, "]");
-    }
-    QUENCH_CHECK(K % 2 == 0 || (w[n * kb + kb - 1] >> 4) == 0, where, ": row ", n,
-                 " has a non-zero padding nibble (in_features ", K, " is odd: the last high nibble must be 0)");
-  }
-  const float* ws = weight_scale.data_ptr<float>();
-  for (int64_t i = 0; i < out_features * groups; ++i)
-    QUENCH_CHECK(std::isfinite(ws[i]) && ws[i] > 0, where, ": weight_scale[", i / groups, ", ", i % groups,
-                 "] must be positive and finite, got ", ws[i]);
+  check_int4_rows(weight.data_ptr<uint8_t>(), out_features, in_features, (int64_t{1} << (bits - 1)) - 1, bits, where);
+  check_weight_scales(weight_scale.data_ptr<float>(), out_features, groups, where);
   if (!per_token) {
     const float s = input_scale.data_ptr<float>()[0];
     const int32_t z = input_zero_point.data_ptr<int32_t>()[0];

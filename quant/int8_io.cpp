@@ -4,6 +4,7 @@
 #include <sstream>
 
 #include "nn/layers/attention.hpp"
+#include "nn/layers/embedding.hpp"
 #include "nn/layers/linear.hpp"
 #include "quant/int4_linear.hpp"
 #include "quant/int8_block.hpp"
@@ -12,6 +13,7 @@
 #include "quant/prepare.hpp"
 #include "quant/int8_bert_layer.hpp"
 #include "quant/qat_attention.hpp"
+#include "quant/quantized_embedding.hpp"
 
 namespace quench::quant {
 namespace {
@@ -47,12 +49,21 @@ const char* kScheme4 =
     "along in, 1 per channel), input_scale / input_zero_point only for per-tensor activations; "
     "y = sum_g float(acc_g) * (s_x * weight_scale[n,g]) + bias";
 
+const char* kSchemeEmbedding =
+    "; quantized embeddings: weight I8 [num, dim] (bits 5..8) or U8 [num, ceil(dim/2)] (bits 2..4, packed as int4 "
+    "layers), weight_scale F32 [num, groups] (groups of group_size along dim, 1 per row), zero point 0; "
+    "row[d] = float(code[d]) * weight_scale[row, d / group_size]";
+
 }  // namespace
 
 void save_int8(const std::string& path, nn::Module& model, const nn::Metadata& extra) {
-  std::string lin, lin4, att;
+  std::string lin, lin4, att, emb;
   for (const auto& [name, m] : model.named_modules()) {
-    if (auto* l4 = dynamic_cast<Int4Linear*>(m.get())) {
+    if (auto* e = dynamic_cast<QuantizedEmbedding*>(m.get())) {
+      e->validate("save_int8: '" + name + "'");
+      emb += name + ":" + std::to_string(e->num_embeddings) + ":" + std::to_string(e->embedding_dim) + ":" +
+             std::to_string(e->padding_idx) + ":" + std::to_string(e->bits) + ":" + std::to_string(e->group_size) + ";";
+    } else if (auto* l4 = dynamic_cast<Int4Linear*>(m.get())) {
       l4->validate("save_int8: '" + name + "'");
       lin4 += name + ":" + std::to_string(l4->in_features) + ":" + std::to_string(l4->out_features) + ":" +
               (l4->bias.defined() ? "1" : "0") + ":" + std::to_string(l4->bits) + ":" +
@@ -69,18 +80,21 @@ void save_int8(const std::string& path, nn::Module& model, const nn::Metadata& e
       att += name + ":" + std::to_string(static_cast<int>(om->kind())) + ":" + std::to_string(s.bits) + ":" +
              std::to_string(s.is_signed) + ":" + std::to_string(s.symmetric) + ":" + std::to_string(s.quant_min) +
              ":" + std::to_string(s.quant_max) + ":" + std::to_string(fq->learnable()) + ";";
-    } else if (m->type_name() == "QATLinear") {
-      throw Error("save_int8: '" + name + "' is still a QATLinear; run quant::convert before saving an int8 model");
+    } else if (m->type_name() == "QATLinear" || m->type_name() == "QATEmbedding") {
+      throw Error("save_int8: '" + name + "' is still a " + m->type_name() +
+                  "; run quant::convert before saving an int8 model");
     }
   }
-  QUENCH_CHECK(!lin.empty() || !lin4.empty(), "save_int8: ", model.type_name(),
-               " has no Int8Linear or Int4Linear layers; convert it first");
+  QUENCH_CHECK(!lin.empty() || !lin4.empty() || !emb.empty(), "save_int8: ", model.type_name(),
+               " has no Int8Linear, Int4Linear or QuantizedEmbedding layers; convert it first");
   nn::Metadata md = extra;
   md["format"] = "quench-int8";
-  md["version"] = lin4.empty() ? "1" : "2";  // version 1 readers know no Int4Linear
-  md["scheme"] = lin4.empty() ? kScheme : std::string(kScheme) + kScheme4;
+  // The oldest version that knows every layer kind present: 1 Int8Linear, 2 Int4Linear, 3 QuantizedEmbedding.
+  md["version"] = !emb.empty() ? "3" : !lin4.empty() ? "2" : "1";
+  md["scheme"] = std::string(kScheme) + (lin4.empty() ? "" : kScheme4) + (emb.empty() ? "" : kSchemeEmbedding);
   md["int8_linear"] = lin;
-  if (!lin4.empty()) md["int4_linear"] = lin4;
+  if (md["version"] != "1") md["int4_linear"] = lin4;  // listed (maybe empty) from version 2 on
+  if (!emb.empty()) md["quantized_embedding"] = emb;
   md["qat_attention"] = att;
   nn::NamedTensors tensors;
   for (const auto& [k, t] : model.state_dict()) tensors.emplace_back(k, t);
@@ -98,8 +112,8 @@ nn::Metadata load_int8(const std::string& path, nn::Module& skeleton) {
   QUENCH_CHECK(meta("format") == "quench-int8", "load_int8: ", path, ": format is '", meta("format"),
                "', expected 'quench-int8' (an FP32 checkpoint loads with load_state_dict instead)");
   const std::string version = meta("version");
-  QUENCH_CHECK(version == "1" || version == "2", "load_int8: ", path, ": unsupported version '", version,
-               "' (this build reads 1 and 2)");
+  QUENCH_CHECK(version == "1" || version == "2" || version == "3", "load_int8: ", path, ": unsupported version '",
+               version, "' (this build reads 1 to 3)");
   for (const std::string& e : split(meta("qat_attention"), ';')) {
     auto p = split(e, ':');
     QUENCH_CHECK(p.size() == 8, "load_int8: ", path, ": malformed qat_attention entry '", e, "'");
@@ -135,7 +149,7 @@ nn::Metadata load_int8(const std::string& path, nn::Module& skeleton) {
     lins.emplace_back(p[0], q);
   }
   std::vector<std::pair<std::string, std::shared_ptr<Int4Linear>>> lins4;
-  if (version == "2") {
+  if (version != "1") {
     for (const std::string& e : split(meta("int4_linear"), ';')) {
       auto p = split(e, ':');
       QUENCH_CHECK(p.size() == 7, "load_int8: ", path, ": malformed int4_linear entry '", e,
@@ -158,13 +172,40 @@ nn::Metadata load_int8(const std::string& path, nn::Module& skeleton) {
       lins4.emplace_back(p[0], q);
     }
   }
-  QUENCH_CHECK(!lins.empty() || !lins4.empty(), "load_int8: ", path, ": no int8_linear or int4_linear layers listed");
+  std::vector<std::pair<std::string, std::shared_ptr<QuantizedEmbedding>>> embs;
+  if (version == "3") {
+    for (const std::string& e : split(meta("quantized_embedding"), ';')) {
+      auto p = split(e, ':');
+      QUENCH_CHECK(p.size() == 6, "load_int8: ", path, ": malformed quantized_embedding entry '", e,
+                   "' (expected name:num:dim:padding_idx:bits:group_size)");
+      const int64_t num = to_int(p[1], "num of " + p[0], path), dim = to_int(p[2], "dim of " + p[0], path);
+      const int64_t pad = to_int(p[3], "padding_idx of " + p[0], path);
+      auto fp = std::dynamic_pointer_cast<nn::Embedding>(skeleton.get_submodule(p[0]));
+      QUENCH_CHECK(fp != nullptr, "load_int8: ", path, ": '", p[0], "' is not an Embedding in the model");
+      QUENCH_CHECK(fp->num_embeddings == num && fp->embedding_dim == dim && fp->padding_idx == pad, "load_int8: ",
+                   path, ": '", p[0], "' is Embedding(", fp->num_embeddings, ", ", fp->embedding_dim, ", padding_idx=",
+                   fp->padding_idx, ") in the model but Embedding(", num, ", ", dim, ", padding_idx=", pad,
+                   ") in the file");
+      std::shared_ptr<QuantizedEmbedding> q;
+      try {
+        q = std::make_shared<QuantizedEmbedding>(num, dim, static_cast<int>(to_int(p[4], "bits of " + p[0], path)),
+                                                 to_int(p[5], "group_size of " + p[0], path), pad);
+      } catch (const Error& err) {
+        throw Error("load_int8: " + path + ": '" + p[0] + "': " + err.what());
+      }
+      skeleton.set_submodule(p[0], q);
+      embs.emplace_back(p[0], q);
+    }
+  }
+  QUENCH_CHECK(!lins.empty() || !lins4.empty() || !embs.empty(), "load_int8: ", path,
+               ": no int8_linear, int4_linear or quantized_embedding layers listed");
   std::map<std::string, Tensor> expected;
   for (const auto& [k, t] : skeleton.state_dict()) expected[k] = t;
   nn::check_state_dict(expected, f.tensors, "load_int8: " + path);
   skeleton.load_state_dict(nn::StateDict(f.tensors));
   for (auto& [name, l] : lins) l->validate("load_int8: " + path + ": '" + name + "'");
   for (auto& [name, l] : lins4) l->validate("load_int8: " + path + ": '" + name + "'");
+  for (auto& [name, e] : embs) e->validate("load_int8: " + path + ": '" + name + "'");
   freeze_observers(skeleton);
   enable_fake_quant(skeleton, true);
   fuse_int8_mlps(skeleton);  // the fast paths quant::convert installs

@@ -3,9 +3,11 @@
 #include "engine/autograd.hpp"
 #include "nn/layers/attention.hpp"
 #include "nn/layers/bert.hpp"
+#include "nn/layers/embedding.hpp"
 #include "nn/layers/linear.hpp"
 #include "quant/fake_quant_module.hpp"
 #include "quant/qat_attention.hpp"
+#include "quant/qat_embedding.hpp"
 #include "quant/qat_linear.hpp"
 
 namespace quench::quant {
@@ -34,7 +36,7 @@ PrepareSummary prepare_qat(nn::Module& model, const QuantizationAwareTrainingCon
   // A snapshot in pre-order: an Attention is swapped before its qkv / proj, which are then looked up
   // again through their (new) parent.
   for (const auto& [name, m] : model.named_modules()) {
-    auto* lin = dynamic_cast<nn::Linear*>(m.get());
+    const bool lin = dynamic_cast<nn::Linear*>(m.get()) || dynamic_cast<nn::Embedding*>(m.get());
     const bool att = cfg.quantize_attention_matmuls && (dynamic_cast<nn::Attention*>(m.get()) ||
                                                         dynamic_cast<nn::BertSelfAttention*>(m.get()));
     if (!lin && !att) continue;
@@ -49,6 +51,8 @@ PrepareSummary prepare_qat(nn::Module& model, const QuantizationAwareTrainingCon
     nn::ModulePtr repl;
     if (auto* l = dynamic_cast<nn::Linear*>(current.get()))
       repl = std::make_shared<QATLinear>(*l, *qc);
+    else if (auto* e = dynamic_cast<nn::Embedding*>(current.get()))
+      repl = std::make_shared<QATEmbedding>(*e, *qc);
     else if (!(repl = make_qat_attention(*current, *qc)))
       continue;
     model.set_submodule(name, repl);

@@ -3,8 +3,11 @@
 //
 // prepare_qat swaps, in place, every nn::Linear whose dotted name gets a QConfig from the config
 // (quant/qconfig.hpp: fallback list, name patterns, type overrides, default) for a QATLinear sharing
-// its weight and bias, and, with quantize_attention_matmuls, every nn::Attention for a QATAttention
-// (nn::BertSelfAttention for a QATBertSelfAttention).
+// its weight and bias, every nn::Embedding (type name "Embedding") for a QATEmbedding sharing its
+// table (weight-only: the QConfig's weight spec, per row), and, with quantize_attention_matmuls, every
+// nn::Attention for a QATAttention (nn::BertSelfAttention for a QATBertSelfAttention). The default
+// QConfig thus quantizes embedding tables too; the rule "type:Embedding=fp32" (add_precision_rules)
+// or a type override keeps them FP32.
 // Works on any model built from nn/ layers whose parents call children through the registry (every
 // nn/ layer does). Load FP32 weights before preparing (or use load_state_dict(sd, false): only the
 // fake-quant state is then missing), and build the optimizer after preparing or keep it: the
@@ -24,7 +27,7 @@ struct PrepareSummary {
     std::string name, from, to, qconfig;
   };
   std::vector<Swap> swapped;
-  std::vector<std::string> kept_fp32;  // Linear / Attention modules the config left FP32
+  std::vector<std::string> kept_fp32;  // Linear / Embedding / Attention modules the config left FP32
   // One line per module: "blocks.0.attn.qkv: Linear -> QATLinear (activation ..., weight ...)".
   std::string str() const;
 };

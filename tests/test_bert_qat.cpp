@@ -1,6 +1,7 @@
 // The text path of QAT + distillation: INC's BERT recipe (every layer's output, every layer's
 // attention probabilities, the logits; MSE) through prepare_compression's hooks on a padded batch,
-// fake-quantized attention matmuls, conversion to int8 (every Linear an Int8Linear, each layer's
+// fake-quantized attention matmuls, conversion to int8 (every Linear an Int8Linear, every embedding
+// table a QuantizedEmbedding, each layer's
 // feed-forward half fused (Int8BertLayer), the converted model equal to its fake-quant self bit for bit
 // on every ISA path) and the int8 BERT checkpoint.
 #include <doctest/doctest.h>
@@ -103,6 +104,7 @@ TEST_CASE("BERT QAT + distillation: hooks, five MSE terms, convert on train end,
   auto cm = prepare_compression(student, {bert_distillation_config(teacher, c, c, {}), qcfg});
   cm.on_train_begin();
   CHECK(count_type(*cm.model(), "QATLinear") == 14);
+  CHECK(count_type(*cm.model(), "QATEmbedding") == 3);  // word, position and token type tables
   CHECK(count_type(*cm.model(), "QATBertSelfAttention") == 2);
   optim::AdamW opt(cm.trainable_parameters(), optim::AdamWOptions(1e-3));
   const tensor_list x = padded_batch(c);
@@ -143,6 +145,7 @@ TEST_CASE("BERT QAT + distillation: hooks, five MSE terms, convert on train end,
   }
   cm.on_train_end();
   CHECK(count_type(*cm.model(), "Int8Linear") == 14);
+  CHECK(count_type(*cm.model(), "QuantizedEmbedding") == 3);
   CHECK(count_type(*cm.model(), "QATBertSelfAttention") == 2);  // stays, its quantizers frozen
   CHECK(count_type(*cm.model(), "Int8BertLayer") == 2);         // the fused feed-forward pass
   auto bert = std::dynamic_pointer_cast<nn::BertForSequenceClassification>(cm.model());
@@ -179,6 +182,7 @@ TEST_CASE("BERT QAT + distillation: hooks, five MSE terms, convert on train end,
     CHECK(back->cfg.to_json() == bert->cfg.to_json());
     CHECK(count_type(*back, "QATBertSelfAttention") == 2);
     CHECK(count_type(*back, "Int8BertLayer") == 2);
+    CHECK(count_type(*back, "QuantizedEmbedding") == 3);
     CHECK(testing::max_abs_diff((*back)(x), fq_logits) == 0.0);
 
     nn::NamedTensors ts;

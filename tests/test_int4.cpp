@@ -304,7 +304,7 @@ TEST_CASE("int4: corrupt or inconsistent int4 checkpoints are rejected with the 
                   }),
           "weights of 2..4 bits");
   rejects(rewrite("version.safetensors", [&](nn::NamedTensors&, nn::Metadata& md) { md["version"] = "1"; }),
-          "no int8_linear or int4_linear layers listed");  // version 1 knows no int4_linear
+          "no int8_linear, int4_linear or quantized_embedding layers listed");  // version 1 knows no int4_linear
   rejects(rewrite("missing.safetensors", [&](nn::NamedTensors&, nn::Metadata& md) { md.erase("int4_linear"); }),
           "metadata has no 'int4_linear'");
   // Odd in_features: a set padding nibble is rejected.

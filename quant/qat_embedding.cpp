@@ -1,0 +1,33 @@
+#include "quant/qat_embedding.hpp"
+
+#include "engine/ops.hpp"
+
+namespace quench::quant {
+
+QATEmbedding::QATEmbedding(const nn::Embedding& fp32, const QConfig& qc)
+    : Module("QATEmbedding"),
+      num_embeddings(fp32.num_embeddings),
+      embedding_dim(fp32.embedding_dim),
+      padding_idx(fp32.padding_idx),
+      qconfig_(qc) {
+  const QuantSpec& ws = qc.weight;
+  QUENCH_CHECK(ws.is_signed && ws.symmetric && (!ws.per_channel || ws.axis == 0) && !ws.per_token,
+               "QATEmbedding: the table is quantized signed symmetric, per tensor or per row (axis 0), got ",
+               ws.str(), "; keep embeddings FP32 with the rule 'type:Embedding=fp32'");
+  weight = register_parameter("weight", fp32.weight, fp32.weight.requires_grad());
+  w_fq_ = register_module("weight_fake_quant", std::make_shared<FakeQuantize>(ws, qc.weight_observer, num_embeddings,
+                                                                              qc.learnable_scale, embedding_dim));
+  train(fp32.is_training());
+}
+
+std::string QATEmbedding::extra_repr() const {
+  return std::to_string(num_embeddings) + ", " + std::to_string(embedding_dim) +
+         (padding_idx >= 0 ? ", padding_idx=" + std::to_string(padding_idx) : "");
+}
+
+Tensor QATEmbedding::forward(const Tensor& ids) {
+  w_fq_->observe_step(weight);
+  return embedding(w_fq_->fake_quant(weight), ids, padding_idx);
+}
+
+}  // namespace quench::quant
