@@ -1,5 +1,6 @@
 #include "quant/quantized_embedding.hpp"
 
+#include <algorithm>
 #include <cstring>
 
 #include "engine/ops/creation.hpp"
@@ -75,14 +76,21 @@ Tensor QuantizedEmbedding::forward(const Tensor& ids_in) {
   const float* ps = weight_scale.data_ptr<float>();
   const uint8_t* pw = static_cast<const uint8_t*>(weight.raw_data());
   const int64_t row_bytes = packed() ? int4_row_bytes(D) : D;
+  const bool pk = packed();
   kernels::parallel_for(ids.numel(), std::max<int64_t>(1, 16384 / D), [&](int64_t b, int64_t e) {
+    std::vector<int8_t> codes(pk ? D : 0);
     for (int64_t t = b; t < e; ++t) {
       const uint8_t* row = pw + pi[t] * row_bytes;
       const float* scale = ps + pi[t] * G;
       float* out = py + t * D;
-      for (int64_t d = 0; d < D; ++d) {
-        const int8_t q = packed() ? int4_code(row, d) : static_cast<int8_t>(row[d]);
-        out[d] = static_cast<float>(q) * scale[d / gs];
+      const int8_t* q = reinterpret_cast<const int8_t*>(row);
+      if (pk) {
+        for (int64_t d = 0; d < D; ++d) codes[d] = int4_code(row, d);
+        q = codes.data();
+      }
+      for (int64_t g = 0; g < G; ++g) {  // one scale per run: a loop the compiler vectorizes
+        const float sg = scale[g];
+        for (int64_t d = g * gs, end = std::min(D, d + gs); d < end; ++d) out[d] = static_cast<float>(q[d]) * sg;
       }
     }
   });
