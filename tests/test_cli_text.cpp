@@ -266,7 +266,19 @@ TEST_CASE("cli tool: train / eval / classify / quantize / distill / vocab with -
 
   REQUIRE(run_text_tool("quantize " + best + " --calib-batches 4 -b 8 -q --out " + dir.file("ptq/int8.safetensors"),
                         out) == 0);
-  CHECK(std::filesystem::exists(dir.file("ptq/int8.safetensors")));
+  // The three embedding tables are int8 codes too, unless a rule keeps them FP32.
+  auto tables = [&](const std::string& file) {
+    const nn::Metadata md = nn::load_safetensors(file).metadata;
+    const auto it = md.find("quantized_embedding");
+    return it == md.end() ? std::string("(none)") : it->second;
+  };
+  const std::string t8 = tables(dir.file("ptq/int8.safetensors"));
+  CHECK(t8.find("bert.embeddings.word_embeddings:") != std::string::npos);
+  CHECK(t8.find("bert.embeddings.position_embeddings:") != std::string::npos);
+  CHECK(t8.find("bert.embeddings.token_type_embeddings:2:32:-1:8:0;") != std::string::npos);
+  REQUIRE(run_text_tool("quantize " + best + " --calib-batches 4 -b 8 -q --precision type:Embedding=fp32 --out " +
+                            dir.file("ptq_fp32_tables/int8.safetensors"), out) == 0);
+  CHECK(tables(dir.file("ptq_fp32_tables/int8.safetensors")) == "(none)");
   REQUIRE(run_text_tool("distill --teacher " + best + " --epochs 1 -b 8 --lr 1e-4 -q --out " + dir.file("kd"), out) ==
           0);
   CHECK(out.find("agree on") != std::string::npos);
@@ -276,6 +288,8 @@ TEST_CASE("cli tool: train / eval / classify / quantize / distill / vocab with -
   // W4A8: 4-bit weights through quantize and distill, and the report's low-bit rows beside int8's.
   REQUIRE(run_text_tool("quantize " + best + " --weight-bits 4 --calib-batches 4 -b 8 -q --out " +
                             dir.file("ptq4/int8.safetensors"), out) == 0);
+  CHECK(tables(dir.file("ptq4/int8.safetensors")).find("bert.embeddings.word_embeddings:") != std::string::npos);
+  CHECK(tables(dir.file("ptq4/int8.safetensors")).find(":4:0;") != std::string::npos);
   REQUIRE(run_text_tool("distill --teacher " + best + " --no-kd --weight-bits 4 --epochs 1 -b 8 --lr 1e-4 -q --out " +
                             dir.file("qat4"), out) == 0);
   REQUIRE(run_text_tool("distill --teacher " + best + " --weight-bits 4 --epochs 1 -b 8 --lr 1e-4 -q --out " +

@@ -101,7 +101,7 @@ void add_weight_precision_options(CLI::App* sub, WeightPrecision& w) {
       ->group(g);
   sub->add_option("--precision", w.rules,
                   "mixed precision, comma-separated PATTERN=BITS[gGROUP]|fp32, e.g. 'head=8,patch_embed*=fp32' "
-                  "(type:Linear=... for a module type)")
+                  "(type:Linear=... or type:Embedding=... for a module type)")
       ->group(g);
 }
 
