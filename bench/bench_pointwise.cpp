@@ -1,6 +1,6 @@
 // Element-wise ops on one ViT fc1 output ([128 x 50 tokens, 512], the reference config), 1 thread:
-// the AVX2 loops against the baseline (QUENCH_ISA=ref) ones, the exact GELU's AVX-512 loops
-// against both, and GELU against its libm twin, in the same process. Compare with PyTorch through ratios only (machine load varies).
+// the AVX2 loops against the baseline (QUENCH_ISA=ref) ones, the exact GELU's and dropout's AVX-512
+// loops against both, and GELU against its libm twin, in the same process. Compare with PyTorch through ratios only (machine load varies).
 #include <benchmark/benchmark.h>
 
 #include <cmath>
@@ -49,6 +49,11 @@ void BM_gelu_backward(benchmark::State& s) {
     return xr.grad();
   });
 }
+// Dropout p = 0.1 in training (BERT's attention probabilities and hidden states): mask draw and scale.
+void BM_dropout(benchmark::State& s) {
+  Generator gen(3);
+  run(s, [&gen](const Tensor& x) { return dropout(x, 0.1, true, gen); });
+}
 void BM_exp(benchmark::State& s) {
   run(s, [](const Tensor& x) { return exp(x); });
 }
@@ -80,6 +85,7 @@ BENCHMARK(BM_max_lastdim)->Arg(0)->Arg(1)->Unit(benchmark::kMillisecond);
 BENCHMARK(BM_gelu)->Arg(0)->Arg(1)->Arg(2)->Unit(benchmark::kMillisecond);
 BENCHMARK(BM_gelu_libm)->Arg(0)->Unit(benchmark::kMillisecond);
 BENCHMARK(BM_gelu_backward)->Arg(0)->Arg(1)->Arg(2)->Unit(benchmark::kMillisecond);
+BENCHMARK(BM_dropout)->Arg(0)->Arg(1)->Arg(3)->Unit(benchmark::kMillisecond);
 BENCHMARK(BM_exp)->Arg(0)->Arg(1)->Unit(benchmark::kMillisecond);
 BENCHMARK(BM_sigmoid)->Arg(0)->Arg(1)->Unit(benchmark::kMillisecond);
 BENCHMARK(BM_tanh)->Arg(0)->Arg(1)->Unit(benchmark::kMillisecond);

@@ -1,26 +1,19 @@
 // dropout: a keep-mask that is a function of one draw from a Generator and the element's index (so
 // results depend on the seed only, never on the thread count, and the mask is drawn in parallel),
-// kept elements scaled by 1/(1-p).
+// kept elements scaled by 1/(1-p); the element loops are kernels/dropout_rows.hpp.
 #include <cmath>
 
 #include "engine/autograd.hpp"
 #include "engine/ops/creation.hpp"
 #include "engine/ops/nn_common.hpp"
 #include "engine/ops/nn_ops.hpp"
+#include "kernels/dropout_rows.hpp"
 
 namespace quench {
 namespace {
 
 using autograd::AutogradContext;
 
-// Element i's uniform 24-bit draw: splitmix64's finalizer on key + i * golden ratio (a counter-based
-// generator: any element, in any order, on any thread).
-inline uint32_t draw24(uint64_t key, uint64_t i) {
-  uint64_t z = key + (i + 1) * 0x9e3779b97f4a7c15ULL;
-  z = (z ^ (z >> 30)) * 0xbf58476d1ce4e5b9ULL;
-  z = (z ^ (z >> 27)) * 0x94d049bb133111ebULL;
-  return static_cast<uint32_t>((z ^ (z >> 31)) >> 40);
-}
 using autograd::Function;
 
 // y = x * mask / (1 - p)   x: any shape; mask: u8 of x's shape, 1 with probability 1 - p
@@ -38,10 +31,7 @@ struct DropoutFn : Function<DropoutFn> {
     const float* px = x.data_ptr<float>();
     float* py = y.data_ptr<float>();
     kernels::parallel_for(n, 16384, [&](int64_t b, int64_t e) {
-      for (int64_t i = b; i < e; ++i) {
-        pm[i] = draw24(key, static_cast<uint64_t>(i)) < keep;
-        py[i] = pm[i] ? px[i] * scale : 0.f;
-      }
+      kernels::dropout_rows(px + b, e - b, key, static_cast<uint64_t>(b), keep, scale, pm + b, py + b);
     });
     ctx->save_for_backward({mask});
     ctx->saved_data["scale"] = static_cast<double>(scale);
@@ -57,7 +47,7 @@ struct DropoutFn : Function<DropoutFn> {
     const float* pg = gc.data_ptr<float>();
     float* pd = dx.data_ptr<float>();
     kernels::parallel_for(mask.numel(), 16384, [&](int64_t b, int64_t e) {
-      for (int64_t i = b; i < e; ++i) pd[i] = pm[i] ? pg[i] * scale : 0.f;
+      kernels::dropout_backward_rows(pg + b, pm + b, e - b, scale, pd + b);
     });
     return {dx};
   }
