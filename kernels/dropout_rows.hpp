@@ -6,7 +6,7 @@
 // depends on the key and the element's index only, never on the thread count or the ISA path. The
 // AVX2 and AVX-512 paths are the _ref loops compiled for those ISAs (AVX-512DQ multiplies the 64-bit
 // lanes in one instruction, vpmullq); integer math and one float multiply, so every path gives the
-// _ref bits (tests/test_pointwise.cpp). Single-threaded: callers split the elements over threads.
+// _ref bits (tests/test_dropout_rows.cpp). Single-threaded: callers split the elements over threads.
 #pragma once
 #include <cstdint>
 

@@ -120,12 +120,7 @@ std::shared_ptr<Int4Linear> to_int4(QATLinear& q, const std::string& name) {
 std::shared_ptr<QuantizedEmbedding> to_quantized_embedding(QATEmbedding& q, const std::string& name) {
   FakeQuantize& fw = q.weight_fake_quant();
   const QuantSpec& ws = fw.spec();
-  const int64_t qmax = ws.bits >= 2 && ws.bits <= 8 ? (int64_t{1} << (ws.bits - 1)) - 1 : 0;
-  QUENCH_CHECK(ws.is_signed && ws.symmetric && qmax > 0 && ws.quant_min >= -qmax && ws.quant_max <= qmax &&
-                   (!ws.per_channel || ws.axis == 0),
-               "convert: '", name, "': quantized embedding tables take signed symmetric codes of 2..8 bits within "
-               "[-(2^(bits-1)-1), 2^(bits-1)-1] per tensor, row or group (QuantSpec::int_symmetric_weight); got ",
-               ws.str());
+  check_embedding_spec(ws, "convert: '" + name + "'");
   QUENCH_CHECK(fw.calibrated() || fw.learnable(), "convert: '", name,
                "': the weight quantizer never saw data; run at least one training or calibration batch first");
   const int64_t R = q.num_embeddings, D = q.embedding_dim;

@@ -180,7 +180,15 @@ nn::Metadata load_int8(const std::string& path, nn::Module& skeleton) {
                    "' (expected name:num:dim:padding_idx:bits:group_size)");
       const int64_t num = to_int(p[1], "num of " + p[0], path), dim = to_int(p[2], "dim of " + p[0], path);
       const int64_t pad = to_int(p[3], "padding_idx of " + p[0], path);
-      auto fp = std::dynamic_pointer_cast<nn::Embedding>(skeleton.get_submodule(p[0]));
+      const int64_t bits = to_int(p[4], "bits of " + p[0], path);
+      QUENCH_CHECK(bits >= 2 && bits <= 8, "load_int8: ", path, ": '", p[0], "': codes of 2..8 bits, got ", bits);
+      nn::ModulePtr m;
+      try {
+        m = skeleton.get_submodule(p[0]);
+      } catch (const Error& err) {
+        throw Error("load_int8: " + path + ": quantized_embedding entry '" + p[0] + "': " + err.what());
+      }
+      auto fp = std::dynamic_pointer_cast<nn::Embedding>(m);
       QUENCH_CHECK(fp != nullptr, "load_int8: ", path, ": '", p[0], "' is not an Embedding in the model");
       QUENCH_CHECK(fp->num_embeddings == num && fp->embedding_dim == dim && fp->padding_idx == pad, "load_int8: ",
                    path, ": '", p[0], "' is Embedding(", fp->num_embeddings, ", ", fp->embedding_dim, ", padding_idx=",
@@ -188,7 +196,7 @@ nn::Metadata load_int8(const std::string& path, nn::Module& skeleton) {
                    ") in the file");
       std::shared_ptr<QuantizedEmbedding> q;
       try {
-        q = std::make_shared<QuantizedEmbedding>(num, dim, static_cast<int>(to_int(p[4], "bits of " + p[0], path)),
+        q = std::make_shared<QuantizedEmbedding>(num, dim, static_cast<int>(bits),
                                                  to_int(p[5], "group_size of " + p[0], path), pad);
       } catch (const Error& err) {
         throw Error("load_int8: " + path + ": '" + p[0] + "': " + err.what());

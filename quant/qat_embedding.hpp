@@ -9,12 +9,17 @@
 // (weight [num, dim]) so FP32 checkpoints load; child weight_fake_quant.
 #pragma once
 #include <memory>
+#include <string>
 
 #include "nn/layers/embedding.hpp"
 #include "quant/fake_quant_module.hpp"
 #include "quant/qconfig.hpp"
 
 namespace quench::quant {
+
+// Throws naming `where` unless `spec` is one a QuantizedEmbedding stores: signed symmetric codes of
+// 2..8 bits within [-(2^(bits-1)-1), 2^(bits-1)-1], per tensor or per row (axis 0), optionally grouped.
+void check_embedding_spec(const QuantSpec& spec, const std::string& where);
 
 class QATEmbedding : public nn::Module {
  public:

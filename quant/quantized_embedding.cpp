@@ -18,7 +18,8 @@ QuantizedEmbedding::QuantizedEmbedding(int64_t num, int64_t dim, int b, int64_t 
       bits(b) {
   QUENCH_CHECK(num > 0 && dim > 0, "QuantizedEmbedding: sizes must be positive, got ", num, " x ", dim);
   QUENCH_CHECK(b >= 2 && b <= 8, "QuantizedEmbedding: codes of 2..8 bits, got ", b);
-  QUENCH_CHECK(group >= 0, "QuantizedEmbedding: group_size must be 0 (per row) or positive, got ", group);
+  QUENCH_CHECK(group >= 0 && group <= 65536, "QuantizedEmbedding: group_size must be 0 (per row) or in [1, 65536], got ",
+               group);
   QUENCH_CHECK(pad >= -1 && pad < num, "QuantizedEmbedding: padding_idx ", pad, " must be -1 (none) or in [0, ", num,
                ")");
   groups = group ? (dim + group - 1) / group : 1;

@@ -20,7 +20,7 @@ namespace quench::quant {
 class QuantizedEmbedding : public nn::Module {
  public:
   // Zero codes and unit scales of the given shape (filled by convert or load_state_dict).
-  // group_size: 0 (per row) or positive; bits in [2, 8].
+  // group_size: 0 (per row) or in [1, 65536]; bits in [2, 8].
   QuantizedEmbedding(int64_t num_embeddings, int64_t embedding_dim, int bits = 8, int64_t group_size = 0,
                      int64_t padding_idx = -1);
   std::string extra_repr() const override;

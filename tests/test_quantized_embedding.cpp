@@ -7,6 +7,7 @@
 #include <filesystem>
 
 #include "engine/ops.hpp"
+#include "kernels/isa.hpp"
 #include "nn/nn.hpp"
 #include "quant/convert.hpp"
 #include "quant/fake_quantize.hpp"
@@ -111,7 +112,12 @@ TEST_CASE("quantized embedding: QuantizedEmbedding is bit for bit the frozen QAT
         const Tensor ids = ids_for(11);
         Tensor a = (*p.fq->get_submodule("0"))(ids), b = (*e)(ids);
         CHECK(testing::max_abs_diff(a, b) == 0.0);
-        CHECK(testing::max_abs_diff((*p.fq)(ids), (*p.conv)(ids)) == 0.0);
+        const kernels::Isa saved = kernels::active_isa();  // the fake quantization has ISA paths
+        for (int i = 0; i <= static_cast<int>(kernels::cpu_isa()); ++i) {
+          CAPTURE(kernels::isa_name(kernels::set_isa(static_cast<kernels::Isa>(i))));
+          CHECK(testing::max_abs_diff((*p.fq)(ids), (*p.conv)(ids)) == 0.0);
+        }
+        kernels::set_isa(saved);
         // The padding row (zero in FP32) stays zero.
         CHECK(testing::max_abs_diff(b.narrow(0, 0, 1).narrow(1, 4, 1), zeros({1, 1, dim})) == 0.0);
       }
@@ -124,6 +130,7 @@ TEST_CASE("quantized embedding: ids outside the table name the op, the index and
                        Error);
   CHECK_THROWS_WITH_AS(e(zeros({2}, kFloat32)), doctest::Contains("QuantizedEmbedding"), Error);
   CHECK_THROWS_WITH_AS(QuantizedEmbedding(5, 4, 9), doctest::Contains("codes of 2..8 bits, got 9"), Error);
+  CHECK_THROWS_WITH_AS(QuantizedEmbedding(5, 4, 8, int64_t{1} << 62), doctest::Contains("group_size must be 0"), Error);
 }
 
 TEST_CASE("quantized embedding: the default config quantizes tables, 'type:Embedding=fp32' keeps them FP32") {
@@ -138,10 +145,15 @@ TEST_CASE("quantized embedding: the default config quantizes tables, 'type:Embed
   CHECK(count_type(*k, "Embedding") == 1);
   CHECK(count_type(*k, "QATLinear") == 1);
   CHECK(s2.kept_fp32 == std::vector<std::string>{"0"});
-  // An affine weight spec cannot describe a symmetric table.
-  QuantizationAwareTrainingConfig bad;
-  bad.default_qconfig->weight = QuantSpec::make(8, true, false, true);
-  CHECK_THROWS_WITH_AS(prepare_qat(*emb_model(10, 8, 1), bad), doctest::Contains("type:Embedding=fp32"), Error);
+  // Specs a QuantizedEmbedding cannot store are refused when preparing, not after training: affine,
+  // the full signed range [-128, 127], more than 8 bits.
+  for (const QuantSpec& ws : {QuantSpec::make(8, true, false, true), QuantSpec::make(8, true, true, true),
+                              QuantSpec::make(10, true, true, true)}) {
+    CAPTURE(ws.str());
+    QuantizationAwareTrainingConfig bad;
+    bad.default_qconfig->weight = ws;
+    CHECK_THROWS_WITH_AS(prepare_qat(*emb_model(10, 8, 1), bad), doctest::Contains("type:Embedding=fp32"), Error);
+  }
 }
 
 TEST_CASE("quantized embedding: checkpoints round-trip (version 3) and corrupt tables are rejected by name") {
@@ -209,6 +221,16 @@ TEST_CASE("quantized embedding: checkpoints round-trip (version 3) and corrupt t
   rejects(rewrite("bits.safetensors",
                   [&](nn::NamedTensors&, nn::Metadata& m) { m["quantized_embedding"] = "0:11:16:0:9:8;"; }),
           "codes of 2..8 bits, got 9");
+  rejects(rewrite("bits_wrap.safetensors",
+                  [&](nn::NamedTensors&, nn::Metadata& m) { m["quantized_embedding"] = "0:11:16:0:4294967304:8;"; }),
+          "codes of 2..8 bits, got 4294967304");
+  rejects(rewrite("group.safetensors", [&](nn::NamedTensors&, nn::Metadata& m) {
+            m["quantized_embedding"] = "0:11:16:0:4:9223372036854775807;";
+          }),
+          "group_size must be 0 (per row) or in [1, 65536]");
+  rejects(rewrite("missing_module.safetensors",
+                  [&](nn::NamedTensors&, nn::Metadata& m) { m["quantized_embedding"] = "7:11:16:0:4:8;"; }),
+          "quantized_embedding entry '7'");
   rejects(rewrite("linear.safetensors",
                   [&](nn::NamedTensors&, nn::Metadata& m) { m["quantized_embedding"] = "1:11:16:0:4:8;"; }),
           "'1' is not an Embedding in the model");
@@ -218,4 +240,33 @@ TEST_CASE("quantized embedding: checkpoints round-trip (version 3) and corrupt t
   QuantizedEmbedding odd(2, 5, 4);
   odd.weight.data_ptr<uint8_t>()[2] = 0x10;
   CHECK_THROWS_WITH_AS(odd.validate("odd"), doctest::Contains("non-zero padding nibble"), Error);
+}
+
+TEST_CASE("quantized embedding: LSQ scales (learnable) train through QATEmbedding and convert") {
+  QuantizationAwareTrainingConfig cfg;
+  QConfig qc = QConfig::low_bit(4, 8);
+  qc.learnable_scale = true;
+  cfg.default_qconfig = qc;
+  add_precision_rules(cfg, "1=fp32");
+  auto m = emb_model(11, 16, 3);
+  prepare_qat(*m, cfg);
+  m->train();
+  auto* q = dynamic_cast<QATEmbedding*>(m->get_submodule("0").get());
+  REQUIRE(q != nullptr);
+  Tensor y = (*m)(ids_for(11));
+  y.sum().backward();
+  const Tensor sg = q->weight_fake_quant().scale.grad();
+  REQUIRE(sg.defined());
+  CHECK(sg.sizes() == Shape{11, 2});
+  CHECK(testing::max_abs_diff(sg, zeros({11, 2})) > 0.0);  // the scales learn
+  m->eval();
+  Tensor fq;
+  {
+    NoGradGuard ng;
+    fq = (*m)(ids_for(11));
+  }
+  convert(*m);
+  NoGradGuard ng;
+  CHECK(count_type(*m, "QuantizedEmbedding") == 1);
+  CHECK(testing::max_abs_diff((*m)(ids_for(11)), fq) <= 1e-6 * testing::max_abs_diff(fq, zeros(fq.sizes())));
 }
