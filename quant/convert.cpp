@@ -18,6 +18,32 @@
 namespace quench::quant {
 namespace {
 
+// The weight fake-quant's codes of a [rows, cols] weight by the shared rounding rule, with the scale of
+// each (row, group of group_size cols) written to scales [rows, groups]: per tensor (one scale),
+// per row, or per group. Symmetric only: every zero point must be 0.
+void quantize_weight(const Tensor& weight, FakeQuantize& fw, int64_t rows, int64_t cols, int64_t groups,
+                     const std::string& name, int8_t* codes, float* scales) {
+  const QuantSpec& ws = fw.spec();
+  Tensor wscale = fw.scale.detach().contiguous(), wzp = fw.zero_point.contiguous();
+  const int32_t* pz = wzp.data_ptr<int32_t>();
+  for (int64_t i = 0; i < wzp.numel(); ++i)
+    QUENCH_CHECK(pz[i] == 0, "convert: '", name, "': weight zero point ", i, " is ", pz[i],
+                 "; symmetric weights need 0");
+  QUENCH_CHECK(wscale.numel() == 1 || wscale.numel() == rows * groups, "convert: '", name, "': ", wscale.numel(),
+               " weight scales for [", rows, ", ", groups, "] groups");
+  const float* ps = wscale.data_ptr<float>();
+  Tensor w = weight.detach().contiguous();
+  const float* pw = w.data_ptr<float>();
+  const int64_t gs = ws.group_size ? ws.group_size : cols;
+  const int32_t qlo = static_cast<int32_t>(ws.quant_min), qhi = static_cast<int32_t>(ws.quant_max);
+  for (int64_t r = 0; r < rows; ++r)
+    for (int64_t c = 0; c < cols; ++c) {
+      const float sc = ps[wscale.numel() == 1 ? 0 : r * groups + c / gs];
+      scales[r * groups + c / gs] = sc;
+      codes[r * cols + c] = static_cast<int8_t>(quantize_value(pw[r * cols + c], 1.0f / sc, 0, qlo, qhi));
+    }
+}
+
 std::shared_ptr<Int8Linear> to_int8(QATLinear& q, const std::string& name) {
   FakeQuantize& fx = q.input_fake_quant();
   FakeQuantize& fw = q.weight_fake_quant();
@@ -35,22 +61,7 @@ std::shared_ptr<Int8Linear> to_int8(QATLinear& q, const std::string& name) {
   auto m = std::make_shared<Int8Linear>(K, N, q.bias.defined(), static_cast<int32_t>(as.quant_min),
                                         static_cast<int32_t>(as.quant_max));
   NoGradGuard ng;
-  Tensor wscale = fw.scale.detach().contiguous(), wzp = fw.zero_point.contiguous();
-  const float* ps = wscale.data_ptr<float>();
-  const int32_t* pz = wzp.data_ptr<int32_t>();
-  for (int64_t i = 0; i < wzp.numel(); ++i)
-    QUENCH_CHECK(pz[i] == 0, "convert: '", name, "': weight zero point ", i, " is ", pz[i],
-                 "; symmetric weights need 0");
-  Tensor w = q.weight.detach().contiguous();
-  const float* pw = w.data_ptr<float>();
-  int8_t* pq = m->weight.data_ptr<int8_t>();
-  float* pms = m->weight_scale.data_ptr<float>();
-  const int32_t qmin = static_cast<int32_t>(ws.quant_min), qmax = static_cast<int32_t>(ws.quant_max);
-  for (int64_t n = 0; n < N; ++n) {
-    const float s = ps[wscale.numel() == 1 ? 0 : n], inv = 1.0f / s;
-    pms[n] = s;
-    for (int64_t k = 0; k < K; ++k) pq[n * K + k] = static_cast<int8_t>(quantize_value(pw[n * K + k], inv, 0, qmin, qmax));
-  }
+  quantize_weight(q.weight, fw, N, K, 1, name, m->weight.data_ptr<int8_t>(), m->weight_scale.data_ptr<float>());
   if (q.bias.defined()) m->bias.copy_(q.bias.detach());
   m->input_scale.copy_(fx.scale.detach().reshape({1}));
   m->input_zero_point.copy_(fx.zero_point.reshape({1}));
@@ -86,26 +97,8 @@ std::shared_ptr<Int4Linear> to_int4(QATLinear& q, const std::string& name) {
   const int64_t N = q.out_features, K = q.in_features;
   auto m = std::make_shared<Int4Linear>(K, N, q.bias.defined(), ws.group_size, as.per_token, ws.bits);
   NoGradGuard ng;
-  Tensor wscale = fw.scale.detach().contiguous(), wzp = fw.zero_point.contiguous();
-  const float* ps = wscale.data_ptr<float>();
-  const int32_t* pz = wzp.data_ptr<int32_t>();
-  for (int64_t i = 0; i < wzp.numel(); ++i)
-    QUENCH_CHECK(pz[i] == 0, "convert: '", name, "': weight zero point ", i, " is ", pz[i],
-                 "; symmetric weights need 0");
-  const int64_t G = m->groups, gs = ws.group_size ? ws.group_size : K;
-  QUENCH_CHECK(wscale.numel() == 1 || wscale.numel() == N * G, "convert: '", name, "': ", wscale.numel(),
-               " weight scales for [", N, ", ", G, "] groups");
-  Tensor w = q.weight.detach().contiguous();
-  const float* pw = w.data_ptr<float>();
   std::vector<int8_t> codes(N * K);
-  float* pms = m->weight_scale.data_ptr<float>();
-  const int32_t qlo = static_cast<int32_t>(ws.quant_min), qhi = static_cast<int32_t>(ws.quant_max);
-  for (int64_t n = 0; n < N; ++n)
-    for (int64_t k = 0; k < K; ++k) {
-      const int64_t si = wscale.numel() == 1 ? 0 : n * G + k / gs;
-      pms[n * G + k / gs] = ps[si];
-      codes[n * K + k] = static_cast<int8_t>(quantize_value(pw[n * K + k], 1.0f / ps[si], 0, qlo, qhi));
-    }
+  quantize_weight(q.weight, fw, N, K, m->groups, name, codes.data(), m->weight_scale.data_ptr<float>());
   m->set_weight_codes(codes.data());
   if (q.bias.defined()) m->bias.copy_(q.bias.detach());
   if (!as.per_token) {
@@ -126,26 +119,8 @@ std::shared_ptr<QuantizedEmbedding> to_quantized_embedding(QATEmbedding& q, cons
   const int64_t R = q.num_embeddings, D = q.embedding_dim;
   auto m = std::make_shared<QuantizedEmbedding>(R, D, ws.bits, ws.group_size, q.padding_idx);
   NoGradGuard ng;
-  Tensor wscale = fw.scale.detach().contiguous(), wzp = fw.zero_point.contiguous();
-  const int32_t* pz = wzp.data_ptr<int32_t>();
-  for (int64_t i = 0; i < wzp.numel(); ++i)
-    QUENCH_CHECK(pz[i] == 0, "convert: '", name, "': weight zero point ", i, " is ", pz[i],
-                 "; symmetric weights need 0");
-  const int64_t G = m->groups, gs = ws.group_size ? ws.group_size : D;
-  QUENCH_CHECK(wscale.numel() == 1 || wscale.numel() == R * G, "convert: '", name, "': ", wscale.numel(),
-               " weight scales for [", R, ", ", G, "] groups");
-  const float* ps = wscale.data_ptr<float>();
-  Tensor w = q.weight.detach().contiguous();
-  const float* pw = w.data_ptr<float>();
   std::vector<int8_t> codes(R * D);
-  float* pms = m->weight_scale.data_ptr<float>();
-  const int32_t qlo = static_cast<int32_t>(ws.quant_min), qhi = static_cast<int32_t>(ws.quant_max);
-  for (int64_t r = 0; r < R; ++r)
-    for (int64_t d = 0; d < D; ++d) {
-      const float s = ps[wscale.numel() == 1 ? 0 : r * G + d / gs];
-      pms[r * G + d / gs] = s;
-      codes[r * D + d] = static_cast<int8_t>(quantize_value(pw[r * D + d], 1.0f / s, 0, qlo, qhi));
-    }
+  quantize_weight(q.weight, fw, R, D, m->groups, name, codes.data(), m->weight_scale.data_ptr<float>());
   m->set_weight_codes(codes.data());
   m->validate("convert: '" + name + "'");
   m->eval();
