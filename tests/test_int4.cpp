@@ -18,6 +18,7 @@
 #include "quant/qat_linear.hpp"
 #include "tests/gradcheck.hpp"
 #include "tests/nn_test_util.hpp"
+#include "tests/checkpoint_edit.hpp"
 #include "tests/temp_dir.hpp"
 
 using namespace quench;
@@ -249,19 +250,8 @@ TEST_CASE("int4: corrupt or inconsistent int4 checkpoints are rejected with the 
   const std::string good = dir.file("good.safetensors");
   save_int8_vit(good, *p.conv);
   CHECK_NOTHROW(load_int8_vit(good));
-  nn::SafeTensorsFile f = nn::load_safetensors(good);
-  auto rewrite = [&](const std::string& name, auto edit) {
-    nn::NamedTensors t = f.named_tensors();
-    nn::Metadata md = f.metadata;
-    edit(t, md);
-    nn::save_safetensors(dir.file(name), t, md);
-    return dir.file(name);
-  };
-  auto find = [](nn::NamedTensors& t, const std::string& k) -> Tensor& {
-    for (auto& [n, v] : t)
-      if (n == k) return v;
-    throw std::runtime_error("no " + k);
-  };
+  const testing::CheckpointEdits rewrite(good, dir);
+  const auto find = testing::find_tensor;
   auto rejects = [](const std::string& path, const std::string& why) {
     CAPTURE(why);
     try {

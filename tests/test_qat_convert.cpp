@@ -16,6 +16,7 @@
 #include "quant/qat_linear.hpp"
 #include "tests/gradcheck.hpp"
 #include "tests/nn_test_util.hpp"
+#include "tests/checkpoint_edit.hpp"
 #include "tests/temp_dir.hpp"
 
 using namespace quench;
@@ -226,19 +227,8 @@ TEST_CASE("qat convert: loading an int8 checkpoint validates everything") {
   Pair p = make_pair(small_vit(), {}, gen);
   const std::string good = dir.file("good.safetensors");
   save_int8_vit(good, *p.int8);
-  nn::SafeTensorsFile f = nn::load_safetensors(good);
-  auto rewrite = [&](const std::string& name, auto edit) {
-    nn::NamedTensors t = f.named_tensors();
-    nn::Metadata md = f.metadata;
-    edit(t, md);
-    nn::save_safetensors(dir.file(name), t, md);
-    return dir.file(name);
-  };
-  auto find = [](nn::NamedTensors& t, const std::string& k) -> Tensor& {
-    for (auto& [n, v] : t)
-      if (n == k) return v;
-    throw std::runtime_error("no " + k);
-  };
+  const testing::CheckpointEdits rewrite(good, dir);
+  const auto find = testing::find_tensor;
   std::string wrong_dtype = rewrite("dtype.safetensors", [&](nn::NamedTensors& t, nn::Metadata&) {
     Tensor& w = find(t, "blocks.0.mlp.fc1.weight");
     w = w.to(kFloat32);

@@ -16,6 +16,7 @@
 #include "quant/qat_embedding.hpp"
 #include "quant/quantized_embedding.hpp"
 #include "tests/gradcheck.hpp"
+#include "tests/checkpoint_edit.hpp"
 #include "tests/temp_dir.hpp"
 
 using namespace quench;
@@ -172,19 +173,8 @@ TEST_CASE("quantized embedding: checkpoints round-trip (version 3) and corrupt t
   CHECK(testing::max_abs_diff((*back)(ids_for(11)), (*p.conv)(ids_for(11))) == 0.0);
   CHECK(testing::max_abs_diff((*back->get_submodule("0"))(ids_for(11)), (*p.fq->get_submodule("0"))(ids_for(11))) == 0.0);
 
-  nn::SafeTensorsFile f = nn::load_safetensors(good);
-  auto rewrite = [&](const std::string& name, auto edit) {
-    nn::NamedTensors t = f.named_tensors();
-    nn::Metadata m = f.metadata;
-    edit(t, m);
-    nn::save_safetensors(dir.file(name), t, m);
-    return dir.file(name);
-  };
-  auto find = [](nn::NamedTensors& t, const std::string& k) -> Tensor& {
-    for (auto& [n, v] : t)
-      if (n == k) return v;
-    throw std::runtime_error("no " + k);
-  };
+  const testing::CheckpointEdits rewrite(good, dir);
+  const auto find = testing::find_tensor;
   auto rejects = [](const std::string& path, const std::string& why) {
     CAPTURE(why);
     auto skeleton = emb_model(11, 16, 9);
