@@ -49,15 +49,10 @@ std::vector<int8_t> QuantizedEmbedding::weight_codes() const {
 
 void QuantizedEmbedding::validate(const std::string& where) const {
   const int64_t qmax = (int64_t{1} << (bits - 1)) - 1;
-  if (packed()) {
+  if (packed())
     check_int4_rows(weight.data_ptr<uint8_t>(), num_embeddings, embedding_dim, qmax, bits, where);
-  } else {
-    const int8_t* w = weight.data_ptr<int8_t>();
-    for (int64_t i = 0; i < num_embeddings * embedding_dim; ++i)
-      QUENCH_CHECK(w[i] >= -qmax && w[i] <= qmax, where, ": weight code [", i / embedding_dim, ", ",
-                   i % embedding_dim, "] = ", int(w[i]), " is outside the symmetric ", bits, "-bit range [", -qmax,
-                   ", ", qmax, "]");
-  }
+  else
+    check_codes(weight.data_ptr<int8_t>(), num_embeddings, embedding_dim, qmax, bits, where);
   check_weight_scales(weight_scale.data_ptr<float>(), num_embeddings, groups, where);
 }
 

@@ -23,19 +23,19 @@ std::vector<int8_t> unpack_int4_rows(const uint8_t* packed, int64_t rows, int64_
   return c;
 }
 
+void check_codes(const int8_t* codes, int64_t rows, int64_t cols, int64_t qmax, int bits, const std::string& where) {
+  for (int64_t i = 0; i < rows * cols; ++i)
+    QUENCH_CHECK(codes[i] >= -qmax && codes[i] <= qmax, where, ": weight code [", i / cols, ", ", i % cols, "] = ",
+                 int(codes[i]), " is outside the symmetric ", bits, "-bit range [", -qmax, ", ", qmax, "]");
+}
+
 void check_int4_rows(const uint8_t* packed, int64_t rows, int64_t cols, int64_t qmax, int bits,
                      const std::string& where) {
+  check_codes(unpack_int4_rows(packed, rows, cols).data(), rows, cols, qmax, bits, where);
   const int64_t rb = int4_row_bytes(cols);
-  for (int64_t r = 0; r < rows; ++r) {
-    const uint8_t* row = packed + r * rb;
-    for (int64_t k = 0; k < cols; ++k) {
-      const int8_t v = int4_code(row, k);
-      QUENCH_CHECK(v >= -qmax && v <= qmax, where, ": weight code [", r, ", ", k, "] = ", int(v),
-                   " is outside the symmetric ", bits, "-bit range [", -qmax, ", ", qmax, "]");
-    }
-    QUENCH_CHECK(cols % 2 == 0 || (row[rb - 1] >> 4) == 0, where, ": row ", r,
+  for (int64_t r = 0; r < rows; ++r)
+    QUENCH_CHECK(cols % 2 == 0 || (packed[r * rb + rb - 1] >> 4) == 0, where, ": row ", r,
                  " has a non-zero padding nibble (", cols, " codes per row is odd: the last high nibble must be 0)");
-  }
 }
 
 void check_weight_scales(const float* s, int64_t rows, int64_t groups, const std::string& where) {

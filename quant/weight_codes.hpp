@@ -22,8 +22,10 @@ inline int8_t int4_code(const uint8_t* row, int64_t k) {
 void pack_int4_rows(const int8_t* codes, int64_t rows, int64_t cols, uint8_t* out);
 // The inverse: [rows, cols] codes.
 std::vector<int8_t> unpack_int4_rows(const uint8_t* packed, int64_t rows, int64_t cols);
-// Throws naming `where`, the entry and the range when a code lies outside [-qmax, qmax] or the
-// padding nibble of an odd `cols` is not 0.
+// Throws naming `where`, the entry [row, col] and the range when a code of [rows, cols] lies outside
+// [-qmax, qmax].
+void check_codes(const int8_t* codes, int64_t rows, int64_t cols, int64_t qmax, int bits, const std::string& where);
+// The same for packed rows, and when the padding nibble of an odd `cols` is not 0.
 void check_int4_rows(const uint8_t* packed, int64_t rows, int64_t cols, int64_t qmax, int bits,
                      const std::string& where);
 // Throws naming `where` and the entry [row, group] unless every scale of [rows, groups] is positive
