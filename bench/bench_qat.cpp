@@ -2,6 +2,10 @@
 // converted int8 model (as quant::convert leaves it, with the fused Int8Block / Int8Mlp paths, and
 // unfused: convert(model, false)), and an FP32 training step vs a QAT training step (AdamW). Compare
 // the rows as ratios within one run (the machine is shared). Threads: QUENCH_NUM_THREADS.
+// attention_matmuls: the two products of a QAT attention on BERT-small's shapes (batch 32, 4 heads,
+// sequence 128, head 64), q @ k^T, the softmax and probs @ v with u8 operands per tensor, inference:
+// `fp32_grid` is the fp32 matmul of the fake-quantized values and the general softmax, `int8` what a
+// QAT attention runs (the integer codes of qat_matmul_op.hpp, attention_softmax).
 #include <benchmark/benchmark.h>
 
 #include "engine/autograd.hpp"
@@ -9,6 +13,9 @@
 #include "nn/nn.hpp"
 #include "quant/convert.hpp"
 #include "quant/prepare.hpp"
+#include "quant/fake_quantize.hpp"
+#include "quant/observer.hpp"
+#include "quant/qat_matmul_op.hpp"
 
 using namespace quench;
 
@@ -52,11 +59,37 @@ void train_step(benchmark::State& st, bool qat) {
   st.SetItemsProcessed(st.iterations() * st.range(0));
 }
 
+void attention_matmuls(benchmark::State& st, bool int8) {
+  Generator gen(4);
+  const int64_t B = 32, H = 4, N = 128, hd = 64;
+  Tensor q = randn({B, H, N, hd}, gen), k = randn({B, H, N, hd}, gen), v = randn({B, H, N, hd}, gen);
+  const quant::QuantSpec spec = quant::QuantSpec::uint8_affine_per_tensor();
+  const quant::QParams x = quant::qparams_from_range({-3.f}, {3.f}, spec);
+  const quant::QParams p = quant::qparams_from_range({0.f}, {1.f}, spec);
+  Tensor xs = x.scale.reshape({1}), xz = x.zero_point.reshape({1});
+  Tensor ps = p.scale.reshape({1}), pz = p.zero_point.reshape({1});
+  NoGradGuard ng;
+  auto fq = [&](const Tensor& t, const Tensor& s, const Tensor& z) { return quant::fake_quantize(t, s, z, spec); };
+  for (auto _ : st) {
+    Tensor ctx;
+    if (int8) {
+      Tensor probs = attention_softmax(quant::qat_matmul_nt(q, xs, xz, spec, k, xs, xz, spec), 0.125);
+      ctx = quant::qat_matmul(probs, ps, pz, spec, v, xs, xz, spec);
+    } else {
+      Tensor probs = softmax(matmul(fq(q, xs, xz), fq(k, xs, xz).transpose(-2, -1)) * 0.125, -1);
+      ctx = matmul(fq(probs, ps, pz), fq(v, xs, xz));
+    }
+    benchmark::DoNotOptimize(ctx.raw_data());
+  }
+  st.SetItemsProcessed(st.iterations() * B);
+}
+
 void BM_vit_infer_fp32(benchmark::State& st) { infer(st, false); }
 void BM_vit_infer_int8(benchmark::State& st) { infer(st, true); }
 void BM_vit_infer_int8_unfused(benchmark::State& st) { infer(st, true, false); }
 void BM_vit_train_step_fp32(benchmark::State& st) { train_step(st, false); }
 void BM_vit_qat_train_step(benchmark::State& st) { train_step(st, true); }
+void BM_attention_matmuls(benchmark::State& st) { attention_matmuls(st, st.range(0) == 1); }
 
 }  // namespace
 
@@ -65,3 +98,5 @@ BENCHMARK(BM_vit_infer_int8)->Name("vit_infer_int8/engine")->Arg(128)->Arg(1)->U
 BENCHMARK(BM_vit_infer_int8_unfused)->Name("vit_infer_int8_unfused/engine")->Arg(128)->Arg(1)->Unit(benchmark::kMillisecond);
 BENCHMARK(BM_vit_train_step_fp32)->Name("vit_train_step/engine")->Arg(128)->Unit(benchmark::kMillisecond);
 BENCHMARK(BM_vit_qat_train_step)->Name("vit_qat_train_step/engine")->Arg(128)->Unit(benchmark::kMillisecond);
+BENCHMARK(BM_attention_matmuls)->Name("attention_matmuls/fp32_grid")->Arg(0)->Unit(benchmark::kMillisecond);
+BENCHMARK(BM_attention_matmuls)->Name("attention_matmuls/int8")->Arg(1)->Unit(benchmark::kMillisecond);

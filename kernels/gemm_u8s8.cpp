@@ -2,6 +2,7 @@
 // (computed here once so every path sees the same floats) and the dispatch table.
 #include <algorithm>
 #include <cstdint>
+#include <cstring>
 #include <iterator>
 #include <stdexcept>
 #include <string>
@@ -42,10 +43,10 @@ int8_t PackedWeightsU8S8::weight(int64_t n, int64_t k) const {
   return static_cast<int8_t>(v);
 }
 
-PackedWeightsU8S8 pack_weights_u8s8(const int8_t* W, int64_t N, int64_t K, int64_t ldw, Isa isa) {
-  if (N < 1 || K < 1 || K > 65536 || ldw < K || !W)
-    fail("pack_weights: W [N=" + std::to_string(N) + ", K=" + std::to_string(K) + "] ldw=" +
-         std::to_string(ldw) + ": expected N >= 1, 1 <= K <= 65536, ldw >= K, W non-null");
+namespace {
+
+// The packed buffer for W [N, K] on `isa`'s layout, zero filled (the padding stays zero).
+PackedWeightsU8S8 empty_packed(int64_t N, int64_t K, Isa isa) {
   PackedWeightsU8S8 pw;
   pw.N = N;
   pw.K = K;
@@ -61,23 +62,73 @@ PackedWeightsU8S8 pack_weights_u8s8(const int8_t* W, int64_t N, int64_t K, int64
   pw.buf.reset(static_cast<uint8_t*>(std::aligned_alloc(64, np * pw.panel_bytes)));
   if (!pw.buf) throw std::bad_alloc();
   std::memset(pw.buf.get(), 0, np * pw.panel_bytes);
+  return pw;
+}
+
+}  // namespace
+
+PackedWeightsU8S8 pack_weights_u8s8(const int8_t* W, int64_t N, int64_t K, int64_t ldw, Isa isa) {
+  if (N < 1 || K < 1 || K > 65536 || ldw < K || !W)
+    fail("pack_weights: W [N=" + std::to_string(N) + ", K=" + std::to_string(K) + "] ldw=" +
+         std::to_string(ldw) + ": expected N >= 1, 1 <= K <= 65536, ldw >= K, W non-null");
+  PackedWeightsU8S8 pw = empty_packed(N, K, isa);
+  const LayoutInfo& L = kLayouts[int(pw.layout)];
+  const int64_t np = pw.num_panels();
+  // Per channel: its column sum, then its weights in groups of L.group consecutive k (the last group
+  // zero padded by the memset). Attention packs a head's keys per call, so this loop is hot there.
   for (int64_t p = 0; p < np; ++p) {
     uint8_t* dst = pw.buf.get() + p * pw.panel_bytes;
     int32_t* cs = reinterpret_cast<int32_t*>(dst + pw.Kp * L.nr * L.elem);
     for (int c = 0; c < L.nr && p * L.nr + c < N; ++c) {
       const int8_t* row = W + (p * L.nr + c) * ldw;
       int32_t sum = 0;
-      for (int64_t k = 0; k < K; ++k) {
-        int64_t idx = ((k / L.group) * L.nr + c) * L.group + k % L.group;
-        if (L.elem == 1) {
-          dst[idx] = static_cast<uint8_t>(row[k]);
-        } else {
-          int16_t v = row[k];
-          std::memcpy(dst + idx * 2, &v, 2);
-        }
-        sum += row[k];
-      }
+      for (int64_t k = 0; k < K; ++k) sum += row[k];
       cs[c] = sum;
+      const int64_t stride = int64_t{L.nr} * L.group * L.elem;  // bytes from one group of a channel to the next
+      uint8_t* d = dst + int64_t{c} * L.group * L.elem;
+      if (L.elem == 1 && L.group == 4) {
+        int64_t k = 0;
+        for (; k + 4 <= K; k += 4, d += stride) std::memcpy(d, row + k, 4);
+        for (int64_t i = 0; k < K; ++k, ++i) d[i] = static_cast<uint8_t>(row[k]);
+      } else {
+        for (int64_t k = 0; k < K; k += L.group, d += stride)
+          for (int64_t i = 0; i < L.group && k + i < K; ++i) {
+            if (L.elem == 1) {
+              d[i] = static_cast<uint8_t>(row[k + i]);
+            } else {
+              const int16_t v = row[k + i];
+              std::memcpy(d + 2 * i, &v, 2);
+            }
+          }
+      }
+    }
+  }
+  return pw;
+}
+
+PackedWeightsU8S8 pack_weights_u8s8_kn(const int8_t* Wt, int64_t N, int64_t K, int64_t ldwt, Isa isa) {
+  if (N < 1 || K < 1 || K > 65536 || ldwt < N || !Wt)
+    fail("pack_weights_kn: W^T [K=" + std::to_string(K) + ", N=" + std::to_string(N) + "] ldwt=" +
+         std::to_string(ldwt) + ": expected N >= 1, 1 <= K <= 65536, ldwt >= N, W^T non-null");
+  PackedWeightsU8S8 pw = empty_packed(N, K, isa);
+  const LayoutInfo& L = kLayouts[int(pw.layout)];
+  // Row k of W^T holds weight k of every channel: it goes to slot (k / group, c, k % group) of each
+  // panel, and into the panel's running column sums.
+  for (int64_t p = 0; p < pw.num_panels(); ++p) {
+    uint8_t* dst = pw.buf.get() + p * pw.panel_bytes;
+    int32_t* cs = reinterpret_cast<int32_t*>(dst + pw.Kp * L.nr * L.elem);
+    const int64_t nc = std::min<int64_t>(L.nr, N - p * L.nr);
+    for (int64_t k = 0; k < K; ++k) {
+      const int8_t* src = Wt + k * ldwt + p * L.nr;
+      for (int64_t c = 0; c < nc; ++c) cs[c] += src[c];
+      const int64_t at = ((k / L.group) * L.nr) * L.group + k % L.group;  // channel 0's slot
+      if (L.elem == 1) {
+        uint8_t* d = dst + at;
+        for (int64_t c = 0; c < nc; ++c) d[c * L.group] = static_cast<uint8_t>(src[c]);
+      } else {
+        int16_t* d = reinterpret_cast<int16_t*>(dst) + at;
+        for (int64_t c = 0; c < nc; ++c) d[c * L.group] = src[c];
+      }
     }
   }
   return pw;

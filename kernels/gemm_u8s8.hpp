@@ -52,6 +52,11 @@ struct PackedWeightsU8S8 {
 // vnni16 for avx_vnni, i16 otherwise (ref reads every layout). N, K >= 1, K <= 65536; throws std::invalid_argument.
 PackedWeightsU8S8 pack_weights_u8s8(const int8_t* W, int64_t N, int64_t K, int64_t ldw,
                                     Isa isa = active_isa());
+// The same from W stored transposed, Wt [K, N] with row stride ldwt >= N (Wt[k * ldwt + n] = W[n, k]):
+// a product whose right operand is already [K, N], as attention's probs @ v. Byte for byte the
+// packing of W.
+PackedWeightsU8S8 pack_weights_u8s8_kn(const int8_t* Wt, int64_t N, int64_t K, int64_t ldwt,
+                                       Isa isa = active_isa());
 
 enum class U8S8Output : int {
   s32 = 0,       // int32 C[m,n] = acc

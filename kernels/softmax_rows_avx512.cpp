@@ -1,5 +1,5 @@
 // attn_softmax_rows, AVX-512 path: 16 keys per zmm with the row's tail masked (N = 50 is 3 zmm + 2
-// lanes), the float sums in one zmm (element j in lane j % 16), exp_approx's
+// lanes; rows of up to 256 keys stay in registers), the float sums in one zmm (element j in lane j % 16), exp_approx's
 // operations (FMAs included) one for one. Compiled with the avx512 flags.
 #include "kernels/avx512_common.hpp"
 
@@ -90,13 +90,14 @@ void rows_in_registers(const float* x, int64_t rows, int64_t n, float scale, con
     }
   }
   // Two rows at a time: each row is one long dependency chain (max, exp, sum, reciprocal), so two
-  // side by side keep the core busy.
+  // side by side keep the core busy; past 8 registers a row (128 keys) one row fills the file.
+  constexpr int R = NC <= 8 ? 2 : 1;
   int64_t r = 0;
   if (mask) {
-    for (; r + 2 <= rows; r += 2, x += 2 * n, y += 2 * n) row_pair<NC, 2, true>(x, n, vs, ninf, k, km, y);
+    for (; r + R <= rows; r += R, x += R * n, y += R * n) row_pair<NC, R, true>(x, n, vs, ninf, k, km, y);
     if (r < rows) row_pair<NC, 1, true>(x, n, vs, ninf, k, km, y);
   } else {
-    for (; r + 2 <= rows; r += 2, x += 2 * n, y += 2 * n) row_pair<NC, 2, false>(x, n, vs, ninf, k, km, y);
+    for (; r + R <= rows; r += R, x += R * n, y += R * n) row_pair<NC, R, false>(x, n, vs, ninf, k, km, y);
     if (r < rows) row_pair<NC, 1, false>(x, n, vs, ninf, k, km, y);
   }
 }
@@ -122,9 +123,13 @@ void rows_backward_in_registers(const float* y, const float* g, int64_t rows, in
 
 using RowsFn = void (*)(const float*, int64_t, int64_t, float, const uint8_t*, float*);
 using RowsBackwardFn = void (*)(const float*, const float*, int64_t, int64_t, float, float*);
-// Indexed by the number of zmm a row needs, 1..4.
-constexpr RowsFn kInRegisters[4] = {rows_in_registers<1>, rows_in_registers<2>, rows_in_registers<3>,
-                                    rows_in_registers<4>};
+// Indexed by the number of zmm a row needs: 1..16 forward (up to 256 keys: a BERT's sequence),
+// 1..4 backward.
+constexpr RowsFn kInRegisters[16] = {
+    rows_in_registers<1>,  rows_in_registers<2>,  rows_in_registers<3>,  rows_in_registers<4>,
+    rows_in_registers<5>,  rows_in_registers<6>,  rows_in_registers<7>,  rows_in_registers<8>,
+    rows_in_registers<9>,  rows_in_registers<10>, rows_in_registers<11>, rows_in_registers<12>,
+    rows_in_registers<13>, rows_in_registers<14>, rows_in_registers<15>, rows_in_registers<16>};
 constexpr RowsBackwardFn kBackwardInRegisters[4] = {rows_backward_in_registers<1>, rows_backward_in_registers<2>,
                                                     rows_backward_in_registers<3>, rows_backward_in_registers<4>};
 
@@ -132,7 +137,7 @@ constexpr RowsBackwardFn kBackwardInRegisters[4] = {rows_backward_in_registers<1
 
 void attn_softmax_rows_avx512(const float* x, int64_t rows, int64_t n, float scale, const uint8_t* mask,
                               float* y) {
-  if (n > 0 && n <= 64) return kInRegisters[(n - 1) / 16](x, rows, n, scale, mask, y);
+  if (n > 0 && n <= 256) return kInRegisters[(n - 1) / 16](x, rows, n, scale, mask, y);
   const __m512 vs = _mm512_set1_ps(scale), ninf = _mm512_set1_ps(-std::numeric_limits<float>::infinity());
   for (int64_t r = 0; r < rows; ++r, x += n, y += n) {
     __m512 m = ninf;

@@ -1,8 +1,8 @@
 #include "quant/qat_attention.hpp"
 
-#include <limits>
-
 #include "engine/ops.hpp"
+#include "nn/layers/activation.hpp"
+#include "quant/qat_matmul_op.hpp"
 
 namespace quench::quant {
 
@@ -44,22 +44,50 @@ void add_attention_fake_quants(nn::Module& m, const QConfig& qc) {
     m.register_module(n, std::make_shared<FakeQuantize>(as, qc.activation_observer, 0, qc.learnable_scale));
 }
 
+namespace {
+
+// fq(a) @ fq(b)^T (b_kn: fq(a) @ fq(b)) on the integer codes (qat_matmul_op.hpp) when both quantizers
+// allow it, else the composition of the two fake quantizations and an fp32 matmul (LSQ scales, fake
+// quant switched off, codes outside u8). The quantizers observe first, as their own forward would.
+Tensor fq_matmul(nn::Module& m, const char* fa_name, const Tensor& a, const char* fb_name, const Tensor& b,
+                 bool b_kn) {
+  auto& fa = static_cast<FakeQuantize&>(*m.child(fa_name));
+  auto& fb = static_cast<FakeQuantize&>(*m.child(fb_name));
+  const bool plain = fa.num_forward_hooks() == 0 && fb.num_forward_hooks() == 0 && !fa.learnable() &&
+                     !fb.learnable() && fa.fake_quant_enabled() && fb.fake_quant_enabled();
+  if (plain) {
+    fa.observe_step(a);
+    fb.observe_step(b);
+    if (qat_matmul_fits(fa.spec(), fa.scale, fa.zero_point) && qat_matmul_fits(fb.spec(), fb.scale, fb.zero_point))
+      return (b_kn ? qat_matmul : qat_matmul_nt)(a, fa.scale, fa.zero_point, fa.spec(), b, fb.scale, fb.zero_point,
+                                                fb.spec());
+    const Tensor bq = fb.fake_quant(b);
+    return matmul(fa.fake_quant(a), b_kn ? bq : bq.transpose(-2, -1));
+  }
+  const Tensor bq = fb(b);
+  return matmul(fa(a), b_kn ? bq : bq.transpose(-2, -1));
+}
+
+}  // namespace
+
 Tensor qat_attention_probs(nn::Module& m, const Tensor& q, const Tensor& k, double scale,
                            const Tensor& mask, const char* op) {
   const int64_t B = q.size(0), N = k.size(2);
-  Tensor scores = matmul((*m.child("q_fake_quant"))(q), (*m.child("k_fake_quant"))(k).transpose(-2, -1)) * scale;
-  if (mask.defined()) {
+  if (mask.defined())
     QUENCH_CHECK(mask.dtype() == kUInt8 && mask.dim() == 2 && mask.size(0) == B && mask.size(1) == N, op,
                  ": expected a u8 key-padding mask [", B, ", ", N, "], got ", dtype_name(mask.dtype()), " ",
                  shape_str(mask.sizes()));
-    scores = masked_fill(scores, mask.view({B, 1, 1, N}), -std::numeric_limits<double>::infinity());
-  }
-  return softmax(scores, -1);
+  return attention_softmax(fq_matmul(m, "q_fake_quant", q, "k_fake_quant", k, false), scale, mask);
 }
 
 Tensor qat_attention_apply(nn::Module& m, const Tensor& probs, const Tensor& v, nn::Module* dropout) {
-  Tensor p = (*m.child("probs_fake_quant"))(probs);
-  return matmul(dropout ? (*dropout)(p) : p, (*m.child("v_fake_quant"))(v));
+  // Dropout in training scales the quantized probabilities off the grid: the composed path.
+  auto* d = dynamic_cast<nn::Dropout*>(dropout);
+  if (dropout && !(d && d->num_forward_hooks() == 0 && (!d->is_training() || d->p == 0.0))) {
+    Tensor p = (*dropout)((*m.child("probs_fake_quant"))(probs));
+    return matmul(p, (*m.child("v_fake_quant"))(v));
+  }
+  return fq_matmul(m, "probs_fake_quant", probs, "v_fake_quant", v, true);
 }
 
 }  // namespace quench::quant

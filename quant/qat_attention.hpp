@@ -3,9 +3,12 @@
 //   x [B, N, D] (+ optional key-padding mask [B, N]) -> [B, N, D], exactly nn::Attention otherwise.
 // Children: qkv, proj (whatever they are: Linear, QATLinear or Int8Linear; prepare_qat swaps them
 // separately) and q_fake_quant, k_fake_quant, probs_fake_quant, v_fake_quant (FakeQuantize).
-// After convert the module stays (observers frozen): its matmuls run in fp32 on the dequantized
-// int8 grid, i.e. the same values an integer matmul would produce up to fp32 summation rounding
-// (there is no batched int8 matmul kernel). Exposes "probs" to hooks like nn::Attention.
+// Both products run on the integer codes (quant/qat_matmul_op.hpp: exact int32 sums through the int8
+// GEMM, one scale), the scores' scale and key mask in attention_softmax; in training as in eval, so
+// after convert (the module stays, observers frozen) the int8 model computes the same bits as the
+// QAT model. LSQ scales, disabled fake quantization, hooks on a quantizer or a training dropout on
+// the probabilities take the composed fake_quantize + fp32 matmul path. Exposes "probs" to hooks
+// like nn::Attention.
 // QATBertSelfAttention (qat_bert_attention.hpp) is the same for nn::BertSelfAttention.
 #pragma once
 #include <memory>

@@ -11,38 +11,13 @@
 #include "kernels/gemm_u8s8.hpp"
 #include "kernels/parallel.hpp"
 #include "quant/int8_linear.hpp"
+#include "quant/qat_rows.hpp"
 
 namespace quench::quant {
 namespace {
 
 using autograd::AutogradContext;
 using autograd::Function;
-
-template <class T>
-T* or_null(const Tensor& t) {
-  return t.defined() ? t.data_ptr<T>() : nullptr;
-}
-
-// Rows of src [R, K]: qi = float(q - z) (exact small integers), deq = qi * s (fake_quantize's value),
-// mask = unclamped q inside [qmin, qmax], code = q as a byte (kernels/fake_quant_rows.hpp); any output
-// may be null. Row r uses scale[r % nscale] (1 scale per tensor, R per row).
-void quantize_rows(const float* src, int64_t R, int64_t K, const float* scale, const int32_t* zp, int64_t nscale,
-                   const QuantSpec& spec, float* qi, float* deq, uint8_t* mask, uint8_t* code) {
-  const int32_t qmin = static_cast<int32_t>(spec.quant_min), qmax = static_cast<int32_t>(spec.quant_max);
-  kernels::parallel_for(R, std::max<int64_t>(1, 16384 / std::max<int64_t>(1, K)), [&](int64_t b, int64_t e) {
-    for (int64_t r = b; r < e; ++r) {
-      const int64_t c = nscale == 1 ? 0 : r;
-      auto at = [&](auto* p) { return p ? p + r * K : nullptr; };
-      kernels::fake_quant_row(src + r * K, K, scale[c], zp[c], qmin, qmax, at(qi), at(deq), at(mask), at(code));
-    }
-  });
-}
-
-void apply_mask(Tensor& g, const Tensor& mask) {
-  float* pg = g.data_ptr<float>();
-  const uint8_t* pm = mask.data_ptr<uint8_t>();
-  kernels::parallel_for(g.numel(), 32768, [&](int64_t b, int64_t e) { kernels::mask_row(pg + b, pm + b, e - b); });
-}
 
 // Whether the int8 GEMM takes these operands: u8 or s8 (*x_signed) activation codes, symmetric s8
 // weight codes, positive finite scales (it rejects others; the fp32 path carries them through as

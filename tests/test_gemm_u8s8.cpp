@@ -163,6 +163,30 @@ TEST_CASE("gemm_u8s8: packing keeps every weight and the column sums, for every 
   }
 }
 
+TEST_CASE("gemm_u8s8: packing from W^T [K, N] gives the bytes of packing W, for every layout") {
+  for (auto [n_, k_, ld_] : {std::tuple{70, 13, 70}, std::tuple{64, 128, 64}, std::tuple{5, 3, 9}}) {
+    const int64_t N = n_, K = k_, ld = ld_;
+    CAPTURE(N);
+    CAPTURE(K);
+    auto W = random_ints<int8_t>(N * K, -128, 127, 7 + N);
+    std::vector<int8_t> Wt(K * ld, 99);  // the padding past N in each row must not be read
+    for (int64_t n = 0; n < N; ++n)
+      for (int64_t k = 0; k < K; ++k) Wt[k * ld + n] = W[n * K + k];
+    for (Isa level : {Isa::ref, Isa::avx2, Isa::avx_vnni, Isa::avx512_vnni}) {
+      CAPTURE(isa_name(level));
+      PackedWeightsU8S8 a = pack_weights_u8s8(W.data(), N, K, K, level);
+      PackedWeightsU8S8 b = pack_weights_u8s8_kn(Wt.data(), N, K, ld, level);
+      REQUIRE(a.panel_bytes == b.panel_bytes);
+      CHECK(b.layout == a.layout);
+      const int64_t bytes = a.num_panels() * a.panel_bytes;
+      CHECK(std::equal(a.buf.get(), a.buf.get() + bytes, b.buf.get()));
+    }
+  }
+  CHECK_THROWS_AS(pack_weights_u8s8_kn(nullptr, 4, 4, 4), std::invalid_argument);
+  std::vector<int8_t> w(16);
+  CHECK_THROWS_AS(pack_weights_u8s8_kn(w.data(), 4, 4, 3), std::invalid_argument);
+}
+
 TEST_CASE("gemm_u8s8: the reference equals a plain int64 loop on the raw weights") {
   IsaGuard guard;
   for (auto [M, N, K, za, sgn] : {std::tuple{5, 9, 7, 0, false}, std::tuple{3, 70, 33, 131, false},

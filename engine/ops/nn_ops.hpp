@@ -37,6 +37,13 @@ Tensor attention_apply(const Tensor& probs, const Tensor& qkv, int64_t heads);
 Tensor attention(const Tensor& qkv, int64_t heads, double scale, const Tensor& key_padding_mask = Tensor(),
                  int64_t queries = -1);
 
+// softmax(scale * scores) over keys, keys where the u8 key_padding_mask [B, N] is nonzero at
+// probability 0 (mask optional): scores [B, heads, Q, N] -> [B, heads, Q, N]. The softmax rows of
+// attention() (kernels/softmax_rows.hpp), for scores that come from another product (a quantized
+// attention's integer one); softmax(masked_fill(scores * scale, mask, -inf), -1) up to the rounding
+// of the sums (16 float lanes against 4 double ones).
+Tensor attention_softmax(const Tensor& scores, double scale, const Tensor& key_padding_mask = Tensor());
+
 enum class Reduction { none, mean, sum, batchmean };
 
 // logits [N, C] (or [N, C, d...]), target int32 [N] (or [N, d...]). Fused log-softmax; targets equal to
