@@ -5,7 +5,8 @@
 // attention_matmuls: the two products of a QAT attention on BERT-small's shapes (batch 32, 4 heads,
 // sequence 128, head 64), q @ k^T, the softmax and probs @ v with u8 operands per tensor, inference:
 // `fp32_grid` is the fp32 matmul of the fake-quantized values and the general softmax, `int8` what a
-// QAT attention runs (the integer codes of qat_matmul_op.hpp, attention_softmax).
+// QAT attention runs in training (the integer codes of qat_matmul_op.hpp, attention_softmax),
+// `int8_fused` what it runs in inference (int8_attention.hpp, the same bits).
 #include <benchmark/benchmark.h>
 
 #include "engine/autograd.hpp"
@@ -13,7 +14,9 @@
 #include "nn/nn.hpp"
 #include "quant/convert.hpp"
 #include "quant/prepare.hpp"
+#include "quant/fake_quant_module.hpp"
 #include "quant/fake_quantize.hpp"
+#include "quant/int8_attention.hpp"
 #include "quant/observer.hpp"
 #include "quant/qat_matmul_op.hpp"
 
@@ -59,7 +62,18 @@ void train_step(benchmark::State& st, bool qat) {
   st.SetItemsProcessed(st.iterations() * st.range(0));
 }
 
-void attention_matmuls(benchmark::State& st, bool int8) {
+// A quantizer with the given grid, its observer off.
+std::shared_ptr<quant::FakeQuantize> grid(const quant::QuantSpec& spec, const quant::QParams& qp) {
+  auto f = std::make_shared<quant::FakeQuantize>(spec, quant::ObserverKind::moving_average_min_max);
+  f->scale.data_ptr<float>()[0] = qp.scale.data_ptr<float>()[0];
+  f->zero_point.data_ptr<int32_t>()[0] = qp.zero_point.data_ptr<int32_t>()[0];
+  f->disable_observer();
+  f->eval();
+  return f;
+}
+
+// path 0: fp32 grid, 1: integer ops one after the other, 2: fused per head (int8_attention).
+void attention_matmuls(benchmark::State& st, int path) {
   Generator gen(4);
   const int64_t B = 32, H = 4, N = 128, hd = 64;
   Tensor q = randn({B, H, N, hd}, gen), k = randn({B, H, N, hd}, gen), v = randn({B, H, N, hd}, gen);
@@ -70,9 +84,12 @@ void attention_matmuls(benchmark::State& st, bool int8) {
   Tensor ps = p.scale.reshape({1}), pz = p.zero_point.reshape({1});
   NoGradGuard ng;
   auto fq = [&](const Tensor& t, const Tensor& s, const Tensor& z) { return quant::fake_quantize(t, s, z, spec); };
+  const auto gx = grid(spec, x), gp = grid(spec, p);
   for (auto _ : st) {
     Tensor ctx;
-    if (int8) {
+    if (path == 2) {
+      ctx = quant::int8_attention(q, k, v, 0.125, Tensor(), *gx, *gx, *gp, *gx);
+    } else if (path == 1) {
       Tensor probs = attention_softmax(quant::qat_matmul_nt(q, xs, xz, spec, k, xs, xz, spec), 0.125);
       ctx = quant::qat_matmul(probs, ps, pz, spec, v, xs, xz, spec);
     } else {
@@ -89,7 +106,7 @@ void BM_vit_infer_int8(benchmark::State& st) { infer(st, true); }
 void BM_vit_infer_int8_unfused(benchmark::State& st) { infer(st, true, false); }
 void BM_vit_train_step_fp32(benchmark::State& st) { train_step(st, false); }
 void BM_vit_qat_train_step(benchmark::State& st) { train_step(st, true); }
-void BM_attention_matmuls(benchmark::State& st) { attention_matmuls(st, st.range(0) == 1); }
+void BM_attention_matmuls(benchmark::State& st) { attention_matmuls(st, static_cast<int>(st.range(0))); }
 
 }  // namespace
 
@@ -100,3 +117,4 @@ BENCHMARK(BM_vit_train_step_fp32)->Name("vit_train_step/engine")->Arg(128)->Unit
 BENCHMARK(BM_vit_qat_train_step)->Name("vit_qat_train_step/engine")->Arg(128)->Unit(benchmark::kMillisecond);
 BENCHMARK(BM_attention_matmuls)->Name("attention_matmuls/fp32_grid")->Arg(0)->Unit(benchmark::kMillisecond);
 BENCHMARK(BM_attention_matmuls)->Name("attention_matmuls/int8")->Arg(1)->Unit(benchmark::kMillisecond);
+BENCHMARK(BM_attention_matmuls)->Name("attention_matmuls/int8_fused")->Arg(2)->Unit(benchmark::kMillisecond);

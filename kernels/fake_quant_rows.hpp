@@ -1,6 +1,7 @@
 // The row passes of fake quantization (quant/fake_quantize, quant/qat_linear_op, quant/observer):
 // fake-quantize a row, and a row's min / max. Both run once per activation element per Linear in a
-// QAT step, so they are vectorized; the _ref twins are plain loops and every path is bit-exact with
+// QAT step (and fake_quant_row on every operand of a quantized attention's products, in cache), so
+// they are vectorized; the _ref twins are plain loops and every path is bit-exact with
 // them (tests/test_fake_quant_rows.cpp). Single-threaded: callers split rows / chunks over threads.
 #pragma once
 #include <cstdint>
@@ -34,5 +35,12 @@ void mask_row_ref(float* g, const uint8_t* mask, int64_t n);
 // row, the same two roundings.
 void scale_bias_row(float* y, const float* mult, const float* bias, int64_t n);
 void scale_bias_row_ref(float* y, const float* mult, const float* bias, int64_t n);
+
+// The integer-grid product's row passes (quant/grid_product.cpp): the exact sum of a row of codes
+// (n < 2^23), and y[i] = float(acc[i] + offset) * mult (one conversion, one rounding product).
+int32_t sum_row_u8(const uint8_t* x, int64_t n);
+int32_t sum_row_u8_ref(const uint8_t* x, int64_t n);
+void dequantize_row_s32(const int32_t* acc, int64_t n, int32_t offset, float mult, float* y);
+void dequantize_row_s32_ref(const int32_t* acc, int64_t n, int32_t offset, float mult, float* y);
 
 }  // namespace quench::kernels

@@ -1,5 +1,5 @@
-// AVX2 row passes of fake quantization (also used at the avx512 levels: the pass is bound by memory,
-// a zmm variant would not be faster). Compiled with -mavx2 -mfma -ffp-contract=off.
+// AVX2 row passes of fake quantization (min / max, masks and scales also at the avx512 levels: on
+// whole activations the passes are bound by memory, a zmm variant would not be faster). Compiled with -mavx2 -mfma -ffp-contract=off.
 #include <immintrin.h>
 
 #include <limits>

@@ -54,10 +54,25 @@ inline __attribute__((always_inline)) void scale_bias_scalar(float* y, const flo
   }
 }
 
+inline __attribute__((always_inline)) int32_t sum_u8_scalar(const uint8_t* x, int64_t b, int64_t e) {
+  int32_t s = 0;
+  for (int64_t i = b; i < e; ++i) s += x[i];
+  return s;
+}
+
+inline __attribute__((always_inline)) void dequantize_s32_scalar(const int32_t* acc, int64_t b, int64_t e,
+                                                                 int32_t offset, float mult, float* y) {
+  for (int64_t i = b; i < e; ++i) y[i] = static_cast<float>(acc[i] + offset) * mult;
+}
+
 void mask_row_avx2(float* g, const uint8_t* mask, int64_t n);
 void scale_bias_row_avx2(float* y, const float* mult, const float* bias, int64_t n);
 void fake_quant_row_avx2(const float* x, int64_t n, float scale, int32_t z, int32_t qmin, int32_t qmax, float* qi,
                          float* deq, uint8_t* mask, uint8_t* code);
 void min_max_row_avx2(const float* x, int64_t n, float* lo, float* hi);
+void fake_quant_row_avx512(const float* x, int64_t n, float scale, int32_t z, int32_t qmin, int32_t qmax, float* qi,
+                           float* deq, uint8_t* mask, uint8_t* code);
+int32_t sum_row_u8_avx512(const uint8_t* x, int64_t n);
+void dequantize_row_s32_avx512(const int32_t* acc, int64_t n, int32_t offset, float mult, float* y);
 
 }  // namespace quench::kernels::fqrows

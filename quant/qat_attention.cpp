@@ -1,7 +1,9 @@
 #include "quant/qat_attention.hpp"
 
+#include "engine/autograd.hpp"
 #include "engine/ops.hpp"
 #include "nn/layers/activation.hpp"
+#include "quant/int8_attention.hpp"
 #include "quant/qat_matmul_op.hpp"
 
 namespace quench::quant {
@@ -29,8 +31,12 @@ Tensor QATAttention::forward_multi(const tensor_list& inputs) {
   const int64_t B = x.size(0), N = x.size(1);
   // [B, N, 3D] -> [3, B, H, N, hd]
   Tensor qkv = (*child("qkv"))(x).reshape({B, N, 3, heads, head_dim}).permute({2, 0, 3, 1, 4});
-  Tensor probs = qat_attention_probs(*this, qkv.select(0, 0), qkv.select(0, 1), scale,
-                                     inputs.size() == 2 ? inputs[1] : Tensor(), "QATAttention");
+  const Tensor mask = inputs.size() == 2 ? inputs[1] : Tensor();
+  if (Tensor ctx = qat_attention_fused(*this, qkv.select(0, 0), qkv.select(0, 1), qkv.select(0, 2), scale, mask,
+                                       nullptr, "QATAttention");
+      ctx.defined())
+    return (*child("proj"))(ctx);
+  Tensor probs = qat_attention_probs(*this, qkv.select(0, 0), qkv.select(0, 1), scale, mask, "QATAttention");
   emit("probs", probs);
   Tensor out = qat_attention_apply(*this, probs, qkv.select(0, 2)).transpose(1, 2).reshape({B, N, dim});
   return (*child("proj"))(out);
@@ -58,7 +64,8 @@ Tensor fq_matmul(nn::Module& m, const char* fa_name, const Tensor& a, const char
   if (plain) {
     fa.observe_step(a);
     fb.observe_step(b);
-    if (qat_matmul_fits(fa.spec(), fa.scale, fa.zero_point) && qat_matmul_fits(fb.spec(), fb.scale, fb.zero_point))
+    if (a.size(-1) <= 32768 && qat_matmul_fits(fa.spec(), fa.scale, fa.zero_point) &&
+        qat_matmul_fits(fb.spec(), fb.scale, fb.zero_point))
       return (b_kn ? qat_matmul : qat_matmul_nt)(a, fa.scale, fa.zero_point, fa.spec(), b, fb.scale, fb.zero_point,
                                                 fb.spec());
     const Tensor bq = fb.fake_quant(b);
@@ -68,22 +75,43 @@ Tensor fq_matmul(nn::Module& m, const char* fa_name, const Tensor& a, const char
   return matmul(fa(a), b_kn ? bq : bq.transpose(-2, -1));
 }
 
-}  // namespace
-
-Tensor qat_attention_probs(nn::Module& m, const Tensor& q, const Tensor& k, double scale,
-                           const Tensor& mask, const char* op) {
-  const int64_t B = q.size(0), N = k.size(2);
+void check_key_mask(const Tensor& mask, int64_t B, int64_t N, const char* op) {
   if (mask.defined())
     QUENCH_CHECK(mask.dtype() == kUInt8 && mask.dim() == 2 && mask.size(0) == B && mask.size(1) == N, op,
                  ": expected a u8 key-padding mask [", B, ", ", N, "], got ", dtype_name(mask.dtype()), " ",
                  shape_str(mask.sizes()));
+}
+
+// A dropout that leaves its input as it is (none, eval mode or p = 0) and has no hook to call.
+bool identity_dropout(nn::Module* dropout) {
+  if (!dropout) return true;
+  auto* d = dynamic_cast<nn::Dropout*>(dropout);
+  return d && d->num_forward_hooks() == 0 && (!d->is_training() || d->p == 0.0);
+}
+
+}  // namespace
+
+Tensor qat_attention_fused(nn::Module& m, const Tensor& q, const Tensor& k, const Tensor& v, double scale,
+                           const Tensor& mask, nn::Module* dropout, const char* op) {
+  auto fq = [&](const char* n) -> const FakeQuantize& { return static_cast<const FakeQuantize&>(*m.child(n)); };
+  const bool grad = GradMode::is_enabled() && (q.requires_grad() || k.requires_grad() || v.requires_grad());
+  if (grad || m.num_forward_hooks() > 0 || !identity_dropout(dropout) || k.size(2) > 32768 || q.size(3) > 32768 ||
+      !int8_attention_applies(fq("q_fake_quant"), fq("k_fake_quant"), fq("probs_fake_quant"), fq("v_fake_quant")))
+    return Tensor();
+  check_key_mask(mask, q.size(0), k.size(2), op);
+  return int8_attention(q, k, v, scale, mask, fq("q_fake_quant"), fq("k_fake_quant"), fq("probs_fake_quant"),
+                        fq("v_fake_quant"));
+}
+
+Tensor qat_attention_probs(nn::Module& m, const Tensor& q, const Tensor& k, double scale,
+                           const Tensor& mask, const char* op) {
+  check_key_mask(mask, q.size(0), k.size(2), op);
   return attention_softmax(fq_matmul(m, "q_fake_quant", q, "k_fake_quant", k, false), scale, mask);
 }
 
 Tensor qat_attention_apply(nn::Module& m, const Tensor& probs, const Tensor& v, nn::Module* dropout) {
   // Dropout in training scales the quantized probabilities off the grid: the composed path.
-  auto* d = dynamic_cast<nn::Dropout*>(dropout);
-  if (dropout && !(d && d->num_forward_hooks() == 0 && (!d->is_training() || d->p == 0.0))) {
+  if (!identity_dropout(dropout)) {
     Tensor p = (*dropout)((*m.child("probs_fake_quant"))(probs));
     return matmul(p, (*m.child("v_fake_quant"))(v));
   }

@@ -44,6 +44,13 @@ Tensor qat_attention_probs(nn::Module& m, const Tensor& q, const Tensor& k, doub
 //   probabilities, so the observer sees what inference sees.
 Tensor qat_attention_apply(nn::Module& m, const Tensor& probs, const Tensor& v, nn::Module* dropout = nullptr);
 
+// The fused inference path of both modules (int8_attention.hpp), same bits as the two functions
+// above: q, k, v [B, H, N, hd] -> context [B, N, H * hd]; undefined when it does not apply (a
+// gradient to record, hooks on `m` that want the probabilities, a dropout in training, quantizers
+// still observing or off the u8 grid).
+Tensor qat_attention_fused(nn::Module& m, const Tensor& q, const Tensor& k, const Tensor& v, double scale,
+                           const Tensor& key_padding_mask, nn::Module* dropout, const char* op);
+
 // The attention modules prepare_qat knows (nn::Attention, nn::BertSelfAttention): their fake-quant
 // counterpart, or null for any other module; is_qat_attention tells the counterparts apart.
 nn::ModulePtr make_qat_attention(nn::Module& fp32, const QConfig& qconfig);

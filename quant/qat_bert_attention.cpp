@@ -30,10 +30,14 @@ Tensor QATBertSelfAttention::forward_multi(const tensor_list& inputs) {
   auto split_heads = [&](const char* name) {
     return (*child(name))(h).reshape({B, N, heads, head_dim}).permute({0, 2, 1, 3});
   };
-  Tensor probs = qat_attention_probs(*this, split_heads("query"), split_heads("key"), scale,
-                                     inputs.size() == 2 ? inputs[1] : Tensor(), "QATBertSelfAttention");
+  const Tensor q = split_heads("query"), k = split_heads("key"), v = split_heads("value");
+  const Tensor mask = inputs.size() == 2 ? inputs[1] : Tensor();
+  nn::Module* dropout = child("dropout").get();
+  if (Tensor fused = qat_attention_fused(*this, q, k, v, scale, mask, dropout, "QATBertSelfAttention"); fused.defined())
+    return fused;
+  Tensor probs = qat_attention_probs(*this, q, k, scale, mask, "QATBertSelfAttention");
   emit("probs", probs);
-  Tensor ctx = qat_attention_apply(*this, probs, split_heads("value"), child("dropout").get());
+  Tensor ctx = qat_attention_apply(*this, probs, v, dropout);
   return ctx.transpose(1, 2).reshape({B, N, heads * head_dim});
 }
 

@@ -5,8 +5,8 @@
 
 #include "engine/autograd.hpp"
 #include "engine/ops.hpp"
-#include "kernels/gemm_u8s8.hpp"
 #include "kernels/parallel.hpp"
+#include "quant/grid_product.hpp"
 #include "quant/qat_rows.hpp"
 
 namespace quench::quant {
@@ -14,33 +14,6 @@ namespace {
 
 using autograd::AutogradContext;
 using autograd::Function;
-
-// One matrix of the batch: y [M, N] = float(sum_k (qa - za)(qb - zb)) * mult, qa u8 [M, K], sb the
-// s8 operand qb - 128 as [N, K], or as [K, N] when b_kn. acc is scratch of M * N.
-void grid_product(const uint8_t* qa, int32_t za, const int8_t* sb, bool b_kn, int32_t zb, int64_t M, int64_t N,
-                  int64_t K, float mult, int32_t* acc, float* y) {
-  const kernels::PackedWeightsU8S8 w =
-      b_kn ? kernels::pack_weights_u8s8_kn(sb, N, K, N) : kernels::pack_weights_u8s8(sb, N, K, K);
-  kernels::GemmU8S8Args g;
-  g.M = M;
-  g.A = qa;
-  g.lda = K;
-  g.a_zero_point = za;
-  g.W = &w;
-  g.out = kernels::U8S8Output::s32;
-  g.C = acc;
-  g.ldc = N;
-  kernels::gemm_u8s8(g);  // sum_k (qa - za)(qb - 128)
-  for (int64_t m = 0; m < M; ++m) {
-    const uint8_t* r = qa + m * K;
-    int32_t row = 0;
-    for (int64_t k = 0; k < K; ++k) row += r[k];
-    const int32_t fix = (128 - zb) * (row - static_cast<int32_t>(K) * za);
-    const int32_t* am = acc + m * N;
-    float* ym = y + m * N;
-    for (int64_t n = 0; n < N; ++n) ym[n] = static_cast<float>(am[n] + fix) * mult;
-  }
-}
 
 // y [G, M, N] = fq(a) fq(b)^T per matrix   a [G, M, K]  b [G, N, K], or fq(a) fq(b) with b [G, K, N] (b_kn)
 struct QATMatmulFn : Function<QATMatmulFn> {
@@ -77,7 +50,7 @@ struct QATMatmulFn : Function<QATMatmulFn> {
         if (static_cast<int64_t>(acc.size()) < M * N) acc.resize(static_cast<size_t>(M * N));
         for (int64_t g = s; g < e; ++g)
           grid_product(pa + g * M * K, za, reinterpret_cast<const int8_t*>(pb + g * N * K), b_kn, zb, M, N, K,
-                       mult, acc.data(), py + g * M * N);
+                       mult, acc.data(), py + g * M * N, N);
       });
     ctx->save_for_backward({ahat, bhat, ma, mb});
     ctx->saved_data["b_kn"] = static_cast<int64_t>(b_kn);
@@ -125,7 +98,8 @@ Tensor grid_matmul(const Tensor& a, const Tensor& a_scale, const Tensor& a_zero_
   for (int64_t i = 0; ok && i < d - 2; ++i) ok = a.size(i) == b.size(i);
   QUENCH_CHECK(ok, op, ": a of shape ", shape_str(a.sizes()), " does not match b of shape ", shape_str(b.sizes()),
                "; expected a [..., M, K] and b ", b_kn ? "[..., K, N]" : "[..., N, K]", " with the same leading dims");
-  QUENCH_CHECK(a.size(-1) <= 65536, op, ": K = ", a.size(-1), " exceeds the int8 GEMM's 65536");
+  QUENCH_CHECK(a.size(-1) <= 32768, op, ": K = ", a.size(-1), " exceeds 32768, past which a sum of K products of "
+               "two u8 offsets (up to 255 * 255 each) can leave int32");
   QUENCH_CHECK(qat_matmul_fits(a_spec, a_scale, a_zero_point) && qat_matmul_fits(b_spec, b_scale, b_zero_point), op,
                ": both operands need per-tensor u8 codes with a positive finite scale, got ", a_spec.str(), " and ",
                b_spec.str(), "; use fake_quantize and matmul for other specs");

@@ -59,7 +59,7 @@ TEST_CASE("fake_quant_row: every path equals the reference; the reference is qua
   std::mt19937 g(7);
   std::uniform_real_distribution<float> d(-60.f, 60.f);
   std::vector<std::vector<float>> rows = {special_row()};
-  for (int64_t n : {0, 1, 7, 8, 9, 17, 1000}) {
+  for (int64_t n : {0, 1, 7, 8, 9, 16, 17, 33, 1000}) {
     std::vector<float> v(n);
     for (auto& e : v) e = d(g);
     rows.push_back(v);
@@ -191,6 +191,40 @@ TEST_CASE("mask_row and scale_bias_row: every path equals the reference") {
       CHECK(same_bits(m, want_m));
       CHECK(same_bits(sb, want_s));
       CHECK(same_bits(sn, want_sn));
+    }
+  }
+}
+
+TEST_CASE("sum_row_u8 and dequantize_row_s32: every path equals the reference; the reference is the loop") {
+  IsaRestore restore;
+  std::mt19937 rng(19);
+  for (int64_t n : {0, 1, 15, 16, 17, 63, 64, 65, 128, 200, 4096}) {
+    CAPTURE(n);
+    std::vector<uint8_t> x(n);
+    std::vector<int32_t> acc(n);
+    int32_t want = 0;
+    for (int64_t i = 0; i < n; ++i) {
+      x[i] = static_cast<uint8_t>(i % 5 == 0 ? 255 : rng() % 256);
+      want += x[i];
+      acc[i] = static_cast<int32_t>(rng() % 40000000) - 20000000;  // past 2^24: the conversion rounds
+    }
+    const int32_t offset = -1234567;
+    const float mult = 3.7e-5f;
+    std::vector<float> want_y(n);
+    for (int64_t i = 0; i < n; ++i) want_y[i] = static_cast<float>(acc[i] + offset) * mult;
+    CHECK(sum_row_u8_ref(x.data(), n) == want);
+    std::vector<float> ry(n, -1.f);
+    dequantize_row_s32_ref(acc.data(), n, offset, mult, ry.data());
+    CHECK(same_bits(ry, want_y));
+    for (Isa isa : levels()) {
+      CAPTURE(isa_name(isa));
+      set_isa(isa);
+      CHECK(sum_row_u8(x.data(), n) == want);
+      std::vector<float> y(n + 1, -1.f);
+      dequantize_row_s32(acc.data(), n, offset, mult, y.data());
+      CHECK(y[n] == -1.f);  // nothing past the row
+      y.resize(n);
+      CHECK(same_bits(y, want_y));
     }
   }
 }

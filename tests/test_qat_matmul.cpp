@@ -13,7 +13,9 @@
 #include "quant/fake_quant_module.hpp"
 #include "quant/fake_quantize.hpp"
 #include "quant/observer.hpp"
+#include "quant/int8_attention.hpp"
 #include "quant/qat_attention.hpp"
+#include "quant/qat_bert_attention.hpp"
 #include "quant/qat_matmul_op.hpp"
 #include "quant/qparams.hpp"
 #include "tests/gradcheck.hpp"
@@ -208,4 +210,49 @@ TEST_CASE("qat_matmul: a QAT attention in eval computes its scores and context o
                         fq_v.spec());
   Tensor want = (*att.child("proj"))(o.transpose(1, 2).reshape({3, 5, 16}));
   CHECK(testing::bit_equal(y, want));
+}
+
+TEST_CASE("int8_attention: the fused inference of a QAT BERT attention has the composed path's bits, padding included") {
+  Generator gen(9);
+  nn::BertConfig cfg;
+  cfg.hidden_size = 32;
+  cfg.num_attention_heads = 4;
+  nn::BertSelfAttention fp32(cfg, gen);
+  QATBertSelfAttention att(fp32, QConfig::default_qat());
+  const int64_t B = 3, N = 37;  // N past 16 and odd: masked register tails
+  Tensor h = randn({B, N, 32}, gen);
+  Tensor mask = zeros({B, N}, kUInt8);
+  for (int64_t j = 30; j < N; ++j) mask.data_ptr<uint8_t>()[N + j] = 1;  // the second sequence is padded
+  for (int64_t j = 1; j < N; ++j) mask.data_ptr<uint8_t>()[2 * N + j] = 1;  // the third keeps one key
+  att.train(true);
+  (void)att(tensor_list{h, mask});  // observe
+  att.eval();
+  NoGradGuard ng;
+  auto& fq_q = static_cast<FakeQuantize&>(*att.child("q_fake_quant"));
+  REQUIRE(int8_attention_applies(fq_q, static_cast<FakeQuantize&>(*att.child("k_fake_quant")),
+                                 static_cast<FakeQuantize&>(*att.child("probs_fake_quant")),
+                                 static_cast<FakeQuantize&>(*att.child("v_fake_quant"))));
+  const kernels::Isa prev = kernels::active_isa();
+  for (int i = 0; i <= static_cast<int>(kernels::cpu_isa()); ++i) {
+    CAPTURE(kernels::isa_name(kernels::set_isa(static_cast<kernels::Isa>(i))));
+    Tensor fused = att(tensor_list{h, mask});
+    Tensor probs;
+    Tensor composed;
+    {  // a hook that asks for the probabilities takes the composed path
+      nn::ScopedHook hook(att.register_forward_hook([&](const nn::ForwardCall& c) { probs = c.extras.at("probs"); }));
+      composed = att(tensor_list{h, mask});
+    }
+    REQUIRE(probs.defined());
+    CHECK(testing::bit_equal(fused, composed));
+    // Padding keys get no weight.
+    CHECK(probs.select(0, 1).narrow(-1, 30, N - 30).to_vector<float>() ==
+          std::vector<float>(4 * N * (N - 30), 0.f));
+  }
+  kernels::set_isa(prev);
+  testing::check_thread_invariant([&] { return testing::TL{att(tensor_list{h, mask})}; });
+  // Observers that still move (training mode) need the probabilities: the composed path.
+  fq_q.train(true);
+  CHECK_FALSE(int8_attention_applies(fq_q, static_cast<FakeQuantize&>(*att.child("k_fake_quant")),
+                                     static_cast<FakeQuantize&>(*att.child("probs_fake_quant")),
+                                     static_cast<FakeQuantize&>(*att.child("v_fake_quant"))));
 }
