@@ -1,5 +1,6 @@
 #include "quant/int8_attention.hpp"
 
+#include <algorithm>
 #include <vector>
 
 #include "kernels/fake_quant_rows.hpp"
@@ -55,6 +56,17 @@ bool int8_attention_applies(const FakeQuantize& q, const FakeQuantize& k, const 
 Tensor int8_attention(const Tensor& q_in, const Tensor& k_in, const Tensor& v_in, double scale, const Tensor& mask_in,
                       const FakeQuantize& fq_q, const FakeQuantize& fq_k, const FakeQuantize& fq_probs,
                       const FakeQuantize& fq_v) {
+  QUENCH_CHECK(q_in.dim() == 4 && k_in.sizes() == q_in.sizes() && v_in.sizes() == q_in.sizes(),
+               "int8_attention: expected q, k, v of one shape [B, H, N, hd], got ", shape_str(q_in.sizes()), ", ",
+               shape_str(k_in.sizes()), ", ", shape_str(v_in.sizes()));
+  for (const Tensor* t : {&q_in, &k_in, &v_in}) check_dtype(*t, kFloat32, "int8_attention", "q, k, v");
+  QUENCH_CHECK(q_in.size(2) <= kInt8AttentionMaxTokens, "int8_attention: ", q_in.size(2), " tokens exceed ",
+               kInt8AttentionMaxTokens, "; use the composed path (qat_attention_probs, qat_attention_apply)");
+  if (mask_in.defined())
+    QUENCH_CHECK(mask_in.dtype() == kUInt8 && mask_in.dim() == 2 && mask_in.size(0) == q_in.size(0) &&
+                     mask_in.size(1) == q_in.size(2),
+                 "int8_attention: expected a u8 key-padding mask [", q_in.size(0), ", ", q_in.size(2), "], got ",
+                 dtype_name(mask_in.dtype()), " ", shape_str(mask_in.sizes()));
   auto last_contiguous = [](const Tensor& t) { return t.stride(3) == 1 ? t : t.contiguous(); };
   const Tensor q = last_contiguous(q_in), k = last_contiguous(k_in), v = last_contiguous(v_in);
   const int64_t B = q.size(0), H = q.size(1), N = q.size(2), hd = q.size(3), D = H * hd;
@@ -73,7 +85,7 @@ Tensor int8_attention(const Tensor& q_in, const Tensor& k_in, const Tensor& v_in
     thread_local std::vector<float> score_buf;
     uint8_t* qc = scratch(codes, 3 * N * hd + N * N);
     uint8_t *kc = qc + N * hd, *vc = kc + N * hd, *pc = vc + N * hd;
-    int32_t* acc = scratch(acc_buf, N * N);
+    int32_t* acc = scratch(acc_buf, N * std::max(N, hd));  // scores [N, N], then the context [N, hd]
     float* scores = scratch(score_buf, 2 * N * N);
     float* probs = scores + N * N;
     for (int64_t i = i0; i < i1; ++i) {

@@ -1,18 +1,21 @@
 // A QAT attention's inference, fused per (batch, head): the two products on the integer codes and
-// the softmax between them, every intermediate of a head (its codes, packed keys and values, scores,
-// probabilities) in the thread's cache instead of whole [B, H, N, N] tensors in memory. Per head:
+// the softmax between them, a head's codes, scores and probabilities in per-thread scratch (in cache
+// for sequences of a few hundred tokens) instead of whole [B, H, N, N] tensors in memory. Per head:
 //   qc = codes(q), kc = codes(k) - 128, vc = codes(v) - 128              (fake_quant_row codes)
 //   scores = grid_product(qc, kc)                   float(sum (qc - zq)(kc' - zk)) * (sq * sk)
 //   probs  = attn_softmax_rows(scores, scale, key mask)
 //   ctx    = grid_product(codes(probs), vc as [N, hd] rows)          written into [B, N, H * hd]
 // The same kernel calls, on the same rows, as the composed path (qat_matmul_nt, attention_softmax,
-// qat_matmul), so the bits are those of the QAT attention in training mode with its observers still
-// (tests/test_qat_matmul.cpp).
+// qat_matmul), so the bits are those of the composed QAT attention with its observers still and no
+// dropout in training on the probabilities (tests/test_qat_matmul.cpp).
 #pragma once
 #include "engine/tensor.hpp"
 #include "quant/fake_quant_module.hpp"
 
 namespace quench::quant {
+
+// Longer sequences take the composed path: a head's scratch grows as N^2 (about 13 bytes per score).
+inline constexpr int64_t kInt8AttentionMaxTokens = 1024;
 
 // Whether the four quantizers (q, k, probs, v) allow the fused path: fake quantization on, observers
 // still (eval mode or disabled), no LSQ, no hooks, per-tensor u8 grids with usable scales.
@@ -20,7 +23,8 @@ bool int8_attention_applies(const FakeQuantize& q, const FakeQuantize& k, const 
                             const FakeQuantize& v);
 
 // q, k, v [B, H, N, hd] f32 (views; the last dim contiguous), key_padding_mask u8 [B, N] or
-// undefined -> context [B, N, H * hd]. No gradient; check int8_attention_applies first.
+// undefined -> context [B, N, H * hd], N <= kInt8AttentionMaxTokens. No gradient; check
+// int8_attention_applies first.
 Tensor int8_attention(const Tensor& q, const Tensor& k, const Tensor& v, double scale, const Tensor& key_padding_mask,
                       const FakeQuantize& fq_q, const FakeQuantize& fq_k, const FakeQuantize& fq_probs,
                       const FakeQuantize& fq_v);

@@ -1,5 +1,6 @@
 #include "quant/int8_bert_layer.hpp"
 
+#include "engine/autograd.hpp"
 #include "nn/layers/activation.hpp"
 #include "nn/layers/bert.hpp"
 #include "quant/int8_linear.hpp"
@@ -16,6 +17,16 @@ std::shared_ptr<Int8Mlp> ffn_of(const nn::Module& layer) {
   mlp.register_module("act", layer.child("intermediate")->child("intermediate_act_fn"));
   mlp.register_module("fc2", layer.child("output")->child("dense"));
   return std::make_shared<Int8Mlp>(mlp);
+}
+
+// attention.output (BertSelfOutput: LayerNorm(dropout(dense(ctx)) + h)) as one GEMM with the residual
+// in its epilogue, when it is an Int8Linear behind an inactive dropout and nothing hooks the modules.
+bool attention_output_fused(const nn::Module& attention) {
+  const nn::ModulePtr out = attention.child("output");
+  const nn::ModulePtr dense = out->child("dense"), drop = out->child("dropout"), ln = out->child("LayerNorm");
+  return attention.num_forward_hooks() == 0 && out->num_forward_hooks() == 0 && drop->num_forward_hooks() == 0 &&
+         ln->num_forward_hooks() == 0 && dense->num_forward_hooks() == 0 && !drop->is_training() &&
+         dynamic_cast<Int8Linear*>(dense.get()) != nullptr;
 }
 
 }  // namespace
@@ -38,7 +49,16 @@ Tensor Int8BertLayer::forward(const Tensor& x) { return forward_multi({x}); }
 Tensor Int8BertLayer::forward_multi(const tensor_list& inputs) {
   QUENCH_CHECK(inputs.size() == 1 || inputs.size() == 2,
                "Int8BertLayer: expected {hidden} or {hidden, key_padding_mask}, got ", inputs.size(), " inputs");
-  Tensor a = (*child("attention"))(inputs);  // [B, N, H]
+  const nn::ModulePtr attention = child("attention");
+  const bool grad = GradMode::is_enabled() && inputs[0].requires_grad();
+  Tensor a;  // [B, N, H]
+  if (!grad && !is_training() && attention_output_fused(*attention)) {
+    const nn::ModulePtr out = attention->child("output");
+    Tensor ctx = (*attention->child("self"))(inputs);
+    a = (*out->child("LayerNorm"))(static_cast<Int8Linear&>(*out->child("dense")).forward_plus(ctx, inputs[0]));
+  } else {
+    a = (*attention)(inputs);
+  }
   if (!fused() || a.requires_grad()) {      // nn::BertLayer's composition
     Tensor i = (*child("intermediate"))(a);
     return (*child("output"))(tensor_list{i, a});

@@ -1,4 +1,5 @@
-// Int8BertLayer: the converted BERT layer (nn::BertLayer) whose feed-forward half runs as one fused
+// Int8BertLayer: the converted BERT layer (nn::BertLayer) whose attention output (dense + residual in
+// one GEMM epilogue, then LayerNorm) and feed-forward half run fused; the feed-forward half is one
 // pass: intermediate.dense, GELU and output.dense (all Int8Linear / exact GELU) through Int8Mlp's row
 // blocks with the residual added in output.dense's epilogue, so the [B, N, intermediate] activations
 // are never written to memory:

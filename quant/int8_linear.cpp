@@ -102,13 +102,27 @@ void Int8Linear::gemm_f32(const kernels::PackedWeightsU8S8& pw, const uint8_t* q
                 residual, "Int8Linear");
 }
 
-Tensor Int8Linear::forward(const Tensor& x) {
+Tensor Int8Linear::forward(const Tensor& x) { return run(x, Tensor()); }
+
+Tensor Int8Linear::forward_plus(const Tensor& x, const Tensor& residual) {
+  QUENCH_CHECK(residual.defined(), "Int8Linear::forward_plus: the residual is undefined");
+  return run(x, residual);
+}
+
+Tensor Int8Linear::run(const Tensor& x, const Tensor& residual) {
   check_dtype(x, kFloat32, "Int8Linear", "input");
   QUENCH_CHECK(x.dim() >= 1 && x.sizes().back() == in_features, "Int8Linear: input of shape ",
                shape_str(x.sizes()), " does not match in_features ", in_features);
   const int64_t K = in_features, N = out_features, M = x.numel() / K;
   Shape out_shape = x.sizes();
   out_shape.back() = N;
+  Tensor r;
+  if (residual.defined()) {
+    check_dtype(residual, kFloat32, "Int8Linear", "residual");
+    QUENCH_CHECK(residual.sizes() == out_shape, "Int8Linear: residual of shape ", shape_str(residual.sizes()),
+                 " does not match the output ", shape_str(out_shape), " of input ", shape_str(x.sizes()));
+    r = residual.detach().contiguous();
+  }
   Tensor y = Tensor::empty(out_shape, kFloat32);
   if (M == 0) return y;
   Tensor xc = x.detach().contiguous();
@@ -118,7 +132,7 @@ Tensor Int8Linear::forward(const Tensor& x) {
   uint8_t* pq = qa.data_ptr<uint8_t>();
   kernels::parallel_for(M, std::max<int64_t>(1, 16384 / K),
                         [&](int64_t b, int64_t e) { quantize_input(px + b * K, e - b, K, pq + b * K); });
-  gemm_f32(packed(), pq, M, y.data_ptr<float>(), N);
+  gemm_f32(packed(), pq, M, y.data_ptr<float>(), N, r.defined() ? r.data_ptr<float>() : nullptr);
   return y;
 }
 

@@ -55,11 +55,15 @@ class Int8Linear : public nn::Module {
   //   residual[m, n] (row stride ldy; may be y) added last when given: a residual connection fused
   void gemm_f32(const kernels::PackedWeightsU8S8& pw, const uint8_t* q, int64_t M, float* y, int64_t ldy,
                 const float* residual = nullptr) const;
+  // forward(x) + residual with the add in the GEMM's epilogue (residual + y: the bits of the two ops;
+  // no hooks run): residual f32 of the output's shape.
+  Tensor forward_plus(const Tensor& x, const Tensor& residual);
 
  protected:
   Tensor forward(const Tensor& x) override;
 
  private:
+  Tensor run(const Tensor& x, const Tensor& residual);
   std::mutex pack_mu_;
   kernels::PackedWeightsU8S8 packed_;
   std::vector<int8_t> packed_from_;  // the bytes packed_ was built from

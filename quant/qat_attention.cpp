@@ -68,11 +68,11 @@ Tensor fq_matmul(nn::Module& m, const char* fa_name, const Tensor& a, const char
         qat_matmul_fits(fb.spec(), fb.scale, fb.zero_point))
       return (b_kn ? qat_matmul : qat_matmul_nt)(a, fa.scale, fa.zero_point, fa.spec(), b, fb.scale, fb.zero_point,
                                                 fb.spec());
-    const Tensor bq = fb.fake_quant(b);
-    return matmul(fa.fake_quant(a), b_kn ? bq : bq.transpose(-2, -1));
+    const Tensor aq = fa.fake_quant(a), bq = fb.fake_quant(b);
+    return matmul(aq, b_kn ? bq : bq.transpose(-2, -1));
   }
-  const Tensor bq = fb(b);
-  return matmul(fa(a), b_kn ? bq : bq.transpose(-2, -1));
+  const Tensor aq = fa(a), bq = fb(b);  // the quantizers' hooks in their order
+  return matmul(aq, b_kn ? bq : bq.transpose(-2, -1));
 }
 
 void check_key_mask(const Tensor& mask, int64_t B, int64_t N, const char* op) {
@@ -95,7 +95,8 @@ Tensor qat_attention_fused(nn::Module& m, const Tensor& q, const Tensor& k, cons
                            const Tensor& mask, nn::Module* dropout, const char* op) {
   auto fq = [&](const char* n) -> const FakeQuantize& { return static_cast<const FakeQuantize&>(*m.child(n)); };
   const bool grad = GradMode::is_enabled() && (q.requires_grad() || k.requires_grad() || v.requires_grad());
-  if (grad || m.num_forward_hooks() > 0 || !identity_dropout(dropout) || k.size(2) > 32768 || q.size(3) > 32768 ||
+  if (grad || m.num_forward_hooks() > 0 || !identity_dropout(dropout) || k.size(2) > kInt8AttentionMaxTokens ||
+      q.size(3) > 32768 ||
       !int8_attention_applies(fq("q_fake_quant"), fq("k_fake_quant"), fq("probs_fake_quant"), fq("v_fake_quant")))
     return Tensor();
   check_key_mask(mask, q.size(0), k.size(2), op);

@@ -66,6 +66,19 @@ TEST_CASE("int8 fused MLP: convert installs it, same state dict, unfused on requ
   for (const auto& [k, v] : a) CHECK(testing::bit_equal(v, b.at(k)));
 }
 
+TEST_CASE("Int8Linear::forward_plus: the residual added in the epilogue, the bits of forward + residual") {
+  Trio t = make_trio(24, 40);
+  auto& fc1 = static_cast<Int8Linear&>(*t.unfused->get_submodule("0.fc1"));
+  Generator gen(10);
+  Tensor x = randn({3, 5, 24}, gen), r = randn({3, 5, 40}, gen);
+  NoGradGuard ng;
+  CHECK(testing::bit_equal(fc1.forward_plus(x, r), fc1(x) + r));
+  CHECK_THROWS_WITH_AS(fc1.forward_plus(x, randn({3, 5, 24}, gen)),
+                       doctest::Contains("Int8Linear: residual of shape [3, 5, 24] does not match the output "
+                                         "[3, 5, 40] of input [3, 5, 24]"),
+                       Error);
+}
+
 TEST_CASE("int8 fused MLP: bit-identical to the unfused modules and the fake-quant model, every ISA, 1 and 2 threads") {
   // hidden 72 / dim 40: K not a multiple of 64 or 16, N with partial panels.
   for (auto shape : {std::pair<int64_t, int64_t>{40, 72}, {128, 512}}) {

@@ -80,6 +80,8 @@ TEST_CASE("qat_matmul: the forward is the exact integer sum of the codes times s
       {{4, 9, 40}, {4, 11, 40}, 0.f, 1.f, -0.7f, 2.5f},
       {{1, 5, 300}, {1, 6, 300}, -1.f, 1.f, -1.f, 1.f},
       {{3, 7, 13}, {3, 5, 13}, -3.f, 0.f, -0.2f, 4.f},
+      {{2, 6, 20}, {2, 4, 20}, -1.f, 2.f, 0.f, 2.f},   // zb = 0: the row term's largest factor
+      {{2, 6, 20}, {2, 4, 20}, -1.f, 2.f, -2.f, 0.f},  // zb = 255: the shifted zero point 127
   };
   Generator gen(4);
   const kernels::Isa prev = kernels::active_isa();
@@ -196,6 +198,7 @@ TEST_CASE("qat_matmul: a QAT attention in eval computes its scores and context o
   att.train(true);
   (void)att(x);  // observe once so every quantizer has a scale
   att.eval();
+  NoGradGuard ng;
   Tensor y = att(x);
   // The same by hand: qkv, the integer scores, softmax, the integer context, proj.
   Tensor qkv = (*att.child("qkv"))(x).reshape({3, 5, 3, 2, 8}).permute({2, 0, 3, 1, 4});
@@ -210,49 +213,67 @@ TEST_CASE("qat_matmul: a QAT attention in eval computes its scores and context o
                         fq_v.spec());
   Tensor want = (*att.child("proj"))(o.transpose(1, 2).reshape({3, 5, 16}));
   CHECK(testing::bit_equal(y, want));
+  // ... and that was the fused path (5 tokens, fewer than the head's 8 dims).
+  Tensor fused = qat_attention_fused(att, qkv.select(0, 0), qkv.select(0, 1), qkv.select(0, 2), att.scale, Tensor(),
+                                     nullptr, "test");
+  REQUIRE(fused.defined());
+  CHECK(testing::bit_equal((*att.child("proj"))(fused), want));
 }
 
 TEST_CASE("int8_attention: the fused inference of a QAT BERT attention has the composed path's bits, padding included") {
-  Generator gen(9);
-  nn::BertConfig cfg;
-  cfg.hidden_size = 32;
-  cfg.num_attention_heads = 4;
-  nn::BertSelfAttention fp32(cfg, gen);
-  QATBertSelfAttention att(fp32, QConfig::default_qat());
-  const int64_t B = 3, N = 37;  // N past 16 and odd: masked register tails
-  Tensor h = randn({B, N, 32}, gen);
-  Tensor mask = zeros({B, N}, kUInt8);
-  for (int64_t j = 30; j < N; ++j) mask.data_ptr<uint8_t>()[N + j] = 1;  // the second sequence is padded
-  for (int64_t j = 1; j < N; ++j) mask.data_ptr<uint8_t>()[2 * N + j] = 1;  // the third keeps one key
-  att.train(true);
-  (void)att(tensor_list{h, mask});  // observe
-  att.eval();
-  NoGradGuard ng;
-  auto& fq_q = static_cast<FakeQuantize&>(*att.child("q_fake_quant"));
-  REQUIRE(int8_attention_applies(fq_q, static_cast<FakeQuantize&>(*att.child("k_fake_quant")),
-                                 static_cast<FakeQuantize&>(*att.child("probs_fake_quant")),
-                                 static_cast<FakeQuantize&>(*att.child("v_fake_quant"))));
-  const kernels::Isa prev = kernels::active_isa();
-  for (int i = 0; i <= static_cast<int>(kernels::cpu_isa()); ++i) {
-    CAPTURE(kernels::isa_name(kernels::set_isa(static_cast<kernels::Isa>(i))));
-    Tensor fused = att(tensor_list{h, mask});
-    Tensor probs;
-    Tensor composed;
-    {  // a hook that asks for the probabilities takes the composed path
-      nn::ScopedHook hook(att.register_forward_hook([&](const nn::ForwardCall& c) { probs = c.extras.at("probs"); }));
-      composed = att(tensor_list{h, mask});
+  // N past 16 and odd (masked register tails), and N below the head size.
+  for (auto [hidden_, heads_, n_] : {std::tuple{32, 4, 37}, std::tuple{64, 2, 9}}) {
+    const int64_t hidden = hidden_, heads = heads_, n = n_;
+    CAPTURE(n);
+    Generator gen(9);
+    nn::BertConfig cfg;
+    cfg.hidden_size = hidden;
+    cfg.num_attention_heads = heads;
+    nn::BertSelfAttention fp32(cfg, gen);
+    QATBertSelfAttention att(fp32, QConfig::default_qat());
+    const int64_t B = 3, N = n, pad = N - 7;
+    Tensor h = randn({B, N, hidden}, gen);
+    Tensor mask = zeros({B, N}, kUInt8);
+    for (int64_t j = pad; j < N; ++j) mask.data_ptr<uint8_t>()[N + j] = 1;  // the second sequence is padded
+    for (int64_t j = 1; j < N; ++j) mask.data_ptr<uint8_t>()[2 * N + j] = 1;  // the third keeps one key
+    att.train(true);
+    (void)att(tensor_list{h, mask});  // observe
+    att.eval();
+    NoGradGuard ng;
+    auto& fq_q = static_cast<FakeQuantize&>(*att.child("q_fake_quant"));
+    REQUIRE(int8_attention_applies(fq_q, static_cast<FakeQuantize&>(*att.child("k_fake_quant")),
+                                   static_cast<FakeQuantize&>(*att.child("probs_fake_quant")),
+                                   static_cast<FakeQuantize&>(*att.child("v_fake_quant"))));
+    const kernels::Isa prev = kernels::active_isa();
+    for (int i = 0; i <= static_cast<int>(kernels::cpu_isa()); ++i) {
+      CAPTURE(kernels::isa_name(kernels::set_isa(static_cast<kernels::Isa>(i))));
+      Tensor fused = att(tensor_list{h, mask});
+      Tensor probs;
+      Tensor composed;
+      {  // a hook that asks for the probabilities takes the composed path
+        nn::ScopedHook hook(att.register_forward_hook([&](const nn::ForwardCall& c) { probs = c.extras.at("probs"); }));
+        composed = att(tensor_list{h, mask});
+      }
+      REQUIRE(probs.defined());
+      CHECK(testing::bit_equal(fused, composed));
+      // Padding keys get no weight.
+      CHECK(probs.select(0, 1).narrow(-1, pad, N - pad).to_vector<float>() ==
+            std::vector<float>(heads * N * (N - pad), 0.f));
+      // The module's output was the fused path's.
+      auto split = [&](const char* name) {
+        return (*att.child(name))(h).reshape({B, N, heads, hidden / heads}).permute({0, 2, 1, 3});
+      };
+      Tensor direct = qat_attention_fused(att, split("query"), split("key"), split("value"), att.scale, mask,
+                                          att.child("dropout").get(), "test");
+      REQUIRE(direct.defined());
+      CHECK(testing::bit_equal(direct, fused));
     }
-    REQUIRE(probs.defined());
-    CHECK(testing::bit_equal(fused, composed));
-    // Padding keys get no weight.
-    CHECK(probs.select(0, 1).narrow(-1, 30, N - 30).to_vector<float>() ==
-          std::vector<float>(4 * N * (N - 30), 0.f));
+    kernels::set_isa(prev);
+    testing::check_thread_invariant([&] { return testing::TL{att(tensor_list{h, mask})}; });
+    // Observers that still move (training mode) need the probabilities: the composed path.
+    fq_q.train(true);
+    CHECK_FALSE(int8_attention_applies(fq_q, static_cast<FakeQuantize&>(*att.child("k_fake_quant")),
+                                       static_cast<FakeQuantize&>(*att.child("probs_fake_quant")),
+                                       static_cast<FakeQuantize&>(*att.child("v_fake_quant"))));
   }
-  kernels::set_isa(prev);
-  testing::check_thread_invariant([&] { return testing::TL{att(tensor_list{h, mask})}; });
-  // Observers that still move (training mode) need the probabilities: the composed path.
-  fq_q.train(true);
-  CHECK_FALSE(int8_attention_applies(fq_q, static_cast<FakeQuantize&>(*att.child("k_fake_quant")),
-                                     static_cast<FakeQuantize&>(*att.child("probs_fake_quant")),
-                                     static_cast<FakeQuantize&>(*att.child("v_fake_quant"))));
 }
