@@ -75,15 +75,19 @@ PackedWeightsU8S8 pack_weights_u8s8(const int8_t* W, int64_t N, int64_t K, int64
   const LayoutInfo& L = kLayouts[int(pw.layout)];
   const int64_t np = pw.num_panels();
   // Per channel: its column sum, then its weights in groups of L.group consecutive k (the last group
-  // zero padded by the memset). Attention packs a head's keys per call, so this loop is hot there.
+  // zero padded by the memset). Attention packs a head's keys per call, so this loop is hot there;
+  // the vnni layout has an AVX-512 panel packer (the same bytes).
+  const bool fast = pw.layout == U8S8Layout::vnni && active_isa() >= Isa::avx512;
   for (int64_t p = 0; p < np; ++p) {
     uint8_t* dst = pw.buf.get() + p * pw.panel_bytes;
+    if (fast) u8s8::pack_panel_vnni_avx512(W + p * L.nr * ldw, std::min<int64_t>(L.nr, N - p * L.nr), K, ldw, dst);
     int32_t* cs = reinterpret_cast<int32_t*>(dst + pw.Kp * L.nr * L.elem);
     for (int c = 0; c < L.nr && p * L.nr + c < N; ++c) {
       const int8_t* row = W + (p * L.nr + c) * ldw;
       int32_t sum = 0;
       for (int64_t k = 0; k < K; ++k) sum += row[k];
       cs[c] = sum;
+      if (fast) continue;  // the weights below, a panel at a time
       const int64_t stride = int64_t{L.nr} * L.group * L.elem;  // bytes from one group of a channel to the next
       uint8_t* d = dst + int64_t{c} * L.group * L.elem;
       if (L.elem == 1 && L.group == 4) {
@@ -114,13 +118,16 @@ PackedWeightsU8S8 pack_weights_u8s8_kn(const int8_t* Wt, int64_t N, int64_t K, i
   const LayoutInfo& L = kLayouts[int(pw.layout)];
   // Row k of W^T holds weight k of every channel: it goes to slot (k / group, c, k % group) of each
   // panel, and into the panel's running column sums.
+  const bool fast = pw.layout == U8S8Layout::vnni && active_isa() >= Isa::avx512;
   for (int64_t p = 0; p < pw.num_panels(); ++p) {
     uint8_t* dst = pw.buf.get() + p * pw.panel_bytes;
     int32_t* cs = reinterpret_cast<int32_t*>(dst + pw.Kp * L.nr * L.elem);
     const int64_t nc = std::min<int64_t>(L.nr, N - p * L.nr);
+    if (fast) u8s8::pack_panel_vnni_kn_avx512(Wt + p * L.nr, nc, K, ldwt, dst);
     for (int64_t k = 0; k < K; ++k) {
       const int8_t* src = Wt + k * ldwt + p * L.nr;
       for (int64_t c = 0; c < nc; ++c) cs[c] += src[c];
+      if (fast) continue;
       const int64_t at = ((k / L.group) * L.nr) * L.group + k % L.group;  // channel 0's slot
       if (L.elem == 1) {
         uint8_t* d = dst + at;

@@ -47,6 +47,11 @@ void gemm_vnni(const Job& job);      // vnni layout, AVX-512 VNNI
 void gemm_avx_vnni(const Job& job);  // vnni16 layout, AVX-VNNI
 void gemm_avx2(const Job& job);  // i16 layout, AVX2 (also the avx512 level)
 void gemm_ref(const Job& job);
+// One vnni panel (64 channels of [Kp/4][64][4] bytes, zero filled beforehand) from nc <= 64
+// channels: W rows (ldw bytes apart, K each) or, for the _kn form, Wt rows (one per k, ldwt bytes
+// apart, nc channels each). The bytes of the generic loop in gemm_u8s8.cpp; column sums not included.
+void pack_panel_vnni_avx512(const int8_t* W, int64_t nc, int64_t K, int64_t ldw, uint8_t* dst);
+void pack_panel_vnni_kn_avx512(const int8_t* Wt, int64_t nc, int64_t K, int64_t ldwt, uint8_t* dst);
 // q = clamp(nearbyint(x * inv_scale) + zero_point, 0, 255), NaN -> 0; zero_point in [0, 255]
 // (check_quant): the AVX-512 path's integer clamp relies on it.
 void quantize_row_avx2(const float* x, int64_t n, float inv_scale, int32_t zero_point, uint8_t* y);

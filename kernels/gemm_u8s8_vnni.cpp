@@ -231,4 +231,44 @@ void quantize_row_avx512(const float* x, int64_t n, float inv_scale, int32_t zer
   }
 }
 
+// Four k of 16 channels are one dword per channel: a gather of the 16 rows' dwords at k, stored as
+// one zmm of the panel's group.
+void pack_panel_vnni_avx512(const int8_t* W, int64_t nc, int64_t K, int64_t ldw, uint8_t* dst) {
+  const __m512i lanes = _mm512_setr_epi32(0, 1, 2, 3, 4, 5, 6, 7, 8, 9, 10, 11, 12, 13, 14, 15);
+  const __m512i offs = _mm512_mullo_epi32(lanes, _mm512_set1_epi32(static_cast<int32_t>(ldw)));
+  for (int64_t c0 = 0; c0 < nc; c0 += 16) {
+    const __mmask16 k = static_cast<__mmask16>((1u << std::min<int64_t>(16, nc - c0)) - 1u);
+    const int8_t* rows = W + c0 * ldw;
+    int64_t g = 0;
+    for (; 4 * g + 4 <= K; ++g)
+      _mm512_storeu_si512(dst + (g * 64 + c0) * 4,
+                          _mm512_mask_i32gather_epi32(_mm512_setzero_si512(), k, offs, rows + 4 * g, 1));
+    for (int64_t c = 0; c < std::min<int64_t>(16, nc - c0); ++c)  // the last, partial group
+      for (int64_t kk = 4 * g; kk < K; ++kk) dst[(g * 64 + c0 + c) * 4 + (kk - 4 * g)] = static_cast<uint8_t>(rows[c * ldw + kk]);
+  }
+}
+
+// Four rows of Wt (k .. k + 3, 64 channels each) interleaved byte by byte: unpack to pairs, to
+// quadruples within 128-bit lanes, then the lanes transposed so channel c's dword lands at c.
+void pack_panel_vnni_kn_avx512(const int8_t* Wt, int64_t nc, int64_t K, int64_t ldwt, uint8_t* dst) {
+  const __mmask64 k = nc >= 64 ? ~__mmask64{0} : ((__mmask64{1} << nc) - 1);
+  for (int64_t k0 = 0; k0 < K; k0 += 4) {
+    __m512i r[4];
+    for (int i = 0; i < 4; ++i)
+      r[i] = k0 + i < K ? _mm512_maskz_loadu_epi8(k, Wt + (k0 + i) * ldwt) : _mm512_setzero_si512();
+    const __m512i a = _mm512_unpacklo_epi8(r[0], r[1]), b = _mm512_unpackhi_epi8(r[0], r[1]);
+    const __m512i c = _mm512_unpacklo_epi8(r[2], r[3]), d = _mm512_unpackhi_epi8(r[2], r[3]);
+    // e[j], lane l: channels 16 l + 4 j .. 16 l + 4 j + 3
+    const __m512i e0 = _mm512_unpacklo_epi16(a, c), e1 = _mm512_unpackhi_epi16(a, c);
+    const __m512i e2 = _mm512_unpacklo_epi16(b, d), e3 = _mm512_unpackhi_epi16(b, d);
+    const __m512i t0 = _mm512_shuffle_i32x4(e0, e1, 0x44), t1 = _mm512_shuffle_i32x4(e2, e3, 0x44);
+    const __m512i t2 = _mm512_shuffle_i32x4(e0, e1, 0xEE), t3 = _mm512_shuffle_i32x4(e2, e3, 0xEE);
+    uint8_t* out = dst + k0 * 64;  // group k0 / 4: 64 channels x 4 bytes
+    _mm512_storeu_si512(out, _mm512_shuffle_i32x4(t0, t1, 0x88));
+    _mm512_storeu_si512(out + 64, _mm512_shuffle_i32x4(t0, t1, 0xDD));
+    _mm512_storeu_si512(out + 128, _mm512_shuffle_i32x4(t2, t3, 0x88));
+    _mm512_storeu_si512(out + 192, _mm512_shuffle_i32x4(t2, t3, 0xDD));
+  }
+}
+
 }  // namespace quench::kernels::u8s8
