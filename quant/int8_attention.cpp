@@ -8,6 +8,7 @@
 #include "kernels/softmax_rows.hpp"
 #include "quant/grid_product.hpp"
 #include "quant/qat_matmul_op.hpp"
+#include "quant/scratch.hpp"
 
 namespace quench::quant {
 namespace {
@@ -36,11 +37,6 @@ struct HeadRows {
 
 HeadRows rows_of(const Tensor& t) { return {t.data_ptr<float>(), t.stride(0), t.stride(1), t.stride(2)}; }
 
-template <class T>
-T* scratch(std::vector<T>& v, int64_t n) {
-  if (static_cast<int64_t>(v.size()) < n) v.resize(static_cast<size_t>(n));
-  return v.data();
-}
 
 }  // namespace
 

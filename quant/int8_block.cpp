@@ -13,15 +13,11 @@
 #include "nn/layers/layer_norm.hpp"
 #include "quant/int8_linear.hpp"
 #include "quant/int8_mlp.hpp"
+#include "quant/scratch.hpp"
 
 namespace quench::quant {
 namespace {
 
-template <class T>
-T* scratch(std::vector<T>& v, int64_t n) {
-  if (static_cast<int64_t>(v.size()) < n) v.resize(static_cast<size_t>(n));
-  return v.data();
-}
 
 // y[i] = a[i] + b[i], the residual add of nn::Block (AddFn's x + y). y may be a (element i reads
 // only index i), which the vectorizer cannot prove on its own.

@@ -8,19 +8,9 @@
 #include "nn/layers/activation.hpp"
 #include "nn/layers/mlp.hpp"
 #include "quant/int8_linear.hpp"
+#include "quant/scratch.hpp"
 
 namespace quench::quant {
-namespace {
-
-
-// Grow-only per-thread scratch: a block's buffers are reused across blocks and calls.
-template <class T>
-T* scratch(std::vector<T>& v, int64_t n) {
-  if (static_cast<int64_t>(v.size()) < n) v.resize(static_cast<size_t>(n));
-  return v.data();
-}
-
-}  // namespace
 
 Int8Mlp::Int8Mlp(nn::Module& mlp) : Module("Int8Mlp") {
   for (const char* n : {"fc1", "act", "fc2"}) {

@@ -8,6 +8,7 @@
 #include "kernels/parallel.hpp"
 #include "quant/grid_product.hpp"
 #include "quant/qat_rows.hpp"
+#include "quant/scratch.hpp"
 
 namespace quench::quant {
 namespace {
@@ -46,11 +47,11 @@ struct QATMatmulFn : Function<QATMatmulFn> {
     float* py = y.data_ptr<float>();
     if (M > 0 && N > 0)
       kernels::parallel_for(G, 1, [&](int64_t s, int64_t e) {
-        thread_local std::vector<int32_t> acc;
-        if (static_cast<int64_t>(acc.size()) < M * N) acc.resize(static_cast<size_t>(M * N));
+        thread_local std::vector<int32_t> acc_buf;
+        int32_t* acc = scratch(acc_buf, M * N);
         for (int64_t g = s; g < e; ++g)
           grid_product(pa + g * M * K, za, reinterpret_cast<const int8_t*>(pb + g * N * K), b_kn, zb, M, N, K,
-                       mult, acc.data(), py + g * M * N, N);
+                       mult, acc, py + g * M * N, N);
       });
     ctx->save_for_backward({ahat, bhat, ma, mb});
     ctx->saved_data["b_kn"] = static_cast<int64_t>(b_kn);
