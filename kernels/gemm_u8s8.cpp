@@ -21,8 +21,14 @@ struct LayoutInfo {
   int nr;     // channels per panel
   int group;  // consecutive k of one channel stored together
   int elem;   // bytes per weight
+  int shift;  // log2(group)
 };
-constexpr LayoutInfo kLayouts[] = {{64, 4, 1}, {16, 2, 2}, {16, 4, 1}};  // vnni, i16, vnni16
+constexpr LayoutInfo kLayouts[] = {{64, 4, 1, 2}, {16, 2, 2, 1}, {16, 4, 1, 2}};  // vnni, i16, vnni16
+
+// Weight k of channel c of a panel: its element index, (k / group, c, k % group).
+inline int64_t slot(const LayoutInfo& L, int64_t c, int64_t k) {
+  return (((k >> L.shift) * L.nr + c) << L.shift) + (k & (L.group - 1));
+}
 
 }  // namespace
 
@@ -34,8 +40,7 @@ int32_t PackedWeightsU8S8::colsum(int64_t n) const { return panel_colsum(n / nr)
 
 int8_t PackedWeightsU8S8::weight(int64_t n, int64_t k) const {
   const LayoutInfo& L = kLayouts[int(layout)];
-  int64_t c = n % nr, g = k / L.group, i = k % L.group;
-  int64_t idx = (g * nr + c) * L.group + i;
+  const int64_t idx = slot(L, n % nr, k);
   const uint8_t* p = panel(n / nr);
   if (L.elem == 1) return static_cast<int8_t>(p[idx]);
   int16_t v;
@@ -45,8 +50,14 @@ int8_t PackedWeightsU8S8::weight(int64_t n, int64_t k) const {
 
 namespace {
 
-// The packed buffer for W [N, K] on `isa`'s layout, zero filled (the padding stays zero).
-PackedWeightsU8S8 empty_packed(int64_t N, int64_t K, Isa isa) {
+// The packed buffer for W [N, K] on `isa`'s layout, zero filled (the padding stays zero), after the
+// arguments' check: W's rows are `ld` apart, at least `ld_min`; `what` names W's form in errors.
+PackedWeightsU8S8 empty_packed(const void* W, int64_t N, int64_t K, int64_t ld, int64_t ld_min, const char* what,
+                               Isa isa) {
+  if (N < 1 || K < 1 || K > 65536 || ld < ld_min || !W)
+    fail(std::string(what) + " [N=" + std::to_string(N) + ", K=" + std::to_string(K) + "] row stride " +
+         std::to_string(ld) + ": expected N >= 1, 1 <= K <= 65536, a row stride >= " + std::to_string(ld_min) +
+         ", non-null");
   PackedWeightsU8S8 pw;
   pw.N = N;
   pw.K = K;
@@ -65,77 +76,61 @@ PackedWeightsU8S8 empty_packed(int64_t N, int64_t K, Isa isa) {
   return pw;
 }
 
+// Stores weight k of channel c in a panel (elem bytes).
+void put(const LayoutInfo& L, uint8_t* panel, int64_t c, int64_t k, int8_t w) {
+  const int64_t idx = slot(L, c, k);
+  if (L.elem == 1) {
+    panel[idx] = static_cast<uint8_t>(w);
+  } else {
+    const int16_t v = w;
+    std::memcpy(panel + idx * 2, &v, 2);
+  }
+}
+
+// The vnni layout has AVX-512 panel packers (the bytes of `put`); attention packs a head's keys and
+// values on every call, where the loops were a tenth of its time.
+bool vnni_fast(const PackedWeightsU8S8& pw) { return pw.layout == U8S8Layout::vnni && active_isa() >= Isa::avx512; }
+
 }  // namespace
 
 PackedWeightsU8S8 pack_weights_u8s8(const int8_t* W, int64_t N, int64_t K, int64_t ldw, Isa isa) {
-  if (N < 1 || K < 1 || K > 65536 || ldw < K || !W)
-    fail("pack_weights: W [N=" + std::to_string(N) + ", K=" + std::to_string(K) + "] ldw=" +
-         std::to_string(ldw) + ": expected N >= 1, 1 <= K <= 65536, ldw >= K, W non-null");
-  PackedWeightsU8S8 pw = empty_packed(N, K, isa);
+  PackedWeightsU8S8 pw = empty_packed(W, N, K, ldw, K, "pack_weights: W", isa);
   const LayoutInfo& L = kLayouts[int(pw.layout)];
-  const int64_t np = pw.num_panels();
-  // Per channel: its column sum, then its weights in groups of L.group consecutive k (the last group
-  // zero padded by the memset). Attention packs a head's keys per call, so this loop is hot there;
-  // the vnni layout has an AVX-512 panel packer (the same bytes).
-  const bool fast = pw.layout == U8S8Layout::vnni && active_isa() >= Isa::avx512;
-  for (int64_t p = 0; p < np; ++p) {
+  for (int64_t p = 0; p < pw.num_panels(); ++p) {
     uint8_t* dst = pw.buf.get() + p * pw.panel_bytes;
-    if (fast) u8s8::pack_panel_vnni_avx512(W + p * L.nr * ldw, std::min<int64_t>(L.nr, N - p * L.nr), K, ldw, dst);
     int32_t* cs = reinterpret_cast<int32_t*>(dst + pw.Kp * L.nr * L.elem);
-    for (int c = 0; c < L.nr && p * L.nr + c < N; ++c) {
-      const int8_t* row = W + (p * L.nr + c) * ldw;
+    const int8_t* rows = W + p * L.nr * ldw;
+    const int64_t nc = std::min<int64_t>(L.nr, N - p * L.nr);
+    for (int64_t c = 0; c < nc; ++c) {
       int32_t sum = 0;
-      for (int64_t k = 0; k < K; ++k) sum += row[k];
+      for (int64_t k = 0; k < K; ++k) sum += rows[c * ldw + k];
       cs[c] = sum;
-      if (fast) continue;  // the weights below, a panel at a time
-      const int64_t stride = int64_t{L.nr} * L.group * L.elem;  // bytes from one group of a channel to the next
-      uint8_t* d = dst + int64_t{c} * L.group * L.elem;
-      if (L.elem == 1 && L.group == 4) {
-        int64_t k = 0;
-        for (; k + 4 <= K; k += 4, d += stride) std::memcpy(d, row + k, 4);
-        for (int64_t i = 0; k < K; ++k, ++i) d[i] = static_cast<uint8_t>(row[k]);
-      } else {
-        for (int64_t k = 0; k < K; k += L.group, d += stride)
-          for (int64_t i = 0; i < L.group && k + i < K; ++i) {
-            if (L.elem == 1) {
-              d[i] = static_cast<uint8_t>(row[k + i]);
-            } else {
-              const int16_t v = row[k + i];
-              std::memcpy(d + 2 * i, &v, 2);
-            }
-          }
-      }
+    }
+    if (vnni_fast(pw)) {
+      u8s8::pack_panel_vnni_avx512(rows, nc, K, ldw, dst);
+    } else {
+      for (int64_t c = 0; c < nc; ++c)
+        for (int64_t k = 0; k < K; ++k) put(L, dst, c, k, rows[c * ldw + k]);
     }
   }
   return pw;
 }
 
 PackedWeightsU8S8 pack_weights_u8s8_kn(const int8_t* Wt, int64_t N, int64_t K, int64_t ldwt, Isa isa) {
-  if (N < 1 || K < 1 || K > 65536 || ldwt < N || !Wt)
-    fail("pack_weights_kn: W^T [K=" + std::to_string(K) + ", N=" + std::to_string(N) + "] ldwt=" +
-         std::to_string(ldwt) + ": expected N >= 1, 1 <= K <= 65536, ldwt >= N, W^T non-null");
-  PackedWeightsU8S8 pw = empty_packed(N, K, isa);
+  PackedWeightsU8S8 pw = empty_packed(Wt, N, K, ldwt, N, "pack_weights_kn: W^T", isa);
   const LayoutInfo& L = kLayouts[int(pw.layout)];
-  // Row k of W^T holds weight k of every channel: it goes to slot (k / group, c, k % group) of each
-  // panel, and into the panel's running column sums.
-  const bool fast = pw.layout == U8S8Layout::vnni && active_isa() >= Isa::avx512;
   for (int64_t p = 0; p < pw.num_panels(); ++p) {
     uint8_t* dst = pw.buf.get() + p * pw.panel_bytes;
     int32_t* cs = reinterpret_cast<int32_t*>(dst + pw.Kp * L.nr * L.elem);
+    const int8_t* cols = Wt + p * L.nr;  // row k of W^T: weight k of every channel
     const int64_t nc = std::min<int64_t>(L.nr, N - p * L.nr);
-    if (fast) u8s8::pack_panel_vnni_kn_avx512(Wt + p * L.nr, nc, K, ldwt, dst);
-    for (int64_t k = 0; k < K; ++k) {
-      const int8_t* src = Wt + k * ldwt + p * L.nr;
-      for (int64_t c = 0; c < nc; ++c) cs[c] += src[c];
-      if (fast) continue;
-      const int64_t at = ((k / L.group) * L.nr) * L.group + k % L.group;  // channel 0's slot
-      if (L.elem == 1) {
-        uint8_t* d = dst + at;
-        for (int64_t c = 0; c < nc; ++c) d[c * L.group] = static_cast<uint8_t>(src[c]);
-      } else {
-        int16_t* d = reinterpret_cast<int16_t*>(dst) + at;
-        for (int64_t c = 0; c < nc; ++c) d[c * L.group] = src[c];
-      }
+    for (int64_t k = 0; k < K; ++k)
+      for (int64_t c = 0; c < nc; ++c) cs[c] += cols[k * ldwt + c];
+    if (vnni_fast(pw)) {
+      u8s8::pack_panel_vnni_kn_avx512(cols, nc, K, ldwt, dst);
+    } else {
+      for (int64_t k = 0; k < K; ++k)
+        for (int64_t c = 0; c < nc; ++c) put(L, dst, c, k, cols[k * ldwt + c]);
     }
   }
   return pw;
