@@ -8,6 +8,7 @@
 #include "kernels/fake_quant_rows.hpp"
 #include "kernels/parallel.hpp"
 #include "quant/observer.hpp"
+#include "quant/qat_rows.hpp"
 
 namespace quench::quant {
 namespace {
@@ -204,9 +205,7 @@ struct PerTokenFakeQuantizeFn : Function<PerTokenFakeQuantizeFn> {
   static tensor_list backward(AutogradContext* ctx, tensor_list g) {
     Tensor mask = ctx->get_saved_variables()[0];
     Tensor dx = g[0].contiguous().clone();
-    float* pd = dx.data_ptr<float>();
-    const uint8_t* pm = mask.data_ptr<uint8_t>();
-    kernels::parallel_for(dx.numel(), 32768, [&](int64_t b, int64_t e) { kernels::mask_row(pd + b, pm + b, e - b); });
+    apply_mask(dx, mask);
     return {dx};
   }
 };

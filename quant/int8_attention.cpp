@@ -40,11 +40,15 @@ HeadRows rows_of(const Tensor& t) { return {t.data_ptr<float>(), t.stride(0), t.
 
 }  // namespace
 
+bool integer_operand(const FakeQuantize& fq) {
+  return !fq.learnable() && fq.fake_quant_enabled() && fq.num_forward_hooks() == 0;
+}
+
 bool int8_attention_applies(const FakeQuantize& q, const FakeQuantize& k, const FakeQuantize& probs,
                             const FakeQuantize& v) {
   for (const FakeQuantize* f : {&q, &k, &probs, &v})
-    if (f->learnable() || !f->fake_quant_enabled() || (f->is_training() && f->observer_enabled()) ||
-        f->num_forward_hooks() > 0 || !qat_matmul_fits(f->spec(), f->scale, f->zero_point))
+    if (!integer_operand(*f) || (f->is_training() && f->observer_enabled()) ||
+        !qat_matmul_fits(f->spec(), f->scale, f->zero_point))
       return false;
   return true;
 }

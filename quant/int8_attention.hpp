@@ -17,6 +17,11 @@ namespace quench::quant {
 // Longer sequences take the composed path: a head's scratch grows as N^2 (about 13 bytes per score).
 inline constexpr int64_t kInt8AttentionMaxTokens = 1024;
 
+// A quantizer whose operand can take the integer products (qat_matmul_op.hpp) rather than
+// fake_quantize + an fp32 matmul: fake quantization on, no LSQ, no hooks to call. The grid itself
+// (qat_matmul_fits) is checked once the observer has stepped.
+bool integer_operand(const FakeQuantize& fq);
+
 // Whether the four quantizers (q, k, probs, v) allow the fused path: fake quantization on, observers
 // still (eval mode or disabled), no LSQ, no hooks, per-tensor u8 grids with usable scales.
 bool int8_attention_applies(const FakeQuantize& q, const FakeQuantize& k, const FakeQuantize& probs,

@@ -59,12 +59,10 @@ Tensor fq_matmul(nn::Module& m, const char* fa_name, const Tensor& a, const char
                  bool b_kn) {
   auto& fa = static_cast<FakeQuantize&>(*m.child(fa_name));
   auto& fb = static_cast<FakeQuantize&>(*m.child(fb_name));
-  const bool plain = fa.num_forward_hooks() == 0 && fb.num_forward_hooks() == 0 && !fa.learnable() &&
-                     !fb.learnable() && fa.fake_quant_enabled() && fb.fake_quant_enabled();
-  if (plain) {
+  if (integer_operand(fa) && integer_operand(fb)) {
     fa.observe_step(a);
     fb.observe_step(b);
-    if (a.size(-1) <= 32768 && qat_matmul_fits(fa.spec(), fa.scale, fa.zero_point) &&
+    if (a.size(-1) <= kQatMatmulMaxK && qat_matmul_fits(fa.spec(), fa.scale, fa.zero_point) &&
         qat_matmul_fits(fb.spec(), fb.scale, fb.zero_point))
       return (b_kn ? qat_matmul : qat_matmul_nt)(a, fa.scale, fa.zero_point, fa.spec(), b, fb.scale, fb.zero_point,
                                                 fb.spec());
@@ -96,7 +94,7 @@ Tensor qat_attention_fused(nn::Module& m, const Tensor& q, const Tensor& k, cons
   auto fq = [&](const char* n) -> const FakeQuantize& { return static_cast<const FakeQuantize&>(*m.child(n)); };
   const bool grad = GradMode::is_enabled() && (q.requires_grad() || k.requires_grad() || v.requires_grad());
   if (grad || m.num_forward_hooks() > 0 || !identity_dropout(dropout) || k.size(2) > kInt8AttentionMaxTokens ||
-      q.size(3) > 32768 ||
+      q.size(3) > kQatMatmulMaxK ||
       !int8_attention_applies(fq("q_fake_quant"), fq("k_fake_quant"), fq("probs_fake_quant"), fq("v_fake_quant")))
     return Tensor();
   check_key_mask(mask, q.size(0), k.size(2), op);

@@ -99,8 +99,8 @@ Tensor grid_matmul(const Tensor& a, const Tensor& a_scale, const Tensor& a_zero_
   for (int64_t i = 0; ok && i < d - 2; ++i) ok = a.size(i) == b.size(i);
   QUENCH_CHECK(ok, op, ": a of shape ", shape_str(a.sizes()), " does not match b of shape ", shape_str(b.sizes()),
                "; expected a [..., M, K] and b ", b_kn ? "[..., K, N]" : "[..., N, K]", " with the same leading dims");
-  QUENCH_CHECK(a.size(-1) <= 32768, op, ": K = ", a.size(-1), " exceeds 32768, past which a sum of K products of "
-               "two u8 offsets (up to 255 * 255 each) can leave int32");
+  QUENCH_CHECK(a.size(-1) <= kQatMatmulMaxK, op, ": K = ", a.size(-1), " exceeds ", kQatMatmulMaxK,
+               ", past which a sum of K products of two u8 offsets (up to 255 * 255 each) can leave int32");
   QUENCH_CHECK(qat_matmul_fits(a_spec, a_scale, a_zero_point) && qat_matmul_fits(b_spec, b_scale, b_zero_point), op,
                ": both operands need per-tensor u8 codes with a positive finite scale, got ", a_spec.str(), " and ",
                b_spec.str(), "; use fake_quantize and matmul for other specs");

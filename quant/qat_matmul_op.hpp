@@ -23,8 +23,11 @@
 
 namespace quench::quant {
 
+// The longest sum: K products of two u8 offsets (up to 255 * 255 each) stay inside int32.
+inline constexpr int64_t kQatMatmulMaxK = 32768;
+
 // Whether an operand quantized by (spec, scale [1], zero_point [1]) fits qat_matmul_nt: per tensor,
-// codes in [0, 255], a positive finite scale. K is at most 32768 (the sums stay inside int32).
+// codes in [0, 255], a positive finite scale. K is at most kQatMatmulMaxK.
 bool qat_matmul_fits(const QuantSpec& spec, const Tensor& scale, const Tensor& zero_point);
 
 Tensor qat_matmul_nt(const Tensor& a, const Tensor& a_scale, const Tensor& a_zero_point, const QuantSpec& a_spec,
