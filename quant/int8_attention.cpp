@@ -7,6 +7,7 @@
 #include "kernels/parallel.hpp"
 #include "kernels/softmax_rows.hpp"
 #include "quant/grid_product.hpp"
+#include "quant/int8_linear.hpp"
 #include "quant/qat_matmul_op.hpp"
 #include "quant/scratch.hpp"
 
@@ -28,15 +29,61 @@ struct Grid {
   }
 };
 
-// Rows of one head of a [B, H, N, hd] view.
-struct HeadRows {
-  const float* base;
-  int64_t sb, sh, sn;
-  const float* row(int64_t b, int64_t h, int64_t n) const { return base + b * sb + h * sh + n * sn; }
+// The four grids of one attention: q, k - 128, probs, v - 128.
+struct Grids {
+  Grid q, k, p, v;
+  Grids(const FakeQuantize& fq_q, const FakeQuantize& fq_k, const FakeQuantize& fq_probs, const FakeQuantize& fq_v)
+      : q(fq_q), k(fq_k, -128), p(fq_probs), v(fq_v, -128) {}
+  const Grid& operand(int64_t s) const { return s == 0 ? q : s == 1 ? k : v; }
 };
 
-HeadRows rows_of(const Tensor& t) { return {t.data_ptr<float>(), t.stride(0), t.stride(1), t.stride(2)}; }
+// One (batch, head): codes qc, kc, vc [N, hd] -> ctx rows [N, hd] (row stride ldo). Per-thread scratch.
+void attend_head(const Grids& g, const uint8_t* qc, const uint8_t* kc, const uint8_t* vc, int64_t N, int64_t hd,
+                 float scale, const uint8_t* key_mask, float* ctx, int64_t ldo) {
+  thread_local std::vector<uint8_t> probs_codes;
+  thread_local std::vector<int32_t> acc_buf;
+  thread_local std::vector<float> score_buf;
+  uint8_t* pc = scratch(probs_codes, N * N);
+  int32_t* acc = scratch(acc_buf, N * std::max(N, hd));  // scores [N, N], then the context [N, hd]
+  float* scores = scratch(score_buf, 2 * N * N);
+  float* probs = scores + N * N;
+  grid_product(qc, g.q.zero_point, reinterpret_cast<const int8_t*>(kc), false, g.k.zero_point + 128, N, N, hd,
+               g.q.scale * g.k.scale, acc, scores, N);
+  kernels::attn_softmax_rows(scores, N, N, scale, key_mask, probs);
+  g.p.codes(probs, N * N, pc);
+  grid_product(pc, g.p.zero_point, reinterpret_cast<const int8_t*>(vc), true, g.v.zero_point + 128, N, hd, N,
+               g.p.scale * g.v.scale, acc, ctx, ldo);
+}
 
+// Every head of codes [3, B, H, N, hd] (q, k - 128, v - 128) -> context [B, N, H * hd].
+Tensor attend_heads(const Grids& g, const Tensor& codes, double scale, const Tensor& mask) {
+  const int64_t B = codes.size(1), H = codes.size(2), N = codes.size(3), hd = codes.size(4), D = H * hd;
+  Tensor out = Tensor::empty({B, N, D}, kFloat32);
+  const uint8_t* pm = mask.defined() ? mask.data_ptr<uint8_t>() : nullptr;
+  const uint8_t* pc = codes.data_ptr<uint8_t>();
+  const int64_t head = N * hd, operand = B * H * head;
+  float* po = out.data_ptr<float>();
+  kernels::parallel_for(B * H, 1, [&](int64_t i0, int64_t i1) {
+    for (int64_t i = i0; i < i1; ++i) {
+      const int64_t b = i / H, h = i % H;
+      attend_head(g, pc + i * head, pc + operand + i * head, pc + 2 * operand + i * head, N, hd,
+                  static_cast<float>(scale), pm ? pm + b * N : nullptr, po + b * N * D + h * hd, D);
+    }
+  });
+  return out;
+}
+
+void check_mask(const Tensor& mask, int64_t B, int64_t N, const char* op) {
+  if (mask.defined())
+    QUENCH_CHECK(mask.dtype() == kUInt8 && mask.dim() == 2 && mask.size(0) == B && mask.size(1) == N, op,
+                 ": expected a u8 key-padding mask [", B, ", ", N, "], got ", dtype_name(mask.dtype()), " ",
+                 shape_str(mask.sizes()));
+}
+
+void check_tokens(int64_t N, const char* op) {
+  QUENCH_CHECK(N <= kInt8AttentionMaxTokens, op, ": ", N, " tokens exceed ", kInt8AttentionMaxTokens,
+               "; use the composed path (qat_attention_probs, qat_attention_apply)");
+}
 
 }  // namespace
 
@@ -60,50 +107,94 @@ Tensor int8_attention(const Tensor& q_in, const Tensor& k_in, const Tensor& v_in
                "int8_attention: expected q, k, v of one shape [B, H, N, hd], got ", shape_str(q_in.sizes()), ", ",
                shape_str(k_in.sizes()), ", ", shape_str(v_in.sizes()));
   for (const Tensor* t : {&q_in, &k_in, &v_in}) check_dtype(*t, kFloat32, "int8_attention", "q, k, v");
-  QUENCH_CHECK(q_in.size(2) <= kInt8AttentionMaxTokens, "int8_attention: ", q_in.size(2), " tokens exceed ",
-               kInt8AttentionMaxTokens, "; use the composed path (qat_attention_probs, qat_attention_apply)");
-  if (mask_in.defined())
-    QUENCH_CHECK(mask_in.dtype() == kUInt8 && mask_in.dim() == 2 && mask_in.size(0) == q_in.size(0) &&
-                     mask_in.size(1) == q_in.size(2),
-                 "int8_attention: expected a u8 key-padding mask [", q_in.size(0), ", ", q_in.size(2), "], got ",
-                 dtype_name(mask_in.dtype()), " ", shape_str(mask_in.sizes()));
+  const int64_t B = q_in.size(0), H = q_in.size(1), N = q_in.size(2), hd = q_in.size(3), D = H * hd;
+  check_tokens(N, "int8_attention");
+  check_mask(mask_in, B, N, "int8_attention");
   auto last_contiguous = [](const Tensor& t) { return t.stride(3) == 1 ? t : t.contiguous(); };
   const Tensor q = last_contiguous(q_in), k = last_contiguous(k_in), v = last_contiguous(v_in);
-  const int64_t B = q.size(0), H = q.size(1), N = q.size(2), hd = q.size(3), D = H * hd;
   Tensor out = Tensor::empty({B, N, D}, kFloat32);
   if (out.numel() == 0) return out;
   const Tensor mask = mask_in.defined() ? mask_in.contiguous() : Tensor();
   const uint8_t* pm = mask.defined() ? mask.data_ptr<uint8_t>() : nullptr;
-  const Grid gq(fq_q), gk(fq_k, -128), gp(fq_probs), gv(fq_v, -128);
-  const int32_t zk = gk.zero_point + 128, zv = gv.zero_point + 128;
-  const float mult_s = gq.scale * gk.scale, mult_c = gp.scale * gv.scale, sc = static_cast<float>(scale);
-  const HeadRows rq = rows_of(q), rk = rows_of(k), rv = rows_of(v);
+  const Grids g(fq_q, fq_k, fq_probs, fq_v);
+  const Tensor* operands[3] = {&q, &k, &v};
   float* po = out.data_ptr<float>();
   kernels::parallel_for(B * H, 1, [&](int64_t i0, int64_t i1) {
     thread_local std::vector<uint8_t> codes;
-    thread_local std::vector<int32_t> acc_buf;
-    thread_local std::vector<float> score_buf;
-    uint8_t* qc = scratch(codes, 3 * N * hd + N * N);
-    uint8_t *kc = qc + N * hd, *vc = kc + N * hd, *pc = vc + N * hd;
-    int32_t* acc = scratch(acc_buf, N * std::max(N, hd));  // scores [N, N], then the context [N, hd]
-    float* scores = scratch(score_buf, 2 * N * N);
-    float* probs = scores + N * N;
+    uint8_t* qkv = scratch(codes, 3 * N * hd);  // a head's codes, in cache
     for (int64_t i = i0; i < i1; ++i) {
       const int64_t b = i / H, h = i % H;
-      for (int64_t n = 0; n < N; ++n) {
-        gq.codes(rq.row(b, h, n), hd, qc + n * hd);
-        gk.codes(rk.row(b, h, n), hd, kc + n * hd);
-        gv.codes(rv.row(b, h, n), hd, vc + n * hd);
+      for (int64_t s = 0; s < 3; ++s) {
+        const Tensor& t = *operands[s];
+        const float* base = t.data_ptr<float>() + b * t.stride(0) + h * t.stride(1);
+        for (int64_t n = 0; n < N; ++n) g.operand(s).codes(base + n * t.stride(2), hd, qkv + (s * N + n) * hd);
       }
-      grid_product(qc, gq.zero_point, reinterpret_cast<const int8_t*>(kc), false, zk, N, N, hd, mult_s, acc, scores,
-                   N);
-      kernels::attn_softmax_rows(scores, N, N, sc, pm ? pm + b * N : nullptr, probs);
-      gp.codes(probs, N * N, pc);
-      grid_product(pc, gp.zero_point, reinterpret_cast<const int8_t*>(vc), true, zv, N, hd, N, mult_c, acc,
-                   po + b * N * D + h * hd, D);
+      attend_head(g, qkv, qkv + N * hd, qkv + 2 * N * hd, N, hd, static_cast<float>(scale), pm ? pm + b * N : nullptr,
+                  po + b * N * D + h * hd, D);
     }
   });
   return out;
+}
+
+Tensor int8_attention_projected(const Tensor& x_in, const std::vector<Int8Linear*>& proj, int64_t heads,
+                                double scale, const Tensor& mask_in, const FakeQuantize& fq_q,
+                                const FakeQuantize& fq_k, const FakeQuantize& fq_probs, const FakeQuantize& fq_v) {
+  const char* op = "int8_attention_projected";
+  check_dtype(x_in, kFloat32, op, "x");
+  QUENCH_CHECK(x_in.dim() == 3, op, ": expected x [B, N, in], got ", shape_str(x_in.sizes()));
+  QUENCH_CHECK(!proj.empty() && heads > 0, op, ": needs the projections and a positive head count");
+  int64_t width = 0;
+  for (const Int8Linear* p : proj) {
+    QUENCH_CHECK(p->in_features == x_in.size(2), op, ": a projection takes ", p->in_features,
+                 " features, x has ", shape_str(x_in.sizes()));
+    width += p->out_features;
+  }
+  QUENCH_CHECK(width % (3 * heads) == 0, op, ": the projections give ", width, " features, not q, k, v of ", heads,
+               " heads");
+  const int64_t B = x_in.size(0), N = x_in.size(1), K = x_in.size(2), H = heads, hd = width / (3 * H), D = H * hd;
+  const int64_t M = B * N;
+  check_tokens(N, op);
+  check_mask(mask_in, B, N, op);
+  Tensor codes = Tensor::empty({3, B, H, N, hd}, kUInt8);
+  if (codes.numel() == 0) return Tensor::empty({B, N, D}, kFloat32);
+  std::vector<const kernels::PackedWeightsU8S8*> packed;
+  for (Int8Linear* p : proj) packed.push_back(&p->packed());  // once per forward: it compares the bytes
+  const Grids g(fq_q, fq_k, fq_probs, fq_v);
+  const Tensor x = x_in.contiguous();
+  const float* px = x.data_ptr<float>();
+  uint8_t* pc = codes.data_ptr<uint8_t>();
+  // Each projection's rows as Int8Linear's forward computes them, a block of rows at a time: the
+  // [rows, 3D] outputs stay in L2 and become codes there (the composed path's bits, never in memory).
+  const int64_t nt = get_num_threads();
+  const int64_t rows_per = std::min<int64_t>(128, ((M + nt - 1) / nt + 5) / 6 * 6);
+  kernels::parallel_for((M + rows_per - 1) / rows_per, 1, [&](int64_t b0, int64_t b1) {
+    thread_local std::vector<uint8_t> qx_buf;
+    thread_local std::vector<float> y_buf;
+    for (int64_t blk = b0; blk < b1; ++blk) {
+      const int64_t m0 = blk * rows_per, r = std::min(M, m0 + rows_per) - m0;
+      uint8_t* qx = scratch(qx_buf, r * K);
+      float* y = scratch(y_buf, r * 3 * D);
+      int64_t col = 0;
+      for (size_t j = 0; j < proj.size(); ++j) {
+        const Int8Linear* p = proj[j];
+        const bool same_grid = j > 0 && p->input_qmin == proj[j - 1]->input_qmin &&
+                               p->input_qmax == proj[j - 1]->input_qmax &&
+                               p->input_scale.data_ptr<float>()[0] == proj[j - 1]->input_scale.data_ptr<float>()[0] &&
+                               p->input_zero_point.data_ptr<int32_t>()[0] ==
+                                   proj[j - 1]->input_zero_point.data_ptr<int32_t>()[0];
+        if (!same_grid) p->quantize_input(px + m0 * K, r, K, qx);
+        p->gemm_f32(*packed[j], qx, r, y + col, 3 * D);
+        col += p->out_features;
+      }
+      for (int64_t i = 0; i < r; ++i) {
+        const int64_t b = (m0 + i) / N, n = (m0 + i) % N;
+        for (int64_t s = 0; s < 3; ++s)
+          for (int64_t h = 0; h < H; ++h)
+            g.operand(s).codes(y + i * 3 * D + s * D + h * hd, hd, pc + (((s * B + b) * H + h) * N + n) * hd);
+      }
+    }
+  });
+  return attend_heads(g, codes, scale, mask_in.defined() ? mask_in.contiguous() : Tensor());
 }
 
 }  // namespace quench::quant

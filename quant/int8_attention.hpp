@@ -8,7 +8,13 @@
 // The same kernel calls, on the same rows, as the composed path (qat_matmul_nt, attention_softmax,
 // qat_matmul), so the bits are those of the composed QAT attention with its observers still and no
 // dropout in training on the probabilities (tests/test_qat_matmul.cpp).
+// int8_attention_projected starts one step earlier, from the hidden states, when q, k and v come from
+// Int8Linear projections (a converted model): each projection's output rows, computed as its forward
+// computes them, become codes a block of rows at a time while in cache, so the fp32 q, k, v are never
+// written; the same bits again.
 #pragma once
+#include <vector>
+
 #include "engine/tensor.hpp"
 #include "quant/fake_quant_module.hpp"
 
@@ -33,5 +39,14 @@ bool int8_attention_applies(const FakeQuantize& q, const FakeQuantize& k, const 
 Tensor int8_attention(const Tensor& q, const Tensor& k, const Tensor& v, double scale, const Tensor& key_padding_mask,
                       const FakeQuantize& fq_q, const FakeQuantize& fq_k, const FakeQuantize& fq_probs,
                       const FakeQuantize& fq_v);
+
+class Int8Linear;
+
+// x [B, N, in] f32 through `projections` (Int8Linear, their outputs side by side = [q | k | v], each
+// H * hd wide: BERT's query, key, value or a ViT's one qkv) -> the context of int8_attention on
+// their outputs split into `heads` heads, [B, N, H * hd].
+Tensor int8_attention_projected(const Tensor& x, const std::vector<Int8Linear*>& projections, int64_t heads,
+                                double scale, const Tensor& key_padding_mask, const FakeQuantize& fq_q,
+                                const FakeQuantize& fq_k, const FakeQuantize& fq_probs, const FakeQuantize& fq_v);
 
 }  // namespace quench::quant

@@ -4,6 +4,7 @@
 #include "engine/ops.hpp"
 #include "nn/layers/activation.hpp"
 #include "quant/int8_attention.hpp"
+#include "quant/int8_linear.hpp"
 #include "quant/qat_matmul_op.hpp"
 
 namespace quench::quant {
@@ -29,9 +30,12 @@ Tensor QATAttention::forward_multi(const tensor_list& inputs) {
   QUENCH_CHECK(x.dim() == 3 && x.size(2) == dim, "QATAttention: expected x [B, N, ", dim, "], got ",
                shape_str(x.sizes()));
   const int64_t B = x.size(0), N = x.size(1);
+  const Tensor mask = inputs.size() == 2 ? inputs[1] : Tensor();
+  if (Tensor ctx = qat_attention_fused_projected(*this, x, {"qkv"}, heads, head_dim, scale, mask, nullptr, "QATAttention");
+      ctx.defined())
+    return (*child("proj"))(ctx);
   // [B, N, 3D] -> [3, B, H, N, hd]
   Tensor qkv = (*child("qkv"))(x).reshape({B, N, 3, heads, head_dim}).permute({2, 0, 3, 1, 4});
-  const Tensor mask = inputs.size() == 2 ? inputs[1] : Tensor();
   if (Tensor ctx = qat_attention_fused(*this, qkv.select(0, 0), qkv.select(0, 1), qkv.select(0, 2), scale, mask,
                                        nullptr, "QATAttention");
       ctx.defined())
@@ -87,19 +91,46 @@ bool identity_dropout(nn::Module* dropout) {
   return d && d->num_forward_hooks() == 0 && (!d->is_training() || d->p == 0.0);
 }
 
+// The four quantizers of attention `m`.
+struct Quantizers {
+  const FakeQuantize &q, &k, &probs, &v;
+  explicit Quantizers(nn::Module& m)
+      : q(get(m, "q_fake_quant")), k(get(m, "k_fake_quant")), probs(get(m, "probs_fake_quant")),
+        v(get(m, "v_fake_quant")) {}
+  static const FakeQuantize& get(nn::Module& m, const char* n) { return static_cast<const FakeQuantize&>(*m.child(n)); }
+};
+
+// Whether the fused inference applies to attention `m` on N tokens of head_dim (the quantizers'
+// state, hooks, the dropout); a gradient to record is the caller's to rule out.
+bool fused_applies(nn::Module& m, const Quantizers& f, int64_t N, int64_t head_dim, nn::Module* dropout) {
+  return m.num_forward_hooks() == 0 && identity_dropout(dropout) && N <= kInt8AttentionMaxTokens &&
+         head_dim <= kQatMatmulMaxK && int8_attention_applies(f.q, f.k, f.probs, f.v);
+}
+
 }  // namespace
 
 Tensor qat_attention_fused(nn::Module& m, const Tensor& q, const Tensor& k, const Tensor& v, double scale,
                            const Tensor& mask, nn::Module* dropout, const char* op) {
-  auto fq = [&](const char* n) -> const FakeQuantize& { return static_cast<const FakeQuantize&>(*m.child(n)); };
+  const Quantizers f(m);
   const bool grad = GradMode::is_enabled() && (q.requires_grad() || k.requires_grad() || v.requires_grad());
-  if (grad || m.num_forward_hooks() > 0 || !identity_dropout(dropout) || k.size(2) > kInt8AttentionMaxTokens ||
-      q.size(3) > kQatMatmulMaxK ||
-      !int8_attention_applies(fq("q_fake_quant"), fq("k_fake_quant"), fq("probs_fake_quant"), fq("v_fake_quant")))
-    return Tensor();
+  if (grad || !fused_applies(m, f, k.size(2), q.size(3), dropout)) return Tensor();
   check_key_mask(mask, q.size(0), k.size(2), op);
-  return int8_attention(q, k, v, scale, mask, fq("q_fake_quant"), fq("k_fake_quant"), fq("probs_fake_quant"),
-                        fq("v_fake_quant"));
+  return int8_attention(q, k, v, scale, mask, f.q, f.k, f.probs, f.v);
+}
+
+Tensor qat_attention_fused_projected(nn::Module& m, const Tensor& x, const std::vector<const char*>& projections,
+                                     int64_t heads, int64_t head_dim, double scale, const Tensor& mask,
+                                     nn::Module* dropout, const char* op) {
+  std::vector<Int8Linear*> proj;
+  for (const char* n : projections) {
+    auto* p = dynamic_cast<Int8Linear*>(m.child(n).get());
+    if (!p || p->num_forward_hooks() > 0) return Tensor();
+    proj.push_back(p);
+  }
+  const Quantizers f(m);
+  if (x.dim() != 3 || x.dtype() != kFloat32 || !fused_applies(m, f, x.size(1), head_dim, dropout)) return Tensor();
+  check_key_mask(mask, x.size(0), x.size(1), op);
+  return int8_attention_projected(x, proj, heads, scale, mask, f.q, f.k, f.probs, f.v);
 }
 
 Tensor qat_attention_probs(nn::Module& m, const Tensor& q, const Tensor& k, double scale,

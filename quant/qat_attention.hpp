@@ -12,6 +12,7 @@
 // QATBertSelfAttention (qat_bert_attention.hpp) is the same for nn::BertSelfAttention.
 #pragma once
 #include <memory>
+#include <vector>
 
 #include "nn/layers/attention.hpp"
 #include "quant/fake_quant_module.hpp"
@@ -50,6 +51,14 @@ Tensor qat_attention_apply(nn::Module& m, const Tensor& probs, const Tensor& v, 
 // still observing or off the u8 grid).
 Tensor qat_attention_fused(nn::Module& m, const Tensor& q, const Tensor& k, const Tensor& v, double scale,
                            const Tensor& key_padding_mask, nn::Module* dropout, const char* op);
+
+// The same from the attention's input when its projections are Int8Linear (a converted model; the
+// children named by `projections`, outputs side by side = [q | k | v]): x [B, N, in] -> context
+// [B, N, heads * head_dim] through int8_attention_projected, or undefined when the path does not
+// apply (a projection of another type or with a hook, and the conditions above).
+Tensor qat_attention_fused_projected(nn::Module& m, const Tensor& x, const std::vector<const char*>& projections,
+                                     int64_t heads, int64_t head_dim, double scale, const Tensor& key_padding_mask,
+                                     nn::Module* dropout, const char* op);
 
 // The attention modules prepare_qat knows (nn::Attention, nn::BertSelfAttention): their fake-quant
 // counterpart, or null for any other module; is_qat_attention tells the counterparts apart.

@@ -25,14 +25,18 @@ Tensor QATBertSelfAttention::forward_multi(const tensor_list& inputs) {
   const Tensor& h = inputs[0];
   QUENCH_CHECK(h.dim() == 3 && h.size(2) == heads * head_dim, "QATBertSelfAttention: expected hidden [B, N, ",
                heads * head_dim, "], got ", shape_str(h.sizes()));
+  const Tensor mask = inputs.size() == 2 ? inputs[1] : Tensor();
+  nn::Module* dropout = child("dropout").get();
+  if (Tensor ctx = qat_attention_fused_projected(*this, h, {"query", "key", "value"}, heads, head_dim, scale, mask,
+                                                 dropout, "QATBertSelfAttention");
+      ctx.defined())
+    return ctx;
   const int64_t B = h.size(0), N = h.size(1);
   // [B, N, H] -> [B, heads, N, head_dim]
   auto split_heads = [&](const char* name) {
     return (*child(name))(h).reshape({B, N, heads, head_dim}).permute({0, 2, 1, 3});
   };
   const Tensor q = split_heads("query"), k = split_heads("key"), v = split_heads("value");
-  const Tensor mask = inputs.size() == 2 ? inputs[1] : Tensor();
-  nn::Module* dropout = child("dropout").get();
   if (Tensor fused = qat_attention_fused(*this, q, k, v, scale, mask, dropout, "QATBertSelfAttention"); fused.defined())
     return fused;
   Tensor probs = qat_attention_probs(*this, q, k, scale, mask, "QATBertSelfAttention");

@@ -10,10 +10,13 @@
 #include "engine/ops.hpp"
 #include "kernels/isa.hpp"
 #include "nn/nn.hpp"
+#include "quant/convert.hpp"
 #include "quant/fake_quant_module.hpp"
 #include "quant/fake_quantize.hpp"
 #include "quant/observer.hpp"
 #include "quant/int8_attention.hpp"
+#include "quant/int8_linear.hpp"
+#include "quant/prepare.hpp"
 #include "quant/qat_attention.hpp"
 #include "quant/qat_bert_attention.hpp"
 #include "quant/qat_matmul_op.hpp"
@@ -275,5 +278,71 @@ TEST_CASE("int8_attention: the fused inference of a QAT BERT attention has the c
     CHECK_FALSE(int8_attention_applies(fq_q, static_cast<FakeQuantize&>(*att.child("k_fake_quant")),
                                        static_cast<FakeQuantize&>(*att.child("probs_fake_quant")),
                                        static_cast<FakeQuantize&>(*att.child("v_fake_quant"))));
+  }
+}
+
+TEST_CASE("int8_attention_projected: a converted attention turns its projections' rows into codes in cache, same bits") {
+  // BERT's three projections (padded batch, N past 16 and odd) and a ViT's one qkv (N below the head size).
+  for (const bool bert : {true, false}) {
+    CAPTURE(bert);
+    Generator gen(11);
+    auto root = std::make_shared<nn::Module>("Root");
+    const int64_t hidden = 32, heads = 4, B = 3, N = bert ? 37 : 5;
+    if (bert) {
+      nn::BertConfig cfg;
+      cfg.hidden_size = hidden;
+      cfg.num_attention_heads = heads;
+      root->register_module("attn", std::make_shared<nn::BertSelfAttention>(cfg, gen));
+    } else {
+      root->register_module("attn", std::make_shared<nn::Attention>(hidden, heads, true, gen));
+    }
+    QuantizationAwareTrainingConfig qcfg;
+    qcfg.quantize_attention_matmuls = true;
+    prepare_qat(*root, qcfg);
+    nn::Module& att = *root->child("attn");
+    const std::vector<const char*> proj = bert ? std::vector<const char*>{"query", "key", "value"}
+                                               : std::vector<const char*>{"qkv"};
+    Tensor h = randn({B, N, hidden}, gen);
+    Tensor mask;
+    tensor_list in{h};
+    if (bert) {
+      mask = zeros({B, N}, kUInt8);
+      for (int64_t j = N - 9; j < N; ++j) mask.data_ptr<uint8_t>()[N + j] = 1;
+      in.push_back(mask);
+    }
+    root->train(true);
+    (void)att(in);  // observe
+    root->eval();
+    NoGradGuard ng;
+    const Tensor qat = att(in);  // QATLinear projections: the fused path from fp32 q, k, v
+    convert(*root);
+    for (const char* n : proj) REQUIRE(dynamic_cast<Int8Linear*>(att.child(n).get()) != nullptr);
+    const int64_t hd = hidden / heads;
+    const double scale = 1.0 / std::sqrt(static_cast<double>(hd));
+    const kernels::Isa prev = kernels::active_isa();
+    for (int i = 0; i <= static_cast<int>(kernels::cpu_isa()); ++i) {
+      CAPTURE(kernels::isa_name(kernels::set_isa(static_cast<kernels::Isa>(i))));
+      Tensor converted = att(in), composed;
+      {  // a hook on a projection takes the composed path
+        nn::ScopedHook hook(att.child(proj[0])->register_forward_hook([](const nn::ForwardCall&) {}));
+        composed = att(in);
+      }
+      CHECK(testing::bit_equal(converted, composed));
+      if (i == static_cast<int>(prev)) CHECK(testing::bit_equal(converted, qat));
+      Tensor direct = qat_attention_fused_projected(att, h, proj, heads, hd, scale, mask,
+                                                    bert ? att.child("dropout").get() : nullptr, "test");
+      REQUIRE(direct.defined());  // the path the module took
+      CHECK(testing::bit_equal(bert ? direct : (*att.child("proj"))(direct), converted));
+    }
+    kernels::set_isa(prev);
+    testing::check_thread_invariant([&] { return testing::TL{att(in)}; });
+    std::vector<Int8Linear*> lin;
+    for (const char* n : proj) lin.push_back(static_cast<Int8Linear*>(att.child(n).get()));
+    auto& fq = static_cast<FakeQuantize&>(*att.child("q_fake_quant"));
+    CHECK_THROWS_WITH(int8_attention_projected(h.narrow(2, 0, 16).contiguous(), lin, heads, scale, Tensor(), fq, fq,
+                                               fq, fq),
+                      doctest::Contains("int8_attention_projected: a projection takes 32 features, x has [3, "));
+    CHECK_THROWS_WITH(int8_attention_projected(h, lin, 3, scale, Tensor(), fq, fq, fq, fq),
+                      doctest::Contains("not q, k, v of 3 heads"));
   }
 }

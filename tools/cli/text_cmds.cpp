@@ -85,6 +85,16 @@ void add_text_options(CLI::App* sub, const std::string& cmd, TextArgs& t) {
       ->group(G);
   sub->add_option("--test-data", t.test_data, "a test table (default: a stratified --test-split hold-out)")
       ->group(G);
+  if (cmd == "distill")
+    sub->add_option("--calib-batches", t.calib_batches,
+                    "calibrate the student's observers on N training batches first, as quantize does (0: the "
+                    "observers start from the first step's batch)")
+        ->capture_default_str()
+        ->group(G);
+  if (cmd == "distill")
+    sub->add_flag("--add-origin-loss", t.add_origin_loss,
+                  "also train on the labels' cross-entropy, added to the recipe's MSE terms (INC's add_origin_loss)")
+        ->group(G);
   if (cmd != "train") return;
   sub->add_option("--vocab", t.vocab, "WordPiece vocab.txt (default: learn one from the training texts)")
       ->check(CLI::ExistingFile)
@@ -238,7 +248,10 @@ int run_text_compress(const CLI::App& sub, const std::string& method, const std:
   TextModel teacher = load_text_model(checkpoint);
   TextCompressOptions o;
   o.method = method;
-  o.calib_batches = given(sub, "--calib-batches", o.calib_batches);
+  if (method == "ptq")
+    o.calib_batches = given(sub, "--calib-batches", o.calib_batches);
+  else
+    o.qat_calib_batches = given(sub, "--calib-batches", o.qat_calib_batches);
   o.epochs = given(sub, "--epochs", o.epochs);
   o.batch_size = given(sub, "--batch-size", o.batch_size);
   o.lr = given(sub, "--lr", o.lr);
@@ -247,6 +260,7 @@ int run_text_compress(const CLI::App& sub, const std::string& method, const std:
   o.attn_weight = given(sub, "--attn-weight", o.attn_weight);
   o.freeze_observers_epoch = given(sub, "--freeze-observers-epoch", o.freeze_observers_epoch);
   o.seed = given(sub, "--seed", o.seed);
+  o.add_origin_loss = t.add_origin_loss;
   QUENCH_CHECK(!was_given(sub, "--dim") && !was_given(sub, "--depth") && !was_given(sub, "--heads") &&
                    !was_given(sub, "--hidden"),
                method, " --task text: the student is a copy of the teacher; drop --dim / --depth / --heads / --hidden");

@@ -21,6 +21,8 @@ struct TextArgs {
   int64_t vocab_size = 8000, max_length = 128;
   double warmup_ratio = 0.1, dropout = 0.1;
   bool no_lower_case = false, keep_headers = false;
+  int64_t calib_batches = 0;  // distill: calibrate the student's observers first
+  bool add_origin_loss = false;  // distill: the labels' cross-entropy beside the recipe's MSE terms
   std::string method;  // distill: "qat+kd" (default) or "qat" (--no-kd)
 };
 

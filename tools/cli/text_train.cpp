@@ -86,6 +86,7 @@ nlohmann::json to_json(const TextCompressOptions& o) {
           {"logits_weight", o.logits_weight},
           {"add_origin_loss", o.add_origin_loss},
           {"freeze_observers_epoch", o.freeze_observers_epoch},
+          {"qat_calib_batches", o.qat_calib_batches},
           {"seed", o.seed},
           {"weights", o.weights.to_json()}};
 }
@@ -437,6 +438,16 @@ TextCompressResult compress_text(const TextCompressOptions& o, const TextModel& 
   }
   distill::CompressionManager cm = distill::prepare_compression(student, configs);
   cm.on_train_begin();
+  if (o.qat_calib_batches > 0) {  // PTQ's procedure first: observers on the FP32 activations, then training
+    const std::vector<int64_t> order = permutation(train.size(), o.seed);
+    const int64_t n = std::min(o.qat_calib_batches, steps_per_epoch(train.size(), o.batch_size));
+    quant::enable_fake_quant(*cm.model(), false);
+    quant::calibrate_multi(*cm.model(), n, [&](int64_t i) {
+      return text_batch(train, batch_rows(order, i, o.batch_size), pad);
+    });
+    quant::enable_fake_quant(*cm.model(), true);
+    quant::enable_observers(*cm.model(), true);  // the freeze epoch decides when they stop
+  }
   auto groups = optim::param_groups_weight_decay(cm.model()->named_parameters(), o.weight_decay);
   optim::AdamW opt(groups, optim::AdamWOptions(o.lr).weight_decay(o.weight_decay));
   const int64_t steps = steps_per_epoch(train.size(), o.batch_size), total = steps * o.epochs;

@@ -82,6 +82,7 @@ struct TextCompressOptions {
   double hidden_weight = 1, attn_weight = 1, logits_weight = 1;  // the recipe's MSE terms
   bool add_origin_loss = false;   // also the cross-entropy on the labels
   int freeze_observers_epoch = 1; // observers freeze at the start of this 0-based epoch (< 0: never)
+  int64_t qat_calib_batches = 0;  // QAT: calibrate the observers on this many batches first (0: none)
   uint64_t seed = 0;
   WeightPrecision weights;        // 8 bits per channel; 4 or fewer: packed int4 layers (W4A8)
 };
