@@ -158,6 +158,37 @@ TEST_CASE("cli text: train a BERT, its files, then PTQ and QAT + the BERT recipe
     CHECK(q.vocab == m.vocab);
     CHECK(evaluate_text(*q.bert, test, q.pad_id(), 2).accuracy() == doctest::Approx(c.int8_acc));
   }
+  SUBCASE("QAT + KD from PTQ's calibration, observers frozen, the labels' loss added") {
+    TextCompressOptions o;
+    o.method = "qat+kd";
+    o.epochs = 1;
+    o.batch_size = 8;
+    o.lr = 1e-4;
+    o.qat_calib_batches = 3;
+    o.freeze_observers_epoch = 0;
+    o.add_origin_loss = true;
+    TextCompressResult c = compress_text(o, m, data, dir.file("calib"));
+    TextCompressOptions p;
+    p.method = "ptq";
+    p.calib_batches = 3;
+    p.batch_size = 8;
+    TextCompressResult ptq = compress_text(p, m, data, dir.file("calib_ptq"));
+    // The activation grids are the calibration's, never moved by training: PTQ's own.
+    const auto trained = load_text_model(c.int8_path).bert->state_dict();
+    const auto calibrated = load_text_model(ptq.int8_path).bert->state_dict();
+    int64_t compared = 0;
+    for (const auto& kv : calibrated)
+      if (kv.first.find("input_scale") != std::string::npos || kv.first.find("fake_quant.scale") != std::string::npos) {
+        CAPTURE(kv.first);
+        CHECK(trained.at(kv.first).to_vector<float>() == kv.second.to_vector<float>());
+        ++compared;
+      }
+    const int64_t layers = m.bert->cfg.num_hidden_layers;
+    CHECK(compared == 10 * layers + 2);  // each layer's 6 Linears and 4 attention operands, pooler, classifier
+    // The minimized loss holds the labels' cross-entropy beside the recipe's MSE terms.
+    CHECK(c.epochs[0]["train_loss"].get<double>() > c.epochs[0]["train_task_loss"].get<double>());
+    CHECK(c.int8_acc >= r.best_acc - 0.1);
+  }
   SUBCASE("W4A8: QAT + KD with 4-bit weights per group of 16 to packed int4 layers") {
     TextCompressOptions o;
     o.method = "qat+kd";
