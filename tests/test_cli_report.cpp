@@ -360,6 +360,9 @@ TEST_CASE("cli tool: distill --list-taps, classify and eval --help with an int8 
   REQUIRE(run_quench("distill --teacher " + teacher + " --list-taps", out) == 0);
   CHECK(out.find("blocks.0.attn:probs") != std::string::npos);
   CHECK(out.find("teacher taps:") != std::string::npos);
+  // Text-only distill flags are refused with an image teacher, not ignored.
+  CHECK(run_quench("distill --teacher " + teacher + " --calib-batches 4", out) != 0);
+  CHECK(out.find("--calib-batches is for text") != std::string::npos);
   CHECK(run_quench("quantize --help", out) == 0);
   CHECK(out.find("--calib-batches") != std::string::npos);
   CHECK(run_quench("report --help", out) == 0);

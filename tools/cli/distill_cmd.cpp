@@ -35,6 +35,9 @@ int run_distill(DistillArgs& a) {
   if (a.threads > 0) set_num_threads(a.threads);
   if (is_text_run(a.text, a.teacher))
     return run_text_compress(*a.sub, a.no_kd ? "qat" : "qat+kd", a.teacher, a.text, a.o.weights, a.out, a.quiet);
+  for (const char* flag : {"--calib-batches", "--add-origin-loss"})
+    QUENCH_CHECK(a.sub->get_option(flag)->count() == 0, "distill: ", flag,
+                 " is for text (a BERT teacher or --task text); ", a.teacher, " is an image model");
   LoadedModel t = load_model(a.teacher);
   QUENCH_CHECK(!t.int8, "distill: the teacher ", a.teacher, " must be an FP32 checkpoint");
   DistillOptions o = a.o;
