@@ -45,9 +45,9 @@ if [ "$text" = 1 ]; then
   echo "== 2/8 PTQ int8"
   "$q" quantize "$tb" --calib-batches 16 -b 32 -j "$threads" --out "$out/ptq/int8.safetensors"
   echo "== 3/8 QAT int8 (no teacher)"
-  "$q" distill --teacher "$tb" --no-kd --epochs 1 -b 32 --lr 5e-5 -j "$threads" --out "$out/qat"
-  echo "== 4/8 QAT + KD int8 (every layer's output and attention probabilities, the logits; MSE)"
-  "$q" distill --teacher "$tb" --epochs 1 -b 32 --lr 5e-5 -j "$threads" --out "$out/qat_kd"
+  "$q" distill --teacher "$tb" --no-kd --epochs 2 -b 32 --lr 5e-5 -j "$threads" --out "$out/qat"
+  echo "== 4/8 QAT + KD int8 (every layer's output and attention probabilities, the logits; MSE; and the labels)"
+  "$q" distill --teacher "$tb" --add-origin-loss --epochs 2 -b 32 --lr 5e-5 -j "$threads" --out "$out/qat_kd"
   # W4A8: 4-bit weights per output channel (packed int4 layers), where the teacher has more to give.
   echo "== 5/8 PTQ W4A8"
   "$q" quantize "$tb" --weight-bits 4 --calib-batches 16 -b 32 -j "$threads" --out "$out/ptq_w4/int8.safetensors"
