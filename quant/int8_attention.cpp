@@ -73,19 +73,19 @@ Tensor attend_heads(const Grids& g, const Tensor& codes, double scale, const Ten
   return out;
 }
 
-void check_mask(const Tensor& mask, int64_t B, int64_t N, const char* op) {
-  if (mask.defined())
-    QUENCH_CHECK(mask.dtype() == kUInt8 && mask.dim() == 2 && mask.size(0) == B && mask.size(1) == N, op,
-                 ": expected a u8 key-padding mask [", B, ", ", N, "], got ", dtype_name(mask.dtype()), " ",
-                 shape_str(mask.sizes()));
-}
-
 void check_tokens(int64_t N, const char* op) {
   QUENCH_CHECK(N <= kInt8AttentionMaxTokens, op, ": ", N, " tokens exceed ", kInt8AttentionMaxTokens,
                "; use the composed path (qat_attention_probs, qat_attention_apply)");
 }
 
 }  // namespace
+
+void check_key_mask(const Tensor& mask, int64_t B, int64_t N, const char* op) {
+  if (mask.defined())
+    QUENCH_CHECK(mask.dtype() == kUInt8 && mask.dim() == 2 && mask.size(0) == B && mask.size(1) == N, op,
+                 ": expected a u8 key-padding mask [", B, ", ", N, "], got ", dtype_name(mask.dtype()), " ",
+                 shape_str(mask.sizes()));
+}
 
 bool integer_operand(const FakeQuantize& fq) {
   return !fq.learnable() && fq.fake_quant_enabled() && fq.num_forward_hooks() == 0;
@@ -109,7 +109,7 @@ Tensor int8_attention(const Tensor& q_in, const Tensor& k_in, const Tensor& v_in
   for (const Tensor* t : {&q_in, &k_in, &v_in}) check_dtype(*t, kFloat32, "int8_attention", "q, k, v");
   const int64_t B = q_in.size(0), H = q_in.size(1), N = q_in.size(2), hd = q_in.size(3), D = H * hd;
   check_tokens(N, "int8_attention");
-  check_mask(mask_in, B, N, "int8_attention");
+  check_key_mask(mask_in, B, N, "int8_attention");
   auto last_contiguous = [](const Tensor& t) { return t.stride(3) == 1 ? t : t.contiguous(); };
   const Tensor q = last_contiguous(q_in), k = last_contiguous(k_in), v = last_contiguous(v_in);
   Tensor out = Tensor::empty({B, N, D}, kFloat32);
@@ -154,19 +154,22 @@ Tensor int8_attention_projected(const Tensor& x_in, const std::vector<Int8Linear
   const int64_t B = x_in.size(0), N = x_in.size(1), K = x_in.size(2), H = heads, hd = width / (3 * H), D = H * hd;
   const int64_t M = B * N;
   check_tokens(N, op);
-  check_mask(mask_in, B, N, op);
+  check_key_mask(mask_in, B, N, op);
   Tensor codes = Tensor::empty({3, B, H, N, hd}, kUInt8);
   if (codes.numel() == 0) return Tensor::empty({B, N, D}, kFloat32);
   std::vector<const kernels::PackedWeightsU8S8*> packed;
-  for (Int8Linear* p : proj) packed.push_back(&p->packed());  // once per forward: it compares the bytes
+  std::vector<bool> reuse_input;  // the previous projection's input codes serve this one too
+  for (size_t j = 0; j < proj.size(); ++j) {
+    packed.push_back(&proj[j]->packed());  // once per forward: it compares the bytes
+    reuse_input.push_back(j > 0 && proj[j]->same_input_grid(*proj[j - 1]));
+  }
   const Grids g(fq_q, fq_k, fq_probs, fq_v);
   const Tensor x = x_in.contiguous();
   const float* px = x.data_ptr<float>();
   uint8_t* pc = codes.data_ptr<uint8_t>();
   // Each projection's rows as Int8Linear's forward computes them, a block of rows at a time: the
   // [rows, 3D] outputs stay in L2 and become codes there (the composed path's bits, never in memory).
-  const int64_t nt = get_num_threads();
-  const int64_t rows_per = std::min<int64_t>(128, ((M + nt - 1) / nt + 5) / 6 * 6);
+  const int64_t rows_per = fused_row_block(M);
   kernels::parallel_for((M + rows_per - 1) / rows_per, 1, [&](int64_t b0, int64_t b1) {
     thread_local std::vector<uint8_t> qx_buf;
     thread_local std::vector<float> y_buf;
@@ -176,15 +179,9 @@ Tensor int8_attention_projected(const Tensor& x_in, const std::vector<Int8Linear
       float* y = scratch(y_buf, r * 3 * D);
       int64_t col = 0;
       for (size_t j = 0; j < proj.size(); ++j) {
-        const Int8Linear* p = proj[j];
-        const bool same_grid = j > 0 && p->input_qmin == proj[j - 1]->input_qmin &&
-                               p->input_qmax == proj[j - 1]->input_qmax &&
-                               p->input_scale.data_ptr<float>()[0] == proj[j - 1]->input_scale.data_ptr<float>()[0] &&
-                               p->input_zero_point.data_ptr<int32_t>()[0] ==
-                                   proj[j - 1]->input_zero_point.data_ptr<int32_t>()[0];
-        if (!same_grid) p->quantize_input(px + m0 * K, r, K, qx);
-        p->gemm_f32(*packed[j], qx, r, y + col, 3 * D);
-        col += p->out_features;
+        if (!reuse_input[j]) proj[j]->quantize_input(px + m0 * K, r, K, qx);
+        proj[j]->gemm_f32(*packed[j], qx, r, y + col, 3 * D);
+        col += proj[j]->out_features;
       }
       for (int64_t i = 0; i < r; ++i) {
         const int64_t b = (m0 + i) / N, n = (m0 + i) % N;

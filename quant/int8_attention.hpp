@@ -33,6 +33,9 @@ bool integer_operand(const FakeQuantize& fq);
 bool int8_attention_applies(const FakeQuantize& q, const FakeQuantize& k, const FakeQuantize& probs,
                             const FakeQuantize& v);
 
+// Throws naming `op` unless key_padding_mask is undefined or u8 [B, N].
+void check_key_mask(const Tensor& key_padding_mask, int64_t B, int64_t N, const char* op);
+
 // q, k, v [B, H, N, hd] f32 (views; the last dim contiguous), key_padding_mask u8 [B, N] or
 // undefined -> context [B, N, H * hd], N <= kInt8AttentionMaxTokens. No gradient; check
 // int8_attention_applies first.

@@ -1,5 +1,6 @@
 #include "quant/int8_linear.hpp"
 
+#include <algorithm>
 #include <cmath>
 #include <cstring>
 
@@ -68,6 +69,17 @@ void Int8Linear::quantize_input(const float* x, int64_t M, int64_t ldx, uint8_t*
   for (int64_t m = 0; m < M; ++m)
     for (int64_t k = 0; k < K; ++k)
       q[m * K + k] = static_cast<uint8_t>(quantize_value(x[m * ldx + k], inv, z, input_qmin, input_qmax));
+}
+
+bool Int8Linear::same_input_grid(const Int8Linear& o) const {
+  return input_qmin == o.input_qmin && input_qmax == o.input_qmax &&
+         input_scale.data_ptr<float>()[0] == o.input_scale.data_ptr<float>()[0] &&
+         input_zero_point.data_ptr<int32_t>()[0] == o.input_zero_point.data_ptr<int32_t>()[0];
+}
+
+int64_t fused_row_block(int64_t M) {
+  const int64_t nt = get_num_threads();
+  return std::min<int64_t>(128, ((M + nt - 1) / nt + 5) / 6 * 6);
 }
 
 void int8_gemm_f32(const kernels::PackedWeightsU8S8& pw, const void* q, bool q_signed, int32_t zero_point,

@@ -29,6 +29,11 @@ void int8_gemm_f32(const kernels::PackedWeightsU8S8& pw, const void* q, bool q_s
                    float x_scale, const float* w_scale, const float* bias, int64_t M, float* y, int64_t ldy,
                    const float* residual, const char* op);
 
+// Rows per block of the fused int8 passes (Int8Mlp, int8_attention_projected) over M rows: at most
+// 128 (a block's fp32 outputs and the weights stay in L2), fewer so that every thread gets a block,
+// a multiple of 6 (the micro-kernel's rows). Every row is computed alike whatever the cut.
+int64_t fused_row_block(int64_t M);
+
 class Int8Linear : public nn::Module {
  public:
   // Zero-filled state of the given shape (filled by convert or load_state_dict).
@@ -51,6 +56,8 @@ class Int8Linear : public nn::Module {
   // block while the data is in cache. Serial; call from inside a parallel_for over row blocks.
   //   x f32 [M, in] (row stride ldx) -> q u8 [M, in]   (input_scale / input_zero_point, the shared rule)
   void quantize_input(const float* x, int64_t M, int64_t ldx, uint8_t* q) const;
+  // Whether `other` quantizes its input to the same codes (scale, zero point and range).
+  bool same_input_grid(const Int8Linear& other) const;
   //   q u8 [M, in] -> y f32 [M, out] (row stride ldy) = float(acc) * (s_x * s_w[n]) + bias[n], with
   //   residual[m, n] (row stride ldy; may be y) added last when given: a residual connection fused
   void gemm_f32(const kernels::PackedWeightsU8S8& pw, const uint8_t* q, int64_t M, float* y, int64_t ldy,

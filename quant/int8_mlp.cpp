@@ -94,10 +94,7 @@ Tensor Int8Mlp::fused_forward(const Tensor& x, const Tensor& residual) {
   const float* px = xc.data_ptr<float>();
   const float* pr = rc.defined() ? rc.data_ptr<float>() : nullptr;
   float* py = y.data_ptr<float>();
-  // Blocks of 128 rows; small inputs one block per thread (multiples of 6, the micro-kernel's
-  // rows). Every row is computed the same way whatever the cut, so the blocking never changes a bit.
-  const int64_t nt = get_num_threads();
-  const int64_t rows_per = std::min<int64_t>(128, ((M + nt - 1) / nt + 5) / 6 * 6);
+  const int64_t rows_per = fused_row_block(M);  // the blocking never changes a bit
   kernels::parallel_for((M + rows_per - 1) / rows_per, 1, [&](int64_t b0, int64_t b1) {
     const int64_t m0 = b0 * rows_per, m1 = std::min(M, b1 * rows_per);
     rows(p, px + m0 * K, m1 - m0, py + m0 * N, pr ? pr + m0 * N : nullptr);

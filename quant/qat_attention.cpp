@@ -77,13 +77,6 @@ Tensor fq_matmul(nn::Module& m, const char* fa_name, const Tensor& a, const char
   return matmul(aq, b_kn ? bq : bq.transpose(-2, -1));
 }
 
-void check_key_mask(const Tensor& mask, int64_t B, int64_t N, const char* op) {
-  if (mask.defined())
-    QUENCH_CHECK(mask.dtype() == kUInt8 && mask.dim() == 2 && mask.size(0) == B && mask.size(1) == N, op,
-                 ": expected a u8 key-padding mask [", B, ", ", N, "], got ", dtype_name(mask.dtype()), " ",
-                 shape_str(mask.sizes()));
-}
-
 // A dropout that leaves its input as it is (none, eval mode or p = 0) and has no hook to call.
 bool identity_dropout(nn::Module* dropout) {
   if (!dropout) return true;
