@@ -129,6 +129,15 @@ TEST_CASE("cli text: train a BERT, its files, then PTQ and QAT + the BERT recipe
                          }()),
                          doctest::Contains("no Hugging Face form"), Error);
   }
+  // QAT + KD on the small teacher: batches of 8 at 1e-4.
+  auto kd_options = [](int64_t epochs) {
+    TextCompressOptions o;
+    o.method = "qat+kd";
+    o.epochs = epochs;
+    o.batch_size = 8;
+    o.lr = 1e-4;
+    return o;
+  };
   SUBCASE("PTQ") {
     TextCompressOptions o;
     o.method = "ptq";
@@ -141,11 +150,7 @@ TEST_CASE("cli text: train a BERT, its files, then PTQ and QAT + the BERT recipe
     CHECK(evaluate_text(*q.bert, test, q.pad_id(), 2).accuracy() == doctest::Approx(c.int8_acc));
   }
   SUBCASE("QAT + KD: int8 within reach of the teacher, fake quant and int8 agreeing") {
-    TextCompressOptions o;
-    o.method = "qat+kd";
-    o.epochs = 2;
-    o.batch_size = 8;
-    o.lr = 1e-4;
+    TextCompressOptions o = kd_options(2);
     TextCompressResult c = compress_text(o, m, data, dir.file("qat"));
     REQUIRE(c.epochs.size() == 2);
     CHECK(c.int8_acc >= r.best_acc - 0.1);
@@ -159,11 +164,7 @@ TEST_CASE("cli text: train a BERT, its files, then PTQ and QAT + the BERT recipe
     CHECK(evaluate_text(*q.bert, test, q.pad_id(), 2).accuracy() == doctest::Approx(c.int8_acc));
   }
   SUBCASE("QAT + KD from PTQ's calibration, observers frozen, the labels' loss added") {
-    TextCompressOptions o;
-    o.method = "qat+kd";
-    o.epochs = 1;
-    o.batch_size = 8;
-    o.lr = 1e-4;
+    TextCompressOptions o = kd_options(1);
     o.qat_calib_batches = 3;
     o.freeze_observers_epoch = 0;
     o.add_origin_loss = true;
@@ -190,11 +191,7 @@ TEST_CASE("cli text: train a BERT, its files, then PTQ and QAT + the BERT recipe
     CHECK(c.int8_acc >= r.best_acc - 0.1);
   }
   SUBCASE("W4A8: QAT + KD with 4-bit weights per group of 16 to packed int4 layers") {
-    TextCompressOptions o;
-    o.method = "qat+kd";
-    o.epochs = 2;
-    o.batch_size = 8;
-    o.lr = 1e-4;
+    TextCompressOptions o = kd_options(2);
     o.weights.bits = 4;
     o.weights.group_size = 16;
     TextCompressResult c = compress_text(o, m, data, dir.file("w4"));
