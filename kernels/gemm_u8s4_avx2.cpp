@@ -35,6 +35,7 @@ void kernel(const Job& job, const Tile& t) {
   const PackedWeightsU8S4& W = *job.W;
   const int64_t Kp = W.Kp, G = W.group_k, ng = GROUPED ? W.num_groups : 1;
   const __m256i mk[2] = {lane_mask(t.ncols, 0), lane_mask(t.ncols, 1)};
+  const bool full = t.ncols == 16;  // plain stores: vmaskmov stores are slow on AMD cores
   __m256i acc[MR][2];
   __m256 y[MR][2];
   for (int64_t g = 0; g < ng; ++g) {
@@ -67,8 +68,11 @@ void kernel(const Job& job, const Tile& t) {
 #pragma GCC unroll 8
       for (int r = 0; r < MR; ++r)
 #pragma GCC unroll 8
-        for (int j = 0; j < 2; ++j)
-          _mm256_maskstore_epi32(static_cast<int32_t*>(job.C) + (t.m0 + r) * job.ldc + t.n0 + 8 * j, mk[j], acc[r][j]);
+        for (int j = 0; j < 2; ++j) {
+          int32_t* c = static_cast<int32_t*>(job.C) + (t.m0 + r) * job.ldc + t.n0 + 8 * j;
+          if (full) _mm256_storeu_si256(reinterpret_cast<__m256i*>(c), acc[r][j]);
+          else _mm256_maskstore_epi32(c, mk[j], acc[r][j]);
+        }
       return;
     } else {
 #pragma GCC unroll 8
@@ -94,7 +98,9 @@ void kernel(const Job& job, const Tile& t) {
         __m256 f = y[r][j];
         if (job.bias) f = _mm256_add_ps(f, b);
         if (job.res) f = _mm256_add_ps(maskload(job.res + (t.m0 + r) * job.ldr + n, mk[j]), f);
-        _mm256_maskstore_ps(static_cast<float*>(job.C) + (t.m0 + r) * job.ldc + n, mk[j], f);
+        float* c = static_cast<float*>(job.C) + (t.m0 + r) * job.ldc + n;
+        if (full) _mm256_storeu_ps(c, f);
+        else _mm256_maskstore_ps(c, mk[j], f);
       }
     }
   }
@@ -108,6 +114,7 @@ constexpr KernelFn kKernels[4] = {kernel<1, GROUPED, Out>, kernel<2, GROUPED, Ou
 
 struct KernAvx2 {
   static constexpr int MR = 4, NR = 16, AElem = 2;
+  static int rows(const Job&) { return MR; }
   static int tile_cols(const Job&) { return 16; }
   static KernelFn kernel(const Job& job, int mr) {
     if (job.out == U8S4Output::s32) return kKernels<false, U8S4Output::s32>[mr - 1];

@@ -37,14 +37,15 @@ struct Tile {
   bool uniform;         // every row has off[0]
 };
 
-// Kern provides: MR, NR (panel channels), AElem (bytes per packed activation), tile_cols(job) (the
-// channels of one micro-kernel call, dividing NR), direct(job) (read A in place),
+// Kern provides: MR (the most rows of a micro-kernel call), NR (panel channels), AElem (bytes per
+// packed activation), rows(job) (the rows of one call, <= MR), tile_cols(job) (the channels of one
+// call, dividing NR), direct(job) (read A in place),
 // pack_a(job, m0, rows, dst, stride), offset(job, m) and kernel(job, mr) -> fn(job, tile), which
 // leaves the tile's outputs in C through the job's epilogue.
 template <class Kern>
 void run_gemm(const Job& job) {
-  constexpr int MR = Kern::MR, NR = Kern::NR;
-  const int nrt = Kern::tile_cols(job);
+  constexpr int NR = Kern::NR;
+  const int MR = Kern::rows(job), nrt = Kern::tile_cols(job);
   const PackedWeightsU8S4& W = *job.W;
   const int64_t M = job.M, Kp = W.Kp, npan = W.num_panels();
   const bool direct = Kern::direct(job);
@@ -89,7 +90,7 @@ void run_gemm(const Job& job) {
         const int64_t g1 = std::min(p1, g0 + group);
         for (int64_t r = 0; r < rows; r += MR) {
           const int mr = static_cast<int>(std::min<int64_t>(MR, rows - r));
-          int32_t off[MR];
+          int32_t off[Kern::MR];
           bool uniform = true;
           for (int i = 0; i < mr; ++i) {
             off[i] = Kern::offset(job, m0 + r + i);

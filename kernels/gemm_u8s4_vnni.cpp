@@ -8,10 +8,11 @@
 // (|16 * acc| <= 16 * 255 * 8 * 65536 < 2^31, and int32 wraparound addition is exact on the way).
 // Activations are broadcast 4 bytes at a time from rows packed with K zero padded to Kp (s8
 // activations XOR 0x80 to u8, the +128 folded into the column-sum compensation).
-//   per channel: a 6x64 tile, 24 accumulators, the f32 epilogue on them in registers;
+//   per channel: a 4x64 tile, 16 accumulators, the f32 epilogue on them in registers;
 //   per group:   a 6x32 tile, 12 accumulators and 12 float sums; at each group's end the
 //                accumulators go through float(acc) * mult_g into the sums (the epilogue of
 //                gemm_u8s4.hpp, in its order) and restart from the next group's compensation.
+// Full tiles are written with plain stores (masked ones cost more on AMD cores).
 // One or two rows: a 4-k step has too few independent vpdpbusd to cover their latency, so KU sets
 // of accumulators take turns and are added at the end (the same int32 sum).
 // Compiled with -mavx512f/bw/vl/dq -mavx512vnni -ffp-contract=off.
@@ -38,6 +39,7 @@ inline __mmask16 column_mask(int ncols, int j) {
 // The tile's float epilogue after the last group: + bias, residual +, masked store.
 template <int MR, int NJ>
 inline void store_f32(const Job& job, const Tile& t, __m512 (&y)[MR][NJ]) {
+  const bool full = t.ncols == 16 * NJ;  // plain stores: masked ones are slower on AMD cores
 #pragma GCC unroll 8
   for (int j = 0; j < NJ; ++j) {
     const __mmask16 mk = column_mask(t.ncols, j);
@@ -48,7 +50,9 @@ inline void store_f32(const Job& job, const Tile& t, __m512 (&y)[MR][NJ]) {
       __m512 f = y[r][j];
       if (job.bias) f = _mm512_add_ps(f, b);
       if (job.res) f = _mm512_add_ps(_mm512_maskz_loadu_ps(mk, job.res + (t.m0 + r) * job.ldr + n), f);
-      _mm512_mask_storeu_ps(static_cast<float*>(job.C) + (t.m0 + r) * job.ldc + n, mk, f);
+      float* c = static_cast<float*>(job.C) + (t.m0 + r) * job.ldc + n;
+      if (full) _mm512_storeu_ps(c, f);
+      else _mm512_mask_storeu_ps(c, mk, f);
     }
   }
 }
@@ -144,12 +148,15 @@ void kernel(const Job& job, const Tile& t) {
         acc[0][r][j] = _mm512_srai_epi32(acc[0][r][j], 4);
       }
     if constexpr (Out == U8S4Output::s32) {
+      const bool full = t.ncols == 16 * NJ;
 #pragma GCC unroll 8
       for (int r = 0; r < MR; ++r)
 #pragma GCC unroll 8
-        for (int j = 0; j < NJ; ++j)
-          _mm512_mask_storeu_epi32(static_cast<int32_t*>(job.C) + (t.m0 + r) * job.ldc + t.n0 + 16 * j,
-                                   column_mask(t.ncols, j), acc[0][r][j]);
+        for (int j = 0; j < NJ; ++j) {
+          int32_t* c = static_cast<int32_t*>(job.C) + (t.m0 + r) * job.ldc + t.n0 + 16 * j;
+          if (full) _mm512_storeu_si512(c, acc[0][r][j]);
+          else _mm512_mask_storeu_epi32(c, column_mask(t.ncols, j), acc[0][r][j]);
+        }
       return;
     } else {
       __m512 p[MR][NJ];
@@ -165,19 +172,25 @@ void kernel(const Job& job, const Tile& t) {
 
 using KernelFn = void (*)(const Job&, const Tile&);
 
-template <int NJ, bool GROUPED, U8S4Output Out>
-constexpr KernelFn kKernels[6] = {kernel<1, NJ, GROUPED ? 2 : 4, GROUPED, Out>, kernel<2, NJ, 2, GROUPED, Out>,
-                                  kernel<3, NJ, 1, GROUPED, Out>, kernel<4, NJ, 1, GROUPED, Out>,
-                                  kernel<5, NJ, 1, GROUPED, Out>, kernel<6, NJ, 1, GROUPED, Out>};
+// By rows (KernVnni::rows): up to 4 per channel, up to 6 per group.
+template <U8S4Output Out>
+constexpr KernelFn kChannelKernels[4] = {kernel<1, 4, 4, false, Out>, kernel<2, 4, 2, false, Out>,
+                                         kernel<3, 4, 1, false, Out>, kernel<4, 4, 1, false, Out>};
+constexpr KernelFn kGroupKernels[6] = {kernel<1, 2, 2, true, U8S4Output::f32>, kernel<2, 2, 2, true, U8S4Output::f32>,
+                                       kernel<3, 2, 1, true, U8S4Output::f32>, kernel<4, 2, 1, true, U8S4Output::f32>,
+                                       kernel<5, 2, 1, true, U8S4Output::f32>, kernel<6, 2, 1, true, U8S4Output::f32>};
 
 struct KernVnni {
   static constexpr int MR = 6, NR = 64, AElem = 1;
   static bool grouped(const Job& job) { return job.W->num_groups > 1; }
-  // Per group the float sums double the live registers: half the columns.
+  // Per channel 4x64: 16 accumulators beside the 8 unpacked weight vectors (6x64 spilled
+  // accumulators). Per group the float sums double the live registers: 6x32.
+  static int rows(const Job& job) { return grouped(job) ? 6 : 4; }
   static int tile_cols(const Job& job) { return grouped(job) ? 32 : 64; }
   static KernelFn kernel(const Job& job, int mr) {
-    if (job.out == U8S4Output::s32) return kKernels<4, false, U8S4Output::s32>[mr - 1];
-    return grouped(job) ? kKernels<2, true, U8S4Output::f32>[mr - 1] : kKernels<4, false, U8S4Output::f32>[mr - 1];
+    if (grouped(job)) return kGroupKernels[mr - 1];
+    return job.out == U8S4Output::s32 ? kChannelKernels<U8S4Output::s32>[mr - 1]
+                                      : kChannelKernels<U8S4Output::f32>[mr - 1];
   }
   // vpdpbusd wants u8 activations: s8 ones are stored as a + 128, so 128 more column sums come off.
   static int32_t offset(const Job& job, int64_t m) { return job.zero_point(m) + (job.a_signed ? 128 : 0); }

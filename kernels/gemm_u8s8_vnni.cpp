@@ -49,6 +49,8 @@ inline void store_tile(__m512i (&acc)[MR][4], const TileOut& to, int ncols) {
 #pragma GCC unroll 8
       for (int j = 0; j < 4; ++j) _mm512_mask_storeu_epi32(c + r * to.ldc + 16 * j, mask[j], acc[r][j]);
   } else {
+    // Full tiles: plain stores (masked ones, and vpmovdb to memory, cost more on AMD cores).
+    const bool full = ncols == 64;
     __m512 mult[4];
 #pragma GCC unroll 8
     for (int j = 0; j < 4; ++j) mult[j] = _mm512_maskz_loadu_ps(mask[j], to.mult + 16 * j);
@@ -65,7 +67,8 @@ inline void store_tile(__m512i (&acc)[MR][4], const TileOut& to, int ncols) {
           __m512 f = _mm512_mul_ps(_mm512_cvtepi32_ps(acc[r][j]), mult[j]);
           if (to.bias) f = _mm512_add_ps(f, bias[j]);
           if (to.res) f = _mm512_add_ps(_mm512_maskz_loadu_ps(mask[j], to.res + r * to.ldr + 16 * j), f);
-          _mm512_mask_storeu_ps(c + r * to.ldc + 16 * j, mask[j], f);
+          if (full) _mm512_storeu_ps(c + r * to.ldc + 16 * j, f);
+          else _mm512_mask_storeu_ps(c + r * to.ldc + 16 * j, mask[j], f);
         }
     } else {
       static_assert(Out == U8S8Output::u8);
@@ -78,7 +81,9 @@ inline void store_tile(__m512i (&acc)[MR][4], const TileOut& to, int ncols) {
           __m512 f = _mm512_mul_ps(_mm512_cvtepi32_ps(acc[r][j]), mult[j]);
           f = _mm512_add_ps(_mm512_roundscale_ps(f, _MM_FROUND_TO_NEAREST_INT | _MM_FROUND_NO_EXC), zy);
           f = _mm512_min_ps(_mm512_max_ps(f, lo), hi);  // NaN -> 0, as clamp_0_255
-          _mm512_mask_cvtepi32_storeu_epi8(c + r * to.ldc + 16 * j, mask[j], _mm512_cvttps_epi32(f));
+          const __m512i q = _mm512_cvttps_epi32(f);
+          if (full) _mm_storeu_si128(reinterpret_cast<__m128i*>(c + r * to.ldc + 16 * j), _mm512_cvtepi32_epi8(q));
+          else _mm512_mask_cvtepi32_storeu_epi8(c + r * to.ldc + 16 * j, mask[j], q);
         }
     }
   }
