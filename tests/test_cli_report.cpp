@@ -44,6 +44,8 @@ Report sample_report() {
   r.int8_size_bytes = 1000;
   r.fp32_infer_ms = 10;
   r.int8_infer_ms = 4;
+  r.fp32_single_ms = 0.5;
+  r.int8_single_ms = 0.25;
   r.test_images = 100;
   r.recipe = {{"note", "test"}};
   for (int i = 1; i <= 3; ++i) {
@@ -76,14 +78,17 @@ TEST_CASE("report: report.json has every key of the main job, report.md the tabl
   std::ifstream f(dir.file("report.json"));
   nlohmann::json j = nlohmann::json::parse(f);
   for (const char* k : {"teacher_fp32_acc", "ptq_int8_acc", "qat_int8_acc", "qat_kd_int8_acc", "fp32_size_bytes",
-                        "int8_size_bytes", "fp32_infer_ms", "int8_infer_ms", "recipe"})
+                        "int8_size_bytes", "fp32_infer_ms", "int8_infer_ms", "fp32_single_ms", "int8_single_ms",
+                        "recipe"})
     CHECK_MESSAGE(j.contains(k), k);
+  CHECK(j["int8_single_ms"].get<double>() == doctest::Approx(0.25));
   CHECK(j["qat_kd_int8_acc"].get<double>() == doctest::Approx(0.89));
   CHECK(j["int8_size_bytes"].get<int64_t>() == 1000);
   CHECK(j["curves"]["qat_kd"].size() == 3);
   CHECK(distill_epoch_from_json(j["curves"]["qat"][1]).train_loss == doctest::Approx(0.5));
   const std::string text = testing::read_bytes(dir.file("report.md"));
-  CHECK(text.find("| QAT+KD int8 | 89.00%") != std::string::npos);
+  CHECK(text.find("| QAT+KD int8 | 89.00% | 0.00 MiB | 4.0 ms | 0.25 ms |") != std::string::npos);
+  CHECK(text.find("| FP32 teacher | 90.00% | 0.00 MiB | 10.0 ms | 0.50 ms |") != std::string::npos);
   CHECK(text.find("curves.png") != std::string::npos);
   CHECK(std::filesystem::exists(dir.file("curves.png")));
   CHECK(!j.contains("small_int8_acc"));
@@ -127,8 +132,8 @@ TEST_CASE("report: low-bit rows in the table and report.json; curves on the labe
   testing::TempDir dir;
   Report r = sample_report();
   for (auto& e : r.qat_kd_curve) e.train_task_loss = 0.25 * e.epoch;  // KD: the task part of the objective
-  r.low_bit.push_back({"PTQ W4A8", 0.7, 600, 3.5, {}});
-  r.low_bit.push_back({"QAT+KD W4A8 g32", 0.86, 650, 3.25, r.qat_kd_curve});
+  r.low_bit.push_back({"PTQ W4A8", 0.7, 600, 3.5, 0.14, {}});
+  r.low_bit.push_back({"QAT+KD W4A8 g32", 0.86, 650, 3.25, 0.375, r.qat_kd_curve});
   write_report(r, dir.path());
   std::ifstream f(dir.file("report.json"));
   nlohmann::json j = nlohmann::json::parse(f);
@@ -137,10 +142,11 @@ TEST_CASE("report: low-bit rows in the table and report.json; curves on the labe
   CHECK(j["low_bit"][1]["int8_acc"].get<double>() == doctest::Approx(0.86));
   CHECK(j["low_bit"][1]["size_bytes"].get<int64_t>() == 650);
   CHECK(j["low_bit"][1]["curve"].size() == 3);
+  CHECK(j["low_bit"][1]["single_ms"].get<double>() == doctest::Approx(0.375));
   CHECK(distill_epoch_from_json(j["curves"]["qat_kd"][1]).train_task_loss == doctest::Approx(0.5));
   CHECK(distill_epoch_from_json(j["curves"]["qat"][1]).train_task_loss == -1.0);  // not logged: absent
   const std::string text = testing::read_bytes(dir.file("report.md"));
-  CHECK(text.find("| PTQ W4A8 | 70.00% | 0.00 MiB | 3.5 ms |") != std::string::npos);
+  CHECK(text.find("| PTQ W4A8 | 70.00% | 0.00 MiB | 3.5 ms | 0.14 ms |") != std::string::npos);
   CHECK(text.find("| QAT+KD W4A8 g32 | 86.00%") != std::string::npos);
   CHECK(text.find("QAT+KD W4A8 g32 task loss") != std::string::npos);
   // Epoch 2: QAT's cross-entropy (its whole loss, 0.5000) beside QAT+KD's task loss (0.5000, not 0.75).

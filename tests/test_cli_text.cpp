@@ -6,6 +6,7 @@
 
 #include <filesystem>
 #include <fstream>
+#include <nlohmann/json.hpp>
 #include <string>
 
 #include "engine/generator.hpp"
@@ -330,7 +331,15 @@ TEST_CASE("cli tool: train / eval / classify / quantize / distill / vocab with -
                           "| QAT+KD W4A8 |", "Low-bit QAT+KD: the fake-quant student",
                           "| epoch | QAT int8 | QAT+KD int8 | QAT W4A8 | QAT+KD W4A8 |"})
     CHECK_MESSAGE(out.find(row) != std::string::npos, std::string(row));
-  CHECK(std::filesystem::exists(dir.file("report/report.json")));
+  CHECK(out.find("threads) | one text |") != std::string::npos);
+  REQUIRE(std::filesystem::exists(dir.file("report/report.json")));
+  {
+    std::ifstream f(dir.file("report/report.json"));
+    const nlohmann::json j = nlohmann::json::parse(f);
+    REQUIRE(j["models"].size() == 7);
+    for (const auto& m : j["models"]) CHECK(m["single_ms"].get<double>() > 0);
+    CHECK(j["single_tokens"].get<int64_t>() > 0);
+  }
 
   // export: a Hugging Face folder that the tool itself reads back (eval, classify).
   REQUIRE(run_text_tool("export " + best + " --out " + dir.file("hf"), out) == 0);

@@ -42,6 +42,8 @@ json to_json(const Report& r) {
           {"int8_size_bytes", r.int8_size_bytes},
           {"fp32_infer_ms", r.fp32_infer_ms},
           {"int8_infer_ms", r.int8_infer_ms},
+          {"fp32_single_ms", r.fp32_single_ms},
+          {"int8_single_ms", r.int8_single_ms},
           {"infer_batch", r.infer_batch},
           {"infer_threads", r.infer_threads},
           {"test_images", r.test_images},
@@ -61,7 +63,8 @@ json to_json(const Report& r) {
     j["low_bit"] = json::array();
     for (const ReportRow& row : r.low_bit)
       j["low_bit"].push_back({{"name", row.name}, {"int8_acc", row.int8_acc}, {"size_bytes", row.size_bytes},
-                              {"infer_ms", row.infer_ms}, {"curve", curve_json(row.curve)}});
+                              {"infer_ms", row.infer_ms}, {"single_ms", row.single_ms},
+                              {"curve", curve_json(row.curve)}});
   }
   return j;
 }
@@ -70,30 +73,31 @@ std::string format_report_table(const Report& r) {
   char buf[2048];
   const double mb = 1.0 / (1024.0 * 1024.0);
   std::snprintf(buf, sizeof buf,
-                "| model | test accuracy | size | inference (batch %lld, %lld threads) |\n"
-                "|---|---|---|---|\n"
-                "| FP32 teacher | %.2f%% | %.2f MiB | %.1f ms |\n"
-                "| PTQ int8 | %.2f%% | %.2f MiB | %.1f ms |\n"
-                "| QAT int8 | %.2f%% | %.2f MiB | %.1f ms |\n"
-                "| QAT+KD int8 | %.2f%% | %.2f MiB | %.1f ms |\n",
+                "| model | test accuracy | size | inference (batch %lld, %lld threads) | one image |\n"
+                "|---|---|---|---|---|\n"
+                "| FP32 teacher | %.2f%% | %.2f MiB | %.1f ms | %.2f ms |\n"
+                "| PTQ int8 | %.2f%% | %.2f MiB | %.1f ms | %.2f ms |\n"
+                "| QAT int8 | %.2f%% | %.2f MiB | %.1f ms | %.2f ms |\n"
+                "| QAT+KD int8 | %.2f%% | %.2f MiB | %.1f ms | %.2f ms |\n",
                 static_cast<long long>(r.infer_batch), static_cast<long long>(r.infer_threads),
-                100 * r.teacher_fp32_acc, r.fp32_size_bytes * mb, r.fp32_infer_ms, 100 * r.ptq_int8_acc,
-                r.int8_size_bytes * mb, r.int8_infer_ms, 100 * r.qat_int8_acc, r.int8_size_bytes * mb,
-                r.int8_infer_ms, 100 * r.qat_kd_int8_acc, r.int8_size_bytes * mb, r.int8_infer_ms);
+                100 * r.teacher_fp32_acc, r.fp32_size_bytes * mb, r.fp32_infer_ms, r.fp32_single_ms,
+                100 * r.ptq_int8_acc, r.int8_size_bytes * mb, r.int8_infer_ms, r.int8_single_ms,
+                100 * r.qat_int8_acc, r.int8_size_bytes * mb, r.int8_infer_ms, r.int8_single_ms,
+                100 * r.qat_kd_int8_acc, r.int8_size_bytes * mb, r.int8_infer_ms, r.int8_single_ms);
   std::string out = buf;
   if (r.has_small) {
     const nn::ViTConfig& c = r.small_student;
     std::snprintf(buf, sizeof buf,
-                  "| small int8 (dim %lld, depth %lld), no teacher | %.2f%% | %.2f MiB | |\n"
-                  "| small int8 (dim %lld, depth %lld), KD | %.2f%% | %.2f MiB | |\n",
+                  "| small int8 (dim %lld, depth %lld), no teacher | %.2f%% | %.2f MiB | | |\n"
+                  "| small int8 (dim %lld, depth %lld), KD | %.2f%% | %.2f MiB | | |\n",
                   static_cast<long long>(c.dim), static_cast<long long>(c.depth), 100 * r.small_int8_acc,
                   r.small_int8_size_bytes * mb, static_cast<long long>(c.dim), static_cast<long long>(c.depth),
                   100 * r.small_kd_int8_acc, r.small_int8_size_bytes * mb);
     out += buf;
   }
   for (const ReportRow& row : r.low_bit) {
-    std::snprintf(buf, sizeof buf, "| %s | %.2f%% | %.2f MiB | %.1f ms |\n", row.name.c_str(), 100 * row.int8_acc,
-                  row.size_bytes * mb, row.infer_ms);
+    std::snprintf(buf, sizeof buf, "| %s | %.2f%% | %.2f MiB | %.1f ms | %.2f ms |\n", row.name.c_str(),
+                  100 * row.int8_acc, row.size_bytes * mb, row.infer_ms, row.single_ms);
     out += buf;
   }
   if (const DistillEpoch* b = best_epoch(r.qat_kd_curve); b && b->fq_int8_agreement >= 0) {
@@ -149,7 +153,7 @@ void write_report(const Report& r, const std::string& out_dir) {
   std::ofstream md(out_dir + "/report.md");
   QUENCH_CHECK(md, "report: cannot write ", out_dir, "/report.md");
   md << "# quench report\n\nFashion-MNIST test set (" << r.test_images << " images). Inference: one forward of "
-     << r.infer_batch << " images with " << r.infer_threads << " threads, median of 5.\n\n"
+     << r.infer_batch << " images with " << r.infer_threads << " threads, median of 5; one image: median of 21.\n\n"
      << format_report_table(r)
      << "\n## Training curves\n\nLeft: the cross-entropy on the labels over each training epoch (with KD "
         "too: the task part of the objective, not the distillation terms). Right: accuracy of the converted "

@@ -17,7 +17,7 @@ struct ReportRow {
   std::string name;
   double int8_acc = 0;
   int64_t size_bytes = 0;
-  double infer_ms = 0;
+  double infer_ms = 0, single_ms = 0;  // a batch of infer_batch images; one image
   std::vector<DistillEpoch> curve;
 };
 
@@ -25,6 +25,7 @@ struct Report {
   double teacher_fp32_acc = 0, ptq_int8_acc = 0, qat_int8_acc = 0, qat_kd_int8_acc = 0;  // fractions
   int64_t fp32_size_bytes = 0, int8_size_bytes = 0;
   double fp32_infer_ms = 0, int8_infer_ms = 0;  // one batch of infer_batch images, infer_threads threads
+  double fp32_single_ms = 0, int8_single_ms = 0;  // one image (median of 21)
   int64_t infer_batch = 128, infer_threads = 2, test_images = 0;
   nlohmann::json recipe;                              // free-form: how each model was made
   std::vector<DistillEpoch> qat_curve, qat_kd_curve;  // per-epoch metrics of the two QAT runs
@@ -41,11 +42,12 @@ struct Report {
 const DistillEpoch* best_epoch(const std::vector<DistillEpoch>& curve);
 
 // Keys: teacher_fp32_acc, ptq_int8_acc, qat_int8_acc, qat_kd_int8_acc, fp32_size_bytes,
-// int8_size_bytes, fp32_infer_ms, int8_infer_ms, infer_batch, infer_threads, test_images,
+// int8_size_bytes, fp32_infer_ms, int8_infer_ms, fp32_single_ms, int8_single_ms, infer_batch,
+// infer_threads, test_images,
 // qat_kd_fq_int8_agreement and qat_kd_fq_int8_max_logit_diff (the QAT+KD run's best epoch), recipe,
 // curves {qat, qat_kd} (lists of DistillEpoch JSON); with has_small also small_int8_acc,
 // small_kd_int8_acc, small_int8_size_bytes, small_student (its ViTConfig) and curves {small, small_kd};
-// with low_bit rows a list low_bit of {name, int8_acc, size_bytes, infer_ms, curve}.
+// with low_bit rows a list low_bit of {name, int8_acc, size_bytes, infer_ms, single_ms, curve}.
 nlohmann::json to_json(const Report& r);
 // The table printed by the tool and shown in report.md (Markdown).
 std::string format_report_table(const Report& r);

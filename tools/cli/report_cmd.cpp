@@ -55,6 +55,8 @@ int run_report(const ReportArgs& a) {
   r.infer_threads = a.threads;
   r.fp32_infer_ms = measure_infer_ms(*teacher.vit, r.infer_batch, cfg.model.chans, cfg.model.img, a.threads);
   r.int8_infer_ms = measure_infer_ms(*kd.vit, r.infer_batch, cfg.model.chans, cfg.model.img, a.threads);
+  r.fp32_single_ms = measure_infer_ms(*teacher.vit, 1, cfg.model.chans, cfg.model.img, a.threads, 21);
+  r.int8_single_ms = measure_infer_ms(*kd.vit, 1, cfg.model.chans, cfg.model.img, a.threads, 21);
   auto meta = [](const std::string& path) { return recipe_of(load_checkpoint(path).metadata, path); };
   Checkpoint tc = load_checkpoint(a.teacher);
   r.recipe = {{"teacher", tc.metadata.count("train") ? nlohmann::json::parse(tc.metadata.at("train"))
@@ -100,6 +102,7 @@ int run_report(const ReportArgs& a) {
     row.int8_acc = evaluate(*m.vit, data.test, m.preprocess, C).accuracy();
     row.size_bytes = static_cast<int64_t>(std::filesystem::file_size(lb.path));
     row.infer_ms = measure_infer_ms(*m.vit, r.infer_batch, cfg.model.chans, cfg.model.img, a.threads);
+    row.single_ms = measure_infer_ms(*m.vit, 1, cfg.model.chans, cfg.model.img, a.threads, 21);
     if (lb.path != a.low_ptq)
       row.curve = read_distill_metrics((std::filesystem::path(lb.path).parent_path() / "metrics.jsonl").string());
     r.recipe[lb.key] = recipe;

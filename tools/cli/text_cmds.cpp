@@ -289,21 +289,33 @@ int run_text_compress(const CLI::App& sub, const std::string& method, const std:
 
 namespace {
 
-// Median of 5 timed runs of one padded batch of `rows` test texts (after a warm-up run).
-double time_batch_ms(nn::Module& model, const EncodedTexts& data, int32_t pad, int64_t rows) {
-  std::vector<int64_t> r;
-  for (int64_t i = 0; i < std::min<int64_t>(rows, data.size()); ++i) r.push_back(i);
+// Median of `reps` timed runs of one padded batch of the test texts `r` (after a warm-up run).
+double time_batch_ms(nn::Module& model, const EncodedTexts& data, int32_t pad, const std::vector<int64_t>& r,
+                     int reps) {
   const tensor_list x = text_batch(data, r, pad);
   NoGradGuard ng;
   model(x);
   std::vector<double> ms;
-  for (int k = 0; k < 5; ++k) {
+  for (int k = 0; k < reps; ++k) {
     const auto t0 = std::chrono::steady_clock::now();
     model(x);
     ms.push_back(std::chrono::duration<double, std::milli>(std::chrono::steady_clock::now() - t0).count());
   }
   std::sort(ms.begin(), ms.end());
-  return ms[2];
+  return ms[ms.size() / 2];
+}
+
+// The timed inputs: the first 32 test texts, and the longest one alone (a single request).
+std::vector<int64_t> first_rows(const EncodedTexts& data, int64_t n) {
+  std::vector<int64_t> r;
+  for (int64_t i = 0; i < std::min<int64_t>(n, data.size()); ++i) r.push_back(i);
+  return r;
+}
+std::vector<int64_t> longest_row(const EncodedTexts& data) {
+  int64_t best = 0;
+  for (int64_t i = 1; i < data.size(); ++i)
+    if (data.ids[i].size() > data.ids[best].size()) best = i;
+  return {best};
 }
 
 // Every line of a metrics.jsonl (those that parse).
@@ -347,19 +359,21 @@ int run_text_report(const std::string& teacher_path, const std::string& ptq, con
   if (!low_bit.qat_dir.empty()) rows.push_back({"QAT", low_bit.qat_dir + "/int8.safetensors"});
   if (!low_bit.qat_kd_dir.empty()) rows.push_back({"QAT+KD", low_bit.qat_kd_dir + "/int8.safetensors"});
   nlohmann::json j = {{"task", "text"}, {"data", d.data}, {"test_texts", data.test.size()}, {"threads", threads},
-                      {"infer_batch", 32}, {"models", nlohmann::json::array()}};
+                      {"infer_batch", 32}, {"single_tokens", test.size() ? test.ids[longest_row(test)[0]].size() : 0},
+                      {"models", nlohmann::json::array()}};
   // Per epoch, the labels' cross-entropy of every QAT run (with KD too: what the student learned of
   // the task, not the loss it minimized) and its integer model's test accuracy.
   std::vector<std::pair<std::string, std::vector<nlohmann::json>>> curves;
   std::string md = "| model | test accuracy | F1 | size | inference (batch 32, " + std::to_string(threads) +
-                   " threads) |\n|---|---|---|---|---|\n";
+                   " threads) | one text |\n|---|---|---|---|---|---|\n";
   for (const Row& r : rows) {
     TextModel m = r.path == teacher_path ? teacher : load_text_model(r.path);
     QUENCH_CHECK(m.int8 == (r.path != teacher_path), "report --task text: ", r.path,
                  r.path == teacher_path ? " is not an FP32 model" : " is not an int8 model");
     QUENCH_CHECK(m.vocab == teacher.vocab, "report --task text: ", r.path, " has another vocabulary than the teacher");
     EvalResult e = evaluate_text(*m.bert, test, m.pad_id(), m.bert->cfg.num_labels);
-    const double ms = time_batch_ms(*m.bert, test, m.pad_id(), 32);
+    const double ms = time_batch_ms(*m.bert, test, m.pad_id(), first_rows(test, 32), 5);
+    const double ms1 = time_batch_ms(*m.bert, test, m.pad_id(), longest_row(test), 21);
     const double mib = static_cast<double>(std::filesystem::file_size(r.path)) / 1048576.0;
     const std::string name = m.int8 ? r.method + " " + precision_label(recipe_of(m.metadata, r.path)) : r.method;
     if (r.method == "QAT" || r.method == "QAT+KD") {
@@ -368,12 +382,14 @@ int run_text_report(const std::string& teacher_path, const std::string& ptq, con
       if (!lines.empty()) curves.emplace_back(name, std::move(lines));
     }
     j["models"].push_back({{"name", name}, {"path", r.path}, {"accuracy", e.accuracy()}, {"f1", e.f1()},
-                           {"size_mib", mib}, {"infer_ms", ms}});
+                           {"size_mib", mib}, {"infer_ms", ms}, {"single_ms", ms1}});
     char buf[256];
-    std::snprintf(buf, sizeof buf, "| %s | %.2f%% | %.4f | %.2f MiB | %.1f ms |\n", name.c_str(), 100 * e.accuracy(),
-                  e.f1(), mib, ms);
+    std::snprintf(buf, sizeof buf, "| %s | %.2f%% | %.4f | %.2f MiB | %.1f ms | %.2f ms |\n", name.c_str(),
+                  100 * e.accuracy(), e.f1(), mib, ms, ms1);
     md += buf;
   }
+  md += "\nInference: one forward of the first 32 test texts, median of 5; one text: the longest test text alone (" +
+        j["single_tokens"].dump() + " tokens), median of 21.\n";
   for (const auto& [key, dir] : {std::pair<std::string, std::string>{"qat_kd", qat_kd_dir}, {"low_bit_qat_kd", low_bit.qat_kd_dir}}) {
     if (dir.empty()) continue;
     nlohmann::json kd = last_line(dir + "/metrics.jsonl");
