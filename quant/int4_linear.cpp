@@ -14,9 +14,7 @@
 namespace quench::quant {
 
 Int4Linear::Int4Linear(int64_t in, int64_t out, bool has_bias, int64_t group, bool tok, int b)
-    : Module("Int4Linear"), in_features(in), out_features(out), group_size(group), per_token(tok), bits(b) {
-  QUENCH_CHECK(in > 0 && out > 0 && in <= 65536, "Int4Linear: in_features must be in [1, 65536] and out_features "
-               "positive, got ", in, " and ", out);
+    : QuantizedLinear("Int4Linear", in, out, 0, 255), group_size(group), per_token(tok), bits(b) {
   QUENCH_CHECK(group == 0 || (group % 8 == 0 && group >= 8 && group <= 65536), "Int4Linear: group_size must be 0 "
                "(per channel) or a multiple of 8 in [8, 65536] (the s4 GEMM's groups), got ", group);
   QUENCH_CHECK(b >= 2 && b <= 4, "Int4Linear: weights of 2..4 bits, got ", b, " (use Int8Linear for 5..8)");
@@ -70,61 +68,63 @@ const kernels::PackedWeightsU8S4& Int4Linear::packed() {
   return packed_;
 }
 
-Tensor Int4Linear::forward(const Tensor& x) {
-  check_dtype(x, kFloat32, "Int4Linear", "input");
-  QUENCH_CHECK(x.dim() >= 1 && x.sizes().back() == in_features, "Int4Linear: input of shape ",
-               shape_str(x.sizes()), " does not match in_features ", in_features);
-  const int64_t K = in_features, N = out_features, M = x.numel() / K;
-  Shape out_shape = x.sizes();
-  out_shape.back() = N;
-  Tensor y = Tensor::empty(out_shape, kFloat32);
-  if (M == 0) return y;
-  Tensor xc = x.detach().contiguous();
-  const float* px = xc.data_ptr<float>();
-  Tensor qa = Tensor::empty({M * K}, kUInt8);
-  uint8_t* pq = qa.data_ptr<uint8_t>();
-  std::vector<float> row_scale(per_token ? M : 0);
-  std::vector<int32_t> row_zp(per_token ? M : 0);
-  const int64_t grain = std::max<int64_t>(1, 16384 / K);
-  if (per_token) {
-    const QuantSpec spec = QuantSpec::uint8_affine_per_token();
-    kernels::parallel_for(M, grain, [&](int64_t b, int64_t e) {
-      for (int64_t m = b; m < e; ++m) {
-        row_qparams(px + m * K, K, spec, &row_scale[m], &row_zp[m]);
-        kernels::fake_quant_row(px + m * K, K, row_scale[m], row_zp[m], 0, 255, nullptr, nullptr, nullptr,
-                                pq + m * K);
-      }
-    });
-  } else {
-    const float s = input_scale.data_ptr<float>()[0];
-    const int32_t z = input_zero_point.data_ptr<int32_t>()[0];
-    kernels::parallel_for(M, grain, [&](int64_t b, int64_t e) {
-      kernels::quantize_row_u8(px + b * K, (e - b) * K, s, z, pq + b * K);
-    });
-  }
+namespace {
+
+// The s4 GEMM's arguments for layer l over M rows of codes, the activation parameters left to the caller.
+kernels::GemmU8S4Args gemm_args(const Int4Linear& l, const kernels::PackedWeightsU8S4& pw, const uint8_t* q,
+                                      int64_t M, float* y, int64_t ldy, const float* residual) {
   kernels::GemmU8S4Args a;
   a.M = M;
-  a.A = pq;
-  a.lda = K;
-  a.W = &packed();
+  a.A = q;
+  a.lda = l.in_features;
+  a.W = &pw;
   a.out = kernels::U8S4Output::f32;
-  a.C = y.data_ptr<float>();
-  a.ldc = N;
-  if (per_token) {
-    a.a_zero_points = row_zp.data();
-    a.a_scales = row_scale.data();
-  } else {
-    a.a_zero_point = input_zero_point.data_ptr<int32_t>()[0];
-    a.a_scale = input_scale.data_ptr<float>()[0];
-  }
-  a.w_scale = weight_scale.data_ptr<float>();
-  a.bias = bias.defined() ? bias.data_ptr<float>() : nullptr;
+  a.C = y;
+  a.ldc = ldy;
+  a.w_scale = l.weight_scale.data_ptr<float>();
+  a.bias = l.bias.defined() ? l.bias.data_ptr<float>() : nullptr;
+  a.residual = residual;
+  a.ldr = ldy;
+  return a;
+}
+
+void run_gemm(const kernels::GemmU8S4Args& a) {
   try {
     kernels::gemm_u8s4(a);
   } catch (const std::exception& e) {
     throw Error(std::string("Int4Linear: ") + e.what());
   }
-  return y;
+}
+
+}  // namespace
+
+void Int4Linear::gemm_f32(const uint8_t* q, int64_t M, float* y, int64_t ldy, const float* residual) const {
+  QUENCH_CHECK(!per_token, "Int4Linear::gemm_f32: per-token activations have no frozen grid (use forward)");
+  kernels::GemmU8S4Args a = gemm_args(*this, packed_, q, M, y, ldy, residual);
+  a.a_zero_point = input_zero_point.data_ptr<int32_t>()[0];
+  a.a_scale = input_scale.data_ptr<float>()[0];
+  run_gemm(a);
+}
+
+// Per token: every row's own scale and zero point, computed here (quant/observer.hpp's row_qparams).
+void Int4Linear::forward_rows(const float* x, int64_t M, float* y, const float* residual) {
+  if (!per_token) return QuantizedLinear::forward_rows(x, M, y, residual);
+  const int64_t K = in_features;
+  Tensor qa = Tensor::empty({M * K}, kUInt8);
+  uint8_t* q = qa.data_ptr<uint8_t>();
+  std::vector<float> row_scale(M);
+  std::vector<int32_t> row_zp(M);
+  const QuantSpec spec = QuantSpec::uint8_affine_per_token();
+  kernels::parallel_for(M, std::max<int64_t>(1, 16384 / K), [&](int64_t b, int64_t e) {
+    for (int64_t m = b; m < e; ++m) {
+      row_qparams(x + m * K, K, spec, &row_scale[m], &row_zp[m]);
+      kernels::fake_quant_row(x + m * K, K, row_scale[m], row_zp[m], 0, 255, nullptr, nullptr, nullptr, q + m * K);
+    }
+  });
+  kernels::GemmU8S4Args a = gemm_args(*this, packed(), q, M, y, out_features, residual);
+  a.a_zero_points = row_zp.data();
+  a.a_scales = row_scale.data();
+  run_gemm(a);
 }
 
 }  // namespace quench::quant

@@ -19,30 +19,29 @@
 //   input_scale   F32 [1], input_zero_point I32 [1]   per-tensor activations only
 // Codes lie in [-qmax, qmax] with qmax = 2^(bits-1) - 1 (bits 2..4, symmetric, zero point 0).
 // Packing for the GEMM: on first use, again whenever the active ISA or the weight bytes change (as
-// Int8Linear).
+// Int8Linear). With per-tensor activations it runs the fused passes as Int8Linear does
+// (quant/quantized_linear.hpp).
 #pragma once
 #include <mutex>
 #include <string>
 #include <vector>
 
 #include "kernels/gemm_u8s4.hpp"
-#include "nn/module.hpp"
+#include "quant/quantized_linear.hpp"
 
 namespace quench::quant {
 
-class Int4Linear : public nn::Module {
+class Int4Linear : public QuantizedLinear {
  public:
   // Zero-filled state of the given shape (filled by convert or load_state_dict). group_size: 0 (per
   // channel) or a multiple of 8; bits in [2, 4].
   Int4Linear(int64_t in_features, int64_t out_features, bool bias, int64_t group_size = 0, bool per_token = false,
              int bits = 4);
   std::string extra_repr() const override;
-  bool row_independent() const override { return true; }
 
-  int64_t in_features, out_features, group_size, groups;
+  int64_t group_size, groups;
   bool per_token;
   int bits;
-  Tensor weight, weight_scale, bias, input_scale, input_zero_point;  // handles to the buffers
 
   // Packs codes W_q [out, in] (int8 values in [-qmax, qmax]) into `weight`, two per byte.
   void set_weight_codes(const int8_t* codes);
@@ -52,9 +51,12 @@ class Int4Linear : public nn::Module {
   // in [0, 255]); throws naming `where` and the bad entry.
   void validate(const std::string& where = "Int4Linear") const;
   const kernels::PackedWeightsU8S4& packed();
+  void prepare() override { packed(); }
+  // Per-tensor activations only (frozen_input_grid()).
+  void gemm_f32(const uint8_t* q, int64_t M, float* y, int64_t ldy, const float* residual = nullptr) const override;
 
  protected:
-  Tensor forward(const Tensor& x) override;
+  void forward_rows(const float* x, int64_t M, float* y, const float* residual) override;
 
  private:
   std::mutex pack_mu_;

@@ -7,7 +7,7 @@
 #include "kernels/parallel.hpp"
 #include "kernels/softmax_rows.hpp"
 #include "quant/grid_product.hpp"
-#include "quant/int8_linear.hpp"
+#include "quant/quantized_linear.hpp"
 #include "quant/qat_matmul_op.hpp"
 #include "quant/scratch.hpp"
 
@@ -136,7 +136,7 @@ Tensor int8_attention(const Tensor& q_in, const Tensor& k_in, const Tensor& v_in
   return out;
 }
 
-Tensor int8_attention_projected(const Tensor& x_in, const std::vector<Int8Linear*>& proj, int64_t heads,
+Tensor int8_attention_projected(const Tensor& x_in, const std::vector<QuantizedLinear*>& proj, int64_t heads,
                                 double scale, const Tensor& mask_in, const FakeQuantize& fq_q,
                                 const FakeQuantize& fq_k, const FakeQuantize& fq_probs, const FakeQuantize& fq_v) {
   const char* op = "int8_attention_projected";
@@ -144,7 +144,7 @@ Tensor int8_attention_projected(const Tensor& x_in, const std::vector<Int8Linear
   QUENCH_CHECK(x_in.dim() == 3, op, ": expected x [B, N, in], got ", shape_str(x_in.sizes()));
   QUENCH_CHECK(!proj.empty() && heads > 0, op, ": needs the projections and a positive head count");
   int64_t width = 0;
-  for (const Int8Linear* p : proj) {
+  for (const QuantizedLinear* p : proj) {
     QUENCH_CHECK(p->in_features == x_in.size(2), op, ": a projection takes ", p->in_features,
                  " features, x has ", shape_str(x_in.sizes()));
     width += p->out_features;
@@ -157,17 +157,17 @@ Tensor int8_attention_projected(const Tensor& x_in, const std::vector<Int8Linear
   check_key_mask(mask_in, B, N, op);
   Tensor codes = Tensor::empty({3, B, H, N, hd}, kUInt8);
   if (codes.numel() == 0) return Tensor::empty({B, N, D}, kFloat32);
-  std::vector<const kernels::PackedWeightsU8S8*> packed;
   std::vector<bool> reuse_input;  // the previous projection's input codes serve this one too
   for (size_t j = 0; j < proj.size(); ++j) {
-    packed.push_back(&proj[j]->packed());  // once per forward: it compares the bytes
+    QUENCH_CHECK(proj[j]->frozen_input_grid(), op, ": projection ", j, " has no frozen input grid");
+    proj[j]->prepare();  // once per forward: it compares the bytes
     reuse_input.push_back(j > 0 && proj[j]->same_input_grid(*proj[j - 1]));
   }
   const Grids g(fq_q, fq_k, fq_probs, fq_v);
   const Tensor x = x_in.contiguous();
   const float* px = x.data_ptr<float>();
   uint8_t* pc = codes.data_ptr<uint8_t>();
-  // Each projection's rows as Int8Linear's forward computes them, a block of rows at a time: the
+  // Each projection's rows as its forward computes them, a block of rows at a time: the
   // [rows, 3D] outputs stay in L2 and become codes there (the composed path's bits, never in memory).
   const int64_t rows_per = fused_row_block(M);
   kernels::parallel_for((M + rows_per - 1) / rows_per, 1, [&](int64_t b0, int64_t b1) {
@@ -180,7 +180,7 @@ Tensor int8_attention_projected(const Tensor& x_in, const std::vector<Int8Linear
       int64_t col = 0;
       for (size_t j = 0; j < proj.size(); ++j) {
         if (!reuse_input[j]) proj[j]->quantize_input(px + m0 * K, r, K, qx);
-        proj[j]->gemm_f32(*packed[j], qx, r, y + col, 3 * D);
+        proj[j]->gemm_f32(qx, r, y + col, 3 * D);
         col += proj[j]->out_features;
       }
       for (int64_t i = 0; i < r; ++i) {

@@ -9,7 +9,7 @@
 // qat_matmul), so the bits are those of the composed QAT attention with its observers still and no
 // dropout in training on the probabilities (tests/test_qat_matmul.cpp).
 // int8_attention_projected starts one step earlier, from the hidden states, when q, k and v come from
-// Int8Linear projections (a converted model): each projection's output rows, computed as its forward
+// integer projections (QuantizedLinear with frozen input grids: a converted model, 8-bit or low-bit): each projection's output rows, computed as its forward
 // computes them, become codes a block of rows at a time while in cache, so the fp32 q, k, v are never
 // written; the same bits again.
 #pragma once
@@ -43,12 +43,12 @@ Tensor int8_attention(const Tensor& q, const Tensor& k, const Tensor& v, double 
                       const FakeQuantize& fq_q, const FakeQuantize& fq_k, const FakeQuantize& fq_probs,
                       const FakeQuantize& fq_v);
 
-class Int8Linear;
+class QuantizedLinear;
 
-// x [B, N, in] f32 through `projections` (Int8Linear, their outputs side by side = [q | k | v], each
+// x [B, N, in] f32 through `projections` (QuantizedLinear, their outputs side by side = [q | k | v], each
 // H * hd wide: BERT's query, key, value or a ViT's one qkv) -> the context of int8_attention on
 // their outputs split into `heads` heads, [B, N, H * hd].
-Tensor int8_attention_projected(const Tensor& x, const std::vector<Int8Linear*>& projections, int64_t heads,
+Tensor int8_attention_projected(const Tensor& x, const std::vector<QuantizedLinear*>& projections, int64_t heads,
                                 double scale, const Tensor& key_padding_mask, const FakeQuantize& fq_q,
                                 const FakeQuantize& fq_k, const FakeQuantize& fq_probs, const FakeQuantize& fq_v);
 

@@ -3,7 +3,7 @@
 #include "engine/autograd.hpp"
 #include "nn/layers/activation.hpp"
 #include "nn/layers/bert.hpp"
-#include "quant/int8_linear.hpp"
+#include "quant/quantized_linear.hpp"
 #include "quant/int8_mlp.hpp"
 
 namespace quench::quant {
@@ -20,13 +20,13 @@ std::shared_ptr<Int8Mlp> ffn_of(const nn::Module& layer) {
 }
 
 // attention.output (BertSelfOutput: LayerNorm(dropout(dense(ctx)) + h)) as one GEMM with the residual
-// in its epilogue, when it is an Int8Linear behind an inactive dropout and nothing hooks the modules.
+// in its epilogue, when it is a QuantizedLinear behind an inactive dropout and nothing hooks the modules.
 bool attention_output_fused(const nn::Module& attention) {
   const nn::ModulePtr out = attention.child("output");
   const nn::ModulePtr dense = out->child("dense"), drop = out->child("dropout"), ln = out->child("LayerNorm");
   return attention.num_forward_hooks() == 0 && out->num_forward_hooks() == 0 && drop->num_forward_hooks() == 0 &&
          ln->num_forward_hooks() == 0 && dense->num_forward_hooks() == 0 && !drop->is_training() &&
-         dynamic_cast<Int8Linear*>(dense.get()) != nullptr;
+         dynamic_cast<QuantizedLinear*>(dense.get()) != nullptr;
 }
 
 }  // namespace
@@ -55,7 +55,7 @@ Tensor Int8BertLayer::forward_multi(const tensor_list& inputs) {
   if (!grad && !is_training() && attention_output_fused(*attention)) {
     const nn::ModulePtr out = attention->child("output");
     Tensor ctx = (*attention->child("self"))(inputs);
-    a = (*out->child("LayerNorm"))(static_cast<Int8Linear&>(*out->child("dense")).forward_plus(ctx, inputs[0]));
+    a = (*out->child("LayerNorm"))(static_cast<QuantizedLinear&>(*out->child("dense")).forward_plus(ctx, inputs[0]));
   } else {
     a = (*attention)(inputs);
   }

@@ -1,6 +1,6 @@
 // Int8BertLayer: the converted BERT layer (nn::BertLayer) whose attention output (dense + residual in
 // one GEMM epilogue, then LayerNorm) and feed-forward half run fused; the feed-forward half is one
-// pass: intermediate.dense, GELU and output.dense (all Int8Linear / exact GELU) through Int8Mlp's row
+// pass: intermediate.dense, GELU and output.dense (QuantizedLinear / exact GELU) through Int8Mlp's row
 // blocks with the residual added in output.dense's epilogue, so the [B, N, intermediate] activations
 // are never written to memory:
 //   {h [B, N, H](, key_padding_mask)} -> a = attention(h) -> output.LayerNorm(a + output.dense(gelu(intermediate.dense(a))))
@@ -28,7 +28,7 @@ class Int8BertLayer : public nn::Module {
   Tensor forward_multi(const tensor_list& inputs) override;
 };
 
-// Replaces every nn::BertLayer of `model` whose feed-forward Linears are Int8Linear by an
+// Replaces every nn::BertLayer of `model` whose feed-forward Linears are QuantizedLinear by an
 // Int8BertLayer (quant::convert and quant::load_int8 call it). Returns their dotted names.
 std::vector<std::string> fuse_int8_bert_layers(nn::Module& model);
 

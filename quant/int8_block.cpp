@@ -11,7 +11,7 @@
 #include "nn/layers/attention.hpp"
 #include "nn/layers/block.hpp"
 #include "nn/layers/layer_norm.hpp"
-#include "quant/int8_linear.hpp"
+#include "quant/quantized_linear.hpp"
 #include "quant/int8_mlp.hpp"
 #include "quant/scratch.hpp"
 
@@ -32,7 +32,7 @@ void add_rows(const float* a, const float* b, int64_t n, float* y) {
 
 // q = lin's input quantization of norm(x) for rows [0, m) of D floats: a few rows at a time through
 // an L1-sized buffer, so the normalized rows are never written out as a whole.
-void norm_quantized(const nn::LayerNorm& norm, const Int8Linear& lin, const float* x, int64_t m, int64_t D,
+void norm_quantized(const nn::LayerNorm& norm, const QuantizedLinear& lin, const float* x, int64_t m, int64_t D,
                     uint8_t* q) {
   constexpr int64_t kRows = 8;
   thread_local std::vector<float> buf;
@@ -63,12 +63,12 @@ bool Int8Block::fused() {
   auto* attn = dynamic_cast<nn::Attention*>(child("attn").get());
   auto* mlp = dynamic_cast<Int8Mlp*>(child("mlp").get());
   if (!ln1 || !ln2 || !attn || !mlp || !mlp->fused()) return false;
-  auto* qkv = dynamic_cast<Int8Linear*>(attn->child("qkv").get());
-  auto* proj = dynamic_cast<Int8Linear*>(attn->child("proj").get());
-  auto* fc1 = dynamic_cast<Int8Linear*>(mlp->child("fc1").get());
-  auto* fc2 = dynamic_cast<Int8Linear*>(mlp->child("fc2").get());
+  auto* qkv = dynamic_cast<QuantizedLinear*>(attn->child("qkv").get());
+  auto* proj = dynamic_cast<QuantizedLinear*>(attn->child("proj").get());
+  auto* fc1 = dynamic_cast<QuantizedLinear*>(mlp->child("fc1").get());
+  auto* fc2 = dynamic_cast<QuantizedLinear*>(mlp->child("fc2").get());
   const int64_t D = attn->dim;
-  if (!qkv || !proj || qkv->in_features != D || qkv->out_features != 3 * D || proj->in_features != D ||
+  if (!qkv || !proj || !qkv->frozen_input_grid() || !proj->frozen_input_grid() || qkv->in_features != D || qkv->out_features != 3 * D || proj->in_features != D ||
       proj->out_features != D || fc1->in_features != D || fc2->out_features != D ||
       ln1->normalized_shape != Shape{D} || ln2->normalized_shape != Shape{D})
     return false;
@@ -114,8 +114,8 @@ Tensor Int8Block::fused_rows(const tensor_list& inputs, int64_t tokens) {
   auto& ln1 = static_cast<nn::LayerNorm&>(*child("norm1"));
   auto& ln2 = static_cast<nn::LayerNorm&>(*child("norm2"));
   auto& attn = static_cast<nn::Attention&>(*child("attn"));
-  auto& qkv = static_cast<Int8Linear&>(*attn.child("qkv"));
-  auto& proj = static_cast<Int8Linear&>(*attn.child("proj"));
+  auto& qkv = static_cast<QuantizedLinear&>(*attn.child("qkv"));
+  auto& proj = static_cast<QuantizedLinear&>(*attn.child("proj"));
   const int64_t B = x_in.size(0), N = x_in.size(1), D = attn.dim, T = tokens < 0 ? N : tokens;
   if (x_in.size(2) != D || T > N) return Tensor();  // the composition reports the shape error
   // Fewer images than threads: the fused path would leave threads idle, while the composition splits
@@ -123,8 +123,8 @@ Tensor Int8Block::fused_rows(const tensor_list& inputs, int64_t tokens) {
   const int64_t nt = get_num_threads();
   if (B < nt) return Tensor();
   const Int8Mlp::Plan mlp = static_cast<Int8Mlp&>(*child("mlp")).plan();
-  const kernels::PackedWeightsU8S8& wqkv = qkv.packed();
-  const kernels::PackedWeightsU8S8& wproj = proj.packed();
+  qkv.prepare();
+  proj.prepare();
   Tensor x = x_in.detach().contiguous();
   Tensor y = Tensor::empty({B, T, D}, kFloat32);
   if (B == 0 || T == 0) return y;
@@ -148,14 +148,14 @@ Tensor Int8Block::fused_rows(const tensor_list& inputs, int64_t tokens) {
       // x1 = x + proj(attention(qkv(norm1(x)))) on the first T rows of each image, written into y
       norm_quantized(ln1, qkv, px, rows, D, q);
       Tensor t = Tensor::empty({nb, N, 3 * D}, kFloat32);
-      qkv.gemm_f32(wqkv, q, rows, t.data_ptr<float>(), 3 * D);
+      qkv.gemm_f32(q, rows, t.data_ptr<float>(), 3 * D);
       Tensor a = attention(t, attn.heads, attn.scale, Tensor(), T);
       proj.quantize_input(a.data_ptr<float>(), trows, D, q);
       if (T == N) {  // the residual add in the GEMM's epilogue; a prefix's x rows are not evenly spaced
-        proj.gemm_f32(wproj, q, trows, py, D, px);
+        proj.gemm_f32(q, trows, py, D, px);
       } else {
         float* p = scratch(p_buf, trows * D);
-        proj.gemm_f32(wproj, q, trows, p, D);
+        proj.gemm_f32(q, trows, p, D);
         for (int64_t j = 0; j < nb; ++j) add_rows(px + j * N * D, p + j * T * D, T * D, py + j * T * D);
       }
       // y = x1 + mlp(norm2(x1)), the add in fc2's epilogue

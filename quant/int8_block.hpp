@@ -1,9 +1,9 @@
-// Int8Block: the converted pre-norm transformer block (nn::Block with Int8Linear qkv / proj and an
+// Int8Block: the converted pre-norm transformer block (nn::Block with QuantizedLinear qkv / proj and an
 // Int8Mlp) run image block by image block, so every intermediate of the block (normalized rows, qkv,
 // attention output, the MLP's hidden layer) stays in L2 instead of going to memory:
 //   x f32 [B, N, D] -> y f32 [B, N, D]; per group of images (rows = images * N):
 //     h   = layer_norm(x, norm1), quantized for qkv       (the engine op's row loop, 8 rows at a time)
-//     qkv = attn.qkv(h)                                   (Int8Linear halves)
+//     qkv = attn.qkv(h)                                   (QuantizedLinear halves)
 //     a   = attention(qkv)                                (the engine op nn::Attention runs)
 //     x1  = x + attn.proj(a)
 //     y   = x1 + mlp(layer_norm(x1, norm2))               (Int8Mlp::rows_quantized)
@@ -44,7 +44,7 @@ class Int8Block : public nn::Module, public nn::PrefixForward {
   Tensor fused_rows(const tensor_list& inputs, int64_t tokens);
 };
 
-// Replaces every nn::Block of `model` whose attn is an nn::Attention with Int8Linear qkv / proj and
+// Replaces every nn::Block of `model` whose attn is an nn::Attention with QuantizedLinear qkv / proj and
 // whose mlp is a fused Int8Mlp (run fuse_int8_mlps first) by an Int8Block. Returns their names.
 std::vector<std::string> fuse_int8_blocks(nn::Module& model);
 

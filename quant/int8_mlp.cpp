@@ -7,7 +7,7 @@
 #include "kernels/parallel.hpp"
 #include "nn/layers/activation.hpp"
 #include "nn/layers/mlp.hpp"
-#include "quant/int8_linear.hpp"
+#include "quant/quantized_linear.hpp"
 #include "quant/scratch.hpp"
 
 namespace quench::quant {
@@ -26,20 +26,22 @@ bool Int8Mlp::row_independent() const {
 }
 
 bool Int8Mlp::fused() const {
-  auto fc1 = std::dynamic_pointer_cast<Int8Linear>(child("fc1"));
-  auto fc2 = std::dynamic_pointer_cast<Int8Linear>(child("fc2"));
+  auto fc1 = std::dynamic_pointer_cast<QuantizedLinear>(child("fc1"));
+  auto fc2 = std::dynamic_pointer_cast<QuantizedLinear>(child("fc2"));
   auto act = std::dynamic_pointer_cast<nn::GELU>(child("act"));
   return fc1 && fc2 && act && act->approximate == "none" && fc1->out_features == fc2->in_features &&
+         fc1->frozen_input_grid() && fc2->frozen_input_grid() &&
          fc1->num_forward_hooks() == 0 && act->num_forward_hooks() == 0 && fc2->num_forward_hooks() == 0;
 }
 
 Int8Mlp::Plan Int8Mlp::plan() {
-  QUENCH_CHECK(fused(), "Int8Mlp: the fused path needs Int8Linear fc1 / fc2, an exact GELU and no hooks");
+  QUENCH_CHECK(fused(), "Int8Mlp: the fused path needs integer fc1 / fc2 with frozen input grids, an exact GELU "
+               "and no hooks");
   Plan p;
-  p.fc1 = static_cast<Int8Linear*>(child("fc1").get());
-  p.fc2 = static_cast<Int8Linear*>(child("fc2").get());
-  p.w1 = &p.fc1->packed();
-  p.w2 = &p.fc2->packed();
+  p.fc1 = static_cast<QuantizedLinear*>(child("fc1").get());
+  p.fc2 = static_cast<QuantizedLinear*>(child("fc2").get());
+  p.fc1->prepare();
+  p.fc2->prepare();
   return p;
 }
 
@@ -61,17 +63,17 @@ void Int8Mlp::rows_quantized(const Plan& p, const uint8_t* qx, int64_t m, float*
     uint8_t* qh = scratch(qh_buf, r * H);
     float* h = scratch(h_buf, r * H);
     float* g = scratch(g_buf, H);
-    p.fc1->gemm_f32(*p.w1, qx + m0 * K, r, h, H);
+    p.fc1->gemm_f32(qx + m0 * K, r, h, H);
     for (int64_t i = 0; i < r; ++i) {  // one row of GELU at a time, quantized while in L1
       kernels::gelu_rows(h + i * H, H, g);  // nn::GELU("none")'s bits
       p.fc2->quantize_input(g, 1, H, qh + i * H);
     }
-    p.fc2->gemm_f32(*p.w2, qh, r, y + m0 * N, N, residual ? residual + m0 * N : nullptr);
+    p.fc2->gemm_f32(qh, r, y + m0 * N, N, residual ? residual + m0 * N : nullptr);
   }
 }
 
 Tensor Int8Mlp::forward(const Tensor& x) {
-  auto fc1 = std::dynamic_pointer_cast<Int8Linear>(child("fc1"));
+  auto fc1 = std::dynamic_pointer_cast<QuantizedLinear>(child("fc1"));
   if (!fused() || x.dtype() != kFloat32 || x.dim() < 1 || x.sizes().back() != fc1->in_features)
     return (*child("fc2"))((*child("act"))((*child("fc1"))(x)));  // nn::Mlp's composition
   return fused_forward(x, Tensor());

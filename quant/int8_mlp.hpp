@@ -1,12 +1,13 @@
-// Int8Mlp: the converted transformer MLP, fc2(GELU(fc1(x))) with fc1 / fc2 Int8Linear, run as one
-// fused pass over blocks of rows so that no fp32 [M, hidden] tensor is ever written or re-read:
+// Int8Mlp: the converted transformer MLP, fc2(GELU(fc1(x))) with fc1 / fc2 QuantizedLinear (Int8Linear,
+// or Int4Linear with per-tensor activations; the two may differ), run as one fused pass over blocks of
+// rows so that no fp32 [M, hidden] tensor is ever written or re-read:
 //   x f32 [..., dim] -> y f32 [..., out]
 //   per block of rows: q_x = fc1.quantize_input(x)          u8 [rows, dim]
 //                      h   = fc1.gemm_f32(q_x)              f32 [rows, hidden], in L2
 //                      q_h = fc2.quantize_input(gelu(h))    u8 [rows, hidden] (GELU a row at a time, in L1)
 //                      y   = fc2.gemm_f32(q_h)
-// Each step is the same arithmetic as the unfused modules (Int8Linear, nn::GELU's exact erf GELU through
-// kernels::gelu_rows, Int8Linear), row by row, so the result is bit-identical to
+// Each step is the same arithmetic as the unfused modules (fc1, nn::GELU's exact erf GELU through
+// kernels::gelu_rows, fc2), row by row, so the result is bit-identical to
 // fc2(act(fc1(x))) for any block size and thread count (tests/test_int8_fused.cpp).
 //
 // Children fc1, act, fc2 are the nn::Mlp's own (shared), so the state dict, int8 checkpoints and
@@ -17,12 +18,11 @@
 #include <string>
 #include <vector>
 
-#include "kernels/gemm_u8s8.hpp"
 #include "nn/module.hpp"
 
 namespace quench::quant {
 
-class Int8Linear;
+class QuantizedLinear;
 
 class Int8Mlp : public nn::Module {
  public:
@@ -34,13 +34,12 @@ class Int8Mlp : public nn::Module {
   bool row_independent() const override;
 
   // The fused pass for callers that cut the rows themselves (Int8Block): plan() once per forward
-  // (packs the weights when needed; requires fused()), then rows() on any block of rows, serially
+  // (prepares the weights; requires fused()), then rows() on any block of rows, serially
   // from inside a parallel_for.  x f32 [m, in] -> y f32 [m, out] (both contiguous rows); with a
   // residual r [m, out] (contiguous, may be y itself) y = r + mlp(x), added in fc2's epilogue.
   // rows_quantized() takes x already through fc1.quantize_input (u8 [m, in]).
   struct Plan {
-    Int8Linear *fc1, *fc2;
-    const kernels::PackedWeightsU8S8 *w1, *w2;
+    QuantizedLinear *fc1, *fc2;
   };
   Plan plan();
   static void rows(const Plan& p, const float* x, int64_t m, float* y, const float* residual = nullptr);
@@ -53,7 +52,8 @@ class Int8Mlp : public nn::Module {
   Tensor forward(const Tensor& x) override;
 };
 
-// Replaces every nn::Mlp of `model` whose fc1 and fc2 are Int8Linear and whose act is an exact GELU
+// Replaces every nn::Mlp of `model` whose fc1 and fc2 are QuantizedLinear with frozen input grids
+// and whose act is an exact GELU
 // by an Int8Mlp (quant::convert and quant::load_int8 call it). Returns their dotted names.
 std::vector<std::string> fuse_int8_mlps(nn::Module& model);
 

@@ -4,7 +4,7 @@
 #include "engine/ops.hpp"
 #include "nn/layers/activation.hpp"
 #include "quant/int8_attention.hpp"
-#include "quant/int8_linear.hpp"
+#include "quant/quantized_linear.hpp"
 #include "quant/qat_matmul_op.hpp"
 
 namespace quench::quant {
@@ -114,10 +114,10 @@ Tensor qat_attention_fused(nn::Module& m, const Tensor& q, const Tensor& k, cons
 Tensor qat_attention_fused_projected(nn::Module& m, const Tensor& x, const std::vector<const char*>& projections,
                                      int64_t heads, int64_t head_dim, double scale, const Tensor& mask,
                                      nn::Module* dropout, const char* op) {
-  std::vector<Int8Linear*> proj;
+  std::vector<QuantizedLinear*> proj;
   for (const char* n : projections) {
-    auto* p = dynamic_cast<Int8Linear*>(m.child(n).get());
-    if (!p || p->num_forward_hooks() > 0) return Tensor();
+    auto* p = dynamic_cast<QuantizedLinear*>(m.child(n).get());
+    if (!p || !p->frozen_input_grid() || p->num_forward_hooks() > 0) return Tensor();
     proj.push_back(p);
   }
   const Quantizers f(m);

@@ -1,8 +1,8 @@
 // QATAttention: nn::Attention whose two matmuls see fake-quantized inputs (q @ k^T and probs @ v),
 // per tensor with the activation spec of its QConfig; softmax stays FP32.
 //   x [B, N, D] (+ optional key-padding mask [B, N]) -> [B, N, D], exactly nn::Attention otherwise.
-// Children: qkv, proj (whatever they are: Linear, QATLinear or Int8Linear; prepare_qat swaps them
-// separately) and q_fake_quant, k_fake_quant, probs_fake_quant, v_fake_quant (FakeQuantize).
+// Children: qkv, proj (whatever they are: Linear, QATLinear, Int8Linear or Int4Linear; prepare_qat
+// swaps them separately) and q_fake_quant, k_fake_quant, probs_fake_quant, v_fake_quant (FakeQuantize).
 // Both products run on the integer codes (quant/qat_matmul_op.hpp: exact int32 sums through the int8
 // GEMM, one scale), the scores' scale and key mask in attention_softmax; in training as in eval, so
 // after convert (the module stays, observers frozen) the int8 model computes the same bits as the
@@ -52,10 +52,11 @@ Tensor qat_attention_apply(nn::Module& m, const Tensor& probs, const Tensor& v, 
 Tensor qat_attention_fused(nn::Module& m, const Tensor& q, const Tensor& k, const Tensor& v, double scale,
                            const Tensor& key_padding_mask, nn::Module* dropout, const char* op);
 
-// The same from the attention's input when its projections are Int8Linear (a converted model; the
+// The same from the attention's input when its projections are QuantizedLinear with frozen input
+// grids (a converted model, Int8Linear or per-tensor Int4Linear; the
 // children named by `projections`, outputs side by side = [q | k | v]): x [B, N, in] -> context
 // [B, N, heads * head_dim] through int8_attention_projected, or undefined when the path does not
-// apply (a projection of another type or with a hook, and the conditions above).
+// apply (a projection of another type, per-token or with a hook, and the conditions above).
 Tensor qat_attention_fused_projected(nn::Module& m, const Tensor& x, const std::vector<const char*>& projections,
                                      int64_t heads, int64_t head_dim, double scale, const Tensor& key_padding_mask,
                                      nn::Module* dropout, const char* op);

@@ -6,6 +6,7 @@
 #include "kernels/isa.hpp"
 #include "nn/nn.hpp"
 #include "quant/convert.hpp"
+#include "quant/int4_linear.hpp"
 #include "quant/int8_block.hpp"
 #include "quant/int8_linear.hpp"
 #include "quant/int8_mlp.hpp"
@@ -35,11 +36,12 @@ struct Trio {
   ConvertSummary fused_summary;
 };
 
-Trio make_trio(int64_t dim, int64_t hidden, const std::string& approximate = "none") {
+Trio make_trio(int64_t dim, int64_t hidden, const std::string& approximate = "none",
+               const QuantizationAwareTrainingConfig& cfg = {}) {
   Trio t{make_mlp(dim, hidden, approximate, 5), make_mlp(dim, hidden, approximate, 6),
          make_mlp(dim, hidden, approximate, 7), {}};
   Generator gen(8);
-  for (auto* m : {&t.qat, &t.fused, &t.unfused}) prepare_qat(**m);
+  for (auto* m : {&t.qat, &t.fused, &t.unfused}) prepare_qat(**m, cfg);
   {
     NoGradGuard ng;
     for (int i = 0; i < 3; ++i) (*t.qat)(randn({16, dim}, gen) * 1.2);
@@ -168,9 +170,9 @@ struct VitTrio {
   ConvertSummary summary;
 };
 
-VitTrio make_vit_trio(const nn::ViTConfig& c) {
+VitTrio make_vit_trio(const nn::ViTConfig& c, const QuantizationAwareTrainingConfig& cfg = {}) {
   VitTrio t{scaled_vit(c, 1), scaled_vit(c, 2), scaled_vit(c, 3), {}};
-  for (auto* m : {&t.qat, &t.fused, &t.unfused}) prepare_qat(**m);
+  for (auto* m : {&t.qat, &t.fused, &t.unfused}) prepare_qat(**m, cfg);
   Generator gen(4);
   {
     NoGradGuard ng;
@@ -280,4 +282,66 @@ TEST_CASE("int8 fused block: masks, hooks, gradients and QATAttention take the c
   CHECK(s.int8_blocks.empty());
   CHECK(s.int8_mlps.size() == 2);
   CHECK(v->get_submodule("blocks.0")->type_name() == "Block");
+}
+
+namespace {
+
+QuantizationAwareTrainingConfig low_bit(int bits, int64_t group_size, bool per_token = false) {
+  QuantizationAwareTrainingConfig cfg;
+  cfg.default_qconfig = QConfig::low_bit(bits, group_size, per_token);
+  return cfg;
+}
+
+}  // namespace
+
+TEST_CASE("low-bit fused MLP and block: Int4Linear layers take the fused passes, bit-identical to unfused, every ISA, 1 and 2 threads") {
+  // Per channel the unfused Int4Linear is the fake-quant model's bits too; per group of K it matches
+  // it to float rounding only (quant/int4_linear.hpp), so there the reference is the unfused model.
+  for (auto spec : {std::pair<int, int64_t>{4, 0}, {3, 16}}) {
+    const int bits = spec.first;
+    const int64_t group = spec.second;
+    CAPTURE(bits);
+    CAPTURE(group);
+    Trio t = make_trio(40, 72, "none", low_bit(bits, group));
+    CHECK(t.fused_summary.int8_mlps == std::vector<std::string>{"0"});
+    CHECK(t.fused->get_submodule("0.fc1")->type_name() == "Int4Linear");
+    VitTrio v = make_vit_trio(tiny_cfg(), low_bit(bits, group));
+    CHECK(v.summary.int8_blocks == std::vector<std::string>{"blocks.0", "blocks.1"});
+    CHECK(v.fused->get_submodule("blocks.0.attn.qkv")->type_name() == "Int4Linear");
+    Generator gen(11);
+    const kernels::Isa prev = kernels::active_isa();
+    for (int i = 0; i <= static_cast<int>(kernels::cpu_isa()); ++i) {
+      const kernels::Isa isa = kernels::set_isa(static_cast<kernels::Isa>(i));
+      CAPTURE(kernels::isa_name(isa));
+      for (int64_t M : {5, 300}) {
+        Tensor x = randn({M, 40}, gen) * 1.3;
+        testing::check_thread_invariant([&] { return testing::TL{(*t.fused)(x)}; });
+        Tensor y = (*t.fused)(x);
+        CHECK(testing::bit_equal(y, (*t.unfused)(x)));
+        if (group == 0) CHECK(testing::bit_equal(y, (*t.qat)(x)));
+      }
+      for (int64_t B : {3, 70}) {
+        Tensor x = randn({B, 1, 12, 12}, gen);
+        testing::check_thread_invariant([&] { return testing::TL{(*v.fused)(x)}; });
+        Tensor y = (*v.fused)(x);
+        CHECK(testing::bit_equal(y, (*v.unfused)(x)));
+        if (group == 0) CHECK(testing::bit_equal(y, (*v.qat)(x)));
+      }
+    }
+    kernels::set_isa(prev);
+  }
+}
+
+TEST_CASE("low-bit fused MLP: per-token activations have no frozen grid and stay composed") {
+  Trio t = make_trio(24, 40, "none", low_bit(4, 8, true));
+  CHECK(t.fused_summary.int8_mlps.empty());
+  auto& fc1 = static_cast<Int4Linear&>(*t.fused->get_submodule("0.fc1"));
+  CHECK_FALSE(fc1.frozen_input_grid());
+  Generator gen(12);
+  Tensor x = randn({6, 24}, gen), r = randn({6, 40}, gen);
+  NoGradGuard ng;
+  CHECK(testing::bit_equal(fc1.forward_plus(x, r), fc1(x) + r));  // the residual in the epilogue
+  std::vector<uint8_t> q(6 * 24);
+  CHECK_THROWS_WITH_AS(fc1.quantize_input(x.data_ptr<float>(), 6, 24, q.data()),
+                       doctest::Contains("Int4Linear: quantize_input needs a frozen input grid"), Error);
 }

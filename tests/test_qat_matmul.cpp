@@ -282,9 +282,13 @@ TEST_CASE("int8_attention: the fused inference of a QAT BERT attention has the c
 }
 
 TEST_CASE("int8_attention_projected: a converted attention turns its projections' rows into codes in cache, same bits") {
-  // BERT's three projections (padded batch, N past 16 and odd) and a ViT's one qkv (N below the head size).
-  for (const bool bert : {true, false}) {
+  // BERT's three projections (padded batch, N past 16 and odd) and a ViT's one qkv (N below the head
+  // size); 8-bit projections (Int8Linear) and 4-bit ones per channel (Int4Linear: the same bits as QAT).
+  for (const auto& variant : {std::pair{true, 8}, {false, 8}, {true, 4}, {false, 4}}) {
+    const bool bert = variant.first;
+    const int wbits = variant.second;
     CAPTURE(bert);
+    CAPTURE(wbits);
     Generator gen(11);
     auto root = std::make_shared<nn::Module>("Root");
     const int64_t hidden = 32, heads = 4, B = 3, N = bert ? 37 : 5;
@@ -298,6 +302,7 @@ TEST_CASE("int8_attention_projected: a converted attention turns its projections
     }
     QuantizationAwareTrainingConfig qcfg;
     qcfg.quantize_attention_matmuls = true;
+    if (wbits == 4) qcfg.default_qconfig = QConfig::low_bit(4);
     prepare_qat(*root, qcfg);
     nn::Module& att = *root->child("attn");
     const std::vector<const char*> proj = bert ? std::vector<const char*>{"query", "key", "value"}
@@ -316,7 +321,7 @@ TEST_CASE("int8_attention_projected: a converted attention turns its projections
     NoGradGuard ng;
     const Tensor qat = att(in);  // QATLinear projections: the fused path from fp32 q, k, v
     convert(*root);
-    for (const char* n : proj) REQUIRE(dynamic_cast<Int8Linear*>(att.child(n).get()) != nullptr);
+    for (const char* n : proj) REQUIRE(att.child(n)->type_name() == (wbits == 8 ? "Int8Linear" : "Int4Linear"));
     const int64_t hd = hidden / heads;
     const double scale = 1.0 / std::sqrt(static_cast<double>(hd));
     const kernels::Isa prev = kernels::active_isa();
@@ -336,8 +341,8 @@ TEST_CASE("int8_attention_projected: a converted attention turns its projections
     }
     kernels::set_isa(prev);
     testing::check_thread_invariant([&] { return testing::TL{att(in)}; });
-    std::vector<Int8Linear*> lin;
-    for (const char* n : proj) lin.push_back(static_cast<Int8Linear*>(att.child(n).get()));
+    std::vector<QuantizedLinear*> lin;
+    for (const char* n : proj) lin.push_back(static_cast<QuantizedLinear*>(att.child(n).get()));
     auto& fq = static_cast<FakeQuantize&>(*att.child("q_fake_quant"));
     CHECK_THROWS_WITH(int8_attention_projected(h.narrow(2, 0, 16).contiguous(), lin, heads, scale, Tensor(), fq, fq,
                                                fq, fq),
