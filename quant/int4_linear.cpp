@@ -72,7 +72,7 @@ namespace {
 
 // The s4 GEMM's arguments for layer l over M rows of codes, the activation parameters left to the caller.
 kernels::GemmU8S4Args gemm_args(const Int4Linear& l, const kernels::PackedWeightsU8S4& pw, const uint8_t* q,
-                                      int64_t M, float* y, int64_t ldy, const float* residual) {
+                                int64_t M, float* y, int64_t ldy, const float* residual) {
   kernels::GemmU8S4Args a;
   a.M = M;
   a.A = q;
