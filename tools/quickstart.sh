@@ -4,7 +4,7 @@
 # and print the report.
 #   ./tools/quickstart.sh          short recipe (a small ViT, a subset; < 20 minutes on 2 cores)
 #   ./tools/quickstart.sh --full   full recipe (the reference ViT on all 60k images, plus a smaller
-#                                  int8 student trained without and with the teacher; about 40 minutes on 2 Zen 5 cores)
+#                                  int8 student trained without and with the teacher; about 45 minutes on 2 Zen 5 cores)
 #   ./tools/quickstart.sh --text   the same workflow on text: a BERT-small teacher trained from scratch on the
 #                                  SpamAssassin corpus (ham / spam), PTQ, QAT and QAT + INC's BERT distillation
 #                                  recipe to int8 and to W4A8 (4-bit weights), evaluated and reported
