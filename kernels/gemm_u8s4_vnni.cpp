@@ -36,7 +36,7 @@ inline __mmask16 column_mask(int ncols, int j) {
   return static_cast<__mmask16>((1u << left) - 1u);
 }
 
-// The tile's float epilogue after the last group: + bias, residual +, masked store.
+// The tile's float epilogue after the last group: + bias, residual +, store (masked past N).
 template <int MR, int NJ>
 inline void store_f32(const Job& job, const Tile& t, __m512 (&y)[MR][NJ]) {
   const bool full = t.ncols == 16 * NJ;  // plain stores: masked ones are slower on AMD cores

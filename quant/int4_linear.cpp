@@ -6,7 +6,6 @@
 #include "engine/autograd.hpp"
 #include "engine/ops/creation.hpp"
 #include "kernels/fake_quant_rows.hpp"
-#include "kernels/gemm_u8s8.hpp"
 #include "kernels/parallel.hpp"
 #include "quant/weight_codes.hpp"
 #include "quant/observer.hpp"

@@ -9,9 +9,9 @@
 // qat_matmul), so the bits are those of the composed QAT attention with its observers still and no
 // dropout in training on the probabilities (tests/test_qat_matmul.cpp).
 // int8_attention_projected starts one step earlier, from the hidden states, when q, k and v come from
-// integer projections (QuantizedLinear with frozen input grids: a converted model, 8-bit or low-bit): each projection's output rows, computed as its forward
-// computes them, become codes a block of rows at a time while in cache, so the fp32 q, k, v are never
-// written; the same bits again.
+// integer projections (QuantizedLinear with frozen input grids: a converted model, 8-bit or
+// low-bit): each projection's output rows, computed as its forward computes them, become codes a
+// block of rows at a time while in cache, so the fp32 q, k, v are never written; the same bits again.
 #pragma once
 #include <vector>
 

@@ -1,13 +1,9 @@
 #include "quant/int8_linear.hpp"
 
-#include <algorithm>
 #include <cmath>
 #include <cstring>
 
-#include "engine/autograd.hpp"
 #include "engine/ops/creation.hpp"
-#include "kernels/parallel.hpp"
-#include "quant/qparams.hpp"
 
 namespace quench::quant {
 
