@@ -68,10 +68,10 @@ bool Int8Block::fused() {
   auto* fc1 = dynamic_cast<QuantizedLinear*>(mlp->child("fc1").get());
   auto* fc2 = dynamic_cast<QuantizedLinear*>(mlp->child("fc2").get());
   const int64_t D = attn->dim;
-  if (!qkv || !proj || !qkv->frozen_input_grid() || !proj->frozen_input_grid() || qkv->in_features != D ||
-      qkv->out_features != 3 * D || proj->in_features != D ||
-      proj->out_features != D || fc1->in_features != D || fc2->out_features != D ||
-      ln1->normalized_shape != Shape{D} || ln2->normalized_shape != Shape{D})
+  if (!qkv || !proj || !qkv->frozen_input_grid() || !proj->frozen_input_grid() ||
+      qkv->in_features != D || qkv->out_features != 3 * D || proj->in_features != D || proj->out_features != D ||
+      fc1->in_features != D || fc2->out_features != D || ln1->normalized_shape != Shape{D} ||
+      ln2->normalized_shape != Shape{D})
     return false;
   // The fused path reads the norms' parameters as raw rows (layer_norm's own checks do not run).
   for (const nn::LayerNorm* ln : {ln1, ln2}) {
