@@ -169,6 +169,9 @@ struct Avx2 {
 
   static const TileFn kTiles[4][6][2];
 
+  // No one-pass tile for M just above MR: 16 ymm registers hold no taller tile.
+  static constexpr int kSkinnyRows = 0;
+
   static constexpr int DMR = 3, DNR = 4;
   static DotFn dot(int mr, int nr) { return kDots[mr - 1][nr - 1]; }
   static const DotFn kDots[3][4];

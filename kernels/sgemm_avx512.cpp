@@ -168,6 +168,11 @@ struct Avx512 {
 
   static const TileFn kTiles[4][6][4];
 
+  // 8 rows x 3 zmm: 24 accumulators, 3 B loads and 8 broadcasts per k.
+  static constexpr int kSkinnyRows = 8, kSkinnyNV = 3;
+  static TileFn skinny(int mode, int mr, int nv) { return kSkinny[mode][mr - MR - 1][nv - 1]; }
+  static const TileFn kSkinny[2][2][3];
+
   static constexpr int DMR = 4, DNR = 6;
   static DotFn dot(int mr, int nr) { return kDots[mr - 1][nr - 1]; }
   static const DotFn kDots[4][6];
@@ -179,6 +184,10 @@ struct Avx512 {
 const TileFn Avx512::kTiles[4][6][4] = {QUENCH_ROWS(kPlain), QUENCH_ROWS(kMasked),
                                         QUENCH_ROWS(kPackOut), QUENCH_ROWS(kPackA)};
 #undef QUENCH_ROWS
+#undef QUENCH_ROW
+#define QUENCH_ROW(MB, R) {tile512<R, 1, MB>, tile512<R, 2, MB>, tile512<R, 3, MB>}
+const TileFn Avx512::kSkinny[2][2][3] = {{QUENCH_ROW(kPlain, 7), QUENCH_ROW(kPlain, 8)},
+                                         {QUENCH_ROW(kMasked, 7), QUENCH_ROW(kMasked, 8)}};
 #undef QUENCH_ROW
 #define QUENCH_ROW(R) {dot512<R, 1>, dot512<R, 2>, dot512<R, 3>, dot512<R, 4>, dot512<R, 5>, dot512<R, 6>}
 const DotFn Avx512::kDots[4][6] = {QUENCH_ROW(1), QUENCH_ROW(2), QUENCH_ROW(3), QUENCH_ROW(4)};

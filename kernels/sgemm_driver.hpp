@@ -10,6 +10,8 @@
 //   pack_b(...)           B^T block [kc, nc] (trans_b) into NR-wide panels [k][w] (w = panel width
 //                         rounded up to VL, zero padded)
 //   DMR, DNR, dot(mr, nr) the dot-product tile for NT with few rows (DotArgs below)
+//   kSkinnyRows, kSkinnyNV, skinny(mode, mr, nv)  the one-pass tile for MR < M <= kSkinnyRows
+//                         (gemm_skinny; kSkinnyRows <= MR alone: none)
 // Loop nest for one rectangle of C (one thread):
 //   jc over NC columns / pc over KC of K (B block packed, stays in L2) / ir over MR rows (A
 //   micro-panel, stays in L1) / jr over NR columns: tile. Packing happens inside the tiles where
@@ -272,6 +274,50 @@ void gemm_dot(const GemmArgs& g, int64_t n0, int64_t n1) {
   }
 }
 
+// M just above MR, where two MR-row micro-panels would each stream B: one pass of tiles of all M
+// rows (Arch::kSkinnyRows at most) by Arch::kSkinnyNV vectors, B read once in place, A in blocks of
+// kSkinnyKC that stay in L1 while every column tile passes (bench_gemm 8 x 768 x 768, nn and tn:
+// 1.05-1.3x the two panels).
+constexpr int64_t kSkinnyKC = 768;  // A block 8 x 768 x 4 B = 24 KiB, in a Zen 4's 32 KiB L1 too
+
+template <class Arch>
+void gemm_skinny(const GemmArgs& g, int64_t n0, int64_t n1) {
+  constexpr int VL = Arch::VL, W = Arch::kSkinnyNV * VL;
+  const int mr = static_cast<int>(g.M);
+  const int64_t kcb = cdiv(g.K, cdiv(g.K, kSkinnyKC));
+  TileArgs t{};
+  t.ldc = g.ldc, t.alpha = g.alpha;
+  for (int64_t pc = 0; pc < g.K; pc += kcb) {
+    t.kc = min64(kcb, g.K - pc);
+    t.beta = pc == 0 ? g.beta : 1.f;
+    if (g.ta)
+      t.a = g.A + pc * g.lda, t.a_rs = 1, t.a_cs = g.lda;
+    else
+      t.a = g.A + pc, t.a_rs = g.lda, t.a_cs = 1;
+    for (int64_t j = n0; j < n1; j += W) {
+      const int nr = static_cast<int>(min64(W, n1 - j));
+      const int nv = (nr + VL - 1) / VL;
+      t.last = nr - (nv - 1) * VL;
+      t.b = g.B + pc * g.ldb + j, t.b_rs = g.ldb;
+      t.c = g.C + j;
+      t.bias = pc == 0 && g.bias ? g.bias + j : nullptr;
+      Arch::skinny(t.last != VL ? kMasked : kPlain, mr, nv)(t);
+    }
+  }
+}
+
+// Runs body(n0, n1) over column ranges of whole width-wide tiles, one range per thread.
+template <class Body>
+void split_columns(int64_t N, int64_t width, int threads, const Body& body) {
+  const int64_t tiles = cdiv(N, width);
+  const int64_t parts = min64(threads, tiles);
+  if (parts <= 1) return body(0, N);
+  quench::kernels::parallel_for(parts, 1, [&](int64_t b, int64_t e) {
+    for (int64_t r = b; r < e; ++r)
+      body(min64(N, r * tiles / parts * width), min64(N, (r + 1) * tiles / parts * width));
+  });
+}
+
 // Splits C into one rectangle per thread (whole MR x NR tiles), choosing the grid that minimises
 // estimated per-thread time (multiply-adds plus packing). The split only changes who computes an
 // element, never how.
@@ -286,15 +332,12 @@ void gemm(const GemmArgs& g) {
   int threads = quench::kernels::in_parallel_region() ? 1 : quench::get_num_threads();
   // Below ~2 M multiply-adds waking the pool costs more than it saves.
   if (g.M * g.N * g.K < (int64_t(1) << 21)) threads = 1;
-  if (!g.ta && g.tb && g.M <= kDotMaxM) {
-    const int64_t tiles = cdiv(g.N, Arch::DNR);
-    const int64_t parts = min64(threads, tiles);
-    if (parts <= 1) return gemm_dot<Arch>(g, 0, g.N);
-    quench::kernels::parallel_for(parts, 1, [&](int64_t b, int64_t e) {
-      for (int64_t r = b; r < e; ++r)
-        gemm_dot<Arch>(g, min64(g.N, r * tiles / parts * Arch::DNR), min64(g.N, (r + 1) * tiles / parts * Arch::DNR));
-    });
-    return;
+  if (!g.ta && g.tb && g.M <= kDotMaxM)
+    return split_columns(g.N, Arch::DNR, threads, [&](int64_t n0, int64_t n1) { gemm_dot<Arch>(g, n0, n1); });
+  if constexpr (Arch::kSkinnyRows > MR) {
+    if (!g.tb && g.M > MR && g.M <= Arch::kSkinnyRows)
+      return split_columns(g.N, Arch::kSkinnyNV * Arch::VL, threads,
+                           [&](int64_t n0, int64_t n1) { gemm_skinny<Arch>(g, n0, n1); });
   }
   const int64_t tiles_m = cdiv(g.M, MR), tiles_n = cdiv(g.N, NR);
   // Rectangle r of a tm x tn grid: whole tiles, the rows and columns split as evenly as they go.

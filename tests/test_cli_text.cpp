@@ -313,6 +313,7 @@ TEST_CASE("cli tool: train / eval / classify / quantize / distill / vocab with -
   CHECK(out.find("agree on") != std::string::npos);
   REQUIRE(run_text_tool("eval " + dir.file("kd/int8.safetensors"), out) == 0);
   CHECK(out.find("int8 BERT") != std::string::npos);
+  CHECK(out.find("32 texts") != std::string::npos);  // the teacher's test data, recorded in the recipe
 
   // W4A8: 4-bit weights through quantize and distill, and the report's low-bit rows beside int8's.
   REQUIRE(run_text_tool("quantize " + best + " --weight-bits 4 --calib-batches 4 -b 8 -q --out " +

@@ -152,8 +152,9 @@ TEST_CASE("sgemm: every path matches the double reference over edge shapes and l
 
 TEST_CASE("sgemm: blocked shapes cross the KC, NC and MC blocks and the thread split") {
   // K > KC (256), N > NC (512), M > MC (96, A packed when stored transposed), primes; small M with
-  // large N and K (B read in place or packed per thread).
-  const int64_t shapes[][3] = {{97, 521, 529}, {8, 600, 300}, {32, 130, 770}, {131, 67, 260}};
+  // large N and K (B read in place or packed per thread); 8 rows over three K blocks of the one-pass
+  // tiles.
+  const int64_t shapes[][3] = {{97, 521, 529}, {8, 600, 300}, {32, 130, 770}, {131, 67, 260}, {8, 70, 1700}};
   int n = 0;
   for (auto& s : shapes)
     for (int t = 0; t < 4; ++t) {
@@ -236,7 +237,7 @@ TEST_CASE("sgemm: results are bit-identical for 1 and 2 threads and inside a par
 TEST_CASE("sgemm: the bias epilogue rounds exactly as C pre-filled with the bias and beta == 1") {
   // Shapes reach every tile kind: NT with few rows (dot tiles), K over several KC blocks (the bias
   // only in the first), ragged N (masked last vectors), K == 0 (C = bias).
-  const int64_t shapes[][3] = {{7, 65, 50}, {20, 33, 300}, {50, 130, 700}, {97, 17, 3}, {5, 9, 0}};
+  const int64_t shapes[][3] = {{7, 65, 50}, {8, 70, 1600}, {20, 33, 300}, {50, 130, 700}, {97, 17, 3}, {5, 9, 0}};
   IsaRestore restore;
   int n = 0;
   for (Isa isa : runnable_isas()) {

@@ -51,13 +51,18 @@ TextHooks make_hooks(ProgressBar* bar) {
   return h;
 }
 
-// The data a text checkpoint was trained on (its "train" record), unless --data / --test-data say.
+// The data a text checkpoint was trained on (the "train" record of a teacher, the "recipe" record of
+// a quantized or distilled model), unless --data / --test-data say.
 TextDataOptions data_for(const CLI::App& sub, const TextModel& m, const TextArgs& t) {
   TextDataOptions d;
-  auto it = m.metadata.find("train");
-  if (it != m.metadata.end()) {
+  for (const char* record : {"train", "recipe"}) {
+    auto it = m.metadata.find(record);
+    if (it == m.metadata.end()) continue;
     nlohmann::json j = nlohmann::json::parse(it->second, nullptr, false);
-    if (!j.is_discarded() && j.contains("data")) d = text_data_options_from_json(j.at("data"));
+    if (!j.is_discarded() && j.contains("data")) {
+      d = text_data_options_from_json(j.at("data"));
+      break;
+    }
   }
   if (!t.data.empty()) {
     d = TextDataOptions{};
@@ -265,7 +270,8 @@ int run_text_compress(const CLI::App& sub, const std::string& method, const std:
                    !was_given(sub, "--hidden"),
                method, " --task text: the student is a copy of the teacher; drop --dim / --depth / --heads / --hidden");
   o.weights = weights;
-  TextSplits data = load_text_data(data_for(sub, teacher, t));
+  o.data = data_for(sub, teacher, t);
+  TextSplits data = load_text_data(o.data);
   QUENCH_CHECK(data.train.classes == teacher.classes, checkpoint, ": the data's classes differ from the model's");
   dist::ProcessGroup& pg = dist::ProcessGroup::world();
   ProgressBar bar(quiet || !pg.is_main() ? nullptr : stderr, ProgressBar::stderr_is_tty());

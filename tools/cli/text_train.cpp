@@ -88,7 +88,8 @@ nlohmann::json to_json(const TextCompressOptions& o) {
           {"freeze_observers_epoch", o.freeze_observers_epoch},
           {"qat_calib_batches", o.qat_calib_batches},
           {"seed", o.seed},
-          {"weights", o.weights.to_json()}};
+          {"weights", o.weights.to_json()},
+          {"data", to_json(o.data)}};
 }
 
 namespace {

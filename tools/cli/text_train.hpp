@@ -85,6 +85,7 @@ struct TextCompressOptions {
   int64_t qat_calib_batches = 0;  // QAT: calibrate the observers on this many batches first (0: none)
   uint64_t seed = 0;
   WeightPrecision weights;        // 8 bits per channel; 4 or fewer: packed int4 layers (W4A8)
+  TextDataOptions data;           // where the splits came from: recorded, so eval finds them again
 };
 nlohmann::json to_json(const TextCompressOptions& o);
 
