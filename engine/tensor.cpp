@@ -2,11 +2,9 @@
 
 #include <atomic>
 #include <cmath>
-#include <cstdlib>
 #include <cstring>
 #include <functional>
 #include <iomanip>
-#include <new>
 #include <numeric>
 #include <sstream>
 
